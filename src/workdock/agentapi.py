@@ -1,0 +1,306 @@
+"""Wire models of the agent's HTTP API and an async client for it.
+
+The agent serves these shapes (``workdock.agent``); the chat server and the CLI
+read them through :class:`AgentClient`. Keeping both sides on one set of models
+is what keeps them in step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx2
+from pydantic import BaseModel, ConfigDict, Field
+
+ServerState = Literal["connecting", "ready", "restarting", "failed", "disabled"]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---- MCP tools -----------------------------------------------------------------------------------
+
+
+class ToolInfo(WireModel):
+    server_name: str
+    name: str
+    original_name: str
+    description: str = ""
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    required: list[str] = Field(default_factory=list)
+    input_schema: dict[str, Any] = Field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True)
+
+
+class ToolList(WireModel):
+    version: str
+    tools: list[ToolInfo] = Field(default_factory=list)
+
+
+class CallToolRequest(WireModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    tool_name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    timeout_ms: int | None = Field(default=None, gt=0, le=600_000)
+
+
+class ContentBlock(WireModel):
+    """One piece of a tool result; which fields are set depends on ``type``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text", "image", "audio", "resource", "resource_link"]
+    text: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    uri: str | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+class CallToolResult(WireModel):
+    content: list[ContentBlock] = Field(default_factory=list)
+    is_error: bool = False
+    structured_content: Any = None
+
+
+class ServerStatus(WireModel):
+    name: str
+    transport: Literal["stdio", "http", "sse"] | None = None
+    state: ServerState
+    tool_count: int = 0
+    error: str | None = None
+    stderr_tail: list[str] = Field(default_factory=list)
+    restarts: int = 0
+    protocol_version: str | None = None
+    config_file: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ConfigFileStatus(WireModel):
+    path: str
+    state: Literal["loaded", "missing", "invalid"]
+    error: str | None = None
+
+
+class ServerList(WireModel):
+    servers: list[ServerStatus] = Field(default_factory=list)
+    config_files: list[ConfigFileStatus] = Field(default_factory=list)
+
+
+class ErrorBody(WireModel):
+    message: str
+    detail: str | None = None
+
+
+# ---- workspace operations (spec/chat.md section 5) -------------------------------------------------
+# Requests are strict: a number where a path belongs is a 400, not a file named "42".
+
+
+class ReadFileRequest(WireModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    path: str = Field(min_length=1, description="relative to the workspace dir unless absolute")
+    offset: int = Field(default=0, ge=0, description="lines to skip from the start of the file")
+    limit: int = Field(default=2000, gt=0, description="at most this many lines")
+
+
+class ReadFileResult(WireModel):
+    path: str
+    content: str
+    total_lines: int
+    offset: int
+    lines: int = Field(description="lines in content")
+    next_offset: int | None = Field(description="offset to read on from; null at the end of the file")
+    truncated: bool = Field(description="the file goes on past content (limit or size cap)")
+    invalid_utf8: bool = Field(default=False, description="bytes that are not UTF-8 were replaced by U+FFFD")
+    size: int = Field(description="file size in bytes")
+
+
+class WriteFileRequest(WireModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    path: str = Field(min_length=1)
+    content: str
+
+
+class WriteFileResult(WireModel):
+    path: str
+    bytes_written: int
+    created: bool
+
+
+class FileEdit(WireModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    old: str = Field(min_length=1)
+    new: str
+    replace_all: bool = False
+
+
+class EditFileRequest(WireModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    path: str = Field(min_length=1)
+    edits: list[FileEdit] = Field(min_length=1)
+
+
+class EditFileResult(WireModel):
+    path: str
+    diff: str = Field(description="unified diff of the change")
+    replacements: int
+
+
+class ExecRequest(WireModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    command: str = Field(min_length=1)
+    cwd: str | None = None
+    timeout_ms: int | None = Field(default=None, gt=0, le=600_000,
+                                   description="default 60000 in the foreground, none in the background")
+    background: bool = False
+
+
+class ExecResult(WireModel):
+    exit_code: int = Field(description="128 + signal number when a signal ended the command")
+    output: str = Field(description="stdout and stderr interleaved")
+    truncated: bool
+    timed_out: bool = False
+    signal: str | None = Field(default=None, description="the signal that ended the command")
+    duration_ms: int
+
+
+class ProcessStarted(WireModel):
+    process_id: str
+
+
+class ProcessInfo(WireModel):
+    id: str
+    command: str
+    cwd: str
+    pid: int
+    background: bool
+    running: bool
+    exit_code: int | None = None
+    signal: str | None = None
+    timed_out: bool = False
+    started_at: datetime
+    finished_at: datetime | None = None
+    output_bytes: int
+
+
+class ProcessList(WireModel):
+    processes: list[ProcessInfo] = Field(default_factory=list)
+
+
+class ProcessOutput(WireModel):
+    id: str
+    output: str
+    offset: int = Field(description="byte offset of output in the process's whole output")
+    next_offset: int = Field(description="byte offset to read on from")
+    truncated: bool = Field(description="bytes between the requested offset and next_offset are missing")
+    running: bool
+    exit_code: int | None = None
+    signal: str | None = None
+    timed_out: bool = False
+
+
+class SignalRequest(WireModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    signal: Literal["TERM", "KILL", "INT"]
+
+
+# ---- client --------------------------------------------------------------------------------------
+
+
+class AgentError(Exception):
+    """The agent answered with an error status (or could not be reached: ``status`` 0)."""
+
+    def __init__(self, status: int, message: str, detail: str | None = None) -> None:
+        super().__init__(f"{message}: {detail}" if detail else message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+class AgentClient:
+    """Talks to one agent. Reuses one keep-alive connection pool; close with ``aclose``."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0,
+                 transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx2.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, *, json: Any = None,
+                       params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                       timeout: float | None = None, ok: tuple[int, ...] = (200,)) -> httpx2.Response:
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = timeout
+        try:
+            response = await self._http.request(method, path, json=json, params=params, headers=headers,
+                                                **extra)
+        except httpx2.TimeoutException as exc:
+            raise AgentError(0, "agent did not answer in time", f"{self.base_url}: {exc!r}") from exc
+        except httpx2.TransportError as exc:
+            raise AgentError(0, "agent unreachable", f"{self.base_url}: {exc}") from exc
+        if response.status_code not in ok:
+            try:
+                body = ErrorBody.model_validate_json(response.content)
+                raise AgentError(response.status_code, body.message, body.detail)
+            except ValueError:
+                raise AgentError(response.status_code, f"HTTP {response.status_code}",
+                                 response.text[:500]) from None
+        return response
+
+    async def healthz(self, *, timeout: float | None = None) -> bool:
+        response = await self._request("GET", "/healthz", timeout=timeout)
+        return response.json().get("status") == "ok"
+
+    async def list_tools(self, *, refresh: bool = False, etag: str | None = None,
+                         timeout: float | None = None) -> ToolList | None:
+        """The agent's catalog; ``None`` when ``etag`` is still current (304)."""
+        headers = {"If-None-Match": etag} if etag else None
+        params = {"refresh": "true"} if refresh else None
+        response = await self._request("GET", "/api/v0/mcp/tools", params=params, headers=headers,
+                                       timeout=timeout, ok=(200, 304))
+        if response.status_code == 304:
+            return None
+        return ToolList.model_validate_json(response.content)
+
+    async def call_tool(self, tool_name: str, arguments: dict[str, Any] | None = None, *,
+                        timeout_ms: int | None = None) -> CallToolResult:
+        body: dict[str, Any] = {"tool_name": tool_name, "arguments": arguments or {}}
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        # The HTTP wait outlasts the agent's own timeout so the agent's 504 is what we see.
+        wait = (timeout_ms or 600_000) / 1000 + 10
+        response = await self._request("POST", "/api/v0/mcp/call-tool", json=body, timeout=wait)
+        return CallToolResult.model_validate_json(response.content)
+
+    async def servers(self, *, timeout: float | None = None) -> ServerList:
+        response = await self._request("GET", "/api/v0/mcp/servers", timeout=timeout)
+        return ServerList.model_validate_json(response.content)
+
+    # ---- workspace operations (spec/chat.md section 5) ---------------------------------------------

@@ -1,0 +1,269 @@
+"""``workdock``: the command line (agent, its client commands, and the chat server's)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workdock import __version__, agentapi
+from workdock.agent.token import TOKEN_ENV, agent_token, default_token_file, read_token
+
+app = typer.Typer(
+    name="workdock",
+    help="Bring a workspace's own MCP servers (.mcp.json) into AI chat.",
+    no_args_is_help=True,
+    add_completion=True,
+    rich_markup_mode="rich",
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_AGENT_LISTEN = "127.0.0.1:4571"
+AGENT_URL_ENV = "WORKDOCK_AGENT_URL"
+
+
+def parse_listen(value: str, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``HOST`` → (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value or "127.0.0.1", default_port
+    try:
+        number = int(port)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: the port must be a number (HOST:PORT)") from None
+    if not 0 <= number <= 65535:
+        raise typer.BadParameter(f"{value!r}: the port must be between 0 and 65535")
+    return host.strip("[]") or "127.0.0.1", number
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    # The HTTP stacks' per-request lines are noise at INFO.
+    for noisy in ("httpx2", "httpcore", "mcp", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+
+
+def fail(message: str, hint: str | None = None) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    if hint:
+        err.print(f"[dim]{hint}[/]")
+    raise typer.Exit(1)
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    if version:
+        out.print(f"workdock {__version__}")
+        raise typer.Exit()
+
+
+# ---- the agent -----------------------------------------------------------------------------------
+
+
+@app.command()
+def agent(
+    dir: Annotated[Path, typer.Option("--dir", help="The workspace directory (its .mcp.json is read).",
+                                      exists=True, file_okay=False, resolve_path=True)] = Path("."),
+    listen: Annotated[str, typer.Option(help="HOST:PORT to serve the API on.")] = DEFAULT_AGENT_LISTEN,
+    config: Annotated[list[Path] | None, typer.Option(
+        "--config", help="Extra config file, read before the workspace's .mcp.json (repeatable; "
+                         "the first file declaring a server name wins).")] = None,
+    user_config: Annotated[bool, typer.Option(help="Also read ~/.mcp.json (after the others).")] = False,
+    connect_timeout: Annotated[float, typer.Option(help="Seconds each server gets to connect.", min=0.1)] = 30.0,
+    token_file: Annotated[Path | None, typer.Option(
+        help=f"File holding the API token (used when {TOKEN_ENV} is not set).")] = None,
+    workspace_ops: Annotated[bool, typer.Option(
+        "--workspace-ops/--no-workspace-ops",
+        help="Serve the file and command endpoints for the chat's built-in tools.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")] = False,
+) -> None:
+    """Run the workspace agent: start every server in .mcp.json and serve their tools over HTTP.
+
+    The token comes from $WORKDOCK_AGENT_TOKEN, else --token-file, else a new one is made and
+    written to $XDG_STATE_HOME/workdock/agent.token (mode 0600).
+    """
+    from workdock.agent.runtime import AgentSettings
+    from workdock.agent.serve import serve_agent
+
+    setup_logging(verbose)
+    host, port = parse_listen(listen, 4571)
+    try:
+        token, written = agent_token(token_file)
+    except FileNotFoundError:
+        fail(f"token file {token_file} does not exist")
+    settings = AgentSettings(workspace=dir, token=token, host=host, port=port, config_files=tuple(config or ()),
+                             user_config=user_config, connect_timeout=connect_timeout, workspace_ops=workspace_ops)
+    if written:
+        err.print(f"agent token written to {written}")
+    err.print(f"workdock agent for {dir} on http://{host}:{port}")
+    anyio.run(serve_agent, settings)
+
+
+# ---- client commands -----------------------------------------------------------------------------
+
+AgentUrl = Annotated[str, typer.Option("--agent", envvar=AGENT_URL_ENV, help="The agent's base URL.")]
+TokenFile = Annotated[Path | None, typer.Option(help=f"File holding the agent token (else ${TOKEN_ENV}, "
+                                                     "else the agent's default token file).")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print the raw JSON response.")]
+
+
+def _client_token(token_file: Path | None) -> str:
+    try:
+        token = read_token(token_file)
+    except FileNotFoundError:
+        fail(f"token file {token_file} does not exist")
+    if not token:
+        fail("no agent token", f"set {TOKEN_ENV}, pass --token-file, or start the agent once so it writes "
+                               f"{default_token_file()}")
+    return token
+
+
+def _with_agent(url: str, token_file: Path | None, work: Any) -> Any:
+    async def run() -> Any:
+        async with agentapi.AgentClient(url, _client_token(token_file)) as client:
+            return await work(client)
+
+    try:
+        return anyio.run(run)
+    except agentapi.AgentError as exc:
+        hint = "is `workdock agent` running there?" if exc.status == 0 else None
+        fail(str(exc), hint)
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+@app.command()
+def tools(agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}", token_file: TokenFile = None,
+          json_out: JsonOut = False,
+          refresh: Annotated[bool, typer.Option(help="Re-read the config and re-list every server first.")] = False,
+          ) -> None:
+    """List the tools the agent offers (name, server, description)."""
+    listing: agentapi.ToolList = _with_agent(agent, token_file, lambda c: c.list_tools(refresh=refresh))
+    if json_out:
+        _print_json(listing.model_dump(mode="json", by_alias=True))
+        return
+    table = Table(title=f"{len(listing.tools)} tools (catalog version {listing.version})", title_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("server")
+    table.add_column("description")
+    for tool in listing.tools:
+        table.add_row(tool.name, tool.server_name, (tool.description or "").strip().split("\n")[0])
+    out.print(table)
+
+
+def _parse_arguments(args_json: str | None, pairs: list[str]) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    if args_json:
+        try:
+            parsed = json.loads(args_json)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"--args is not JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise typer.BadParameter("--args must be a JSON object")
+        arguments.update(parsed)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"-a {pair!r}: expected key=value")
+        try:
+            arguments[key] = json.loads(raw)  # numbers, booleans, objects...
+        except json.JSONDecodeError:
+            arguments[key] = raw  # ...and anything else as a plain string
+    return arguments
+
+
+def _print_result(result: agentapi.CallToolResult) -> None:
+    for block in result.content:
+        if block.type == "text":
+            out.print(block.text, markup=False, highlight=False)
+        elif block.type == "resource" and block.text is not None:
+            out.print(f"[dim]resource {block.uri} ({block.media_type or 'text'}):[/]")
+            out.print(block.text, markup=False, highlight=False)
+        elif block.type == "resource_link":
+            out.print(f"[dim]link:[/] {block.name or ''} {block.uri}", highlight=False)
+        else:
+            size = len(block.data or "") * 3 // 4
+            out.print(f"[dim][{block.type} {block.media_type or ''}, {size} bytes{' ' + block.uri if block.uri else ''}][/]")
+    if result.structured_content is not None:
+        out.print("[dim]structured content:[/]")
+        _print_json(result.structured_content)
+
+
+@app.command()
+def call(
+    name: Annotated[str, typer.Argument(help="The tool's offered name, e.g. github__create_issue.")],
+    args: Annotated[str | None, typer.Option("--args", help="Arguments as one JSON object.")] = None,
+    arg: Annotated[list[str] | None, typer.Option(
+        "--arg", "-a", help="One argument as key=value (value parsed as JSON when it is JSON; repeatable).")] = None,
+    timeout_ms: Annotated[int | None, typer.Option(help="Call timeout in ms (default: server's, else 60000).",
+                                                   min=1, max=600_000)] = None,
+    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}", token_file: TokenFile = None, json_out: JsonOut = False,
+) -> None:
+    """Call a tool through the agent. Exits non-zero on an error or when the tool reports is_error."""
+    arguments = _parse_arguments(args, arg or [])
+    result: agentapi.CallToolResult = _with_agent(
+        agent, token_file, lambda c: c.call_tool(name, arguments, timeout_ms=timeout_ms))
+    if json_out:
+        _print_json(result.model_dump(mode="json", exclude_none=True))
+    else:
+        _print_result(result)
+    if result.is_error:
+        err.print("[bold red]the tool reported an error[/]")
+        raise typer.Exit(1)
+
+
+_STATE_STYLE = {"ready": "green", "connecting": "yellow", "restarting": "yellow", "failed": "red",
+                "disabled": "dim"}
+
+
+@app.command()
+def status(agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}", token_file: TokenFile = None,
+           json_out: JsonOut = False,
+           lines: Annotated[int, typer.Option(help="stderr lines to show per server that is not ready.")] = 10,
+           ) -> None:
+    """Show every server's state, errors and stderr tail, and the config files read."""
+    listing: agentapi.ServerList = _with_agent(agent, token_file, lambda c: c.servers())
+    if json_out:
+        _print_json(listing.model_dump(mode="json"))
+        return
+    table = Table(title="servers", title_justify="left")
+    for column in ("name", "transport", "state", "tools", "restarts", "protocol", "error"):
+        table.add_column(column)
+    for server in listing.servers:
+        style = _STATE_STYLE.get(server.state, "")
+        table.add_row(server.name, server.transport or "", f"[{style}]{server.state}[/]", str(server.tool_count),
+                      str(server.restarts), server.protocol_version or "", server.error or "")
+    out.print(table)
+    for server in listing.servers:
+        for warning in server.warnings:
+            out.print(f"[yellow]{server.name}: {warning}[/]", highlight=False)
+        if server.state != "ready" and server.stderr_tail and lines > 0:
+            out.print(f"[bold]{server.name}[/] stderr (last {min(lines, len(server.stderr_tail))} lines):")
+            for line in server.stderr_tail[-lines:]:
+                out.print(f"  {line}", markup=False, highlight=False)
+    for file in listing.config_files:
+        note = f": {file.error}" if file.error else ""
+        style = {"loaded": "green", "missing": "dim", "invalid": "red"}[file.state]
+        out.print(f"config [{style}]{file.state}[/] {file.path}{note}", highlight=False)
+
+
+def main() -> None:
+    # Typer shows rich tracebacks with locals by default: they could print secrets. Keep them plain.
+    os.environ.setdefault("_TYPER_STANDARD_TRACEBACK", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""One upstream MCP server: connect, list, call, supervise, reconnect.
+
+Each connection has exactly one owner task (:meth:`Connection.run`): it opens
+the transport and session, lists the tools, serves until the server is lost,
+closes everything it opened, and tries again with backoff. Closing an anyio
+session from any other task fails, so nothing else ever closes it; other tasks
+only *call* through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
+
+from workdock import __version__
+from workdock.agentapi import ServerState
+from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
+from workdock.mcp.stdio import stdio_transport
+
+logger = logging.getLogger(__name__)
+
+STDERR_TAIL_LINES = 50
+MAX_BACKOFF = 60.0
+MAX_TOOL_PAGES = 1000  # a server whose cursor never ends cannot hang the listing
+_CLIENT_INFO = types.Implementation(name="workdock", version=__version__)
+# Transport-level failures: the server is gone, not merely answering with an error.
+_LOST_ERRORS = (httpx2.TransportError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+class HubError(Exception):
+    """A call could not be answered by the server; ``status`` is the agent API's HTTP status."""
+
+    status = 502
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ToolNotFound(HubError):
+    status = 404
+
+
+class ServerUnavailable(HubError):
+    status = 502
+
+
+class UpstreamError(HubError):
+    status = 502
+
+
+class CallTimeout(HubError):
+    status = 504
+
+
+def backoff_delay(failures: int) -> float:
+    """1 s, doubling per consecutive failure, capped at 60 s."""
+    return min(MAX_BACKOFF, 2.0 ** max(0, failures - 1))
+
+
+class Connection:
+    """A server's live state; :meth:`run` is its owner task."""
+
+    def __init__(self, entry: Entry, *, workspace: Path, connect_timeout: float,
+                 on_change: Callable[[], None]) -> None:
+        self.entry = entry
+        self.workspace = workspace
+        self.connect_timeout = connect_timeout
+        self._on_change = on_change
+        self.state: ServerState = "failed" if isinstance(entry, InvalidEntry) else (
+            "disabled" if entry.disabled else "connecting")
+        self.error: str | None = entry.error if isinstance(entry, InvalidEntry) else None
+        self.tools: tuple[types.Tool, ...] = ()
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self.restarts = 0
+        self.protocol_version: str | None = None
+        self._client: Client | None = None
+        self._lost = anyio.Event()
+        self._refresh_wanted = anyio.Event()
+        self._listed = anyio.Event()  # set after each completed listing; `refresh` waits on it
+        # The era found on the first connect, reused on reconnects so a legacy server
+        # never pays the server/discover probe's timeout again.
+        self._mode: str = "auto"
+        self._prior_discover: types.DiscoverResult | None = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def spec(self) -> ServerSpec | None:
+        return self.entry if isinstance(self.entry, ServerSpec) else None
+
+    # ---- the owner task -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, serve, and come back after every loss, until cancelled."""
+        spec = self.spec
+        if spec is None or spec.disabled:
+            return  # invalid or disabled: shown in status, never started
+        failures = 0
+        while True:
+            ready_since = await self._session_once(spec)
+            if ready_since is not None and time.monotonic() - ready_since >= MAX_BACKOFF:
+                failures = 0  # it ran well for a while: a new loss starts the backoff over
+            failures += 1
+            delay = backoff_delay(failures)
+            if self.state == "ready":
+                self.state = "restarting"
+            if self.state == "restarting":
+                logger.warning("server %s: lost; restarting in %.0f s", self.name, delay)
+            else:
+                logger.warning("server %s: failed: %s (retrying in %.0f s)", self.name, self.error, delay)
+            self._changed()
+            await anyio.sleep(delay)
+            if self.state == "failed":
+                self.state = "connecting"
+                self._changed()
+
+    async def _session_once(self, spec: ServerSpec) -> float | None:
+        """One connection's life; returns when it is over (the monotonic time it became ready, if it did)."""
+        self._lost = anyio.Event()
+        ready_since: float | None = None
+        budget = anyio.CancelScope(deadline=anyio.current_time() + self.connect_timeout)
+        try:
+            with budget:
+                async with self._open_client(spec) as client:
+                    tools = await self._list_tools(client)
+                    budget.deadline = math.inf  # connected: the connect budget no longer applies
+                    self._became_ready(client, tools)
+                    ready_since = time.monotonic()
+                    await self._serve(client)
+            if budget.cancelled_caught:
+                self._connect_failed(f"no answer within the connect budget of {self.connect_timeout:g} s",
+                                     reset_era=False)
+        except Exception as exc:  # noqa: BLE001 - any failure of one server is reported, never raised
+            if ready_since is None:
+                self._connect_failed(_describe(exc), reset_era=True)
+            else:
+                logger.info("server %s: session ended: %s", self.name, _describe(exc))
+        finally:
+            self._client = None
+        if ready_since is not None:
+            self.restarts += 1
+        return ready_since
+
+    def _became_ready(self, client: Client, tools: tuple[types.Tool, ...]) -> None:
+        self._client = client
+        self.protocol_version = client.protocol_version
+        if self._mode == "auto":
+            if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                self._mode = self.protocol_version
+                self._prior_discover = client.session.discover_result
+            else:
+                self._mode = "legacy"
+        self.tools = tools
+        self.state = "ready"
+        self.error = None
+        self._listed.set()
+        logger.info("server %s: ready (%d tools, protocol %s)", self.name, len(tools), self.protocol_version)
+        self._changed()
+
+    def _connect_failed(self, error: str, *, reset_era: bool) -> None:
+        if self.state != "restarting":
+            self.state = "failed"
+        self.error = error
+        if reset_era:
+            # The server may have changed era since; probe again next time.
+            self._mode, self._prior_discover = "auto", None
+
+    async def _serve(self, client: Client) -> None:
+        """Keep the tool list current until the server is lost."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._refresh_on_request, client)
+            if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                tg.start_soon(self._listen_for_changes, client)
+            await self._lost.wait()
+            tg.cancel_scope.cancel()
+
+    async def _refresh_on_request(self, client: Client) -> None:
+        while True:
+            await self._refresh_wanted.wait()
+            self._refresh_wanted = anyio.Event()
+            try:
+                tools = await self._list_tools(client)
+            except MCPError as exc:
+                logger.warning("server %s: re-listing tools failed: %s", self.name, exc)
+                self._listed.set()
+                continue
+            except _LOST_ERRORS:
+                self._lost.set()
+                return
+            changed = tools != self.tools
+            self.tools = tools
+            self._listed.set()
+            if changed:
+                logger.info("server %s: tool list changed (%d tools)", self.name, len(tools))
+                self._changed()
+
+    async def _listen_for_changes(self, client: Client) -> None:
+        """On the 2026-07-28 era, list_changed arrives only on a ``subscriptions/listen`` stream."""
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _event in subscription:
+                    self.request_refresh()
+        except (ListenNotSupportedError, MCPError, SubscriptionLost, TimeoutError) as exc:
+            logger.info("server %s: no change notifications: %s", self.name, exc)
+
+    @asynccontextmanager
+    async def _open_client(self, spec: ServerSpec) -> AsyncIterator[Client]:
+        async with AsyncExitStack() as stack:
+            if spec.transport == "stdio":
+                assert spec.command is not None
+                cwd = self.workspace / spec.cwd if spec.cwd else self.workspace
+                transport: Any = stdio_transport(spec.command, spec.args, cwd=cwd, env=spec.env,
+                                                 on_stderr=self._on_stderr, on_closed=self._lost.set)
+            elif spec.transport == "http":
+                assert spec.url is not None
+                http = await stack.enter_async_context(create_mcp_http_client(headers=dict(spec.headers or {})))
+                transport = streamable_http_client(spec.url, http_client=http)
+            else:
+                assert spec.url is not None
+                transport = sse_client(spec.url, headers=dict(spec.headers or {}))
+            client = Client(transport, mode=self._mode, prior_discover=self._prior_discover,
+                            message_handler=self._on_message, client_info=_CLIENT_INFO, cache=None)
+            yield await stack.enter_async_context(client)
+
+    async def _list_tools(self, client: Client) -> tuple[types.Tool, ...]:
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        for _ in range(MAX_TOOL_PAGES):
+            page = await client.session.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
+            tools.extend(page.tools)
+            if not page.next_cursor or page.next_cursor == cursor:
+                break
+            cursor = page.next_cursor
+        return tuple(tools)
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            self.request_refresh()
+        elif isinstance(message, Exception):
+            logger.info("server %s: transport: %s", self.name, _describe(message))
+
+    def _on_stderr(self, line: str) -> None:
+        self.stderr_tail.append(line)
+        logger.debug("server %s stderr: %s", self.name, line)
+
+    def _changed(self) -> None:
+        self._on_change()
+
+    # ---- used by other tasks --------------------------------------------------------------------
+
+    def request_refresh(self) -> None:
+        self._refresh_wanted.set()
+
+    async def refresh(self, timeout: float) -> None:
+        """Re-list this server's tools and wait (at most ``timeout``) for the new list."""
+        if self.state != "ready":
+            return
+        self._listed = anyio.Event()
+        self.request_refresh()
+        with anyio.move_on_after(timeout):
+            await self._listed.wait()
+
+    async def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> types.CallToolResult:
+        client = self._client
+        if client is None or self.state != "ready":
+            reason = f": {self.error}" if self.error else ""
+            raise ServerUnavailable(f"server {self.name!r} is {self.state}{reason}")
+        request = types.CallToolRequest(params=types.CallToolRequestParams(name=tool, arguments=arguments))
+        try:
+            # Not ClientSession.call_tool: it validates structuredContent against the tool's
+            # outputSchema (and may re-list to do so); a proxy passes results through as they are.
+            return await client.session.send_request(request, types.CallToolResult,
+                                                     request_read_timeout_seconds=timeout)
+        except MCPError as exc:
+            if exc.error.code == types.REQUEST_TIMEOUT:
+                raise CallTimeout(f"tool {tool!r} on server {self.name!r} did not answer within {timeout:g} s"
+                                  " (the server was sent notifications/cancelled)") from exc
+            if exc.error.code == types.CONNECTION_CLOSED:
+                self._lost.set()
+                raise ServerUnavailable(f"server {self.name!r} closed the connection during the call") from exc
+            raise UpstreamError(f"server {self.name!r} answered with an error: {exc.error.message} "
+                                f"(code {exc.error.code})") from exc
+        except ValidationError as exc:
+            raise UpstreamError(f"server {self.name!r} sent a result that is not a valid tool result: "
+                                f"{exc.error_count()} problems") from exc
+        except _LOST_ERRORS as exc:
+            self._lost.set()
+            raise ServerUnavailable(f"server {self.name!r} is unreachable: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason, looking through exception groups to the first real cause."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {exc.filename}"
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 500 else text[:500] + "…"

@@ -1,0 +1,219 @@
+"""All servers of one source of specs: reconcile, catalog, route calls.
+
+The agent's hub gets its specs from ``.mcp.json`` files; the chat server's hub
+from the admin's database rows. Everything else is the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup
+
+from workdock.agentapi import ServerStatus
+from workdock.mcp import naming
+from workdock.mcp.config import Entry, ServerSpec
+from workdock.mcp.connection import (
+    CallTimeout,
+    Connection,
+    HubError,
+    ServerUnavailable,
+    ToolNotFound,
+    UpstreamError,
+)
+
+__all__ = ["Hub", "Catalog", "CatalogTool", "HubError", "ToolNotFound", "ServerUnavailable",
+           "UpstreamError", "CallTimeout"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CALL_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class CatalogTool:
+    server: str
+    name: str  # the offered name, "<server>__<tool>", LLM-safe and unique
+    original_name: str
+    tool: types.Tool
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: int
+    tools: tuple[CatalogTool, ...]  # of ready servers, sorted by name
+
+
+@dataclass(frozen=True)
+class _Route:
+    connection: Connection
+    original_name: str
+
+
+class _Running:
+    """A connection with the cancel scope that stops its owner task."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+
+    async def run(self) -> None:
+        try:
+            with self.scope:
+                await self.connection.run()
+        finally:
+            self.done.set()
+
+    async def stop(self) -> None:
+        self.scope.cancel()
+        await self.done.wait()
+
+
+class Hub:
+    def __init__(self, *, workspace: Path | None = None, connect_timeout: float = 30.0) -> None:
+        self.workspace = (workspace or Path.cwd()).resolve()
+        self.connect_timeout = connect_timeout
+        self._running: dict[str, _Running] = {}
+        self._task_group: TaskGroup | None = None
+        self._catalog = Catalog(version=0, tools=())
+        self._routes: dict[str, _Route] = {}
+        self._naming_warnings: dict[str, list[str]] = {}
+        self._changed = anyio.Event()
+
+    async def __aenter__(self) -> Hub:
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> bool | None:
+        assert self._task_group is not None
+        with anyio.CancelScope(shield=True):
+            await self._stop_all(list(self._running.values()))
+        self._running.clear()
+        self._task_group.cancel_scope.cancel()
+        return await self._task_group.__aexit__(exc_type, exc, tb)
+
+    # ---- configuration --------------------------------------------------------------------------
+
+    async def apply(self, entries: Sequence[Entry]) -> None:
+        """Make the running servers match ``entries``: only what changed is touched.
+
+        Returns once removed and changed servers are stopped; new ones connect in the background.
+        """
+        assert self._task_group is not None, "use the hub as `async with Hub() as hub`"
+        wanted = {entry.name: entry for entry in entries}
+        stale = [r for name, r in self._running.items()
+                 if name not in wanted or r.connection.entry != wanted[name]]
+        for running in stale:
+            del self._running[running.connection.name]
+        await self._stop_all(stale)
+        for name, entry in wanted.items():
+            if name in self._running:
+                # Same server; only its metadata (file, duplicate warnings) may differ.
+                self._running[name].connection.entry = entry
+                continue
+            connection = Connection(entry, workspace=self.workspace, connect_timeout=self.connect_timeout,
+                                    on_change=self._rebuild)
+            running = _Running(connection)
+            self._running[name] = running
+            self._task_group.start_soon(running.run, name=f"mcp server {name}")
+        self._rebuild()
+
+    async def _stop_all(self, running: Sequence[_Running]) -> None:
+        async with anyio.create_task_group() as tg:
+            for item in running:
+                tg.start_soon(item.stop)
+
+    # ---- catalog --------------------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    def _rebuild(self) -> None:
+        """Recompute names, routes and the listing after any server changed."""
+        connections = [r.connection for r in self._running.values()]
+        # Tools of a server that is coming back stay routable (a call gets 502, not 404),
+        # but only ready servers' tools are listed.
+        known = {(c.name, t.name): (c, t) for c in connections for t in c.tools if c.spec is not None}
+        offered = naming.offer(known.keys())
+        routes: dict[str, _Route] = {}
+        listed: list[CatalogTool] = []
+        warnings: dict[str, list[str]] = {}
+        for item in offered:
+            connection, tool = known[(item.server, item.original)]
+            routes[item.offered] = _Route(connection, item.original)
+            if item.warning:
+                warnings.setdefault(item.server, []).append(item.warning)
+            if connection.state == "ready":
+                listed.append(CatalogTool(item.server, item.offered, item.original, tool))
+        listed.sort(key=lambda t: t.name)
+        self._routes = routes
+        self._naming_warnings = warnings
+        tools = tuple(listed)
+        if tools != self._catalog.tools:
+            self._catalog = Catalog(version=self._catalog.version + 1, tools=tools)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def wait_for_change(self) -> None:
+        """Wait until any server's state or tools change."""
+        await self._changed.wait()
+
+    async def wait_until_settled(self, timeout: float) -> bool:
+        """Wait (at most ``timeout``) until no server is connecting; ``True`` if that happened."""
+        with anyio.move_on_after(timeout):
+            while any(r.connection.state == "connecting" for r in self._running.values()):
+                await self.wait_for_change()
+            return True
+        return False
+
+    async def refresh(self, timeout: float = 10.0) -> None:
+        """Re-list every ready server, and give new ones (at most ``timeout``) to connect."""
+        async with anyio.create_task_group() as tg:
+            for running in list(self._running.values()):
+                tg.start_soon(running.connection.refresh, timeout)
+            tg.start_soon(self.wait_until_settled, timeout)
+
+    # ---- calls ----------------------------------------------------------------------------------
+
+    async def call(self, name: str, arguments: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> types.CallToolResult:
+        route = self._routes.get(name)
+        if route is None:
+            raise ToolNotFound(f"no tool named {name!r} in the catalog")
+        connection = route.connection
+        if timeout is None:
+            spec = connection.spec
+            timeout = spec.timeout_ms / 1000 if spec and spec.timeout_ms else DEFAULT_CALL_TIMEOUT
+        return await connection.call(route.original_name, arguments or {}, timeout)
+
+    # ---- status ---------------------------------------------------------------------------------
+
+    def statuses(self) -> list[ServerStatus]:
+        result = []
+        for running in self._running.values():
+            c = running.connection
+            spec = c.spec
+            result.append(ServerStatus(
+                name=c.name,
+                transport=spec.transport if spec else c.entry.transport,
+                state=c.state,
+                tool_count=len(c.tools) if c.state == "ready" else 0,
+                error=c.error,
+                stderr_tail=list(c.stderr_tail),
+                restarts=c.restarts,
+                protocol_version=c.protocol_version,
+                config_file=c.entry.config_file,
+                warnings=[*c.entry.warnings, *self._naming_warnings.get(c.name, [])],
+            ))
+        return sorted(result, key=lambda s: s.name)
