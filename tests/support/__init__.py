@@ -1,0 +1,1 @@
+"""Helpers for the test suite that are too long for conftest.py."""
