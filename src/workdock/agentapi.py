@@ -8,7 +8,7 @@ is what keeps them in step.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field
@@ -304,3 +304,57 @@ class AgentClient:
         return ServerList.model_validate_json(response.content)
 
     # ---- workspace operations (spec/chat.md section 5) ---------------------------------------------
+
+    async def read_file(self, path: str, *, offset: int = 0, limit: int = 2000) -> ReadFileResult:
+        """Lines ``offset`` to ``offset + limit`` of a text file (``offset`` counts lines to skip)."""
+        body = ReadFileRequest(path=path, offset=offset, limit=limit).model_dump()
+        response = await self._request("POST", "/api/v0/fs/read", json=body)
+        return ReadFileResult.model_validate_json(response.content)
+
+    async def write_file(self, path: str, content: str) -> WriteFileResult:
+        body = WriteFileRequest(path=path, content=content).model_dump()
+        response = await self._request("POST", "/api/v0/fs/write", json=body)
+        return WriteFileResult.model_validate_json(response.content)
+
+    async def edit_file(self, path: str, edits: list[FileEdit]) -> EditFileResult:
+        """Apply every edit or none; a 409 ``AgentError`` names the edit that did not match once."""
+        body = EditFileRequest(path=path, edits=edits).model_dump()
+        response = await self._request("POST", "/api/v0/fs/edit", json=body)
+        return EditFileResult.model_validate_json(response.content)
+
+    @overload
+    async def exec(self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None,
+                   background: Literal[False] = False) -> ExecResult: ...
+
+    @overload
+    async def exec(self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None,
+                   background: Literal[True]) -> ProcessStarted: ...
+
+    async def exec(self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None,
+                   background: bool = False) -> ExecResult | ProcessStarted:
+        body = ExecRequest(command=command, cwd=cwd, timeout_ms=timeout_ms,
+                           background=background).model_dump(exclude_none=True)
+        if background:
+            response = await self._request("POST", "/api/v0/exec", json=body)
+            return ProcessStarted.model_validate_json(response.content)
+        # The HTTP wait outlasts the command's timeout and the agent's ending of its process group,
+        # so the agent's answer (timed_out) is what we see.
+        wait = (timeout_ms or 60_000) / 1000 + 15
+        response = await self._request("POST", "/api/v0/exec", json=body, timeout=wait)
+        return ExecResult.model_validate_json(response.content)
+
+    async def list_processes(self) -> ProcessList:
+        response = await self._request("GET", "/api/v0/processes")
+        return ProcessList.model_validate_json(response.content)
+
+    async def process_output(self, process_id: str, *, offset: int | None = None) -> ProcessOutput:
+        """The tail of the output, or the output from byte ``offset`` on (pass the last ``next_offset``)."""
+        params = {"offset": offset} if offset is not None else None
+        response = await self._request("GET", f"/api/v0/processes/{process_id}/output", params=params)
+        return ProcessOutput.model_validate_json(response.content)
+
+    async def signal_process(self, process_id: str,
+                             signal: Literal["TERM", "KILL", "INT"] = "TERM") -> ProcessInfo:
+        body = SignalRequest(signal=signal).model_dump()
+        response = await self._request("POST", f"/api/v0/processes/{process_id}/signal", json=body)
+        return ProcessInfo.model_validate_json(response.content)

@@ -1,0 +1,275 @@
+"""Commands run in the workspace: in the foreground with a timeout, or in the background under an id."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import secrets
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from workdock.agent.workspace.groups import end_group, signal_group
+from workdock.agent.workspace.output import OutputBuffer
+from workdock.agent.workspace.text import skip_partial_start, utf8_prefix
+from workdock.agentapi import ExecResult, ProcessInfo, ProcessOutput
+from workdock.http_errors import ApiError
+
+DEFAULT_TIMEOUT = 60.0
+OUTPUT_CAP = 64 * 1024
+"""Most output a foreground command answers with; the marker of what was cut fits inside."""
+_MARKER_ROOM = 256
+
+BACKGROUND_HEAD = 64 * 1024
+BACKGROUND_TAIL = 1024 * 1024
+"""A background process keeps its first 64 KiB and last 1 MiB of output for reading on."""
+
+READ_CHUNK = 64 * 1024
+"""Most output one read of a background process returns."""
+
+KEEP_FINISHED = 600.0
+"""Seconds a finished background process is kept when nobody reads its output to the end."""
+
+TERM_GRACE = 3.0
+"""Seconds between SIGTERM and SIGKILL when a group is ended."""
+
+DRAIN_LIMIT = 2.0
+"""Seconds output may still arrive once the group is gone: a process that left the group (setsid)
+can hold the pipe open forever, and must not hold the command's answer with it."""
+
+SIGNALS = {"TERM": signal.SIGTERM, "KILL": signal.SIGKILL, "INT": signal.SIGINT}
+
+# The agent's token authenticates callers; the commands they run have no use for it.
+_HIDDEN_ENV = ("WORKDOCK_AGENT_TOKEN",)
+
+
+def user_shell() -> str:
+    """The shell the user works in: $SHELL, else the login shell from the password database."""
+    shell = os.environ.get("SHELL")
+    if not shell:
+        try:
+            shell = pwd.getpwuid(os.getuid()).pw_shell
+        except KeyError:
+            shell = ""
+    return shell or "/bin/sh"
+
+
+@dataclass(eq=False)
+class _Process:
+    id: str
+    command: str
+    cwd: Path
+    background: bool
+    pid: int
+    output: OutputBuffer
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.monotonic)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    returncode: int | None = None
+    timed_out: bool = False
+    finished_at: datetime | None = None
+    finished: float | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return not self.done.is_set()
+
+    @property
+    def exit_code(self) -> int | None:
+        """As a shell reports it: 128 + the signal's number when a signal ended the process."""
+        if self.returncode is None:
+            return None
+        return 128 - self.returncode if self.returncode < 0 else self.returncode
+
+    @property
+    def signal(self) -> str | None:
+        if self.returncode is None or self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name.removeprefix("SIG")
+        except ValueError:
+            return str(-self.returncode)
+
+    def info(self) -> ProcessInfo:
+        return ProcessInfo(id=self.id, command=self.command, cwd=str(self.cwd), pid=self.pid,
+                           background=self.background, running=self.running, exit_code=self.exit_code,
+                           signal=self.signal, timed_out=self.timed_out, started_at=self.started_at,
+                           finished_at=self.finished_at, output_bytes=self.output.total)
+
+
+async def _pump(stream: asyncio.StreamReader, output: OutputBuffer) -> None:
+    while chunk := await stream.read(65536):
+        output.write(chunk)
+
+
+class ProcessTable:
+    """Every process the workspace operations start, running or finished and not yet collected.
+
+    Each runs ``$SHELL -c COMMAND`` in a new session (so its own process group), stdin from
+    /dev/null, stdout and stderr into one pipe. One supervisor task per process reads the pipe,
+    enforces the timeout, and ends the group when the shell exits, times out, is stopped, or the
+    table shuts down: no process outlives its command.
+    """
+
+    def __init__(self, *, env: Mapping[str, str] | None = None, shell: str | None = None,
+                 keep_finished: float = KEEP_FINISHED, term_grace: float = TERM_GRACE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._env = dict(env) if env is not None else None
+        self.shell = shell or user_shell()
+        self._keep_finished = keep_finished
+        self._term_grace = term_grace
+        self._clock = clock
+        self._processes: dict[str, _Process] = {}
+        self._closed = False
+
+    # ---- starting --------------------------------------------------------------------------------
+
+    async def run(self, command: str, cwd: Path, timeout: float = DEFAULT_TIMEOUT) -> ExecResult:
+        """Run ``command`` to its end (or its timeout) and answer with its exit code and output."""
+        process = await self._spawn(command, cwd, background=False, timeout=timeout,
+                                    output=OutputBuffer(OUTPUT_CAP // 2, OUTPUT_CAP // 2 - _MARKER_ROOM))
+        try:
+            await process.done.wait()
+        finally:
+            # Cancelled (the caller went away, the server is stopping): the command goes too.
+            process.stop.set()
+        text, truncated = process.output.render()
+        assert process.exit_code is not None and process.finished is not None
+        return ExecResult(exit_code=process.exit_code, output=text, truncated=truncated,
+                          timed_out=process.timed_out, signal=process.signal,
+                          duration_ms=round((process.finished - process.started) * 1000))
+
+    async def start(self, command: str, cwd: Path, timeout: float | None = None) -> str:
+        """Start ``command`` in the background; its id reads its output and signals it."""
+        process = await self._spawn(command, cwd, background=True, timeout=timeout,
+                                    output=OutputBuffer(BACKGROUND_HEAD, BACKGROUND_TAIL))
+        return process.id
+
+    async def _spawn(self, command: str, cwd: Path, *, background: bool, timeout: float | None,
+                     output: OutputBuffer) -> _Process:
+        if self._closed:
+            raise ApiError(503, "shutting down", "the agent is stopping and starts no more commands")
+        env = dict(os.environ if self._env is None else self._env)
+        for name in _HIDDEN_ENV:
+            env.pop(name, None)
+        try:
+            child = await asyncio.create_subprocess_exec(
+                self.shell, "-c", command, cwd=cwd, env=env, start_new_session=True,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT)
+        except OSError as exc:
+            raise ApiError(500, "could not start the shell", f"{self.shell}: {exc.strerror or exc}") from exc
+        process = _Process(id=self._new_id(), command=command, cwd=cwd, background=background,
+                           pid=child.pid, output=output)
+        self._processes[process.id] = process
+        process.task = asyncio.create_task(self._supervise(process, child, timeout),
+                                           name=f"workspace process {process.id}")
+        return process
+
+    def _new_id(self) -> str:
+        while (candidate := secrets.token_hex(6)) in self._processes:
+            pass
+        return candidate
+
+    async def _supervise(self, process: _Process, child: asyncio.subprocess.Process,
+                         timeout: float | None) -> None:
+        assert child.stdout is not None
+        pump = asyncio.create_task(_pump(child.stdout, process.output))
+        exited = asyncio.create_task(child.wait())
+        stopped = asyncio.create_task(process.stop.wait())
+        try:
+            done, _ = await asyncio.wait({exited, stopped}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            process.timed_out = not done
+            stopped.cancel()
+            # Whether the shell exited, timed out or was stopped, what is left of its group goes:
+            # a job it left running in the background would hold the pipe and escape every limit.
+            await end_group(child.pid, self._term_grace)
+            returncode = await exited
+            try:
+                await asyncio.wait_for(pump, DRAIN_LIMIT)
+            except TimeoutError:
+                pass
+        except BaseException:
+            # Cancelled from outside (the loop is closing): no time for grace, but nothing survives.
+            signal_group(child.pid, signal.SIGKILL)
+            pump.cancel()
+            stopped.cancel()
+            raise
+        process.returncode = returncode
+        process.finished = self._clock()
+        process.finished_at = datetime.now(UTC)
+        process.done.set()
+        if not process.background:
+            # Its answer carries its output; nobody will come back for it.
+            self._processes.pop(process.id, None)
+
+    # ---- looking at them ---------------------------------------------------------------------------
+
+    def _prune(self) -> None:
+        now = self._clock()
+        for key, process in list(self._processes.items()):
+            if process.finished is not None and now - process.finished >= self._keep_finished:
+                del self._processes[key]
+
+    def _get(self, process_id: str) -> _Process:
+        self._prune()
+        process = self._processes.get(process_id)
+        if process is None:
+            raise ApiError(404, "no such process",
+                           f"{process_id!r} is not running, and if it ran its output was read or expired")
+        return process
+
+    def list_all(self) -> list[ProcessInfo]:
+        self._prune()
+        return [p.info() for p in sorted(self._processes.values(), key=lambda p: p.started)]
+
+    def output(self, process_id: str, offset: int | None = None) -> ProcessOutput:
+        """Output from byte ``offset`` on (at most READ_CHUNK bytes), or without one the last READ_CHUNK.
+
+        Reading a finished process's output to its end collects the process.
+        """
+        process = self._get(process_id)
+        running = process.running  # read once: the answer must not mix two states
+        buffer = process.output
+        total = buffer.total
+        asked = 0 if offset is None else offset
+        start, data = buffer.read(max(total - READ_CHUNK, 0) if offset is None else offset, READ_CHUNK)
+        # Never split a character: skip the tail of one cut before the start, and leave a partial one
+        # at the end for the next read (unless nothing more can come).
+        skip = skip_partial_start(data) if start > asked else 0
+        start, data = start + skip, data[skip:]
+        end = start + len(data)
+        if end < total or running:
+            data = utf8_prefix(data, len(data))
+            end = start + len(data)
+        if not running and end >= total:
+            del self._processes[process.id]
+        return ProcessOutput(id=process.id, output=data.decode("utf-8", errors="replace"), offset=start,
+                             next_offset=end, truncated=start > asked or end < total, running=running,
+                             exit_code=process.exit_code, signal=process.signal,
+                             timed_out=process.timed_out)
+
+    def signal(self, process_id: str, name: str) -> ProcessInfo:
+        """Send TERM, KILL or INT to the process's whole group (as Ctrl-C in a terminal does)."""
+        process = self._get(process_id)
+        if process.running and signal_group(process.pid, SIGNALS[name]):
+            return process.info()
+        code = "" if process.exit_code is None else f" (exit code {process.exit_code})"
+        raise ApiError(409, "process has exited", f"{process_id} already exited{code}; no signal was sent")
+
+    # ---- ending ------------------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """End every process group (SIGTERM, SIGKILL after the grace) and wait until they are gone."""
+        self._closed = True
+        tasks = [p.task for p in self._processes.values() if p.task is not None and not p.task.done()]
+        for process in self._processes.values():
+            process.stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
