@@ -150,13 +150,15 @@ def create_app(settings: AgentSettings) -> FastAPI:
             try:
                 yield
             finally:
+                runtime.stop_watching()
                 tg.cancel_scope.cancel()
                 if processes is not None:
                     with anyio.CancelScope(shield=True):
                         await processes.shutdown()
 
+    # The OpenAPI document is served by a route of our own so that it sits behind the token too.
     app = FastAPI(title="workdock agent", version=__version__, lifespan=lifespan,
-                  default_response_class=JSONResponse)
+                  default_response_class=JSONResponse, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     install_error_handlers(app)
     auth = [Depends(require_token(settings.token))]
@@ -165,6 +167,10 @@ def create_app(settings: AgentSettings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         """Up and answering, whatever the servers' states."""
         return {"status": "ok"}
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     app.include_router(mcp_router(runtime), dependencies=auth)
     if processes is not None:

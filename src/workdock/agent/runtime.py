@@ -42,6 +42,8 @@ class AgentRuntime:
     hub: Hub
     config_files: tuple[config.ConfigFile, ...] = ()
     _reload_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    # watchfiles waits in a thread that cancellation cannot interrupt; this event ends it at once.
+    _stop_watching: anyio.Event = field(default_factory=anyio.Event)
 
     async def reload(self) -> None:
         """Re-read every config file and apply the result; only changed servers are touched."""
@@ -68,6 +70,10 @@ class AgentRuntime:
         # Watching the directories (not the files) sees files that appear later and renames over them;
         # not recursively, so a large workspace costs nothing.
         async for _changes in awatch(*directories, watch_filter=relevant, recursive=False,
-                                     debounce=WATCH_DEBOUNCE_MS, step=WATCH_STEP_MS):
+                                     debounce=WATCH_DEBOUNCE_MS, step=WATCH_STEP_MS,
+                                     stop_event=self._stop_watching):
             logger.info("config changed; reloading")
             await self.reload()
+
+    def stop_watching(self) -> None:
+        self._stop_watching.set()
