@@ -1,0 +1,196 @@
+"""Chats: create/list/delete, history, sending messages (queued while a turn runs), interrupt,
+the next turn's tool set, and the SSE stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from workdock.chat import events
+from workdock.chat.api.workspaces import owned_workspace
+from workdock.chat.auth import current_user, services
+from workdock.chat.models import ModelError
+from workdock.chat.services import Services
+from workdock.chat.store.models import Chat, User
+from workdock.chat.stream import BOOT
+from workdock.http_errors import ApiError
+
+router = APIRouter(prefix="/api/v0", tags=["chats"])
+
+PING_S = 15
+
+
+class NewChat(BaseModel):
+    workspace_id: str
+    model: str | None = None
+    title: str | None = Field(default=None, max_length=200)
+    use_admin_servers: bool = True
+
+
+class ChatPatch(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    model: str | None = None
+    use_admin_servers: bool | None = None
+
+
+class NewMessage(BaseModel):
+    content: str = Field(min_length=1)
+    interrupt: bool = False
+
+
+async def owned_chat(svc: Services, chat_id: str, user: User) -> Chat:
+    chat = await svc.store.get_chat(chat_id, user.id)
+    if chat is None:  # someone else's is "not found" too
+        raise ApiError(404, "no such chat")
+    return chat
+
+
+async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": chat.id, "workspace_id": chat.workspace_id, "title": chat.title,
+        "model": chat.model or svc.models.default, "status": chat.status,
+        "running": svc.chats.is_running(chat.id), "use_admin_servers": chat.use_admin_servers,
+        "created_at": chat.created_at.isoformat(), "updated_at": chat.updated_at.isoformat()}
+    if detail:
+        body["queued"] = [{"id": q.id, "content": q.content, "created_at": q.created_at.isoformat()}
+                          for q in await svc.store.list_queued(chat.id)]
+    return body
+
+
+def _check_model(svc: Services, model: str | None) -> None:
+    if model is not None:
+        try:
+            svc.models.check(model)
+        except ModelError as exc:
+            raise ApiError(400, "unknown model", str(exc)) from exc
+
+
+@router.get("/models", tags=["models"])
+async def list_models(_: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
+    from workdock.chat.models import HOW_TO_CONFIGURE
+
+    return {"models": svc.models.names, "default": svc.models.default,
+            "hint": None if svc.models.names else HOW_TO_CONFIGURE}
+
+
+@router.post("/chats", status_code=201)
+async def create_chat(body: NewChat, user: User = Depends(current_user),
+                      svc: Services = Depends(services)) -> dict[str, Any]:
+    await owned_workspace(svc, body.workspace_id, user)
+    _check_model(svc, body.model)
+    chat = await svc.store.create_chat(user.id, body.workspace_id, title=body.title, model=body.model,
+                                       use_admin_servers=body.use_admin_servers)
+    return await chat_json(svc, chat)
+
+
+@router.get("/chats")
+async def list_chats(user: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
+    return {"chats": [await chat_json(svc, c) for c in await svc.store.list_chats(user.id)]}
+
+
+@router.get("/chats/{chat_id}")
+async def get_chat(chat_id: str, user: User = Depends(current_user),
+                   svc: Services = Depends(services)) -> dict[str, Any]:
+    return await chat_json(svc, await owned_chat(svc, chat_id, user), detail=True)
+
+
+@router.patch("/chats/{chat_id}")
+async def patch_chat(chat_id: str, body: ChatPatch, user: User = Depends(current_user),
+                     svc: Services = Depends(services)) -> dict[str, Any]:
+    await owned_chat(svc, chat_id, user)
+    _check_model(svc, body.model)
+    fields = body.model_dump(exclude_unset=True)
+    if fields:
+        await svc.store.update_chat(chat_id, **fields)
+    return await chat_json(svc, await owned_chat(svc, chat_id, user), detail=True)
+
+
+@router.delete("/chats/{chat_id}", status_code=204)
+async def delete_chat(chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)) -> None:
+    await owned_chat(svc, chat_id, user)
+    await svc.chats.forget(chat_id)
+    await svc.store.delete_chat(chat_id, user.id)
+    svc.bus.drop(chat_id)
+
+
+@router.get("/chats/{chat_id}/messages")
+async def list_messages(chat_id: str, user: User = Depends(current_user),
+                        svc: Services = Depends(services)) -> dict[str, Any]:
+    await owned_chat(svc, chat_id, user)
+    return {"messages": [events.message_json(m) for m in await svc.store.list_messages(chat_id)]}
+
+
+@router.post("/chats/{chat_id}/messages", status_code=202)
+async def send_message(chat_id: str, body: NewMessage, user: User = Depends(current_user),
+                       svc: Services = Depends(services)) -> dict[str, Any]:
+    chat = await owned_chat(svc, chat_id, user)
+    was_running = svc.chats.is_running(chat_id)
+    if chat.title == "New chat":
+        await svc.store.update_chat(chat_id, title=_title(body.content))
+    queued = await svc.chats.submit(chat_id, body.content, interrupt=body.interrupt)
+    return {"queued_id": queued.id, "queued": was_running and not body.interrupt}
+
+
+@router.delete("/chats/{chat_id}/queue/{queued_id}", status_code=204)
+async def unqueue(chat_id: str, queued_id: int, user: User = Depends(current_user),
+                  svc: Services = Depends(services)) -> None:
+    await owned_chat(svc, chat_id, user)
+    if not await svc.store.delete_queued(chat_id, queued_id):
+        raise ApiError(404, "no such queued message", "it may have started already")
+
+
+@router.post("/chats/{chat_id}/interrupt")
+async def interrupt(chat_id: str, user: User = Depends(current_user),
+                    svc: Services = Depends(services)) -> dict[str, bool]:
+    await owned_chat(svc, chat_id, user)
+    return {"interrupted": await svc.chats.interrupt(chat_id)}
+
+
+@router.get("/chats/{chat_id}/tools")
+async def next_turn_tools(chat_id: str, user: User = Depends(current_user),
+                          svc: Services = Depends(services)) -> dict[str, Any]:
+    chat = await owned_chat(svc, chat_id, user)
+    workspace = await owned_workspace(svc, chat.workspace_id, user)
+    return (await svc.gatherer.gather(chat, workspace)).describe()
+
+
+@router.get("/chats/{chat_id}/stream", response_class=EventSourceResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def stream(chat_id: str, request: Request, user: User = Depends(current_user),
+                 svc: Services = Depends(services),
+                 last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
+                 after: str | None = Query(default=None, description="same as the Last-Event-ID header")
+                 ) -> EventSourceResponse:
+    """Server-Sent Events of the chat: the running turn from its start (or after ``Last-Event-ID``),
+    then live events."""
+    chat = await owned_chat(svc, chat_id, user)
+    channel = svc.bus.channel(chat_id)
+    resume = last_event_id or after
+
+    async def generate() -> AsyncIterator[ServerSentEvent]:
+        replay_from = channel.seq
+        if resume is None and not svc.chats.is_running(chat_id):
+            # Nothing to replay: tell the newcomer where the chat stands.
+            snapshot = events.status(chat.status if chat.status != "running" else "idle")
+            yield ServerSentEvent(data=_dump(snapshot), id=f"{BOOT}-{replay_from}")
+        async for event in channel.watch(resume if resume is not None else
+                                         (None if svc.chats.is_running(chat_id) else f"{BOOT}-{replay_from}")):
+            yield ServerSentEvent(data=event.data.decode(), id=event.id)
+
+    return EventSourceResponse(generate(), ping=PING_S, headers={"Cache-Control": "no-cache",
+                                                                 "X-Accel-Buffering": "no"})
+
+
+def _dump(chunk: events.Chunk) -> str:
+    import orjson
+
+    return orjson.dumps(chunk).decode()
+
+
+def _title(content: str) -> str:
+    line = content.strip().splitlines()[0] if content.strip() else "New chat"
+    return line[:80] + ("…" if len(line) > 80 else "")

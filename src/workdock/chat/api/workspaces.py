@@ -1,0 +1,82 @@
+"""A user's workspaces: agent URL + token (the token is never shown again)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field, HttpUrl
+
+from workdock.agentapi import AgentError
+from workdock.chat.auth import current_user, services
+from workdock.chat.services import Services
+from workdock.chat.store.models import User, Workspace
+from workdock.http_errors import ApiError
+
+router = APIRouter(prefix="/api/v0", tags=["workspaces"])
+
+STATUS_BUDGET_S = 2.0
+
+
+class NewWorkspace(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    agent_url: HttpUrl
+    agent_token: str = Field(min_length=1)
+
+
+def workspace_json(workspace: Workspace) -> dict[str, Any]:
+    return {"id": workspace.id, "name": workspace.name, "agent_url": workspace.agent_url,
+            "agent_token_set": bool(workspace.agent_token), "created_at": workspace.created_at.isoformat()}
+
+
+async def agent_status(svc: Services, workspace: Workspace) -> dict[str, Any]:
+    client = svc.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
+    try:
+        listing = await asyncio.wait_for(client.servers(timeout=STATUS_BUDGET_S), STATUS_BUDGET_S)
+    except (AgentError, TimeoutError) as exc:
+        return {"reachable": False, "error": str(exc) or "no answer in time", "servers": []}
+    return {"reachable": True, "error": None,
+            "servers": [{"name": s.name, "state": s.state, "tool_count": s.tool_count, "error": s.error}
+                        for s in listing.servers]}
+
+
+async def owned_workspace(svc: Services, workspace_id: str, user: User) -> Workspace:
+    workspace = await svc.store.get_workspace(workspace_id, user.id)
+    if workspace is None:  # someone else's is "not found" too
+        raise ApiError(404, "no such workspace")
+    return workspace
+
+
+@router.post("/workspaces", status_code=201)
+async def create_workspace(body: NewWorkspace, user: User = Depends(current_user),
+                           svc: Services = Depends(services)) -> dict[str, Any]:
+    workspace = await svc.store.create_workspace(user.id, body.name, str(body.agent_url).rstrip("/"),
+                                                 body.agent_token)
+    return workspace_json(workspace)
+
+
+@router.get("/workspaces")
+async def list_workspaces(user: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
+    workspaces = await svc.store.list_workspaces(user.id)
+    statuses = await asyncio.gather(*(agent_status(svc, w) for w in workspaces))
+    return {"workspaces": [{**workspace_json(w), "agent": s} for w, s in zip(workspaces, statuses, strict=True)]}
+
+
+@router.get("/workspaces/{workspace_id}")
+async def get_workspace(workspace_id: str, user: User = Depends(current_user),
+                        svc: Services = Depends(services)) -> dict[str, Any]:
+    workspace = await owned_workspace(svc, workspace_id, user)
+    return {**workspace_json(workspace), "agent": await agent_status(svc, workspace)}
+
+
+@router.delete("/workspaces/{workspace_id}", status_code=204)
+async def delete_workspace(workspace_id: str, user: User = Depends(current_user),
+                           svc: Services = Depends(services)) -> None:
+    await owned_workspace(svc, workspace_id, user)
+    for chat in await svc.store.list_chats(user.id):
+        if chat.workspace_id == workspace_id:
+            await svc.chats.forget(chat.id)
+            svc.bus.drop(chat.id)
+    await svc.store.delete_workspace(workspace_id, user.id)
+    svc.pool.forget(workspace_id)

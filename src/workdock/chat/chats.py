@@ -1,0 +1,97 @@
+"""Per-chat turn scheduling: one turn at a time, messages queued behind it, interrupts.
+
+Queued messages live in the database, so a restart keeps them; the worker for a chat takes the
+oldest one, turns it into a history message and runs its turn, until the queue is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from workdock.chat.store.models import QueuedMessage
+from workdock.chat.store.repo import Store
+from workdock.chat.turn import TurnRunner
+
+logger = logging.getLogger(__name__)
+
+
+class ChatManager:
+    def __init__(self, store: Store, runner: TurnRunner) -> None:
+        self.store = store
+        self.runner = runner
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._turns: dict[str, asyncio.Task[None]] = {}
+        self._kicked: set[str] = set()
+
+    def is_running(self, chat_id: str) -> bool:
+        turn = self._turns.get(chat_id)
+        return turn is not None and not turn.done()
+
+    async def submit(self, chat_id: str, content: str, *, interrupt: bool = False) -> QueuedMessage:
+        queued = await self.store.enqueue(chat_id, content)
+        if interrupt:
+            await self.interrupt(chat_id)
+        self.kick(chat_id)
+        return queued
+
+    def kick(self, chat_id: str) -> None:
+        """Make sure a worker will look at the chat's queue."""
+        self._kicked.add(chat_id)
+        worker = self._workers.get(chat_id)
+        if worker is None or worker.done():
+            self._workers[chat_id] = asyncio.create_task(self._work(chat_id), name=f"chat {chat_id}")
+
+    async def interrupt(self, chat_id: str) -> bool:
+        """Stop the running turn (its finished steps stay stored); True if one was running."""
+        turn = self._turns.get(chat_id)
+        if turn is None or turn.done():
+            return False
+        turn.cancel()
+        await asyncio.wait({turn})  # the turn stores its partial step before it ends
+        return True
+
+    async def _work(self, chat_id: str) -> None:
+        while True:
+            self._kicked.discard(chat_id)
+            message = await self.store.start_next_turn(chat_id)
+            if message is None:
+                if chat_id in self._kicked:  # a message came in while we looked
+                    continue
+                return
+            turn = asyncio.create_task(self.runner.run(chat_id, message), name=f"turn {chat_id}")
+            self._turns[chat_id] = turn
+            # wait() rather than await: an interrupted turn must not cancel the worker with it.
+            await asyncio.wait({turn})
+            self._turns.pop(chat_id, None)
+            if not turn.cancelled() and turn.exception() is not None:
+                logger.error("chat %s: turn crashed", chat_id, exc_info=turn.exception())
+
+    async def forget(self, chat_id: str) -> None:
+        """The chat was deleted: stop its worker and turn."""
+        worker = self._workers.pop(chat_id, None)
+        await self.interrupt(chat_id)
+        if worker is not None:
+            worker.cancel()
+            await asyncio.wait({worker})
+
+    async def recover(self) -> None:
+        """On start: turns cut off by a restart are marked interrupted; queued messages get their turns."""
+        interrupted = await self.store.interrupt_running_chats()
+        if interrupted:
+            logger.warning("marked %d chat(s) interrupted: the server stopped during their turn", len(interrupted))
+        for chat_id in await self.store.chats_with_queue():
+            self.kick(chat_id)
+
+    async def shutdown(self) -> None:
+        workers = list(self._workers.values())
+        turns = [t for t in self._turns.values() if not t.done()]
+        for turn in turns:
+            turn.cancel()
+        if turns:
+            await asyncio.wait(turns, timeout=10)
+        for worker in workers:
+            worker.cancel()
+        if workers:
+            await asyncio.wait(workers, timeout=5)
+        self._workers.clear()

@@ -1,0 +1,134 @@
+"""Tool results → what the model is sent; persisted history → pydantic-ai messages.
+
+The database keeps only our own parts (chat/events.py); this is the one place they meet
+pydantic-ai's message types.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from pydantic_ai.messages import (
+    BinaryContent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+
+from workdock.agentapi import CallToolResult, ContentBlock
+from workdock.chat.store.models import Message
+
+TEXT_CAP = 64 * 1024
+_MODEL_MEDIA = ("image/",)  # file kinds we hand to the model as files; pydantic-ai notes what it cannot send
+
+
+def cap_text(text: str, cap: int = TEXT_CAP) -> str:
+    raw = text.encode()
+    if len(raw) <= cap:
+        return text
+    kept = raw[:cap].decode(errors="ignore")
+    return f"{kept}\n[output cut: {len(raw) - len(kept.encode())} of {len(raw)} bytes not shown]"
+
+
+def _block_text(block: ContentBlock) -> str | None:
+    if block.type == "text":
+        return block.text or ""
+    if block.type == "resource":
+        if block.text is not None:
+            return f"[resource {block.uri}]\n{block.text}"
+        return f"[resource {block.uri} ({block.media_type or 'binary'}), not shown]"
+    if block.type == "resource_link":
+        described = f": {block.description}" if block.description else ""
+        return f"[resource link {block.name or ''} {block.uri}{described}]"
+    if block.type == "audio":
+        return f"[audio ({block.media_type}), not shown]"
+    return None
+
+
+def result_text(result: CallToolResult) -> str:
+    """All of a result's text in one capped string: text blocks joined, structured content as JSON."""
+    texts = [t for t in (_block_text(b) for b in result.content) if t is not None]
+    if result.structured_content is not None:
+        structured = orjson.dumps(result.structured_content).decode()
+        if structured not in texts:
+            texts.append(structured)
+    return cap_text("\n".join(texts))
+
+
+def for_storage(result: CallToolResult) -> list[dict[str, Any]]:
+    """Content blocks as persisted and streamed: text capped once, files kept as they came."""
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": result_text(result)}]
+    for block in result.content:
+        if block.type == "image" and block.data:
+            blocks.append(block.model_dump(exclude_none=True))
+    return blocks
+
+
+def for_model(content: Sequence[dict[str, Any]]) -> str | list[Any]:
+    """Stored content → a ToolReturnPart's content: a string, or text plus images."""
+    text = "\n".join(b.get("text") or "" for b in content if b.get("type") == "text")
+    files: list[Any] = []
+    for block in content:
+        if block.get("type") != "text" and str(block.get("media_type", "")).startswith(_MODEL_MEDIA):
+            try:
+                files.append(BinaryContent(data=base64.b64decode(block["data"]), media_type=block["media_type"]))
+            except (KeyError, binascii.Error, ValueError):
+                text += "\n[an image that could not be decoded was left out]"
+    return [text, *files] if files else text
+
+
+def to_model_messages(rows: Sequence[Message]) -> list[ModelMessage]:
+    """Persisted history → the model's message list.
+
+    A tool call without a stored result (its turn was interrupted) gets a result saying so,
+    because providers refuse a history with an unanswered call.
+    """
+    messages: list[ModelMessage] = []
+    open_calls: dict[str, str] = {}
+
+    def close_open_calls() -> None:
+        if open_calls:
+            messages.append(ModelRequest(parts=[
+                ToolReturnPart(tool_name=name, content="the turn was interrupted before this call finished",
+                               tool_call_id=call_id, outcome="interrupted")
+                for call_id, name in open_calls.items()]))
+            open_calls.clear()
+
+    for row in rows:
+        if row.role == "user":
+            close_open_calls()
+            text = "\n".join(p.get("text", "") for p in row.parts if p.get("type") == "text")
+            messages.append(ModelRequest(parts=[UserPromptPart(text)]))
+        elif row.role == "assistant":
+            close_open_calls()
+            parts: list[Any] = []
+            for part in row.parts:
+                if part.get("type") == "text" and part.get("text"):
+                    parts.append(TextPart(part["text"]))
+                elif part.get("type") == "tool-call":
+                    parts.append(ToolCallPart(part["tool_name"], part.get("args") or {},
+                                              tool_call_id=part["tool_call_id"]))
+                    open_calls[part["tool_call_id"]] = part["tool_name"]
+            if parts:
+                messages.append(ModelResponse(parts=parts, model_name=row.model))
+        elif row.role == "tool":
+            returns = []
+            for part in row.parts:
+                if part.get("type") != "tool-result" or part.get("tool_call_id") not in open_calls:
+                    continue
+                open_calls.pop(part["tool_call_id"])
+                returns.append(ToolReturnPart(
+                    tool_name=part["tool_name"], content=for_model(part.get("content") or []),
+                    tool_call_id=part["tool_call_id"], outcome="failed" if part.get("is_error") else "success"))
+            if returns:
+                messages.append(ModelRequest(parts=returns))
+    close_open_calls()
+    return messages

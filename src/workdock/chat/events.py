@@ -1,0 +1,98 @@
+"""Our own vocabulary: stream chunks (the Vercel AI SDK UI message stream types plus ``data-status`` and
+``data-message``) and persisted message parts. Nothing from the LLM library appears here."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from workdock.chat.store.models import Message
+
+Chunk = dict[str, Any]
+ChatStatus = Literal["running", "idle", "error", "interrupted"]
+
+
+def start(message_id: str) -> Chunk:
+    return {"type": "start", "messageId": message_id}
+
+
+def start_step() -> Chunk:
+    return {"type": "start-step"}
+
+
+def finish_step() -> Chunk:
+    return {"type": "finish-step"}
+
+
+def finish(reason: str = "stop") -> Chunk:
+    return {"type": "finish", "messageMetadata": {"finish_reason": reason}}
+
+
+def text_start(part_id: str) -> Chunk:
+    return {"type": "text-start", "id": part_id}
+
+
+def text_delta(part_id: str, delta: str) -> Chunk:
+    return {"type": "text-delta", "id": part_id, "delta": delta}
+
+
+def text_end(part_id: str) -> Chunk:
+    return {"type": "text-end", "id": part_id}
+
+
+def reasoning_start(part_id: str) -> Chunk:
+    return {"type": "reasoning-start", "id": part_id}
+
+
+def reasoning_delta(part_id: str, delta: str) -> Chunk:
+    return {"type": "reasoning-delta", "id": part_id, "delta": delta}
+
+
+def reasoning_end(part_id: str) -> Chunk:
+    return {"type": "reasoning-end", "id": part_id}
+
+
+def tool_input_start(call_id: str, tool_name: str) -> Chunk:
+    return {"type": "tool-input-start", "toolCallId": call_id, "toolName": tool_name}
+
+
+def tool_input_delta(call_id: str, delta: str) -> Chunk:
+    return {"type": "tool-input-delta", "toolCallId": call_id, "inputTextDelta": delta}
+
+
+def tool_input_available(call_id: str, tool_name: str, args: Any) -> Chunk:
+    return {"type": "tool-input-available", "toolCallId": call_id, "toolName": tool_name, "input": args}
+
+
+def tool_output_available(call_id: str, output: Any) -> Chunk:
+    return {"type": "tool-output-available", "toolCallId": call_id, "output": output}
+
+
+def tool_output_error(call_id: str, error_text: str) -> Chunk:
+    return {"type": "tool-output-error", "toolCallId": call_id, "errorText": error_text}
+
+
+def error(text: str) -> Chunk:
+    return {"type": "error", "errorText": text}
+
+
+def abort() -> Chunk:
+    return {"type": "abort"}
+
+
+def status(state: ChatStatus, **extra: Any) -> Chunk:
+    return {"type": "data-status", "data": {"status": state, **extra}}
+
+
+def message(row: Message) -> Chunk:
+    return {"type": "data-message", "id": f"message-{row.id}", "data": message_json(row)}
+
+
+def message_json(row: Message) -> dict[str, Any]:
+    """A persisted message as the API shows it (spec/chat.md, Messages)."""
+    body: dict[str, Any] = {"id": row.id, "role": row.role, "created_at": row.created_at.isoformat(),
+                            "parts": row.parts}
+    if row.model is not None:
+        body["model"] = row.model
+    if row.usage is not None:
+        body["usage"] = row.usage
+    return body

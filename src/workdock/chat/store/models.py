@@ -1,0 +1,115 @@
+"""The chat server's tables (one schema for SQLite and PostgreSQL; changed only by migrations)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# Timezone-aware everywhere: SQLite stores the ISO text, PostgreSQL a timestamptz.
+_Timestamp = DateTime(timezone=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class Token(Base):
+    """An API token; only its SHA-256 is stored, the token itself is shown once."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # "api" tokens are made by an admin; "login" ones are one-time login codes; "session" ones
+    # come from a login and live in the browser's cookie.
+    kind: Mapped[str] = mapped_column(String(16), default="api")
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(_Timestamp, nullable=True)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    agent_url: Mapped[str] = mapped_column(Text)
+    agent_token: Mapped[str] = mapped_column(Text)  # secret: never returned by the API
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class McpServer(Base):
+    """An admin MCP server, offered to every chat that has not opted out."""
+
+    __tablename__ = "mcp_servers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    transport: Mapped[str] = mapped_column(String(8), default="http")
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # values are secrets
+    allow_tools: Mapped[list[str]] = mapped_column(JSON, default=list)
+    deny_tools: Mapped[list[str]] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class Chat(Base):
+    __tablename__ = "chats"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200), default="New chat")
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # idle | running | error | interrupted
+    status: Mapped[str] = mapped_column(String(16), default="idle")
+    use_admin_servers: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class Message(Base):
+    """One persisted message; ``parts`` is our own part vocabulary (see chat/events.py)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_chat_id_id", "chat_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_id: Mapped[str] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))  # user | assistant | tool
+    parts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    usage: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class QueuedMessage(Base):
+    """A user message waiting for the running turn to end; it becomes a Message when its turn starts."""
+
+    __tablename__ = "queued_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_id: Mapped[str] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)

@@ -1,0 +1,288 @@
+"""All database access of the chat server, one short transaction per method."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from workdock.chat.store.db import session_factory
+from workdock.chat.store.models import (
+    Chat,
+    McpServer,
+    Message,
+    QueuedMessage,
+    Token,
+    User,
+    Workspace,
+    utcnow,
+)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for timezone=True columns; we only ever store UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    role: str
+    parts: list[dict[str, Any]]
+    model: str | None = None
+    usage: dict[str, int] | None = None
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+
+    # ---- users and tokens ------------------------------------------------------------------------
+
+    async def count_users(self) -> int:
+        async with self.sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(User)) or 0)
+
+    async def create_user(self, name: str, *, is_admin: bool = False) -> User:
+        async with self.sessions.begin() as s:
+            user = User(id=new_id(), name=name, is_admin=is_admin, created_at=utcnow())
+            s.add(user)
+        return user
+
+    async def list_users(self) -> Sequence[User]:
+        async with self.sessions() as s:
+            return (await s.scalars(select(User).order_by(User.created_at))).all()
+
+    async def get_user(self, user_id: str) -> User | None:
+        async with self.sessions() as s:
+            return await s.get(User, user_id)
+
+    async def get_user_by_name(self, name: str) -> User | None:
+        async with self.sessions() as s:
+            return await s.scalar(select(User).where(User.name == name))
+
+    async def delete_user(self, user_id: str) -> bool:
+        async with self.sessions.begin() as s:
+            return (await s.execute(delete(User).where(User.id == user_id))).rowcount > 0
+
+    async def create_token(self, user_id: str, name: str, *, kind: str = "api",
+                           ttl: timedelta | None = None) -> tuple[Token, str]:
+        """A new token; the plain value is returned here and never again."""
+        plain = ("wdl_" if kind == "login" else "wd_") + secrets.token_urlsafe(32)
+        token = Token(id=new_id(), user_id=user_id, name=name, token_hash=hash_token(plain), kind=kind,
+                      created_at=utcnow(), expires_at=utcnow() + ttl if ttl else None)
+        async with self.sessions.begin() as s:
+            s.add(token)
+        return token, plain
+
+    async def user_for_token(self, plain: str) -> User | None:
+        """The user an API or session token belongs to (login codes are not API tokens)."""
+        async with self.sessions() as s:
+            row = (await s.execute(
+                select(User, Token.expires_at).join(Token, Token.user_id == User.id)
+                .where(Token.token_hash == hash_token(plain), Token.kind != "login"))).first()
+        if row is None:
+            return None
+        user, expires_at = row
+        expires_at = _aware(expires_at)
+        if expires_at is not None and expires_at < utcnow():
+            return None
+        return user
+
+    async def redeem_login_code(self, plain: str) -> User | None:
+        """Use a one-time login code: it is deleted in the same transaction that reads it."""
+        async with self.sessions.begin() as s:
+            token = await s.scalar(select(Token).where(Token.token_hash == hash_token(plain),
+                                                       Token.kind == "login"))
+            if token is None:
+                return None
+            await s.delete(token)
+            expires_at = _aware(token.expires_at)
+            if expires_at is not None and expires_at < utcnow():
+                return None
+            return await s.get(User, token.user_id)
+
+    async def list_tokens(self, user_id: str) -> Sequence[Token]:
+        async with self.sessions() as s:
+            return (await s.scalars(select(Token).where(Token.user_id == user_id, Token.kind == "api")
+                                    .order_by(Token.created_at))).all()
+
+    async def delete_token(self, token_id: str) -> bool:
+        async with self.sessions.begin() as s:
+            return (await s.execute(delete(Token).where(Token.id == token_id))).rowcount > 0
+
+    async def delete_token_by_value(self, plain: str) -> None:
+        async with self.sessions.begin() as s:
+            await s.execute(delete(Token).where(Token.token_hash == hash_token(plain)))
+
+    # ---- workspaces --------------------------------------------------------------------------------
+
+    async def create_workspace(self, user_id: str, name: str, agent_url: str, agent_token: str) -> Workspace:
+        workspace = Workspace(id=new_id(), user_id=user_id, name=name, agent_url=agent_url,
+                              agent_token=agent_token, created_at=utcnow())
+        async with self.sessions.begin() as s:
+            s.add(workspace)
+        return workspace
+
+    async def list_workspaces(self, user_id: str) -> Sequence[Workspace]:
+        async with self.sessions() as s:
+            return (await s.scalars(select(Workspace).where(Workspace.user_id == user_id)
+                                    .order_by(Workspace.created_at))).all()
+
+    async def get_workspace(self, workspace_id: str, user_id: str | None = None) -> Workspace | None:
+        """The workspace, or None when it does not exist or (with ``user_id``) is someone else's."""
+        async with self.sessions() as s:
+            workspace = await s.get(Workspace, workspace_id)
+        if workspace is None or (user_id is not None and workspace.user_id != user_id):
+            return None
+        return workspace
+
+    async def delete_workspace(self, workspace_id: str, user_id: str) -> bool:
+        async with self.sessions.begin() as s:
+            result = await s.execute(delete(Workspace).where(Workspace.id == workspace_id,
+                                                             Workspace.user_id == user_id))
+            return result.rowcount > 0
+
+    # ---- admin MCP servers -------------------------------------------------------------------------
+
+    async def create_mcp_server(self, **fields: Any) -> McpServer:
+        now = utcnow()
+        server = McpServer(id=new_id(), created_at=now, updated_at=now, **fields)
+        async with self.sessions.begin() as s:
+            s.add(server)
+        return server
+
+    async def list_mcp_servers(self) -> Sequence[McpServer]:
+        async with self.sessions() as s:
+            return (await s.scalars(select(McpServer).order_by(McpServer.slug))).all()
+
+    async def get_mcp_server(self, server_id: str) -> McpServer | None:
+        async with self.sessions() as s:
+            return await s.get(McpServer, server_id)
+
+    async def update_mcp_server(self, server_id: str, **fields: Any) -> McpServer | None:
+        async with self.sessions.begin() as s:
+            server = await s.get(McpServer, server_id)
+            if server is None:
+                return None
+            for key, value in fields.items():
+                setattr(server, key, value)
+            server.updated_at = utcnow()
+        return server
+
+    async def delete_mcp_server(self, server_id: str) -> bool:
+        async with self.sessions.begin() as s:
+            return (await s.execute(delete(McpServer).where(McpServer.id == server_id))).rowcount > 0
+
+    # ---- chats -------------------------------------------------------------------------------------
+
+    async def create_chat(self, user_id: str, workspace_id: str, *, title: str | None, model: str | None,
+                          use_admin_servers: bool = True) -> Chat:
+        now = utcnow()
+        chat = Chat(id=new_id(), user_id=user_id, workspace_id=workspace_id, title=title or "New chat",
+                    model=model, status="idle", use_admin_servers=use_admin_servers, created_at=now,
+                    updated_at=now)
+        async with self.sessions.begin() as s:
+            s.add(chat)
+        return chat
+
+    async def list_chats(self, user_id: str) -> Sequence[Chat]:
+        async with self.sessions() as s:
+            return (await s.scalars(select(Chat).where(Chat.user_id == user_id)
+                                    .order_by(Chat.updated_at.desc()))).all()
+
+    async def get_chat(self, chat_id: str, user_id: str | None = None) -> Chat | None:
+        async with self.sessions() as s:
+            chat = await s.get(Chat, chat_id)
+        if chat is None or (user_id is not None and chat.user_id != user_id):
+            return None
+        return chat
+
+    async def update_chat(self, chat_id: str, **fields: Any) -> None:
+        async with self.sessions.begin() as s:
+            await s.execute(update(Chat).where(Chat.id == chat_id).values(updated_at=utcnow(), **fields))
+
+    async def delete_chat(self, chat_id: str, user_id: str) -> bool:
+        async with self.sessions.begin() as s:
+            result = await s.execute(delete(Chat).where(Chat.id == chat_id, Chat.user_id == user_id))
+            return result.rowcount > 0
+
+    async def interrupt_running_chats(self) -> list[str]:
+        """After a restart: a turn that was running is gone; mark its chat ``interrupted``."""
+        async with self.sessions.begin() as s:
+            ids = list((await s.scalars(select(Chat.id).where(Chat.status == "running"))).all())
+            if ids:
+                await s.execute(update(Chat).where(Chat.id.in_(ids)).values(status="interrupted"))
+        return ids
+
+    # ---- messages and the queue --------------------------------------------------------------------
+
+    async def list_messages(self, chat_id: str) -> Sequence[Message]:
+        async with self.sessions() as s:
+            return (await s.scalars(select(Message).where(Message.chat_id == chat_id)
+                                    .order_by(Message.id))).all()
+
+    async def add_messages(self, chat_id: str, messages: Sequence[NewMessage]) -> list[Message]:
+        """Store one step (assistant message + tool results) atomically."""
+        now = utcnow()
+        rows = [Message(chat_id=chat_id, role=m.role, parts=m.parts, model=m.model, usage=m.usage,
+                        created_at=now) for m in messages]
+        async with self.sessions.begin() as s:
+            s.add_all(rows)
+            await s.flush()  # assigns the ids inside the transaction
+            await s.execute(update(Chat).where(Chat.id == chat_id).values(updated_at=now))
+        return rows
+
+    async def enqueue(self, chat_id: str, content: str) -> QueuedMessage:
+        queued = QueuedMessage(chat_id=chat_id, content=content, created_at=utcnow())
+        async with self.sessions.begin() as s:
+            s.add(queued)
+        return queued
+
+    async def list_queued(self, chat_id: str) -> Sequence[QueuedMessage]:
+        async with self.sessions() as s:
+            return (await s.scalars(select(QueuedMessage).where(QueuedMessage.chat_id == chat_id)
+                                    .order_by(QueuedMessage.id))).all()
+
+    async def delete_queued(self, chat_id: str, queued_id: int) -> bool:
+        async with self.sessions.begin() as s:
+            result = await s.execute(delete(QueuedMessage).where(QueuedMessage.chat_id == chat_id,
+                                                                 QueuedMessage.id == queued_id))
+            return result.rowcount > 0
+
+    async def start_next_turn(self, chat_id: str) -> Message | None:
+        """Move the oldest queued message into the history and mark the chat running, atomically."""
+        async with self.sessions.begin() as s:
+            queued = await s.scalar(select(QueuedMessage).where(QueuedMessage.chat_id == chat_id)
+                                    .order_by(QueuedMessage.id).limit(1))
+            if queued is None:
+                return None
+            now = utcnow()
+            message = Message(chat_id=chat_id, role="user", parts=[{"type": "text", "text": queued.content}],
+                              created_at=now)
+            s.add(message)
+            await s.delete(queued)
+            await s.flush()
+            await s.execute(update(Chat).where(Chat.id == chat_id).values(status="running", updated_at=now))
+        return message
+
+    async def chats_with_queue(self) -> list[str]:
+        async with self.sessions() as s:
+            return list((await s.scalars(select(QueuedMessage.chat_id).distinct())).all())

@@ -1,0 +1,77 @@
+"""Admin MCP servers: connected by the chat server itself through the same hub the agent uses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workdock.agentapi import CallToolResult
+from workdock.chat.store.models import McpServer
+from workdock.chat.tools.base import Gathered, OfferedTool, SourceFailure, error_result
+from workdock.mcp.config import ServerSpec
+from workdock.mcp.content import result_to_wire
+from workdock.mcp.hub import Hub, HubError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ToolPolicy:
+    allow: frozenset[str]
+    deny: frozenset[str]
+
+    def admits(self, tool: str) -> bool:
+        # A non-empty allow list alone decides; otherwise the deny list removes tools.
+        return tool in self.allow if self.allow else tool not in self.deny
+
+
+def spec_for(row: McpServer) -> ServerSpec:
+    return ServerSpec(name=row.slug, transport="sse" if row.transport == "sse" else "http", url=row.url,
+                      headers=dict(row.headers or {}) or None)
+
+
+class AdminServers:
+    """Owns the hub of admin servers; ``apply`` after every change to the mcp_servers table."""
+
+    def __init__(self, hub: Hub, call_timeout: float) -> None:
+        self.hub = hub
+        self.call_timeout = call_timeout
+        self._policies: dict[str, ToolPolicy] = {}
+
+    async def apply(self, rows: Sequence[McpServer]) -> None:
+        enabled = [row for row in rows if row.enabled]
+        self._policies = {row.slug: ToolPolicy(frozenset(row.allow_tools or ()), frozenset(row.deny_tools or ()))
+                          for row in enabled}
+        await self.hub.apply([spec_for(row) for row in enabled])
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        return {s.name: {"state": s.state, "tool_count": s.tool_count, "error": s.error}
+                for s in self.hub.statuses()}
+
+    def gather(self) -> Gathered:
+        """The ready servers' admitted tools (instant: the hub keeps its catalog current)."""
+        gathered = Gathered()
+        for status in self.hub.statuses():
+            if status.state != "ready":
+                why = status.error or status.state
+                gathered.failures.append(SourceFailure("admin", status.name, f"{status.state}: {why}"))
+        for entry in self.hub.catalog.tools:
+            policy = self._policies.get(entry.server)
+            if policy is None or not policy.admits(entry.original_name):
+                continue
+            gathered.tools.append(OfferedTool(
+                name=entry.name, source="admin", server=entry.server, source_name=entry.name,
+                description=entry.tool.description or "",
+                parameters=entry.tool.input_schema or {"type": "object", "properties": {}},
+                call=self._caller(entry.name)))
+        return gathered
+
+    def _caller(self, name: str):  # noqa: ANN202 - a CallFn
+        async def call(arguments: dict[str, Any]) -> CallToolResult:
+            try:
+                return result_to_wire(await self.hub.call(name, arguments, timeout=self.call_timeout))
+            except HubError as exc:
+                return error_result(f"tool {name} failed ({exc.status}): {exc.message}")
+        return call

@@ -1,0 +1,55 @@
+"""What a tool source hands the turn: offered tools with a way to call them, and its failures."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from workdock.agentapi import CallToolResult, ContentBlock
+
+Source = Literal["builtin", "admin", "workspace"]
+CallFn = Callable[[dict[str, Any]], Awaitable[CallToolResult]]
+
+DEFAULT_CALL_TIMEOUT_MS = 60_000
+
+
+@dataclass(frozen=True)
+class OfferedTool:
+    name: str  # the name the model sees: unique, ^[A-Za-z0-9_-]{1,64}$
+    source: Source
+    server: str | None
+    source_name: str  # the name the source itself knows the tool by
+    description: str
+    parameters: dict[str, Any]  # JSON schema of the arguments
+    call: CallFn = field(compare=False, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "server": self.server,
+                "description": self.description, "input_schema": self.parameters}
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    source: Source
+    server: str | None
+    error: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "server": self.server, "error": self.error}
+
+
+@dataclass
+class Gathered:
+    tools: list[OfferedTool] = field(default_factory=list)
+    failures: list[SourceFailure] = field(default_factory=list)
+
+
+def error_result(message: str) -> CallToolResult:
+    """A result that tells the model the call failed and why (never an exception out of a turn)."""
+    return CallToolResult(content=[ContentBlock(type="text", text=message)], is_error=True)
+
+
+def text_result(text: str, *, is_error: bool = False, structured: Any = None) -> CallToolResult:
+    return CallToolResult(content=[ContentBlock(type="text", text=text)], is_error=is_error,
+                          structured_content=structured)

@@ -1,0 +1,87 @@
+"""Workspace MCP tools: the agent's catalog, cached per workspace by ETag (a 304 costs nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from workdock.agentapi import AgentClient, AgentError, CallToolResult, ToolInfo
+from workdock.chat.tools.base import DEFAULT_CALL_TIMEOUT_MS, Gathered, OfferedTool, SourceFailure, error_result
+
+LIST_BUDGET_S = 5.0
+
+
+@dataclass
+class _Cached:
+    etag: str
+    tools: list[ToolInfo]
+
+
+class AgentPool:
+    """One keep-alive client per workspace agent, and the workspace tool catalogs."""
+
+    def __init__(self, call_timeout: float = DEFAULT_CALL_TIMEOUT_MS / 1000) -> None:
+        self.call_timeout_ms = max(1, round(call_timeout * 1000))
+        self._clients: dict[str, tuple[str, str, AgentClient]] = {}
+        self._catalogs: dict[str, _Cached] = {}
+
+    def client(self, workspace_id: str, url: str, token: str) -> AgentClient:
+        entry = self._clients.get(workspace_id)
+        if entry is not None and entry[:2] == (url, token):
+            return entry[2]
+        client = AgentClient(url, token)
+        if entry is not None:
+            asyncio.get_running_loop().create_task(entry[2].aclose())
+        self._clients[workspace_id] = (url, token, client)
+        return client
+
+    def forget(self, workspace_id: str) -> None:
+        self._catalogs.pop(workspace_id, None)
+        entry = self._clients.pop(workspace_id, None)
+        if entry is not None:
+            asyncio.get_running_loop().create_task(entry[2].aclose())
+
+    def drop_catalog(self, workspace_id: str) -> None:
+        self._catalogs.pop(workspace_id, None)
+
+    async def aclose(self) -> None:
+        clients = [entry[2] for entry in self._clients.values()]
+        self._clients.clear()
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+
+    async def gather(self, workspace_id: str, client: AgentClient) -> Gathered:
+        cached = self._catalogs.get(workspace_id)
+        try:
+            listing = await asyncio.wait_for(
+                client.list_tools(etag=cached.etag if cached else None, timeout=LIST_BUDGET_S), LIST_BUDGET_S)
+        except (AgentError, TimeoutError) as exc:
+            why = str(exc) if isinstance(exc, AgentError) else f"no answer within {LIST_BUDGET_S:g} s"
+            return Gathered(failures=[SourceFailure("workspace", None, f"workspace agent: {why}")])
+        if listing is not None:
+            cached = self._catalogs[workspace_id] = _Cached(listing.version, listing.tools)
+        assert cached is not None  # a 304 only answers an ETag we sent
+        return Gathered(tools=[self._offer(workspace_id, client, tool) for tool in cached.tools])
+
+    def _offer(self, workspace_id: str, client: AgentClient, tool: ToolInfo) -> OfferedTool:
+        async def call(arguments: dict[str, Any]) -> CallToolResult:
+            try:
+                return await client.call_tool(tool.name, arguments, timeout_ms=self.call_timeout_ms)
+            except AgentError as exc:
+                if exc.status == 404:  # the catalog moved on: fetch it afresh next turn
+                    self.drop_catalog(workspace_id)
+                return error_result(_call_error(tool.name, exc))
+
+        schema = tool.input_schema or {"type": "object", "properties": tool.schema_, "required": tool.required}
+        return OfferedTool(name=tool.name, source="workspace", server=tool.server_name, source_name=tool.name,
+                           description=tool.description, parameters=schema, call=call)
+
+
+def _call_error(name: str, exc: AgentError) -> str:
+    if exc.status == 0:
+        return f"tool {name} failed: the workspace agent is unreachable ({exc.detail or exc.message})"
+    if exc.status == 504:
+        return f"tool {name} timed out: {exc.message}"
+    if exc.status == 404:
+        return f"tool {name} is no longer offered by the workspace: {exc.message}"
+    return f"tool {name} failed (agent answered {exc.status}): {exc}"

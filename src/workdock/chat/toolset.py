@@ -1,0 +1,59 @@
+"""Gather a turn's tools from the three sources at once, each within its own budget."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from workdock.chat.store.models import Chat, Workspace
+from workdock.chat.tools.admin import AdminServers
+from workdock.chat.tools.base import Gathered, OfferedTool, SourceFailure
+from workdock.chat.tools.builtin import builtin_tools
+from workdock.chat.tools.merge import merge
+from workdock.chat.tools.workspace import AgentPool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ToolSet:
+    tools: dict[str, OfferedTool] = field(default_factory=dict)
+    failures: list[SourceFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {"tools": [t.describe() for t in self.tools.values()],
+                "failures": [f.describe() for f in self.failures], "warnings": self.warnings}
+
+
+class ToolGatherer:
+    def __init__(self, pool: AgentPool, admin: AdminServers | None) -> None:
+        self.pool = pool
+        self.admin = admin
+
+    async def gather(self, chat: Chat, workspace: Workspace) -> ToolSet:
+        client = self.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
+
+        async def admin() -> Gathered:
+            if self.admin is None or not chat.use_admin_servers:
+                return Gathered()
+            return self.admin.gather()
+
+        # The admin catalog is in memory and built-ins are static; only the agent is a round trip,
+        # and it carries its own 5 s budget. A source that raises is a failure, never the turn's end.
+        results = await asyncio.gather(admin(), self.pool.gather(workspace.id, client),
+                                       return_exceptions=True)
+        gathered: list[Gathered] = [builtin_tools(client)]
+        for source, result in zip(("admin", "workspace"), results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("tool source %s failed: %r", source, result)
+                result = Gathered(failures=[SourceFailure(source, None, f"{type(result).__name__}: {result}")])
+            gathered.append(result)
+        tools, warnings = merge(*gathered)
+        failures = [f for g in gathered for f in g.failures]
+        for failure in failures:
+            logger.info("chat %s: tool source %s%s skipped: %s", chat.id, failure.source,
+                        f"/{failure.server}" if failure.server else "", failure.error)
+        return ToolSet(tools, failures, warnings)

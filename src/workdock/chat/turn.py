@@ -1,0 +1,313 @@
+"""One turn: gather tools, run the model step by step, call tools concurrently, persist, publish.
+
+Each step (the assistant message and its tool results) is stored in one transaction as soon as
+it completes and only then published as ``data-message``, so what a watcher was told is stored
+is stored. pydantic-ai is used as a model client only; the loop, the tool calls and the events
+are ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic_ai.direct import model_request_stream
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    PartEndEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    ThinkingPart,
+    ThinkingPartDelta,
+    ToolCallPart,
+    ToolCallPartDelta,
+    ToolReturnPart,
+)
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.tools import ToolDefinition
+
+from workdock.agentapi import CallToolResult
+from workdock.chat import events
+from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
+from workdock.chat.models import ModelCatalog, ModelError
+from workdock.chat.store.models import Message
+from workdock.chat.store.repo import NewMessage, Store
+from workdock.chat.stream import ChatChannel, EventBus
+from workdock.chat.tools.base import error_result
+from workdock.chat.toolset import ToolGatherer, ToolSet
+
+logger = logging.getLogger(__name__)
+
+MAX_STEPS = 50
+STREAM_ERROR_PREVIEW = 4000
+
+
+@dataclass
+class _Step:
+    """What the running step has produced so far, so an interrupt can store what exists."""
+
+    texts: dict[int, str] = field(default_factory=dict)
+    response: ModelResponse | None = None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # tool_call_id → stored part
+    # Set once the step is being stored: an interrupt then waits for it instead of storing it twice.
+    persisting: asyncio.Future[list[Message]] | None = None
+    published: bool = False
+
+
+class TurnFailed(Exception):
+    """The turn cannot go on; the message is for the user."""
+
+
+@dataclass
+class CallOutcome:
+    result: CallToolResult
+    duration_ms: int
+
+
+class TurnRunner:
+    def __init__(self, store: Store, bus: EventBus, gatherer: ToolGatherer, models: ModelCatalog,
+                 max_steps: int = MAX_STEPS) -> None:
+        self.store = store
+        self.bus = bus
+        self.gatherer = gatherer
+        self.models = models
+        self.max_steps = max_steps
+
+    async def run(self, chat_id: str, user_message: Message) -> None:
+        """Run the turn for ``user_message`` (already stored); never raises except on cancellation."""
+        channel = self.bus.channel(chat_id)
+        channel.begin_turn()
+        publish = channel.publish
+        publish(events.status("running"))
+        publish(events.message(user_message))
+        publish(events.start(uuid.uuid4().hex))
+        step = _Step()
+        try:
+            final = await self._run(chat_id, channel, step)
+        except asyncio.CancelledError:
+            # Interrupted (by the user or a shutdown): keep what the step produced, then say so.
+            await asyncio.shield(self._store_interrupted(chat_id, channel, step))
+            raise
+        except TurnFailed as exc:
+            await self._fail(chat_id, channel, str(exc))
+            return
+        except Exception as exc:  # a model or database failure ends the turn, not the server
+            logger.exception("chat %s: turn failed", chat_id)
+            await self._fail(chat_id, channel, f"{type(exc).__name__}: {exc}")
+            return
+        await self.store.update_chat(chat_id, status="idle")
+        publish(events.finish(final))
+        publish(events.status("idle"))
+
+    async def _run(self, chat_id: str, channel: ChatChannel, step: _Step) -> str:
+        """The step loop; returns the finish reason."""
+        chat = await self.store.get_chat(chat_id)
+        workspace = await self.store.get_workspace(chat.workspace_id) if chat else None
+        if chat is None or workspace is None:
+            raise TurnFailed("the chat or its workspace was deleted")
+        try:
+            model_name, model = self.models.get(chat.model)
+        except ModelError as exc:
+            raise TurnFailed(str(exc)) from exc
+        toolset = await self.gatherer.gather(chat, workspace)
+        if toolset.failures:
+            channel.publish(events.status("running", tool_failures=[f.describe() for f in toolset.failures]))
+        params = ModelRequestParameters(function_tools=[
+            ToolDefinition(name=t.name, parameters_json_schema=t.parameters, description=t.description)
+            for t in toolset.tools.values()])
+        history = to_model_messages(await self.store.list_messages(chat_id))
+        for _ in range(self.max_steps):
+            step.__init__()  # type: ignore[misc]  # a fresh record for this step
+            channel.publish(events.start_step())
+            response = await self._model_step(model, history, params, channel, step)
+            calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
+            outcomes = await asyncio.gather(*(self._call(toolset, call, channel, step) for call in calls))
+            step.persisting = asyncio.ensure_future(self.store.add_messages(
+                chat_id, self._step_messages(model_name, toolset, response, step)))
+            rows = await asyncio.shield(step.persisting)
+            for row in rows:
+                channel.publish(events.message(row))
+            step.published = True
+            channel.publish(events.finish_step())
+            if not calls:
+                return "stop"
+            history.append(response)
+            history.append(ModelRequest(parts=[
+                ToolReturnPart(tool_name=call.tool_name, content=for_model(step.results[call.tool_call_id]["content"]),
+                               tool_call_id=call.tool_call_id, outcome="failed" if outcome.result.is_error else "success")
+                for call, outcome in zip(calls, outcomes, strict=True)]))
+        channel.publish(events.error(f"stopped after {self.max_steps} steps; send a message to go on"))
+        return "step-limit"
+
+    async def _model_step(self, model: Model, history: list[ModelMessage], params: ModelRequestParameters,
+                          channel: ChatChannel, step: _Step) -> ModelResponse:
+        """Stream one model response, publishing its text and tool-input chunks as they come."""
+        publish = channel.publish
+        part_ids: dict[int, str] = {}
+        async with model_request_stream(model, history, model_request_parameters=params) as stream:
+            async for event in stream:
+                if isinstance(event, PartStartEvent):
+                    part = event.part
+                    if isinstance(part, TextPart):
+                        part_ids[event.index] = pid = f"text-{uuid.uuid4().hex[:12]}"
+                        publish(events.text_start(pid))
+                        step.texts[event.index] = part.content
+                        if part.content:
+                            publish(events.text_delta(pid, part.content))
+                    elif isinstance(part, ThinkingPart):
+                        part_ids[event.index] = pid = f"reasoning-{uuid.uuid4().hex[:12]}"
+                        publish(events.reasoning_start(pid))
+                        if part.content:
+                            publish(events.reasoning_delta(pid, part.content))
+                    elif isinstance(part, ToolCallPart):
+                        part_ids[event.index] = part.tool_call_id
+                        publish(events.tool_input_start(part.tool_call_id, part.tool_name))
+                        if isinstance(part.args, str) and part.args:
+                            publish(events.tool_input_delta(part.tool_call_id, part.args))
+                elif isinstance(event, PartDeltaEvent):
+                    pid = part_ids.get(event.index)
+                    delta = event.delta
+                    if pid is None:
+                        continue
+                    if isinstance(delta, TextPartDelta) and delta.content_delta:
+                        step.texts[event.index] = step.texts.get(event.index, "") + delta.content_delta
+                        publish(events.text_delta(pid, delta.content_delta))
+                    elif isinstance(delta, ThinkingPartDelta) and delta.content_delta:
+                        publish(events.reasoning_delta(pid, delta.content_delta))
+                    elif isinstance(delta, ToolCallPartDelta) and isinstance(delta.args_delta, str) \
+                            and delta.args_delta:
+                        publish(events.tool_input_delta(pid, delta.args_delta))
+                elif isinstance(event, PartEndEvent):
+                    pid = part_ids.get(event.index)
+                    part = event.part
+                    if pid is None:
+                        continue
+                    if isinstance(part, TextPart):
+                        publish(events.text_end(pid))
+                    elif isinstance(part, ThinkingPart):
+                        publish(events.reasoning_end(pid))
+                    elif isinstance(part, ToolCallPart):
+                        publish(events.tool_input_available(part.tool_call_id, part.tool_name, _args(part)))
+            response = stream.get()
+        step.response = response
+        return response
+
+    async def _call(self, toolset: ToolSet, call: ToolCallPart, channel: ChatChannel,
+                    step: _Step) -> CallOutcome:
+        """Run one tool call; any failure becomes an error result the model can read."""
+        started = time.perf_counter()
+        tool = toolset.tools.get(call.tool_name)
+        try:
+            arguments = call.args_as_dict(raise_if_invalid=True)
+        except (ValueError, AssertionError):
+            arguments = None
+        if tool is None:
+            result = error_result(f"there is no tool named {call.tool_name!r}; "
+                                  f"available: {', '.join(sorted(toolset.tools)) or 'none'}")
+        elif arguments is None:
+            result = error_result(f"the arguments for {call.tool_name} are not a JSON object: {call.args!r}")
+        else:
+            try:
+                result = await tool.call(arguments)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a source's bug must not end the turn
+                logger.exception("tool %s raised", call.tool_name)
+                result = error_result(f"tool {call.tool_name} failed: {type(exc).__name__}: {exc}")
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        content = for_storage(result)
+        step.results[call.tool_call_id] = {
+            "type": "tool-result", "tool_call_id": call.tool_call_id, "tool_name": call.tool_name,
+            "is_error": result.is_error, "content": content, "duration_ms": duration_ms}
+        if result.structured_content is not None:
+            step.results[call.tool_call_id]["structured_content"] = result.structured_content
+        if result.is_error:
+            channel.publish(events.tool_output_error(call.tool_call_id,
+                                                     result_text(result)[:STREAM_ERROR_PREVIEW]))
+        else:
+            channel.publish(events.tool_output_available(call.tool_call_id, {
+                "content": content, "structured_content": result.structured_content,
+                "duration_ms": duration_ms}))
+        return CallOutcome(result, duration_ms)
+
+    def _step_messages(self, model_name: str, toolset: ToolSet | None, response: ModelResponse | None,
+                       step: _Step) -> list[NewMessage]:
+        parts: list[dict[str, Any]] = []
+        calls: list[ToolCallPart] = []
+        if response is not None:
+            for part in response.parts:
+                if isinstance(part, TextPart) and part.content:
+                    parts.append({"type": "text", "text": part.content})
+                elif isinstance(part, ThinkingPart) and part.content:
+                    parts.append({"type": "reasoning", "text": part.content})
+                elif isinstance(part, ToolCallPart):
+                    calls.append(part)
+                    tool = toolset.tools.get(part.tool_name) if toolset else None
+                    parts.append({"type": "tool-call", "tool_call_id": part.tool_call_id,
+                                  "tool_name": part.tool_name, "source": tool.source if tool else None,
+                                  "server": tool.server if tool else None, "args": _args(part)})
+        else:  # interrupted while the model was still answering: keep the text it had sent
+            parts = [{"type": "text", "text": text} for _, text in sorted(step.texts.items()) if text]
+        messages: list[NewMessage] = []
+        if parts:
+            usage = None
+            if response is not None:
+                usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}
+            messages.append(NewMessage("assistant", parts, model=model_name, usage=usage))
+        if calls:
+            results = [step.results.get(call.tool_call_id) or {
+                "type": "tool-result", "tool_call_id": call.tool_call_id, "tool_name": call.tool_name,
+                "is_error": True, "duration_ms": None,
+                "content": [{"type": "text", "text": "interrupted before this call finished"}]}
+                for call in calls]
+            messages.append(NewMessage("tool", results))
+        return messages
+
+    async def _store_interrupted(self, chat_id: str, channel: ChatChannel, step: _Step) -> None:
+        try:
+            chat = await self.store.get_chat(chat_id)
+            if chat is not None:
+                if step.persisting is not None:  # the step was being stored when the interrupt came
+                    rows = await step.persisting
+                    if not step.published:
+                        for row in rows:
+                            channel.publish(events.message(row))
+                else:
+                    rows = await self.store.add_messages(chat_id, self._step_messages(
+                        chat.model or self.models.default or "", None, step.response, step))
+                    for row in rows:
+                        channel.publish(events.message(row))
+                await self.store.update_chat(chat_id, status="interrupted")
+        except Exception:
+            logger.exception("chat %s: could not store the interrupted step", chat_id)
+        channel.publish(events.abort())
+        channel.publish(events.status("interrupted"))
+
+    async def _fail(self, chat_id: str, channel: ChatChannel, message: str) -> None:
+        """End the turn with an error the user can read, stored so the history shows it too."""
+        try:
+            rows = await self.store.add_messages(chat_id, [NewMessage("assistant", [{"type": "error", "text": message}])])
+            for row in rows:
+                channel.publish(events.message(row))
+            await self.store.update_chat(chat_id, status="error")
+        except Exception:
+            logger.exception("chat %s: could not store the turn's error", chat_id)
+        channel.publish(events.error(message))
+        channel.publish(events.finish("error"))
+        channel.publish(events.status("error", error=message))
+
+
+
+def _args(part: ToolCallPart) -> Any:
+    try:
+        return part.args_as_dict(raise_if_invalid=True)
+    except (ValueError, AssertionError):
+        return part.args
