@@ -1,0 +1,159 @@
+"""Server lifecycle through the real agent: faults, eras, restarts, shutdown (spec/agent.md §3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.support.agent import fixture_server
+
+
+def text_of(response) -> str:
+    assert response.status_code == 200, response.text
+    return "".join(block.get("text", "") for block in response.json()["content"])
+
+
+def test_a_hung_server_delays_nobody_and_fails_after_its_budget(start_agent) -> None:
+    began = time.monotonic()
+    agent = start_agent({"hung": fixture_server("hang_initialize.py"), "ok": fixture_server("crash_during_call.py")},
+                        "--connect-timeout", "3")
+    agent.wait_state("ok", "ready")
+    assert time.monotonic() - began < 15
+    assert agent.server("hung")["state"] == "connecting"  # the API is up and lists what is ready
+    assert "ok__echo" in agent.tool_names()
+    failed = agent.wait_state("hung", "failed", timeout=10)
+    assert "connect budget of 3 s" in failed["error"]
+    assert any("received" in line for line in failed["stderr_tail"])
+    # retried in the background with backoff: it goes back to connecting for its next attempt
+    agent.wait_state("hung", "connecting", timeout=10)
+
+
+def test_a_server_that_dies_mid_call_gives_502_and_comes_back(start_agent) -> None:
+    agent = start_agent({"crashy": fixture_server("crash_during_call.py")})
+    agent.wait_state("crashy", "ready")
+    response = agent.call("crashy__crash")
+    assert response.status_code == 502
+    assert "crashy" in response.json()["message"]
+    status = agent.wait_for(lambda: (s := agent.server("crashy"))["state"] == "restarting" and s, 5,
+                            "the restarting state")
+    assert any("exiting with code 3" in line for line in status["stderr_tail"])
+    # while it is down its tools are unlisted, but a call still finds the route and gets 502
+    assert "crashy__echo" not in agent.tool_names()
+    assert agent.call("crashy__echo", {"text": "x"}).status_code == 502
+    back = agent.wait_state("crashy", "ready", timeout=10)
+    assert back["restarts"] == 1
+    assert text_of(agent.call("crashy__echo", {"text": "again"})) == "again"
+
+
+def test_garbage_on_stdout_is_skipped(start_agent) -> None:
+    agent = start_agent({"chatty": fixture_server("garbage_stdout.py")})
+    agent.wait_state("chatty", "ready")
+    for i in range(3):
+        assert text_of(agent.call("chatty__echo", {"text": f"hi {i}"})) == f"hi {i}"
+    assert "not JSON-RPC" in agent.log()
+
+
+def test_a_stderr_flood_never_blocks_and_the_last_50_lines_are_kept(start_agent) -> None:
+    agent = start_agent({"loud": fixture_server("stderr_flood.py", STDERR_FLOOD_STARTUP="20000",
+                                                STDERR_FLOOD_PER_CALL="5000")})
+    agent.wait_state("loud", "ready", timeout=30)
+    for i in range(3):
+        assert text_of(agent.call("loud__echo", {"text": str(i)})) == str(i)
+    tail = agent.wait_for(lambda: (t := agent.server("loud")["stderr_tail"]) and t[-1].endswith("call 3 done") and t,
+                          10, "the stderr tail to reach the last call")
+    assert len(tail) == 50
+
+
+def test_tools_list_is_paginated_to_the_end_and_names_are_made_safe(start_agent) -> None:
+    agent = start_agent({"pages": fixture_server("paginated.py", PAGE_SIZE="4")})
+    agent.wait_state("pages", "ready")
+    tools = {t["original_name"]: t["name"] for t in agent.tools()["tools"]}
+    assert len(tools) == 29
+    assert all(f"tool_{i:02d}" in tools for i in range(1, 26))
+    assert tools["a_b"] == "pages__a_b"  # the clean name keeps its name ...
+    assert tools["a.b"] != "pages__a_b" and tools["a.b"].startswith("pages__a_b_")  # ... the renamed one yields
+    assert tools["x:y"] == "pages__x_y"
+    long_original = next(n for n in tools if len(n) > 64)
+    assert len(tools[long_original]) == 64
+    warnings = agent.server("pages")["warnings"]
+    assert f"tool 'a.b' offered as '{tools['a.b']}'" in warnings
+    # every tool is reachable by its offered name, and reaches the right original tool
+    for original in ("a.b", "a_b", "x:y", long_original, "tool_25"):
+        assert text_of(agent.call(tools[original], {"k": 1})).startswith(f"{original} called with")
+
+
+def test_list_changed_refreshes_the_catalog_on_both_protocol_eras(start_agent) -> None:
+    agent = start_agent({"modern": fixture_server("list_changed.py"),
+                         "legacy": fixture_server("list_changed.py", FIXTURE_ERA="legacy")})
+    assert agent.wait_state("modern", "ready")["protocol_version"] == "2026-07-28"
+    assert agent.wait_state("legacy", "ready")["protocol_version"] == "2025-11-25"
+    before = agent.tools()["version"]
+    for server in ("modern", "legacy"):
+        assert text_of(agent.call(f"{server}__add_tool")) == "added second"
+    agent.wait_for(lambda: {"modern__second", "legacy__second"} <= set(agent.tool_names()), 5,
+                   "both servers' new tool to be listed")
+    assert int(agent.tools()["version"]) > int(before)
+    assert text_of(agent.call("legacy__second")) == "second"
+
+
+def test_a_slow_call_times_out_with_504_and_the_server_is_told(start_agent, tmp_path: Path) -> None:
+    cancel_log = tmp_path / "cancelled.jsonl"
+    agent = start_agent({"slow": {**fixture_server("slow_tool.py", CANCEL_LOG=str(cancel_log)), "timeout": 700}})
+    agent.wait_state("slow", "ready")
+    began = time.monotonic()
+    response = agent.call("slow__sleep", {"seconds": 30})  # the server's own `timeout` (700 ms) applies
+    assert response.status_code == 504
+    assert time.monotonic() - began < 5
+    assert "0.7 s" in response.json()["message"]
+    agent.wait_for(lambda: cancel_log.exists() and cancel_log.read_text().strip(), 5, "notifications/cancelled")
+    # a per-call timeout_ms wins over the server's
+    assert agent.call("slow__sleep", {"seconds": 0.9}, timeout_ms=5000).status_code == 200
+    assert agent.call("slow__sleep", {"seconds": 30}, timeout_ms=200).status_code == 504
+    assert agent.server("slow")["state"] == "ready"  # a timeout is not a death
+
+
+def test_disabled_and_invalid_entries_are_listed_but_never_started(start_agent) -> None:
+    agent = start_agent({"off": {**fixture_server("crash_during_call.py"), "disabled": True},
+                         "broken": {"type": "carrier-pigeon"}, "ok": fixture_server("crash_during_call.py")})
+    agent.wait_state("ok", "ready")
+    servers = agent.servers()
+    assert servers["off"]["state"] == "disabled" and servers["off"]["error"] is None
+    assert servers["broken"]["state"] == "failed" and "unknown type" in servers["broken"]["error"]
+    assert [n for n in agent.tool_names() if not n.startswith("ok__")] == []
+
+
+def test_stdio_child_gets_the_agent_environment_plus_env_and_runs_in_the_workspace(start_agent, workspace) -> None:
+    (workspace / "sub").mkdir()
+    probe = ("import os, json, sys; json.dump({'cwd': os.getcwd(), 'inherited': os.environ.get('FROM_AGENT'),"
+             " 'overlaid': os.environ.get('FROM_CONFIG')}, open(sys.argv[1], 'w'))")
+    out_default, out_sub = workspace / "default.json", workspace / "sub.json"
+    script = str(Path(__file__).parent.parent / "fixtures" / "servers" / "crash_during_call.py")
+    entry = {"command": "sh", "args": ["-c", f"{os.sys.executable} -c \"$0\" \"$1\"; exec {os.sys.executable} {script}"],
+             "env": {"FROM_CONFIG": "overlay"}}
+    agent = start_agent({"a": {**entry, "args": [*entry["args"], probe, str(out_default)]},
+                         "b": {**entry, "args": [*entry["args"], probe, str(out_sub)], "cwd": "sub"}},
+                        env={"FROM_AGENT": "inherited"})
+    agent.wait_state("a", "ready")
+    agent.wait_state("b", "ready")
+    default = json.loads(out_default.read_text())
+    assert default == {"cwd": str(workspace), "inherited": "inherited", "overlaid": "overlay"}
+    assert json.loads(out_sub.read_text())["cwd"] == str(workspace / "sub")
+
+
+def test_shutdown_ends_every_process_group_even_with_a_hung_server(start_agent, tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    agent = start_agent({"wrapped": fixture_server("grandchild_wrapper.py", GRANDCHILD_PID_FILE=str(pid_file)),
+                         "hung": fixture_server("hang_initialize.py"),
+                         "slow": fixture_server("slow_tool.py")})
+    agent.wait_state("wrapped", "ready")
+    agent.wait_state("slow", "ready")
+    grandchild = psutil.Process(int(agent.wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 5,
+                                                   "the grandchild's pid")))
+    assert grandchild.is_running()
+    took = agent.stop()  # asserts that no process the agent started outlived it
+    assert took < 10
+    assert not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE
