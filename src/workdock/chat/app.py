@@ -69,7 +69,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             svc = Services(config=config, store=store, bus=bus, pool=pool, admin=admin, gatherer=gatherer,
                            models=models, chats=manager)
             app.state.services = svc
-            stack.push_async_callback(bus.close_all)
+            stack.callback(bus.close_all)
             stack.push_async_callback(manager.shutdown)
             await first_start(svc)
             await admin.apply(await store.list_mcp_servers())

@@ -73,5 +73,7 @@ class AdminServers:
             try:
                 return result_to_wire(await self.hub.call(name, arguments, timeout=self.call_timeout))
             except HubError as exc:
-                return error_result(f"tool {name} failed ({exc.status}): {exc.message}")
+                what = {504: "timed out", 502: "failed: the server is unavailable",
+                        404: "is no longer offered"}.get(exc.status, "failed")
+                return error_result(f"tool {name} {what}: {exc.message}")
         return call
