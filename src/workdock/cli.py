@@ -85,6 +85,8 @@ def agent(
     workspace_ops: Annotated[bool, typer.Option(
         "--workspace-ops/--no-workspace-ops",
         help="Serve the file and command endpoints for the chat's built-in tools.")] = True,
+    watch: Annotated[bool, typer.Option(
+        "--watch/--no-watch", help="Apply edits of the config files as they happen.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")] = False,
 ) -> None:
     """Run the workspace agent: start every server in .mcp.json and serve their tools over HTTP.
@@ -102,7 +104,8 @@ def agent(
     except FileNotFoundError:
         fail(f"token file {token_file} does not exist")
     settings = AgentSettings(workspace=dir, token=token, host=host, port=port, config_files=tuple(config or ()),
-                             user_config=user_config, connect_timeout=connect_timeout, workspace_ops=workspace_ops)
+                             user_config=user_config, connect_timeout=connect_timeout, workspace_ops=workspace_ops,
+                             watch=watch)
     if written:
         err.print(f"agent token written to {written}")
     err.print(f"workdock agent for {dir} on http://{host}:{port}")
