@@ -127,7 +127,7 @@ class ChatServer:
         self.database_url = database_url
         self.tool_timeout = tool_timeout
         self.subprocess_mode = subprocess_mode
-        self.log_path = log_path or data_dir / "server.log"
+        self.log_path = log_path or data_dir.parent / f"{data_dir.name}-server.log"
         self.port = 0
         self.url = ""
         self._server: uvicorn.Server | None = None
