@@ -46,7 +46,7 @@ def _open_regular(path: Path) -> tuple[int, os.stat_result]:
 
 def _refuse_binary(head: bytes, path: Path) -> None:
     if b"\0" in head:
-        raise ApiError(400, "binary file", f"{path} holds binary data (a NUL byte); it cannot be read as text")
+        raise ApiError(400, "binary file", f"{path} holds binary data (a NUL byte), not text")
 
 
 def _take_lines(file: BinaryIO, offset: int, limit: int) -> tuple[bytearray, int, bool, bool]:

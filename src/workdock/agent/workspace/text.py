@@ -15,10 +15,11 @@ def _sequence_length(lead: int) -> int:
 
 
 def utf8_prefix(data: bytes | bytearray, size: int) -> bytes:
-    """At most ``size`` leading bytes of ``data``, ending on a character boundary."""
+    """At most ``size`` leading bytes of ``data``, not ending inside a character.
+
+    A character cut by the end of ``data`` itself is dropped too: more of it may be on its way.
+    """
     cut = min(size, len(data))
-    if cut == len(data):
-        return bytes(data)
     # Step back over continuation bytes to the start of the sequence the cut falls in; drop it if the
     # cut splits it.
     start = cut
