@@ -132,7 +132,8 @@ def everything_bin() -> Path:
 
 
 def start_everything(
-    spawn: Callable[..., subprocess.Popen[bytes]], everything_bin: Path, mode: str, log_path: Path
+    spawn: Callable[..., subprocess.Popen[bytes]], everything_bin: Path, mode: str, log_path: Path,
+    port: int | None = None,
 ) -> int:
     """Start server-everything in `mode` ("sse" or "streamableHttp") on 127.0.0.1; return its port.
 
@@ -140,7 +141,7 @@ def start_everything(
     binds all interfaces), so a preload pins every listen to 127.0.0.1. Its
     output goes to a file: it logs every request, and a pipe nobody reads fills.
     """
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "PORT": str(port),

@@ -157,3 +157,32 @@ def test_shutdown_ends_every_process_group_even_with_a_hung_server(start_agent, 
     took = agent.stop()  # asserts that no process the agent started outlived it
     assert took < 10
     assert not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE
+
+
+def test_an_http_server_that_dies_gives_502_and_is_reconnected(start_agent, spawn, everything_bin,
+                                                               tmp_path: Path) -> None:
+    from tests.conftest import start_everything
+    from tests.support import processes
+
+    port = start_everything(spawn, everything_bin, "streamableHttp", tmp_path / "first.log")
+    agent = start_agent({"remote": {"url": f"http://127.0.0.1:{port}/mcp"}})
+    agent.wait_state("remote", "ready")
+    processes.stop_group(_group_listening_on(port))
+    response = agent.call("remote__echo", {"message": "anyone?"})
+    assert response.status_code == 502
+    agent.wait_for(lambda: agent.server("remote")["state"] in ("restarting", "failed"), 5, "the loss to show")
+    start_everything(spawn, everything_bin, "streamableHttp", tmp_path / "second.log", port=port)
+    back = agent.wait_state("remote", "ready", timeout=20)
+    assert back["restarts"] == 1
+    assert text_of(agent.call("remote__echo", {"message": "back"})) == "Echo: back"
+
+
+def _group_listening_on(port: int) -> int:
+    """The process group of the test's child that listens on ``port``."""
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in proc.net_connections("tcp")):
+                return os.getpgid(proc.pid)
+        except (psutil.Error, ProcessLookupError):
+            continue
+    raise AssertionError(f"nothing listens on {port}")
