@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 
 from tests.chat.fake_openai import FakeOpenAI
+from tests.chat.postgres import PostgresServer, pg_bin, start_postgres
 from tests.conftest import NODE_BIN, free_port, require, wait_until_sync
 from tests.support.agent import RunningAgent, write_config
 from tests.support.processes import stop_group
@@ -251,3 +252,18 @@ def start_agent(workspace_dir: Path, tmp_path: Path) -> Iterator[Callable[..., R
     yield start
     for agent in agents:
         agent.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (each test gets its own database)."""
+    require(pg_bin() is not None, "PostgreSQL is not installed (Debian package postgresql)")
+    yield from start_postgres(free_port())
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database(f"test_{next(_databases)}")

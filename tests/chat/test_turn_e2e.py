@@ -74,3 +74,26 @@ async def test_tools_of_a_real_agent_and_a_builtin_reach_the_model(
     assert messages[3]["parts"] == [{"type": "text", "text": "Both tools answered."}]
     chat = await admin_api.get(f"/chats/{chat_id}")
     assert chat["status"] == "idle" and chat["title"] == "check the tools"
+
+
+async def test_without_a_model_chats_work_and_a_message_says_how_to_configure_one(
+        start_chat_server: Callable[..., Any], start_agent: Callable[..., RunningAgent]) -> None:
+    server = start_chat_server(env={"WORKDOCK_MODELS": ""})
+    api = Api(server.url, server.admin_token)
+    try:
+        agent = start_agent({})
+        chat_id = await new_chat(api, agent.url)
+        assert (await api.get("/models"))["models"] == []
+        tools = await api.get(f"/chats/{chat_id}/tools")
+        assert "read_file" in {t["name"] for t in tools["tools"]}
+        await api.post(f"/chats/{chat_id}/messages", {"content": "hello?"}, expect=202)
+        events = await api.events(chat_id, is_idle)
+        [error] = [e for _, e in events if e["type"] == "error"]
+        assert "WORKDOCK_MODELS" in error["errorText"]
+        chat = await api.get(f"/chats/{chat_id}")
+        assert chat["status"] == "error"
+        messages = await api.messages(chat_id)
+        assert messages[-1]["parts"][0]["type"] == "error"
+        assert "WORKDOCK_MODELS" in messages[-1]["parts"][0]["text"]
+    finally:
+        await api.aclose()
