@@ -427,6 +427,18 @@ async def test_grandchild_wrapper_works_in_auto_mode(tmp_path: Path) -> None:
     wait_until_sync(lambda: not _alive(grandchild), timeout=5, message="the grandchild to be gone")
 
 
+@pytest.mark.parametrize("script", ["paginated.py", "list_changed.py"])
+async def test_fixture_era_legacy_plays_a_2025_server(script: str) -> None:
+    """FIXTURE_ERA=legacy: `server/discover` is refused, so an auto client falls back to initialize."""
+    async with python_server(FIXTURES / script, FIXTURE_ERA="legacy") as server:
+        async with connect(server, "auto") as client:
+            assert client.protocol_version != MODERN
+            assert (await client.list_tools()).tools
+    discover = next(m for m in server.sent if m.get("method") == "server/discover")
+    answer = next(json.loads(line) for line in server.stdout_lines if json.loads(line).get("id") == discover["id"])
+    assert answer["error"]["code"] == types.METHOD_NOT_FOUND
+
+
 # --- server-everything -----------------------------------------------------------------------
 
 
