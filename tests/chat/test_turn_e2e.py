@@ -56,6 +56,8 @@ async def test_tools_of_a_real_agent_and_a_builtin_reach_the_model(
         assert kind in kinds, kind
     assert kinds.index("start") < kinds.index("start-step") < kinds.index("tool-output-available")
     assert kinds.count("start-step") == 2 and kinds.count("finish-step") == 2
+    announced = {e["toolName"]: e["input"] for _, e in events if e["type"] == "tool-input-available"}
+    assert announced == {"everything__echo": {"message": "ping"}, "read_file": {"path": "notes.txt"}}
     ids = [event_id for event_id, _ in events]
     assert all(ids) and len(set(ids)) == len(ids)
 

@@ -194,9 +194,12 @@ class TurnRunner:
                         publish(events.text_end(pid))
                     elif isinstance(part, ThinkingPart):
                         publish(events.reasoning_end(pid))
-                    elif isinstance(part, ToolCallPart):
-                        publish(events.tool_input_available(part.tool_call_id, part.tool_name, _args(part)))
             response = stream.get()
+        # Announced from the finished response, not at each part's end: parallel calls stream their
+        # arguments interleaved, and a call's part "ends" when the next one starts.
+        for part in response.parts:
+            if isinstance(part, ToolCallPart):
+                publish(events.tool_input_available(part.tool_call_id, part.tool_name, _args(part)))
         step.response = response
         return response
 

@@ -79,12 +79,12 @@ async def _read_file(client: AgentClient, args: dict[str, Any]) -> CallToolResul
     if body.get("truncated"):
         nxt = body.get("next_offset")
         text += f"\n[file has {body.get('total_lines')} lines; continue with offset={nxt}]"
-    return text_result(text, structured={k: v for k, v in body.items() if k != "content"})
+    return text_result(text)
 
 
 async def _write_file(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
     body = await _op(client, "POST", "/api/v0/fs/write", args)
-    return text_result(_dump(body), structured=body)
+    return text_result(_dump(body))
 
 
 async def _edit_files(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
@@ -106,30 +106,27 @@ async def _execute(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
     timeout_ms = args.get("timeout_ms") or 60_000
     body = await _op(client, "POST", "/api/v0/exec", args, timeout=timeout_ms / 1000 + 10)
     if "process_id" in body:
-        return text_result(f"started in the background: process_id={body['process_id']}", structured=body)
+        return text_result(f"started in the background: process_id={body['process_id']}")
     output = body.get("output", "")
     status = f"exit code {body.get('exit_code')}" + (" (timed out)" if body.get("timed_out") else "")
-    return text_result(f"{output}\n[{status}]" if output else f"[{status}]",
-                       is_error=body.get("exit_code") != 0, structured={k: v for k, v in body.items()
-                                                                         if k != "output"})
+    return text_result(f"{output}\n[{status}]" if output else f"[{status}]", is_error=body.get("exit_code") != 0)
 
 
 async def _process_list(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
     body = await _op(client, "GET", "/api/v0/processes")
-    return text_result(_dump(body), structured=body)
+    return text_result(_dump(body))
 
 
 async def _process_output(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
     body = await _op(client, "GET", f"/api/v0/processes/{args.get('process_id', '')}/output")
     state = "running" if body.get("running") else f"exited with {body.get('exit_code')}"
-    return text_result(f"{body.get('output', '')}\n[{state}]",
-                       structured={k: v for k, v in body.items() if k != "output"})
+    return text_result(f"{body.get('output', '')}\n[{state}]")
 
 
 async def _process_signal(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
     body = await _op(client, "POST", f"/api/v0/processes/{args.get('process_id', '')}/signal",
                      {"signal": args.get("signal")})
-    return text_result(_dump(body), structured=body)
+    return text_result(_dump(body))
 
 
 _IMPLS: dict[str, Callable[[AgentClient, dict[str, Any]], Awaitable[CallToolResult]]] = {
