@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from workdock import __version__, agentapi
@@ -24,8 +25,8 @@ app = typer.Typer(
     add_completion=True,
     rich_markup_mode="rich",
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # never re-wrap tool output or paths
+err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_AGENT_LISTEN = "127.0.0.1:4571"
 AGENT_URL_ENV = "WORKDOCK_AGENT_URL"
@@ -198,7 +199,9 @@ def _print_result(result: agentapi.CallToolResult) -> None:
             out.print(f"[dim]link:[/] {block.name or ''} {block.uri}", highlight=False)
         else:
             size = len(block.data or "") * 3 // 4
-            out.print(f"[dim][{block.type} {block.media_type or ''}, {size} bytes{' ' + block.uri if block.uri else ''}][/]")
+            where = f" {block.uri}" if block.uri else ""
+            out.print(escape(f"[{block.type} {block.media_type or ''}, {size} bytes{where}]"), style="dim",
+                      highlight=False)
     if result.structured_content is not None:
         out.print("[dim]structured content:[/]")
         _print_json(result.structured_content)
