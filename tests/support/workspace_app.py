@@ -68,8 +68,9 @@ def serve_workspace(root: Path, table: ProcessTable | None = None) -> Iterator[W
     """Serve the workspace operations for ``root`` on 127.0.0.1 until the block ends."""
     table = table or ProcessTable()
     port = _free_port()
+    # As in the agent: in-flight requests (a running command) get 2 s on stop, then are cancelled.
     config = uvicorn.Config(workspace_app(root, table), host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, lifespan="on")
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="workspace-server", daemon=True)
     thread.start()

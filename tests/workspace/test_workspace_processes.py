@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -13,7 +14,7 @@ import pytest
 from support.processes import group_members
 from support.workspace_app import TOKEN, WorkspaceServer, serve_workspace, wait_until
 from workdock.agent.workspace import ProcessTable
-from workdock.agentapi import AgentClient, AgentError, ExecResult, ProcessOutput
+from workdock.agentapi import AgentClient, AgentError, ExecResult, ProcessInfo, ProcessOutput
 from workdock.http_errors import ApiError
 
 pytestmark = pytest.mark.anyio
@@ -193,6 +194,23 @@ async def test_a_running_foreground_command_is_listed_and_can_be_signalled(clien
         await client.signal_process(process_id, "TERM")
     assert results[0].signal == "TERM" and results[0].exit_code == 143
     assert (await client.list_processes()).processes == []  # its answer carried its output
+
+
+async def test_dropping_the_request_ends_the_command(client: AgentClient, http: httpx2.AsyncClient) -> None:
+    async def foreground() -> ProcessInfo | None:
+        found = [p for p in (await client.list_processes()).processes if not p.background]
+        return found[0] if found else None
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(partial(http.post, "/api/v0/exec", json={"command": "sleep 300 & sleep 300"}))
+        info = await wait_until(foreground, message="the command to be listed")
+        tg.cancel_scope.cancel()  # the client gives up: its connection closes
+    await wait_until(lambda: group_members(info.pid) == [], message="the command's group to end")
+    await wait_until(lambda: foreground_gone(client), message="the command to leave the list")
+
+
+async def foreground_gone(client: AgentClient) -> bool:
+    return not (await client.list_processes()).processes
 
 
 async def test_a_cancelled_foreground_run_ends_its_group(tmp_path: Path) -> None:

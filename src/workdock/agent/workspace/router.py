@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
+import anyio
 from anyio import to_thread
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from workdock.agent.workspace import files
 from workdock.agent.workspace.paths import os_error, resolve
@@ -33,6 +35,31 @@ from workdock.agentapi import (
     WriteFileResult,
 )
 from workdock.http_errors import ApiError
+
+
+T = TypeVar("T")
+
+
+async def _while_connected(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result, or its cancellation when the client hangs up first.
+
+    A chat that interrupts a turn drops the connection of a running command; without this the
+    command would run on to its timeout with nobody to answer.
+    """
+    result: list[T] = []
+    async with anyio.create_task_group() as tg:
+        async def watch() -> None:
+            # The body has been read: the next message is the disconnect (or never comes).
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        result.append(await work)
+        tg.cancel_scope.cancel()
+    if not result:
+        raise ApiError(499, "client closed the request")
+    return result[0]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -73,14 +100,15 @@ def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
         return await to_thread.run_sync(files.edit_file, path, request.edits, request.path)
 
     @router.post("/exec", response_model=ExecResult | ProcessStarted, responses=_errors(403, 404, 503))
-    async def execute(request: ExecRequest) -> ExecResult | ProcessStarted:
+    async def execute(request: ExecRequest, http: Request) -> ExecResult | ProcessStarted:
         """Run a shell command in the workspace dir (or ``cwd``); in the background, answer at once."""
         cwd = resolve(root, request.cwd) if request.cwd else root
         await to_thread.run_sync(_require_dir, cwd)
         timeout = request.timeout_ms / 1000 if request.timeout_ms is not None else None
         if request.background:
             return ProcessStarted(process_id=await processes.start(request.command, cwd, timeout))
-        return await processes.run(request.command, cwd, DEFAULT_TIMEOUT if timeout is None else timeout)
+        run = processes.run(request.command, cwd, DEFAULT_TIMEOUT if timeout is None else timeout)
+        return await _while_connected(http, run)
 
     @router.get("/processes", response_model=ProcessList, responses=_errors())
     async def list_processes() -> ProcessList:
