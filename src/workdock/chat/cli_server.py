@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import secrets
+import signal
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
 
 from workdock.chat.app import create_app
-from workdock.chat.services import ServerConfig, default_data_dir
+from workdock.chat.auth import login_url
+from workdock.chat.services import ServerConfig, Services, default_data_dir
 
 DEFAULT_LISTEN = "127.0.0.1:3000"
 
@@ -38,6 +45,87 @@ def run_server(listen: str = DEFAULT_LISTEN, database_url: str | None = None, da
                 timeout_graceful_shutdown=10)
 
 
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to ``run_up`` (two servers share one process)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+async def register_workspace(svc: Services, directory: Path, agent_url: str, agent_token: str) -> str:
+    """The admin's workspace for ``directory`` (made once, its agent URL and token refreshed every
+    start); returns a one-time login URL that opens it."""
+    admins = [u for u in await svc.store.list_users() if u.is_admin]
+    if not admins:
+        raise RuntimeError("no admin user")
+    admin = admins[0]
+    name = str(directory)
+    existing = [w for w in await svc.store.list_workspaces(admin.id) if w.name == name]
+    if existing:
+        await svc.store.update_workspace(existing[0].id, agent_url=agent_url, agent_token=agent_token)
+        svc.pool.forget(existing[0].id)
+    else:
+        await svc.store.create_workspace(admin.id, name, agent_url, agent_token)
+    return await login_url(svc, admin)
+
+
+async def _up(directory: Path, listen: str, database_url: str | None, data_dir: Path | None) -> None:
+    from workdock.agent.runtime import AgentSettings
+    from workdock.agent.serve import uvicorn_server
+
+    host, port = parse_listen(listen)
+    config = server_config(listen, database_url, data_dir)
+    config.quiet = True  # `up` prints its own login URL below
+    app = create_app(config)
+    chat = _QuietServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                       timeout_graceful_shutdown=10))
+    agent_token = secrets.token_urlsafe(32)
+    agent_port = _free_port("127.0.0.1")
+    agent = uvicorn_server(AgentSettings(workspace=directory, token=agent_token, port=agent_port))
+    agent.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: (setattr(chat, "should_exit", True),
+                                              setattr(agent, "should_exit", True)))
+    tasks = [asyncio.create_task(agent.serve(), name="agent"), asyncio.create_task(chat.serve(), name="chat")]
+    while not (chat.started and agent.started):
+        if any(t.done() for t in tasks):
+            chat.should_exit = agent.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise SystemExit("workdock up: a server failed to start (is the port in use?)")
+        await asyncio.sleep(0.05)
+    url = await register_workspace(app.state.services, directory, f"http://127.0.0.1:{agent_port}", agent_token)
+    models = app.state.services.models
+    print(f"workdock is up for {directory}\n  open: {url}\n  server: {config.public_url}  "
+          f"agent: http://127.0.0.1:{agent_port}", flush=True)
+    if not models.names:
+        print("  no model configured yet: set WORKDOCK_MODELS (e.g. openai:gpt-4.1 with OPENAI_API_KEY) "
+              "and restart", flush=True)
+    # Either one stopping (a signal, or a crash) ends both.
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    chat.should_exit = agent.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def run_up(dir: Path | None = None, listen: str = DEFAULT_LISTEN, database_url: str | None = None,
+           data_dir: Path | None = None) -> None:
+    """``workdock up``: the chat server and an agent for ``dir`` in one process, the workspace
+    registered, and a login URL printed."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    directory = (dir or Path.cwd()).resolve()
+    if not directory.is_dir():
+        raise SystemExit(f"workdock up: {directory} is not a directory")
+    asyncio.run(_up(directory, listen, database_url, data_dir))
+
+
 if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATABASE_URL]` (tests)
     import argparse
 
@@ -45,5 +133,9 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATA
     parser.add_argument("--listen", default=DEFAULT_LISTEN)
     parser.add_argument("--database-url")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
     args = parser.parse_args()
-    run_server(args.listen, args.database_url, args.data_dir)
+    if args.up is not None:
+        run_up(args.up, args.listen, args.database_url, args.data_dir)
+    else:
+        run_server(args.listen, args.database_url, args.data_dir)

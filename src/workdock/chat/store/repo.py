@@ -154,6 +154,10 @@ class Store:
             return None
         return workspace
 
+    async def update_workspace(self, workspace_id: str, **fields: Any) -> None:
+        async with self.sessions.begin() as s:
+            await s.execute(update(Workspace).where(Workspace.id == workspace_id).values(**fields))
+
     async def delete_workspace(self, workspace_id: str, user_id: str) -> bool:
         async with self.sessions.begin() as s:
             result = await s.execute(delete(Workspace).where(Workspace.id == workspace_id,
