@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pwd
 import secrets
@@ -18,6 +19,8 @@ from workdock.agent.workspace.output import OutputBuffer
 from workdock.agent.workspace.text import skip_partial_start, utf8_prefix
 from workdock.agentapi import ExecResult, ProcessInfo, ProcessOutput
 from workdock.http_errors import ApiError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
 OUTPUT_CAP = 64 * 1024
@@ -140,7 +143,8 @@ class ProcessTable:
             # Cancelled (the caller went away, the server is stopping): the command goes too.
             process.stop.set()
         text, truncated = process.output.render()
-        assert process.exit_code is not None and process.finished is not None
+        if process.exit_code is None or process.finished is None:
+            raise ApiError(500, "lost track of the command", "its supervisor failed; see the agent's log")
         return ExecResult(exit_code=process.exit_code, output=text, truncated=truncated,
                           timed_out=process.timed_out, signal=process.signal,
                           duration_ms=round((process.finished - process.started) * 1000))
@@ -191,24 +195,29 @@ class ProcessTable:
             # Whether the shell exited, timed out or was stopped, what is left of its group goes:
             # a job it left running in the background would hold the pipe and escape every limit.
             await end_group(child.pid, self._term_grace)
-            returncode = await exited
+            await exited
             try:
                 await asyncio.wait_for(pump, DRAIN_LIMIT)
             except TimeoutError:
                 pass
-        except BaseException:
-            # Cancelled from outside (the loop is closing): no time for grace, but nothing survives.
+        except BaseException as exc:
+            # Cancelled from outside (the loop is closing) or failed: no time for grace, but nothing
+            # survives.
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("supervising process %s (pid %d) failed", process.id, child.pid)
             signal_group(child.pid, signal.SIGKILL)
             pump.cancel()
             stopped.cancel()
             raise
-        process.returncode = returncode
-        process.finished = self._clock()
-        process.finished_at = datetime.now(UTC)
-        process.done.set()
-        if not process.background:
-            # Its answer carries its output; nobody will come back for it.
-            self._processes.pop(process.id, None)
+        finally:
+            # Always marked finished, so nobody waits on it forever.
+            process.returncode = child.returncode
+            process.finished = self._clock()
+            process.finished_at = datetime.now(UTC)
+            process.done.set()
+            if not process.background:
+                # Its answer carries its output; nobody will come back for it.
+                self._processes.pop(process.id, None)
 
     # ---- looking at them ---------------------------------------------------------------------------
 
@@ -250,7 +259,7 @@ class ProcessTable:
             data = utf8_prefix(data, len(data))
             end = start + len(data)
         if not running and end >= total:
-            del self._processes[process.id]
+            self._processes.pop(process.id, None)
         return ProcessOutput(id=process.id, output=data.decode("utf-8", errors="replace"), offset=start,
                              next_offset=end, truncated=start > asked or end < total, running=running,
                              exit_code=process.exit_code, signal=process.signal,
