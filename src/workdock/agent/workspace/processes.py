@@ -174,6 +174,8 @@ class ProcessTable:
         self._processes[process.id] = process
         process.task = asyncio.create_task(self._supervise(process, child, timeout),
                                            name=f"workspace process {process.id}")
+        if self._closed:  # the table closed while the shell was starting
+            process.stop.set()
         return process
 
     def _new_id(self) -> str:
@@ -278,7 +280,8 @@ class ProcessTable:
     async def shutdown(self) -> None:
         """End every process group (SIGTERM, SIGKILL after the grace) and wait until they are gone."""
         self._closed = True
-        tasks = [p.task for p in self._processes.values() if p.task is not None and not p.task.done()]
-        for process in self._processes.values():
-            process.stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Looped: a command whose start was already under way when the table closed joins late.
+        while tasks := [p.task for p in self._processes.values() if p.task is not None and not p.task.done()]:
+            for process in self._processes.values():
+                process.stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
