@@ -1,0 +1,187 @@
+"""The turn's own overhead per step: tool gathering (warm ETag cache, 200 workspace tools),
+persistence and publishing, with a model that answers at once.
+
+A stub agent serves 200 tools over real HTTP (304 on a current ETag) and answers calls at once;
+the model is pydantic-ai's FunctionModel calling one workspace tool per step. Reported per step:
+the whole step, and its parts the turn itself owns (store, publish) next to those it does not
+(the model library, the tool's HTTP round trip).
+
+    python bench/chat_turn.py [--turns 20] [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from workdock.chat.chats import ChatManager
+from workdock.chat.models import ModelCatalog
+from workdock.chat.store.db import create_engine, migrate, sqlite_url
+from workdock.chat.store.repo import Store
+from workdock.chat.stream import EventBus
+from workdock.chat.tools.workspace import AgentPool
+from workdock.chat.toolset import ToolGatherer
+from workdock.chat.turn import TurnRunner
+
+TOOLS = [{"server_name": f"s{i % 10}", "name": f"s{i % 10}__tool_{i}", "original_name": f"tool_{i}",
+          "description": f"tool number {i}", "schema": {"x": {"type": "string"}}, "required": [],
+          "input_schema": {"type": "object", "properties": {"x": {"type": "string"}}}} for i in range(200)]
+
+
+def stub_agent(port: int) -> uvicorn.Server:
+    async def tools(request: Request) -> Response:
+        if request.headers.get("if-none-match") == "1":
+            return Response(status_code=304, headers={"ETag": "1"})
+        return JSONResponse({"version": "1", "tools": TOOLS}, headers={"ETag": "1"})
+
+    async def call(request: Request) -> Response:
+        body = await request.json()
+        return JSONResponse({"content": [{"type": "text", "text": f"ok {body['tool_name']}"}], "is_error": False})
+
+    app = Starlette(routes=[Route("/api/v0/mcp/tools", tools), Route("/api/v0/mcp/call-tool", call, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return server
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+async def main(turns: int, steps: int) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    agent = stub_agent(port)
+    model_s: list[float] = []
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
+        started = time.perf_counter()
+        done = 0  # tool results since this turn's user message
+        for message in messages:
+            if isinstance(message, ModelRequest):
+                if any(isinstance(p, UserPromptPart) for p in message.parts):
+                    done = 0
+                done += sum(1 for p in message.parts if isinstance(p, ToolReturnPart))
+        model_s.append(time.perf_counter() - started)
+        if done < steps - 1:
+            yield {0: DeltaToolCall(name="s1__tool_1", json_args='{"x": "y"}', tool_call_id=f"c{done}")}
+        else:
+            yield "finished"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = create_engine(sqlite_url(Path(tmp) / "bench.db"))
+        await migrate(engine)
+        store = Store(engine)
+        bus = EventBus()
+        pool = AgentPool()
+        gatherer = ToolGatherer(pool, None)
+        models = ModelCatalog(["bench:fn"])
+        models._built["bench:fn"] = FunctionModel(stream_function=stream)  # noqa: SLF001
+        runner = TurnRunner(store, bus, gatherer, models)
+        manager = ChatManager(store, runner)
+
+        timings: dict[str, list[float]] = {"gather": [], "store": [], "publish": [], "tool_call": []}
+        original_gather, original_add = gatherer.gather, store.add_messages
+
+        async def timed_gather(*args: Any) -> Any:
+            started = time.perf_counter()
+            result = await original_gather(*args)
+            timings["gather"].append(time.perf_counter() - started)
+            for name, tool in list(result.tools.items()):
+                async def call(arguments: dict[str, Any], _call: Any = tool.call) -> Any:
+                    started = time.perf_counter()
+                    try:
+                        return await _call(arguments)
+                    finally:
+                        timings["tool_call"].append(time.perf_counter() - started)
+                result.tools[name] = type(tool)(**{**tool.__dict__, "call": call})
+            return result
+
+        async def timed_add(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original_add(*args)
+            finally:
+                timings["store"].append(time.perf_counter() - started)
+
+        gatherer.gather = timed_gather  # type: ignore[method-assign]
+        store.add_messages = timed_add  # type: ignore[method-assign]
+
+        user = await store.create_user("bench")
+        workspace = await store.create_workspace(user.id, "w", f"http://127.0.0.1:{port}", "t")
+        chat = await store.create_chat(user.id, workspace.id, title="b", model="bench:fn")
+        channel = bus.channel(chat.id)
+        original_publish = channel.publish
+
+        def timed_publish(chunk: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original_publish(chunk)
+            finally:
+                timings["publish"].append(time.perf_counter() - started)
+
+        channel.publish = timed_publish  # type: ignore[method-assign]
+        # Warm up: the first gather fills the ETag cache, the first turn warms the connection pools.
+        await manager.submit(chat.id, "warm up")
+        await manager._workers[chat.id]  # noqa: SLF001
+        for values in timings.values():
+            values.clear()
+        model_s.clear()
+        per_step: list[float] = []
+        for _ in range(turns):
+            started = time.perf_counter()
+            await manager.submit(chat.id, "go")
+            await manager._workers[chat.id]  # noqa: SLF001
+            per_step.append((time.perf_counter() - started) / steps)
+        await manager.shutdown()
+        await pool.aclose()
+        await engine.dispose()
+    agent.should_exit = True
+
+    ms = 1000.0
+    step_total = statistics.mean(per_step) * ms
+    gather_per_step = sum(timings["gather"]) / (turns * steps) * ms
+    store_per_step = sum(timings["store"]) / (turns * steps) * ms
+    publish_per_step = sum(timings["publish"]) / (turns * steps) * ms
+    tool_per_step = sum(timings["tool_call"]) / (turns * steps) * ms
+    print(f"turns: {turns} x {steps} steps, 200 workspace tools, SQLite")
+    print(f"gather (warm ETag cache, 304)   p50 {pct(timings['gather'], .5) * ms:6.2f} ms  "
+          f"p99 {pct(timings['gather'], .99) * ms:6.2f} ms per turn")
+    print(f"store one step (1 transaction)  p50 {pct(timings['store'], .5) * ms:6.2f} ms  "
+          f"p99 {pct(timings['store'], .99) * ms:6.2f} ms")
+    print(f"publish                         {publish_per_step:6.3f} ms per step "
+          f"({len(timings['publish']) / (turns * steps):.0f} events)")
+    own = gather_per_step + store_per_step + publish_per_step
+    print(f"turn's own overhead per step    {own:6.2f} ms  (gather {gather_per_step:.2f} + store "
+          f"{store_per_step:.2f} + publish {publish_per_step:.3f}); target <= 5 ms")
+    print(f"whole step, for reference       {step_total:6.2f} ms  (includes the model library and the "
+          f"tool's HTTP round trip: {tool_per_step:.2f} ms)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(main(args.turns, args.steps))
