@@ -265,6 +265,67 @@ def status(agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}", token_file: Token
         out.print(f"config [{style}]{file.state}[/] {file.path}{note}", highlight=False)
 
 
+# ---- the chat server -----------------------------------------------------------------------------
+
+DatabaseUrl = Annotated[str | None, typer.Option(
+    envvar="WORKDOCK_DATABASE_URL",
+    help="postgresql://user:pass@host/db for PostgreSQL; default: SQLite in the data dir.")]
+DataDir = Annotated[Path | None, typer.Option(
+    envvar="WORKDOCK_DATA_DIR", help="Where the SQLite database and server state live "
+                                     "(default $XDG_DATA_HOME/workdock).")]
+
+
+@app.command()
+def server(
+    listen: Annotated[str, typer.Option(help="HOST:PORT to serve the API and web UI on.")] = "127.0.0.1:3000",
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the chat server (API, stream and web UI). The first start prints a one-time admin login URL.
+
+    Models: set WORKDOCK_MODELS (e.g. "openai:gpt-4.1,anthropic:claude-sonnet-4-5") and the providers'
+    usual key variables (OPENAI_API_KEY, ANTHROPIC_API_KEY; OPENAI_BASE_URL for any compatible endpoint).
+    """
+    from workdock.chat.cli_server import run_server
+
+    run_server(listen, database_url, data_dir)
+
+
+@app.command()
+def up(
+    dir: Annotated[Path, typer.Option("--dir", help="The workspace to chat with (default: here).",
+                                      exists=True, file_okay=False, resolve_path=True)] = Path("."),
+    listen: Annotated[str, typer.Option(help="HOST:PORT for the chat server and web UI.")] = "127.0.0.1:3000",
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the chat server and an agent for --dir together, and print the URL to open.
+
+    The workspace is registered for the admin user and the URL carries a one-time login token.
+    """
+    from workdock.chat.cli_server import run_up
+
+    run_up(dir, listen, database_url, data_dir)
+
+
+@app.command()
+def chat(
+    message: Annotated[str | None, typer.Option(
+        "--message", "-m", help="Send one message, stream the turn, and exit (0 if the turn succeeded).")] = None,
+    chat_id: Annotated[str | None, typer.Option("--chat", help="Continue this chat (default: pick one).")] = None,
+    workspace: Annotated[str | None, typer.Option(help="Workspace id for a new chat.")] = None,
+    model: Annotated[str | None, typer.Option(help="provider:model for a new chat.")] = None,
+    server_url: Annotated[str, typer.Option("--server", envvar="WORKDOCK_SERVER",
+                                            help="The chat server's URL.")] = "http://127.0.0.1:3000",
+    token: Annotated[str | None, typer.Option(envvar="WORKDOCK_TOKEN", help="Your API token.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Chat in the terminal: stream the answer and show every tool call as it runs."""
+    from workdock.chat.cli_chat import run_chat
+
+    raise typer.Exit(run_chat(server_url, token, chat_id, workspace, model, message, data_dir))
+
+
 def main() -> None:
     # Typer shows rich tracebacks with locals by default: they could print secrets. Keep them plain.
     os.environ.setdefault("_TYPER_STANDARD_TRACEBACK", "1")
