@@ -28,8 +28,9 @@ class ChatManager:
         turn = self._turns.get(chat_id)
         return turn is not None and not turn.done()
 
-    async def submit(self, chat_id: str, content: str, *, interrupt: bool = False) -> QueuedMessage:
-        queued = await self.store.enqueue(chat_id, content)
+    async def submit(self, chat_id: str, content: str, *, interrupt: bool = False,
+                     title: str | None = None) -> QueuedMessage:
+        queued = await self.store.enqueue(chat_id, content, title=title)
         if interrupt:
             await self.interrupt(chat_id)
         self.kick(chat_id)

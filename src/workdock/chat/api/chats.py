@@ -129,9 +129,8 @@ async def send_message(chat_id: str, body: NewMessage, user: User = Depends(curr
                        svc: Services = Depends(services)) -> dict[str, Any]:
     chat = await owned_chat(svc, chat_id, user)
     was_running = svc.chats.is_running(chat_id)
-    if chat.title == "New chat":
-        await svc.store.update_chat(chat_id, title=_title(body.content))
-    queued = await svc.chats.submit(chat_id, body.content, interrupt=body.interrupt)
+    title = _title(body.content) if chat.title == "New chat" else None
+    queued = await svc.chats.submit(chat_id, body.content, interrupt=body.interrupt, title=title)
     return {"queued_id": queued.id, "queued": was_running and not body.interrupt}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from workdock.chat.store.models import (
     Workspace,
     utcnow,
 )
+
+
+TOKEN_CACHE_S = 10.0
 
 
 def new_id() -> str:
@@ -53,6 +57,9 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+        # token hash → (user, expiry, when cached): every API call authenticates, so the lookup is
+        # kept briefly; any token or user deletion clears it, so a revoked token stops at once.
+        self._token_cache: dict[str, tuple[User, datetime | None, float]] = {}
 
     # ---- users and tokens ------------------------------------------------------------------------
 
@@ -79,6 +86,7 @@ class Store:
             return await s.scalar(select(User).where(User.name == name))
 
     async def delete_user(self, user_id: str) -> bool:
+        self._token_cache.clear()
         async with self.sessions.begin() as s:
             return (await s.execute(delete(User).where(User.id == user_id))).rowcount > 0
 
@@ -94,6 +102,11 @@ class Store:
 
     async def user_for_token(self, plain: str) -> User | None:
         """The user an API or session token belongs to (login codes are not API tokens)."""
+        digest = hash_token(plain)
+        cached = self._token_cache.get(digest)
+        if cached is not None and time.monotonic() - cached[2] < TOKEN_CACHE_S:
+            user, expires_at, _ = cached
+            return None if expires_at is not None and expires_at < utcnow() else user
         async with self.sessions() as s:
             row = (await s.execute(
                 select(User, Token.expires_at).join(Token, Token.user_id == User.id)
@@ -102,6 +115,9 @@ class Store:
             return None
         user, expires_at = row
         expires_at = _aware(expires_at)
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[digest] = (user, expires_at, time.monotonic())
         if expires_at is not None and expires_at < utcnow():
             return None
         return user
@@ -125,10 +141,12 @@ class Store:
                                     .order_by(Token.created_at))).all()
 
     async def delete_token(self, token_id: str) -> bool:
+        self._token_cache.clear()
         async with self.sessions.begin() as s:
             return (await s.execute(delete(Token).where(Token.id == token_id))).rowcount > 0
 
     async def delete_token_by_value(self, plain: str) -> None:
+        self._token_cache.clear()
         async with self.sessions.begin() as s:
             await s.execute(delete(Token).where(Token.token_hash == hash_token(plain)))
 
@@ -254,10 +272,13 @@ class Store:
             await s.execute(update(Chat).where(Chat.id == chat_id).values(updated_at=now))
         return rows
 
-    async def enqueue(self, chat_id: str, content: str) -> QueuedMessage:
+    async def enqueue(self, chat_id: str, content: str, *, title: str | None = None) -> QueuedMessage:
+        """Queue a user message (and, for a chat's first message, set its title in the same write)."""
         queued = QueuedMessage(chat_id=chat_id, content=content, created_at=utcnow())
         async with self.sessions.begin() as s:
             s.add(queued)
+            if title is not None:
+                await s.execute(update(Chat).where(Chat.id == chat_id).values(title=title))
         return queued
 
     async def list_queued(self, chat_id: str) -> Sequence[QueuedMessage]:
