@@ -26,7 +26,7 @@ from mcp.client.sse import sse_client
 from mcp.client.subscriptions import ToolsListChanged
 from mcp.shared.exceptions import MCPError
 
-from conftest import FIXTURES, wait_until, wait_until_sync
+from support.helpers import FIXTURES, wait_until, wait_until_sync
 from support.stdio import StdioServer, python_server
 
 pytestmark = pytest.mark.anyio
@@ -80,7 +80,8 @@ async def test_hang_initialize_never_answers(mode: str, first_method: str) -> No
 
         await server.close_stdin()
         await wait_until(
-            lambda: "hang_initialize: stdin closed, hanging on" in server.stderr_lines, message="EOF to be seen"
+            lambda: "hang_initialize: stdin closed, hanging on" in server.stderr_lines,
+            message="EOF to be seen",
         )
         assert server.process.returncode is None, "it should keep running after EOF, like a hung server"
     assert server.process.returncode == -signal.SIGTERM
@@ -110,7 +111,9 @@ async def test_garbage_stdout_serves_echo_between_non_json_lines() -> None:
     async with python_server(FIXTURES / "garbage_stdout.py") as server:
         async with connect(server) as client:
             assert [tool.name for tool in (await client.list_tools()).tools] == ["echo"]
-            assert texts(await client.call_tool("echo", {"text": "through the noise"})) == ["through the noise"]
+            assert texts(await client.call_tool("echo", {"text": "through the noise"})) == [
+                "through the noise"
+            ]
 
     startup = [
         "hello from a chatty server",
@@ -136,7 +139,9 @@ async def test_stderr_flood_writes_numbered_lines_and_still_serves() -> None:
         async with connect(server) as client:
             for n in (1, 2):
                 assert texts(await client.call_tool("echo", {"text": f"call {n}"})) == [f"call {n}"]
-        await wait_until(lambda: "stderr_flood call 2 done" in server.stderr_lines, message="the second burst")
+        await wait_until(
+            lambda: "stderr_flood call 2 done" in server.stderr_lines, message="the second burst"
+        )
 
     startup = [line for line in server.stderr_lines if line.startswith("stderr_flood startup line ")]
     assert len(startup) == 20000
@@ -209,7 +214,11 @@ async def test_list_changed_notifies_after_add_tool_on_2025_handshake() -> None:
 
             assert texts(await client.call_tool("add_tool", {})) == ["added second"]
             await wait_until(list_changed_seen, message="notifications/tools/list_changed")
-            assert [tool.name for tool in (await client.list_tools()).tools] == ["first", "add_tool", "second"]
+            assert [tool.name for tool in (await client.list_tools()).tools] == [
+                "first",
+                "add_tool",
+                "second",
+            ]
             assert texts(await client.call_tool("second", {})) == ["second"]
 
 
@@ -363,10 +372,21 @@ async def test_content_kinds_returns_every_kind() -> None:
 
     link = resource_link[0]
     assert isinstance(link, types.ResourceLink)
-    assert (link.uri, link.name, link.mime_type) == ("file:///fixture/report.pdf", "report.pdf", "application/pdf")
+    assert (link.uri, link.name, link.mime_type) == (
+        "file:///fixture/report.pdf",
+        "report.pdf",
+        "application/pdf",
+    )
     assert link.description
 
-    assert [block.type for block in all_kinds] == ["text", "image", "audio", "resource", "resource", "resource_link"]
+    assert [block.type for block in all_kinds] == [
+        "text",
+        "image",
+        "audio",
+        "resource",
+        "resource",
+        "resource_link",
+    ]
     assert failed.is_error is True and texts(failed) == ["this tool failed on purpose"]
 
 
@@ -387,7 +407,9 @@ async def test_content_kinds_structured_output_and_mismatch() -> None:
 
     # What the server really sent for that call.
     answers = [json.loads(line) for line in server.stdout_lines]
-    mismatched = [m["result"]["structuredContent"] for m in answers if m.get("result", {}).get("structuredContent")]
+    mismatched = [
+        m["result"]["structuredContent"] for m in answers if m.get("result", {}).get("structuredContent")
+    ]
     assert mismatched[-1] == {"temperature": "warm", "unit": "celsius"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(mismatched[-1], schema)
@@ -435,7 +457,9 @@ async def test_fixture_era_legacy_plays_a_2025_server(script: str) -> None:
             assert client.protocol_version != MODERN
             assert (await client.list_tools()).tools
     discover = next(m for m in server.sent if m.get("method") == "server/discover")
-    answer = next(json.loads(line) for line in server.stdout_lines if json.loads(line).get("id") == discover["id"])
+    answer = next(
+        json.loads(line) for line in server.stdout_lines if json.loads(line).get("id") == discover["id"]
+    )
     assert answer["error"]["code"] == types.METHOD_NOT_FOUND
 
 

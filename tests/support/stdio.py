@@ -83,7 +83,9 @@ class StdioServer:
 
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[None]:
-        self._process = await anyio.open_process(self.args, env=self.env, cwd=self.cwd, start_new_session=True)
+        self._process = await anyio.open_process(
+            self.args, env=self.env, cwd=self.cwd, start_new_session=True
+        )
         pgid = self._process.pid  # start_new_session: the leader's pid is the group id
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read_stdout)
