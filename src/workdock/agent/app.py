@@ -152,9 +152,12 @@ def create_app(settings: AgentSettings) -> FastAPI:
             finally:
                 runtime.stop_watching()
                 tg.cancel_scope.cancel()
-                if processes is not None:
-                    with anyio.CancelScope(shield=True):
-                        await processes.shutdown()
+                # Servers and commands end side by side: the exit must stay within seconds.
+                with anyio.CancelScope(shield=True):
+                    async with anyio.create_task_group() as closing:
+                        closing.start_soon(hub.stop_all)
+                        if processes is not None:
+                            closing.start_soon(processes.shutdown)
 
     # The OpenAPI document is served by a route of our own so that it sits behind the token too.
     app = FastAPI(title="workdock agent", version=__version__, lifespan=lifespan,

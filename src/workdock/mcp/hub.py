@@ -97,8 +97,7 @@ class Hub:
                         tb: TracebackType | None) -> bool | None:
         assert self._task_group is not None
         with anyio.CancelScope(shield=True):
-            await self._stop_all(list(self._running.values()))
-        self._running.clear()
+            await self.stop_all()
         self._task_group.cancel_scope.cancel()
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
@@ -126,6 +125,13 @@ class Hub:
             running = _Running(connection)
             self._running[name] = running
             self._task_group.start_soon(running.run, name=f"mcp server {name}")
+        self._rebuild()
+
+    async def stop_all(self) -> None:
+        """Stop every server (concurrently, each within a few seconds)."""
+        running = list(self._running.values())
+        self._running.clear()
+        await self._stop_all(running)
         self._rebuild()
 
     async def _stop_all(self, running: Sequence[_Running]) -> None:

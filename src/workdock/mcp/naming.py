@@ -37,6 +37,17 @@ def fit(name: str, identity: str) -> str:
     return name if len(name) <= MAX_LENGTH else with_suffix(name, identity)
 
 
+def claim(name: str, identity: str, taken: set[str]) -> str:
+    """``name`` made LLM-safe and unique against ``taken`` (a stable hash suffix when needed); claims it."""
+    offered = fit(sanitize(name), identity)
+    attempt = 0
+    while offered in taken:
+        attempt += 1
+        offered = with_suffix(sanitize(name), f"{identity}#{attempt}")
+    taken.add(offered)
+    return offered
+
+
 @dataclass(frozen=True)
 class OfferedName:
     server: str
@@ -66,11 +77,6 @@ def offer(tools: Iterable[tuple[str, str]], reserved: Iterable[str] = ()) -> lis
         result.append(OfferedName(server, tool, full))
     for server, tool in renamed:
         identity = f"{server}{SEPARATOR}{tool}"
-        offered = fit(sanitize(identity), identity)
-        attempt = 0
-        while offered in taken:
-            attempt += 1
-            offered = with_suffix(sanitize(identity), f"{identity}#{attempt}")
-        taken.add(offered)
+        offered = claim(identity, identity, taken)
         result.append(OfferedName(server, tool, offered, f"tool {tool!r} offered as {offered!r}"))
     return result

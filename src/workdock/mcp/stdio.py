@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 STDIN_CLOSE_GRACE = 0.5
 # Then SIGTERM to the group, and SIGKILL to whatever is left after this.
 TERM_GRACE = 2.0
+# SIGKILL cannot be refused; this only lets the event loop notice the exit.
+KILL_REAP_WAIT = 0.5
 _POLL = 0.02
 
 
@@ -139,19 +141,20 @@ def _parse(line: str) -> SessionMessage | None:
 
 
 async def _stop(process: Process) -> None:
-    """Close stdin, give the server a moment, then end its whole process group (TERM, then KILL)."""
+    """Close stdin, give the server a moment, then end its whole process group (TERM, then KILL).
+
+    Every wait is bounded (about 3.5 s at worst), so one hung server cannot hold up shutdown.
+    """
     pgid = process.pid  # the leader of its own session: its pid is the group id
     if process.stdin is not None:
         with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             await process.stdin.aclose()
     await _wait(lambda: process.returncode is not None, STDIN_CLOSE_GRACE)
     # Signal the group even when the leader already exited: its grandchildren may not have.
-    if _signal_group(pgid, signal.SIGTERM):
-        if not await _wait(lambda: not _group_alive(pgid), TERM_GRACE):
-            logger.warning("process group %d survived SIGTERM; sending SIGKILL", pgid)
-            _signal_group(pgid, signal.SIGKILL)
-            await _wait(lambda: not _group_alive(pgid), TERM_GRACE)
-    await _wait(lambda: process.returncode is not None, TERM_GRACE)
+    if _signal_group(pgid, signal.SIGTERM) and not await _wait(lambda: not _group_alive(pgid), TERM_GRACE):
+        logger.info("process group %d outlived SIGTERM by %.0f s; sending SIGKILL", pgid, TERM_GRACE)
+        _signal_group(pgid, signal.SIGKILL)
+    await _wait(lambda: process.returncode is not None, KILL_REAP_WAIT)
     for pipe in (process.stdout, process.stderr):
         if pipe is not None:
             with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from workdock.chat.tools.base import Gathered, OfferedTool
-from workdock.mcp.naming import fit, sanitize, with_suffix
+from workdock.mcp.naming import claim
 
 
 def merge(builtin: Gathered, admin: Gathered, workspace: Gathered) -> tuple[dict[str, OfferedTool], list[str]]:
@@ -18,14 +18,10 @@ def merge(builtin: Gathered, admin: Gathered, workspace: Gathered) -> tuple[dict
     warnings: list[str] = []
     for tool in builtin.tools:
         offered[tool.name] = tool
+    taken = set(offered)
     for gathered in (admin, workspace):
         for tool in sorted(gathered.tools, key=lambda t: t.name):
-            identity = f"{tool.source}:{tool.name}"
-            name = fit(sanitize(tool.name), identity)
-            attempt = 0
-            while name in offered:
-                attempt += 1
-                name = with_suffix(sanitize(tool.name), f"{identity}#{attempt}")
+            name = claim(tool.name, f"{tool.source}:{tool.name}", taken)
             if name != tool.name:
                 warnings.append(f"{tool.source} tool {tool.name!r} offered as {name!r}")
                 tool = replace(tool, name=name)
