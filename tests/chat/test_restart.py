@@ -10,7 +10,7 @@ import pytest
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import Call, FakeOpenAI, Reply
-from tests.chat.test_turn_e2e import is_idle, new_chat
+from tests.chat.test_turn_e2e import new_chat, turn_ended
 from tests.conftest import wait_until
 from tests.support.agent import RunningAgent
 
@@ -47,7 +47,7 @@ async def test_kill_mid_turn_then_restart(start_chat_server: Callable[..., ChatS
 
         fake_model.add(Reply(text="back again"))
         await api.post(f"/chats/{chat_id}/messages", {"content": "are you there?"}, expect=202)
-        await api.events(chat_id, is_idle)
+        await api.events(chat_id, turn_ended())
         assert (await api.get(f"/chats/{chat_id}"))["status"] == "idle"
         messages = await api.messages(chat_id)
         assert messages[-1]["parts"] == [{"type": "text", "text": "back again"}]

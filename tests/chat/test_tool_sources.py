@@ -11,7 +11,7 @@ import pytest
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import Call, FakeOpenAI, Reply
-from tests.chat.test_turn_e2e import is_idle, new_chat
+from tests.chat.test_turn_e2e import new_chat, turn_ended
 from tests.conftest import free_port, wait_until
 from tests.support.agent import RunningAgent
 
@@ -73,7 +73,7 @@ async def test_admin_server_tools_follow_allow_and_deny_lists(
     # A turn calls an admin tool through the server's own MCP connection.
     fake_model.add(Reply(calls=[Call("ev__get-sum", {"a": 2, "b": 40})]), Reply(text="42"))
     await admin_api.post(f"/chats/{chat_id}/messages", {"content": "add"}, expect=202)
-    await admin_api.events(chat_id, is_idle)
+    await admin_api.events(chat_id, turn_ended())
     [result] = fake_model.tool_messages(1)
     assert "42" in str(result["content"])
     stored = (await admin_api.messages(chat_id))[1]["parts"][0]
@@ -121,7 +121,7 @@ async def test_failing_sources_and_tools_become_error_results_and_the_turn_compl
                                     Call("ev__echo", {"message": "still works"})]),
                        Reply(text="some tools failed"))
         await api.post(f"/chats/{chat_id}/messages", {"content": "try everything"}, expect=202)
-        events = await api.events(chat_id, is_idle)
+        events = await api.events(chat_id, turn_ended())
         statuses = [e["data"] for _, e in events if e["type"] == "data-status"]
         assert any(s.get("tool_failures") for s in statuses)
         assert statuses[-1]["status"] == "idle"

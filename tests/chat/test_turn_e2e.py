@@ -19,6 +19,22 @@ def is_idle(event: dict[str, Any]) -> bool:
     return event["type"] == "data-status" and event["data"]["status"] in ("idle", "error", "interrupted")
 
 
+def turn_ended() -> Callable[[dict[str, Any]], bool]:
+    """An ``until`` for ``Api.events`` that is true once a turn has started and then settled.
+
+    A stream opened right after posting a message may begin with the status snapshot of the chat
+    as it was before the turn started ("idle"); stopping there would miss the whole turn.
+    """
+    started = False
+
+    def until(event: dict[str, Any]) -> bool:
+        nonlocal started
+        started = started or event["type"] == "start"
+        return started and is_idle(event)
+
+    return until
+
+
 async def new_chat(api: Api, agent_url: str, token: str = TOKEN, **chat: Any) -> str:
     workspace = await api.post("/workspaces", {"name": "ws", "agent_url": agent_url, "agent_token": token},
                                expect=201)
@@ -39,7 +55,7 @@ async def test_tools_of_a_real_agent_and_a_builtin_reach_the_model(
                    Reply(text="Both tools answered."))
 
     await admin_api.post(f"/chats/{chat_id}/messages", {"content": "check the tools"}, expect=202)
-    events = await admin_api.events(chat_id, is_idle)
+    events = await admin_api.events(chat_id, turn_ended())
     kinds = [e["type"] for _, e in events]
 
     # The model saw both tools offered, then both results.
@@ -89,7 +105,7 @@ async def test_without_a_model_chats_work_and_a_message_says_how_to_configure_on
         tools = await api.get(f"/chats/{chat_id}/tools")
         assert "read_file" in {t["name"] for t in tools["tools"]}
         await api.post(f"/chats/{chat_id}/messages", {"content": "hello?"}, expect=202)
-        events = await api.events(chat_id, is_idle)
+        events = await api.events(chat_id, turn_ended())
         [error] = [e for _, e in events if e["type"] == "error"]
         assert "WORKDOCK_MODELS" in error["errorText"]
         chat = await api.get(f"/chats/{chat_id}")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.chat.conftest import MODEL, Api, model_env
 from tests.chat.fake_openai import Call, FakeOpenAI, Reply
-from tests.chat.test_turn_e2e import is_idle
+from tests.chat.test_turn_e2e import turn_ended
 from tests.conftest import free_port, wait_until_sync
 from tests.support.processes import stop_group
 
@@ -52,7 +52,7 @@ async def test_up_serves_the_directory_and_prints_a_login_url(tmp_path: Path, fa
             assert chat["model"] == MODEL
             fake_model.add(Reply(calls=[Call("read_file", {"path": "README.md"})]), Reply(text="read it"))
             await api.post(f"/chats/{chat['id']}/messages", {"content": "read the readme"}, expect=202)
-            await api.events(chat["id"], is_idle)
+            await api.events(chat["id"], turn_ended())
             assert "the project readme" in str(fake_model.tool_messages(1))
         finally:
             await api.aclose()
