@@ -19,9 +19,9 @@ import pytest
 import uvicorn
 
 from tests.chat.fake_openai import FakeOpenAI
-from tests.chat.postgres import PostgresServer, pg_bin, start_postgres
 from tests.conftest import NODE_BIN, free_port, require, wait_until_sync
 from tests.support.agent import RunningAgent, write_config
+from tests.support.postgres import PostgresServer, require_postgres, start_postgres
 from tests.support.processes import stop_group
 from workdock.chat.app import ADMIN_TOKEN_FILE, create_app
 from workdock.chat.models import ModelCatalog
@@ -257,7 +257,7 @@ def start_agent(workspace_dir: Path, tmp_path: Path) -> Iterator[Callable[..., R
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the session (each test gets its own database)."""
-    require(pg_bin() is not None, "PostgreSQL is not installed (Debian package postgresql)")
+    require_postgres()  # under CI=true a missing PostgreSQL fails the run instead of skipping
     yield from start_postgres(free_port())
 
 

@@ -11,7 +11,8 @@ from sqlalchemy import text
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import FakeOpenAI, Reply
-from tests.chat.test_turn_e2e import is_idle
+from tests.chat.test_turn_e2e import turn_ended
+from tests.support import postgres
 from workdock.chat.store.db import create_engine, migrate, normalize_url, sqlite_url
 from workdock.chat.store.repo import NewMessage, Store
 
@@ -111,9 +112,19 @@ async def test_a_turn_through_the_server_on_postgresql(start_chat_server, postgr
         chat = await api.post("/chats", {"workspace_id": workspace["id"]}, expect=201)
         fake_model.add(Reply(text="stored in postgres"))
         await api.post(f"/chats/{chat['id']}/messages", {"content": "hi"}, expect=202)
-        await api.events(chat["id"], is_idle)
+        await api.events(chat["id"], turn_ended())
         messages = await api.messages(chat["id"])
         assert [m["role"] for m in messages] == ["user", "assistant"]
         assert messages[1]["parts"] == [{"type": "text", "text": "stored in postgres"}]
     finally:
         await api.aclose()
+
+
+def test_a_missing_postgresql_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres, "pg_bin", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not installed"):
+        postgres.require_postgres()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL is not installed"):
+        postgres.require_postgres()

@@ -1,7 +1,11 @@
 """A throwaway PostgreSQL server (Debian's binaries) on 127.0.0.1 for one test session.
 
 PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres`` user and
-its commands run through ``runuser``; otherwise they run as the current user.
+its commands run through ``runuser``; otherwise they run as the current user. (pytest-postgresql
+runs initdb as the current user, which fails as root.)
+
+Any suite may use it: call ``require_postgres()`` (it skips, or fails under CI=true), then
+``start_postgres``.
 """
 
 from __future__ import annotations
@@ -16,12 +20,34 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .helpers import require
+
 USER = "workdock"
 
 
 def pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
     return Path(found[-1]).parent if found else None
+
+
+def unavailable() -> str | None:
+    """Why a server cannot be started here, or None when it can."""
+    if pg_bin() is None:
+        return "PostgreSQL is not installed (Debian package postgresql)"
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            return "running as root, and runuser (util-linux) is missing to run PostgreSQL as postgres"
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root, and there is no postgres user to own the cluster"
+    return None
+
+
+def require_postgres() -> None:
+    """Skip the test when PostgreSQL cannot run here; under CI=true, fail it instead."""
+    why = unavailable()
+    require(why is None, why or "")
 
 
 @dataclass
