@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -186,3 +187,42 @@ def _group_listening_on(port: int) -> int:
         except (psutil.Error, ProcessLookupError):
             continue
     raise AssertionError(f"nothing listens on {port}")
+
+
+def test_the_era_found_first_is_reused_on_reconnect(start_agent, tmp_path: Path) -> None:
+    """After a restart the agent opens the handshake of the era it found, with no new discovery probe."""
+    servers = {name: fixture_server("crash_during_call.py", METHOD_LOG=str(tmp_path / f"{name}.log"),
+                                    **({"FIXTURE_ERA": era} if era else {}))
+               for name, era in (("modern", None), ("legacy", "legacy"))}
+    agent = start_agent(servers)
+    for name in servers:
+        first = agent.wait_state(name, "ready")
+        assert agent.call(f"{name}__crash").status_code == 502
+        again = agent.wait_for(lambda n=name: (s := agent.server(n))["state"] == "ready" and s["restarts"] == 1 and s,
+                               15, f"{name} to come back")
+        assert again["protocol_version"] == first["protocol_version"]
+        methods = (tmp_path / f"{name}.log").read_text().split()
+        assert methods.count("server/discover") == 1, methods  # probed once, on the first connect only
+    assert agent.server("legacy")["protocol_version"] == "2025-11-25"
+    assert agent.server("modern")["protocol_version"] == "2026-07-28"
+
+
+def test_sigint_shuts_down_like_sigterm(start_agent, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    pid_file = tmp_path / "grandchild.pid"
+    agent = start_agent({"wrapped": fixture_server("grandchild_wrapper.py", GRANDCHILD_PID_FILE=str(pid_file)),
+                         "hung": fixture_server("hang_initialize.py")})
+    agent.wait_state("wrapped", "ready")
+    started = agent.descendants()
+    assert len(started) >= 3  # the wrapper, its grandchild, the hung server
+    began = time.monotonic()
+    agent.process.send_signal(signal.SIGINT)
+    try:
+        agent.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the agent did not exit within 10 s of SIGINT") from None
+    assert time.monotonic() - began < 10
+    survivors = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not survivors, [p.cmdline() for p in survivors]

@@ -262,7 +262,7 @@ class Connection:
 
     def _on_stderr(self, line: str) -> None:
         self.stderr_tail.append(line)
-        logger.debug("server %s stderr: %s", self.name, line)
+        logger.info("server %s stderr: %s", self.name, line)
 
     def _changed(self) -> None:
         self._on_change()

@@ -34,6 +34,9 @@ TERM_GRACE = 2.0
 # SIGKILL cannot be refused; this only lets the event loop notice the exit.
 KILL_REAP_WAIT = 0.5
 _POLL = 0.02
+# How often the leader's exit is checked, and how long its stdout may still drain after it.
+EXIT_POLL = 0.1
+EXIT_DRAIN = 0.5
 
 
 @asynccontextmanager
@@ -65,6 +68,8 @@ async def stdio_transport(
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 
+    stdout_done = anyio.Event()
+
     async def pump_stdout() -> None:
         assert process.stdout is not None
         try:
@@ -78,7 +83,17 @@ async def stdio_transport(
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the session is gone; nothing left to deliver to
         finally:
+            stdout_done.set()
             on_closed()
+
+    async def watch_exit() -> None:
+        """A server whose process exited is gone, even if a leftover child still holds its stdout open."""
+        while process.returncode is None:
+            await anyio.sleep(EXIT_POLL)
+        with anyio.move_on_after(EXIT_DRAIN):
+            await stdout_done.wait()  # let its last answers through first
+        await read_writer.aclose()
+        on_closed()
 
     async def pump_stdin() -> None:
         assert process.stdin is not None
@@ -101,6 +116,7 @@ async def stdio_transport(
         tg.start_soon(pump_stdout)
         tg.start_soon(pump_stdin)
         tg.start_soon(pump_stderr)
+        tg.start_soon(watch_exit)
         try:
             yield read_stream, write_stream
         finally:
