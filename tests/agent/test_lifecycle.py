@@ -226,3 +226,11 @@ def test_sigint_shuts_down_like_sigterm(start_agent, tmp_path: Path) -> None:
     assert time.monotonic() - began < 10
     survivors = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not survivors, [p.cmdline() for p in survivors]
+
+
+def test_a_server_that_exits_at_start_says_why(start_agent) -> None:
+    agent = start_agent({"broken": {"command": sys.executable, "args": ["-c", "import no_such_module_for_workdock"]}})
+    failed = agent.wait_state("broken", "failed")
+    assert failed["error"].startswith("the server process ended before it was ready")
+    assert "No module named 'no_such_module_for_workdock'" in failed["error"]
+    assert any("Traceback" in line for line in failed["stderr_tail"])

@@ -153,7 +153,12 @@ class Connection:
                                      reset_era=False)
         except Exception as exc:  # noqa: BLE001 - any failure of one server is reported, never raised
             if ready_since is None:
-                self._connect_failed(_describe(exc), reset_era=True)
+                reason = _describe(exc)
+                if spec.transport == "stdio" and self._lost.is_set():
+                    # "Connection closed" says little: the process ended; its last words usually say why.
+                    last = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
+                    reason = f"the server process ended before it was ready{last}"
+                self._connect_failed(reason, reset_era=True)
             else:
                 logger.info("server %s: session ended: %s", self.name, _describe(exc))
         finally:
