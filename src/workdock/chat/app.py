@@ -24,6 +24,7 @@ from workdock.chat.toolset import ToolGatherer
 from workdock.chat.turn import TurnRunner
 from workdock.http_errors import install_error_handlers
 from workdock.mcp.hub import Hub
+from workdock.web import mount
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    mount(app)  # the web UI at "/", after every API route so none is shadowed
     return app
 
 

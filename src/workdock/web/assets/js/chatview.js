@@ -1,0 +1,581 @@
+// The chat view: history from the API, the running turn from the SSE stream, the composer.
+//
+// The transcript is a list of keyed items rebuilt from state after every change and reconciled
+// against the DOM: an item whose content did not change keeps its element untouched (text
+// selection, open tool cards and scroll position survive streaming).
+//
+// Resuming: the stream is opened first and the history fetched on every (re)connect. Persisted
+// messages are keyed by id, so a replayed `data-message` is harmless; the live part of a turn is
+// rebuilt from the replay, which always starts at the turn's `start` when the browser's
+// Last-Event-ID cannot be honoured (e.g. after a server restart).
+
+import { api } from "./api.js";
+import { h, icon, timeAgo } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
+import { ToolCard, tickDurations } from "./toolcard.js";
+import { ToolsPanel, unavailableServers } from "./toolspanel.js";
+
+const RECONNECT_MS = 1500;
+
+export class ChatView {
+  constructor(app, chatId) {
+    this.app = app;
+    this.chatId = chatId;
+    this.chat = null;
+    this.messages = new Map();
+    this.results = new Map();
+    this.live = newLive();
+    this.liveError = null;
+    this.toolInfo = new Map();
+    this.toolFailures = null;
+    this.nodes = new Map(); // item key → {el, sig, update}
+    this.connected = false;
+    this.closed = false;
+    this.build();
+  }
+
+  // ---- layout ---------------------------------------------------------------------------------
+
+  build() {
+    this.titleEl = h("h1", { class: "chat-title", title: "Rename", tabindex: "0" });
+    this.titleEl.addEventListener("click", () => this.rename());
+    this.titleEl.addEventListener("keydown", (e) => { if (e.key === "Enter") this.rename(); });
+    this.metaEl = h("div", { class: "chat-meta" });
+    this.statusEl = h("span", { class: "status-pill", "aria-live": "polite" });
+    this.toolsButton = h("button", { class: "btn-ghost", type: "button", title: "Tools the next turn gets",
+      onclick: () => this.toggleTools() }, icon("tools"), h("span", { class: "label" }, "Tools"));
+    const header = h("header", { class: "chat-header" },
+      h("button", { class: "btn-icon only-mobile", type: "button", title: "Menu", "aria-label": "Menu",
+        onclick: () => this.app.toggleSidebar() }, icon("menu")),
+      h("div", { class: "chat-heading" }, this.titleEl, this.metaEl),
+      h("div", { class: "chat-actions" }, this.statusEl, this.toolsButton,
+        h("button", { class: "btn-icon", type: "button", title: "Rename chat", "aria-label": "Rename chat",
+          onclick: () => this.rename() }, icon("pencil")),
+        h("button", { class: "btn-icon danger", type: "button", title: "Delete chat", "aria-label": "Delete chat",
+          onclick: () => this.remove() }, icon("trash"))));
+    this.banner = h("div", { class: "banner", hidden: true });
+    this.transcript = h("div", { class: "transcript", role: "log", "aria-live": "polite" });
+    this.scroller = h("div", { class: "scroller" }, this.banner, this.transcript);
+    this.input = h("textarea", { class: "composer-input", rows: 1, placeholder: "Message the workspace…",
+      "aria-label": "Message" });
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.send();
+      }
+    });
+    this.input.addEventListener("input", () => this.autosize());
+    this.sendButton = h("button", { class: "btn-primary btn-send", type: "button", title: "Send (Enter)",
+      "aria-label": "Send", onclick: () => this.send() }, icon("send"));
+    this.stopButton = h("button", { class: "btn-stop", type: "button", title: "Stop the running turn",
+      "aria-label": "Stop", hidden: true, onclick: () => this.interrupt() }, icon("stop"), h("span", {}, "Stop"));
+    const composer = h("div", { class: "composer" },
+      h("div", { class: "composer-box" }, this.input, h("div", { class: "composer-buttons" }, this.stopButton, this.sendButton)),
+      h("div", { class: "composer-hint" }, "Enter to send · Shift+Enter for a new line"));
+    this.panel = new ToolsPanel(this);
+    this.main = h("div", { class: "chat-main" }, header, this.scroller, composer);
+    this.el = h("div", { class: "chat-view" }, this.main, this.panel.el);
+    this.ticker = setInterval(() => tickDurations(this.transcript), 1000);
+  }
+
+  autosize() {
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 240)}px`;
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  async open() {
+    this.connect();
+    this.loadTools();
+    this.input.focus();
+  }
+
+  close() {
+    this.closed = true;
+    clearInterval(this.ticker);
+    clearTimeout(this.retry);
+    this.source?.close();
+  }
+
+  connect() {
+    if (this.closed) return;
+    const after = this.lastEventId ? `?after=${encodeURIComponent(this.lastEventId)}` : "";
+    const source = new EventSource(`/api/v0/chats/${this.chatId}/stream${after}`);
+    this.source = source;
+    source.addEventListener("open", () => {
+      this.setConnected(true);
+      this.refresh(); // history and queue as they are now; the stream covers what follows
+    });
+    source.addEventListener("message", (event) => {
+      if (event.lastEventId) this.lastEventId = event.lastEventId;
+      let chunk;
+      try { chunk = JSON.parse(event.data); } catch { return; }
+      this.onChunk(chunk);
+    });
+    source.addEventListener("error", () => {
+      this.setConnected(false);
+      if (source.readyState === EventSource.CLOSED) {
+        // The browser gave up (an HTTP error such as 401/404): find out why, then retry ourselves.
+        source.close();
+        this.retry = setTimeout(() => this.checkAndReconnect(), RECONNECT_MS);
+      }
+    });
+  }
+
+  async checkAndReconnect() {
+    try {
+      await api.chat(this.chatId);
+    } catch (error) {
+      if (error.status === 404) { this.showBanner("This chat no longer exists.", "error"); return; }
+      if (error.status === 401) return; // the app shows the login screen
+    }
+    this.connect();
+  }
+
+  setConnected(connected) {
+    if (this.connected === connected) return;
+    this.connected = connected;
+    if (connected) this.hideBanner();
+    else if (!this.closed) this.reconnectTimer = setTimeout(() => {
+      if (!this.connected && !this.closed) this.showBanner("Connection lost — reconnecting…", "warn");
+    }, 800);
+  }
+
+  showBanner(text, kind) {
+    this.banner.hidden = false;
+    this.banner.className = `banner banner-${kind}`;
+    this.banner.replaceChildren(h("span", { class: "spinner spinner-xs" }), text);
+  }
+
+  hideBanner() {
+    clearTimeout(this.reconnectTimer);
+    this.banner.hidden = true;
+  }
+
+  async refresh() {
+    try {
+      const [chat, history] = await Promise.all([api.chat(this.chatId), api.messages(this.chatId)]);
+      this.chat = chat;
+      for (const message of history.messages) this.ingest(message);
+      this.render();
+    } catch (error) {
+      if (error.status === 404) this.showBanner("This chat no longer exists.", "error");
+      else if (error.status !== 401) this.app.toast(error.message, "error");
+    }
+  }
+
+  async refreshChat() {
+    try {
+      this.chat = await api.chat(this.chatId);
+      this.render();
+    } catch { /* the stream's own error handling reports a lost server */ }
+  }
+
+  async loadTools() {
+    try {
+      const chat = this.chat || await api.chat(this.chatId);
+      // The workspace's server states too: a server that failed offers no tools, and the panel
+      // says so instead of silently listing fewer tools.
+      const [tools, workspace] = await Promise.all([api.tools(this.chatId),
+        api.workspace(chat.workspace_id).catch(() => null)]);
+      this.toolInfo = new Map(tools.tools.map((t) => [t.name, t]));
+      this.panel.show(tools, workspace);
+      this.toolFailures = [...tools.failures, ...unavailableServers(workspace)];
+      this.renderToolsButton();
+      this.render();
+    } catch (error) {
+      this.panel.showError(error);
+    }
+  }
+
+  // ---- state ----------------------------------------------------------------------------------
+
+  ingest(message) {
+    this.messages.set(message.id, message);
+    if (message.role === "tool") {
+      for (const part of message.parts) if (part.tool_call_id) this.results.set(part.tool_call_id, part);
+    }
+  }
+
+  onChunk(chunk) {
+    const live = this.live;
+    switch (chunk.type) {
+      case "data-status": {
+        const { status } = chunk.data;
+        if (this.chat) {
+          this.chat.status = status;
+          this.chat.running = status === "running";
+        }
+        if (chunk.data.tool_failures) { this.toolFailures = chunk.data.tool_failures; this.renderToolsButton(); }
+        if (status !== "running") { this.live = newLive(); this.refreshChat(); this.app.refreshChats(); }
+        break;
+      }
+      case "data-message": {
+        const message = chunk.data;
+        this.ingest(message);
+        if (message.role === "user") { this.liveError = null; this.refreshChat(); this.app.refreshChats(); }
+        if (message.role === "assistant") {
+          // The step is stored: its live text is now in the history; its calls keep their cards.
+          live.texts.clear();
+          live.order = live.order.filter((key) => key.startsWith("c") && !this.persistedCall(key.slice(1)));
+        }
+        break;
+      }
+      case "start":
+        this.live = newLive();
+        this.liveError = null;
+        break;
+      case "start-step":
+        live.texts.clear();
+        live.order = live.order.filter((key) => !key.startsWith("t"));
+        break;
+      case "text-start":
+      case "reasoning-start":
+        live.texts.set(chunk.id, { kind: chunk.type.startsWith("text") ? "text" : "reasoning", text: "" });
+        live.order.push(`t${chunk.id}`);
+        break;
+      case "text-delta":
+      case "reasoning-delta": {
+        const part = live.texts.get(chunk.id);
+        if (part) part.text += chunk.delta;
+        break;
+      }
+      case "tool-input-start":
+        live.calls.set(chunk.toolCallId, { name: chunk.toolName, argsText: "" });
+        live.order.push(`c${chunk.toolCallId}`);
+        break;
+      case "tool-input-delta": {
+        const call = live.calls.get(chunk.toolCallId);
+        if (call) call.argsText += chunk.inputTextDelta;
+        break;
+      }
+      case "tool-input-available": {
+        let call = live.calls.get(chunk.toolCallId);
+        if (!call) {
+          call = { name: chunk.toolName, argsText: "" };
+          live.calls.set(chunk.toolCallId, call);
+          live.order.push(`c${chunk.toolCallId}`);
+        }
+        call.args = chunk.input;
+        call.hasArgs = true;
+        call.startedAt = Date.now();
+        break;
+      }
+      case "tool-output-available":
+        this.results.set(chunk.toolCallId, { is_error: false, ...chunk.output });
+        break;
+      case "tool-output-error": {
+        const started = live.calls.get(chunk.toolCallId)?.startedAt;
+        this.results.set(chunk.toolCallId, { is_error: true, content: [{ type: "text", text: chunk.errorText }],
+          duration_ms: started ? Date.now() - started : null });
+        break;
+      }
+      case "error":
+        this.liveError = chunk.errorText;
+        break;
+      case "abort":
+        this.live = newLive();
+        break;
+      default:
+        return; // finish, finish-step, text-end, ...: nothing to show
+    }
+    this.scheduleRender();
+  }
+
+  persistedCall(callId) {
+    for (const message of this.messages.values()) {
+      if (message.role === "assistant" && message.parts.some((p) => p.tool_call_id === callId)) return true;
+    }
+    return false;
+  }
+
+  // ---- rendering ------------------------------------------------------------------------------
+
+  scheduleRender() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => { this.frame = null; this.render(); });
+  }
+
+  items() {
+    const items = [];
+    const persistedCalls = new Set();
+    const sorted = [...this.messages.values()].sort((a, b) => a.id - b.id);
+    let lastAssistant = null;
+    for (const message of sorted) {
+      if (message.role === "user") {
+        const text = message.parts.filter((p) => p.type === "text").map((p) => p.text).join("\n");
+        items.push({ key: `m${message.id}`, kind: "user", text, at: message.created_at });
+        continue;
+      }
+      if (message.role !== "assistant") continue;
+      lastAssistant = message;
+      message.parts.forEach((part, index) => {
+        const key = `m${message.id}-${index}`;
+        if (part.type === "text") items.push({ key, kind: "text", text: part.text });
+        else if (part.type === "reasoning") items.push({ key, kind: "reasoning", text: part.text });
+        else if (part.type === "error") items.push({ key, kind: "error", text: part.text });
+        else if (part.type === "tool-call") {
+          persistedCalls.add(part.tool_call_id);
+          items.push({ key: `c${part.tool_call_id}`, kind: "tool", call: this.persistedCard(part) });
+        }
+      });
+    }
+    const running = Boolean(this.chat?.running);
+    for (const key of this.live.order) {
+      const id = key.slice(1);
+      if (key.startsWith("t")) {
+        const part = this.live.texts.get(id);
+        if (part) items.push({ key, kind: part.kind, text: part.text, streaming: true });
+      } else if (!persistedCalls.has(id)) {
+        const call = this.live.calls.get(id);
+        if (call) items.push({ key, kind: "tool", call: this.liveCard(id, call) });
+      }
+    }
+    if (this.liveError && !(lastAssistant?.parts.some((p) => p.type === "error" && p.text === this.liveError))) {
+      items.push({ key: "live-error", kind: "error", text: this.liveError });
+    }
+    if (running && !this.live.order.some((key) => key.startsWith("t") || !persistedCalls.has(key.slice(1)))) {
+      items.push({ key: "thinking", kind: "thinking" });
+    }
+    if (!running && this.chat?.status === "interrupted") {
+      items.push({ key: "interrupted", kind: "notice", text: "Interrupted. Send a message to go on." });
+    }
+    for (const queued of this.chat?.queued || []) {
+      items.push({ key: `q${queued.id}`, kind: "queued", id: queued.id, text: queued.content });
+    }
+    return items;
+  }
+
+  persistedCard(part) {
+    const live = this.live.calls.get(part.tool_call_id);
+    const result = this.results.get(part.tool_call_id);
+    const stopped = !result && !(this.chat?.running && live);
+    return { id: part.tool_call_id, name: part.tool_name, source: part.source, server: part.server,
+      args: part.args, hasArgs: true, argsText: "", startedAt: live?.startedAt, result,
+      interrupted: stopped };
+  }
+
+  liveCard(id, call) {
+    const info = this.toolInfo.get(call.name);
+    let args = call.args;
+    return { id, name: call.name, source: info?.source, server: info?.server, args, hasArgs: Boolean(call.hasArgs),
+      argsText: call.argsText, startedAt: call.startedAt, result: this.results.get(id),
+      interrupted: !this.chat?.running && !this.results.get(id) };
+  }
+
+  render() {
+    if (!this.chat) return;
+    const nearBottom = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 80;
+    this.renderHeader();
+    const items = this.items();
+    const seen = new Set();
+    let previous = null;
+    for (const item of items) {
+      seen.add(item.key);
+      let node = this.nodes.get(item.key);
+      const sig = signature(item);
+      if (!node || node.kind !== item.kind) {
+        node?.el.remove();
+        node = this.makeNode(item);
+        this.nodes.set(item.key, node);
+      } else if (node.sig !== sig) {
+        node.update(item);
+      }
+      node.sig = sig;
+      const want = previous ? previous.nextSibling : this.transcript.firstChild;
+      if (want !== node.el) this.transcript.insertBefore(node.el, want);
+      previous = node.el;
+    }
+    for (const [key, node] of this.nodes) {
+      if (!seen.has(key)) { node.el.remove(); this.nodes.delete(key); }
+    }
+    if (!items.length) {
+      this.transcript.replaceChildren(emptyChat(this.chat));
+      this.nodes.clear();
+    } else {
+      this.transcript.querySelector(".empty-chat")?.remove();
+    }
+    if (nearBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  makeNode(item) {
+    switch (item.kind) {
+      case "user": {
+        const el = h("div", { class: "msg msg-user" }, h("div", { class: "bubble" }, item.text));
+        return { kind: item.kind, el, update: (next) => el.firstChild.replaceChildren(next.text) };
+      }
+      case "text": {
+        const body = h("div", { class: "markdown" });
+        const el = h("div", { class: "msg msg-assistant" }, body);
+        const update = (next) => {
+          body.replaceChildren(renderMarkdown(next.text));
+          el.classList.toggle("streaming", Boolean(next.streaming));
+        };
+        update(item);
+        return { kind: item.kind, el, update };
+      }
+      case "reasoning": {
+        const body = h("div", { class: "reasoning-body" });
+        const el = h("details", { class: "msg reasoning" }, h("summary", {}, "Reasoning"), body);
+        const update = (next) => body.replaceChildren(next.text);
+        update(item);
+        return { kind: item.kind, el, update };
+      }
+      case "tool": {
+        const card = new ToolCard(item.call);
+        return { kind: item.kind, el: h("div", { class: "msg msg-tool" }, card.el), update: (next) => card.update(next.call) };
+      }
+      case "error": {
+        const text = h("div", { class: "error-text" }, item.text);
+        const el = h("div", { class: "msg msg-error", role: "alert" }, icon("alert"), text);
+        return { kind: item.kind, el, update: (next) => text.replaceChildren(next.text) };
+      }
+      case "thinking":
+        return { kind: item.kind, el: h("div", { class: "msg thinking", "aria-label": "The model is working" },
+          h("span", { class: "dot" }), h("span", { class: "dot" }), h("span", { class: "dot" })), update() {} };
+      case "notice":
+        return { kind: item.kind, el: h("div", { class: "msg notice" }, item.text), update() {} };
+      case "queued": {
+        const text = h("div", { class: "bubble" }, item.text);
+        const el = h("div", { class: "msg msg-user queued" }, text,
+          h("div", { class: "queued-meta" }, h("span", { class: "chip" }, "Queued"),
+            h("button", { class: "btn-link", type: "button", onclick: () => this.unqueue(item.id) }, "Cancel")));
+        return { kind: item.kind, el, update: (next) => text.replaceChildren(next.text) };
+      }
+      default:
+        return { kind: item.kind, el: h("div"), update() {} };
+    }
+  }
+
+  renderHeader() {
+    const chat = this.chat;
+    if (this.titleEl.textContent !== chat.title && !this.renaming) this.titleEl.textContent = chat.title;
+    document.title = `${chat.title} · workdock`;
+    const workspace = this.app.workspaceName(chat.workspace_id);
+    this.metaEl.replaceChildren(
+      h("span", { class: "meta-item" }, icon("server"), workspace || "workspace"),
+      h("span", { class: "meta-sep" }, "·"),
+      h("span", { class: "meta-item mono" }, chat.model || "no model"));
+    const status = chat.running ? "running" : chat.status;
+    this.statusEl.className = `status-pill status-${status}`;
+    this.statusEl.replaceChildren(status === "running" ? h("span", { class: "spinner spinner-xs" }) : h("span", { class: "status-dot" }),
+      { running: "Running", idle: "Ready", error: "Error", interrupted: "Interrupted" }[status] || status);
+    this.stopButton.hidden = !chat.running;
+  }
+
+  renderToolsButton() {
+    const failed = (this.toolFailures || []).length;
+    this.toolsButton.classList.toggle("has-failures", failed > 0);
+    this.toolsButton.title = failed ? `${failed} tool source(s) failed` : "Tools the next turn gets";
+  }
+
+  // ---- actions --------------------------------------------------------------------------------
+
+  async send() {
+    const content = this.input.value;
+    if (!content.trim()) return;
+    this.input.value = "";
+    this.autosize();
+    try {
+      const answer = await api.send(this.chatId, content);
+      if (answer.queued) await this.refreshChat();
+      this.app.refreshChats();
+    } catch (error) {
+      this.input.value = content;
+      this.autosize();
+      this.app.toast(`Not sent: ${error.message}`, "error");
+    }
+  }
+
+  async interrupt() {
+    this.stopButton.disabled = true;
+    try {
+      await api.interrupt(this.chatId);
+    } catch (error) {
+      this.app.toast(`Could not stop: ${error.message}`, "error");
+    } finally {
+      this.stopButton.disabled = false;
+    }
+  }
+
+  async unqueue(queuedId) {
+    try {
+      await api.unqueue(this.chatId, queuedId);
+    } catch (error) {
+      this.app.toast(error.message, "error");
+    }
+    this.refreshChat();
+  }
+
+  rename() {
+    if (this.renaming || !this.chat) return;
+    this.renaming = true;
+    const input = h("input", { class: "rename-input", value: this.chat.title, "aria-label": "Chat title", maxlength: 200 });
+    const done = async (save) => {
+      if (!this.renaming) return;
+      this.renaming = false;
+      const title = input.value.trim();
+      input.replaceWith(this.titleEl);
+      if (save && title && title !== this.chat.title) {
+        try {
+          this.chat = await api.patchChat(this.chatId, { title });
+          this.app.refreshChats();
+        } catch (error) {
+          this.app.toast(error.message, "error");
+        }
+      }
+      this.render();
+    };
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") done(true);
+      if (e.key === "Escape") done(false);
+    });
+    input.addEventListener("blur", () => done(true));
+    this.titleEl.replaceWith(input);
+    input.focus();
+    input.select();
+  }
+
+  async remove() {
+    if (!confirm(`Delete “${this.chat?.title || "this chat"}”? Its history is deleted too.`)) return;
+    try {
+      await api.deleteChat(this.chatId);
+      this.app.refreshChats();
+      location.hash = "#/";
+    } catch (error) {
+      this.app.toast(error.message, "error");
+    }
+  }
+
+  toggleTools(force) {
+    const open = force ?? !this.el.classList.contains("tools-open");
+    this.el.classList.toggle("tools-open", open);
+    if (open) this.loadTools();
+  }
+}
+
+function newLive() {
+  return { texts: new Map(), calls: new Map(), order: [] };
+}
+
+function signature(item) {
+  switch (item.kind) {
+    case "text":
+    case "reasoning":
+      return `${item.text.length}:${item.streaming ? 1 : 0}:${item.text.slice(-16)}`;
+    case "tool":
+      return JSON.stringify([item.call.hasArgs, item.call.argsText?.length, item.call.source, item.call.server,
+        item.call.interrupted, item.call.result?.duration_ms, item.call.result?.is_error,
+        item.call.result ? JSON.stringify(item.call.result.content).length : -1]);
+    default:
+      return item.text ?? "";
+  }
+}
+
+function emptyChat(chat) {
+  return h("div", { class: "empty-chat" },
+    h("div", { class: "empty-icon" }, icon("chat")),
+    h("h2", {}, "Ask anything about this workspace"),
+    h("p", { class: "muted" }, `The model can read and edit files, run commands and use every MCP tool of the workspace. Started ${timeAgo(chat.created_at)}.`));
+}
