@@ -43,10 +43,14 @@ async def _start_session(svc: Services, code: str, response: Response) -> User:
     user = await svc.store.redeem_login_code(code)
     if user is None:
         raise ApiError(401, "invalid login code", "the code is unknown, used or expired; ask for a new one")
+    await _open_session(svc, user, response)
+    return user
+
+
+async def _open_session(svc: Services, user: User, response: Response) -> None:
     _, session = await svc.store.create_token(user.id, "web session", kind="session", ttl=SESSION_TTL)
     response.set_cookie(COOKIE, session, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
                         samesite="lax", secure=svc.config.public_url.startswith("https://"))
-    return user
 
 
 @login_router.get("/login", include_in_schema=False)
@@ -60,6 +64,17 @@ async def login_page(code: str = Query(), svc: Services = Depends(services)) -> 
 @router.post("/login")
 async def login(body: LoginBody, response: Response, svc: Services = Depends(services)) -> dict[str, Any]:
     return {"user": user_json(await _start_session(svc, body.code, response))}
+
+
+@router.post("/session")
+async def token_session(response: Response, user: User = Depends(current_user),
+                        svc: Services = Depends(services)) -> dict[str, Any]:
+    """Trade a bearer token for a browser session: the web UI's "paste a token" login.
+
+    The session is a token of its own, so logging out never revokes the pasted API token.
+    """
+    await _open_session(svc, user, response)
+    return {"user": user_json(user)}
 
 
 @router.post("/logout", status_code=204)

@@ -17,6 +17,7 @@ from workdock.http_errors import ApiError
 router = APIRouter(prefix="/api/v0", tags=["workspaces"])
 
 STATUS_BUDGET_S = 2.0
+REFRESH_BUDGET_S = 35.0  # the agent waits for reconnects up to its own connect budget (30 s by default)
 
 
 class NewWorkspace(BaseModel):
@@ -35,10 +36,13 @@ async def agent_status(svc: Services, workspace: Workspace) -> dict[str, Any]:
     try:
         listing = await asyncio.wait_for(client.servers(timeout=STATUS_BUDGET_S), STATUS_BUDGET_S)
     except (AgentError, TimeoutError) as exc:
-        return {"reachable": False, "error": str(exc) or "no answer in time", "servers": []}
+        return {"reachable": False, "error": str(exc) or "no answer in time", "servers": [], "config_files": []}
     return {"reachable": True, "error": None,
-            "servers": [{"name": s.name, "state": s.state, "tool_count": s.tool_count, "error": s.error}
-                        for s in listing.servers]}
+            "servers": [{"name": s.name, "state": s.state, "tool_count": s.tool_count, "error": s.error,
+                         "transport": s.transport, "restarts": s.restarts, "stderr_tail": s.stderr_tail,
+                         "warnings": s.warnings}
+                        for s in listing.servers],
+            "config_files": [f.model_dump() for f in listing.config_files]}
 
 
 async def owned_workspace(svc: Services, workspace_id: str, user: User) -> Workspace:
@@ -67,6 +71,20 @@ async def list_workspaces(user: User = Depends(current_user), svc: Services = De
 async def get_workspace(workspace_id: str, user: User = Depends(current_user),
                         svc: Services = Depends(services)) -> dict[str, Any]:
     workspace = await owned_workspace(svc, workspace_id, user)
+    return {**workspace_json(workspace), "agent": await agent_status(svc, workspace)}
+
+
+@router.post("/workspaces/{workspace_id}/refresh")
+async def refresh_workspace(workspace_id: str, user: User = Depends(current_user),
+                            svc: Services = Depends(services)) -> dict[str, Any]:
+    """Have the agent re-read its config and re-list every server, then answer like GET."""
+    workspace = await owned_workspace(svc, workspace_id, user)
+    client = svc.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
+    try:
+        await asyncio.wait_for(client.list_tools(refresh=True, timeout=REFRESH_BUDGET_S), REFRESH_BUDGET_S)
+    except (AgentError, TimeoutError):
+        pass  # the status below says what is wrong with the agent
+    svc.pool.drop_catalog(workspace.id)  # the next turn lists the tools afresh
     return {**workspace_json(workspace), "agent": await agent_status(svc, workspace)}
 
 
