@@ -9,8 +9,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from workdock.agentapi import AgentClient, AgentError, CallToolResult
+from workdock.agentapi import (
+    AgentClient,
+    AgentError,
+    CallToolResult,
+    EditFileRequest,
+    ExecRequest,
+    ReadFileRequest,
+    SignalRequest,
+    WriteFileRequest,
+)
 from workdock.chat.tools.base import Gathered, OfferedTool, error_result, text_result
 
 _PATH = {"type": "string", "description": "Path relative to the workspace directory, or absolute."}
@@ -63,70 +73,74 @@ SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
 RESERVED = frozenset(SCHEMAS)
 
 
-async def _op(client: AgentClient, method: str, path: str, body: Any = None,
-              timeout: float | None = None) -> Any:
-    response = await client._request(method, path, json=body, timeout=timeout)  # noqa: SLF001 - same package
-    return response.json()
+def _dump(value: BaseModel) -> str:
+    return orjson.dumps(value.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode()
 
 
-def _dump(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+class _ProcessRef(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    process_id: str = Field(min_length=1)
+
+
+# The model's arguments are checked against the same request models the agent uses, so a bad
+# argument is an error result that names it, and a change to the agent's API fails type checking here.
 
 
 async def _read_file(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
-    body = await _op(client, "POST", "/api/v0/fs/read", args)
-    text = body.get("content", "")
-    if body.get("truncated"):
-        nxt = body.get("next_offset")
-        text += f"\n[file has {body.get('total_lines')} lines; continue with offset={nxt}]"
+    request = ReadFileRequest.model_validate(args)
+    body = await client.read_file(request.path, offset=request.offset, limit=request.limit)
+    text = body.content
+    if body.truncated:
+        text += f"\n[file has {body.total_lines} lines; continue with offset={body.next_offset}]"
     return text_result(text)
 
 
 async def _write_file(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
-    body = await _op(client, "POST", "/api/v0/fs/write", args)
-    return text_result(_dump(body))
+    request = WriteFileRequest.model_validate(args)
+    return text_result(_dump(await client.write_file(request.path, request.content)))
 
 
 async def _edit_files(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
     files = args.get("files")
     if not isinstance(files, list) or not files:
         return error_result("edit_files needs a non-empty `files` list")
+    requests = [EditFileRequest.model_validate(item) for item in files]  # all checked before any edit
     diffs: list[str] = []
-    for item in files:
+    for request in requests:
         try:
-            body = await _op(client, "POST", "/api/v0/fs/edit", item)
+            body = await client.edit_file(request.path, request.edits)
         except AgentError as exc:
             done = f" (files before it were edited: {len(diffs)})" if diffs else ""
-            return error_result(f"editing {item.get('path')!r} failed: {exc}{done}")
-        diffs.append(body.get("diff", ""))
+            return error_result(f"editing {request.path!r} failed: {exc}{done}")
+        diffs.append(body.diff)
     return text_result("\n".join(diffs) or "no changes")
 
 
 async def _execute(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
-    timeout_ms = args.get("timeout_ms") or 60_000
-    body = await _op(client, "POST", "/api/v0/exec", args, timeout=timeout_ms / 1000 + 10)
-    if "process_id" in body:
-        return text_result(f"started in the background: process_id={body['process_id']}")
-    output = body.get("output", "")
-    status = f"exit code {body.get('exit_code')}" + (" (timed out)" if body.get("timed_out") else "")
-    return text_result(f"{output}\n[{status}]" if output else f"[{status}]", is_error=body.get("exit_code") != 0)
+    request = ExecRequest.model_validate(args)
+    if request.background:
+        started = await client.exec(request.command, cwd=request.cwd, timeout_ms=request.timeout_ms,
+                                    background=True)
+        return text_result(f"started in the background: process_id={started.process_id}")
+    body = await client.exec(request.command, cwd=request.cwd, timeout_ms=request.timeout_ms)
+    status = f"exit code {body.exit_code}" + (" (timed out)" if body.timed_out else "")
+    return text_result(f"{body.output}\n[{status}]" if body.output else f"[{status}]", is_error=body.exit_code != 0)
 
 
 async def _process_list(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
-    body = await _op(client, "GET", "/api/v0/processes")
-    return text_result(_dump(body))
+    return text_result(_dump(await client.list_processes()))
 
 
 async def _process_output(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
-    body = await _op(client, "GET", f"/api/v0/processes/{args.get('process_id', '')}/output")
-    state = "running" if body.get("running") else f"exited with {body.get('exit_code')}"
-    return text_result(f"{body.get('output', '')}\n[{state}]")
+    body = await client.process_output(_ProcessRef.model_validate(args).process_id)
+    state = "running" if body.running else f"exited with {body.exit_code}"
+    return text_result(f"{body.output}\n[{state}]")
 
 
 async def _process_signal(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
-    body = await _op(client, "POST", f"/api/v0/processes/{args.get('process_id', '')}/signal",
-                     {"signal": args.get("signal")})
-    return text_result(_dump(body))
+    process_id = _ProcessRef.model_validate(args).process_id
+    return text_result(_dump(await client.signal_process(process_id, SignalRequest.model_validate(args).signal)))
 
 
 _IMPLS: dict[str, Callable[[AgentClient, dict[str, Any]], Awaitable[CallToolResult]]] = {
@@ -142,6 +156,8 @@ def builtin_tools(client: AgentClient) -> Gathered:
         async def call(arguments: dict[str, Any]) -> CallToolResult:
             try:
                 return await impl(client, arguments)
+            except ValidationError as exc:
+                return error_result(f"invalid arguments for {name}: {_problems(exc)}")
             except AgentError as exc:
                 where = "the workspace agent is unreachable" if exc.status == 0 else f"agent answered {exc.status}"
                 return error_result(f"{name} failed ({where}): {exc}")
@@ -151,3 +167,7 @@ def builtin_tools(client: AgentClient) -> Gathered:
                            description=description, parameters=schema, call=call)
 
     return Gathered(tools=[make(name) for name in SCHEMAS])
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors())
