@@ -105,7 +105,7 @@ class TurnRunner:
             return
         await self.store.update_chat(chat_id, status="idle")
         publish(events.finish(final))
-        publish(events.status("idle"))
+        publish(events.status("idle", **({"reason": final} if final != "stop" else {})))
 
     async def _run(self, chat_id: str, channel: ChatChannel, step: _Step) -> str:
         """The step loop; returns the finish reason."""
@@ -144,8 +144,22 @@ class TurnRunner:
                 ToolReturnPart(tool_name=call.tool_name, content=for_model(step.results[call.tool_call_id]["content"]),
                                tool_call_id=call.tool_call_id, outcome="failed" if outcome.result.is_error else "success")
                 for call, outcome in zip(calls, outcomes, strict=True)]))
-        channel.publish(events.error(f"stopped after {self.max_steps} steps; send a message to go on"))
+        await self._stop_at_step_limit(chat_id, channel)
         return "step-limit"
+
+    async def _stop_at_step_limit(self, chat_id: str, channel: ChatChannel) -> None:
+        """Say why the turn stopped, in the stream and in the history (a reload must show it too).
+
+        The last step's tool results are stored but the model has not seen them; the next message
+        goes on from there.
+        """
+        notice = (f"Stopped after {self.max_steps} steps, the most one turn may take. "
+                  "Send a message to let the model go on.")
+        rows = await self.store.add_messages(chat_id, [NewMessage("assistant", [
+            {"type": "error", "text": notice, "reason": "step-limit"}])])
+        for row in rows:
+            channel.publish(events.message(row))
+        channel.publish(events.error(notice))
 
     async def _model_step(self, model: Model, history: list[ModelMessage], params: ModelRequestParameters,
                           channel: ChatChannel, step: _Step) -> ModelResponse:
