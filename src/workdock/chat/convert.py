@@ -56,11 +56,21 @@ def _block_text(block: ContentBlock) -> str | None:
 def result_text(result: CallToolResult) -> str:
     """All of a result's text in one capped string: text blocks joined, structured content as JSON."""
     texts = [t for t in (_block_text(b) for b in result.content) if t is not None]
-    if result.structured_content is not None:
-        structured = orjson.dumps(result.structured_content).decode()
-        if structured not in texts:
-            texts.append(structured)
+    if result.structured_content is not None and not _has_json(texts, result.structured_content):
+        texts.append(orjson.dumps(result.structured_content).decode())
     return cap_text("\n".join(texts))
+
+
+def _has_json(texts: list[str], value: Any) -> bool:
+    """Whether a text block already is ``value`` as JSON: MCP asks servers that return structured
+    content to send it serialised as text too, and the model need not read it twice."""
+    for text in texts:
+        try:
+            if orjson.loads(text) == value:
+                return True
+        except orjson.JSONDecodeError:
+            continue
+    return False
 
 
 def for_storage(result: CallToolResult) -> list[dict[str, Any]]:
@@ -82,7 +92,9 @@ def for_model(content: Sequence[dict[str, Any]]) -> str | list[Any]:
                 files.append(BinaryContent(data=base64.b64decode(block["data"]), media_type=block["media_type"]))
             except (KeyError, binascii.Error, ValueError):
                 text += "\n[an image that could not be decoded was left out]"
-    return [text, *files] if files else text
+    if not files:
+        return text
+    return [text, *files] if text else files  # an empty text would reach the model as an empty item
 
 
 def to_model_messages(rows: Sequence[Message]) -> list[ModelMessage]:
