@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import async_playwright, expect
 
 # The chat harness's fixtures, shared rather than copied (pytest finds fixtures imported here).
 from tests.chat.conftest import (  # noqa: F401
@@ -35,6 +36,7 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-b
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 ARTIFACTS = TESTS / "artifacts" / "web"
 TIMEOUT_MS = 20_000
+expect.set_options(timeout=15_000)  # the machine may be busy: conditions, not speed, are under test
 
 # A workspace server that can never start: it explains itself on stderr and exits.
 BROKEN_SERVER = {"command": sys.executable,
@@ -98,11 +100,6 @@ async def browser(tmp_path: Path, chat_server: ChatServer) -> AsyncIterator[Brow
     # Depends on the chat server so that it closes first: open event streams would otherwise
     # hold the server's shutdown.
     require(CHROMIUM.exists(), f"{CHROMIUM} is missing (Debian package chromium; scripts/test installs it)")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        require(False, "the playwright Python package is missing (pip install -e '.[test]')")
-        raise
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,

@@ -133,7 +133,8 @@ class App {
     this.chatList.replaceChildren(...(chats.length ? chats.map((chat) =>
       h("a", { class: `chat-link${chat.id === current ? " active" : ""}`, href: `#/chats/${chat.id}`,
         dataset: { chatId: chat.id }, "aria-current": chat.id === current ? "page" : null },
-      h("span", { class: "chat-link-title" }, chat.running ? h("span", { class: "spinner spinner-xs" }) : null, chat.title),
+      h("span", { class: "chat-link-title" }, chat.running ? h("span", { class: "spinner spinner-xs" }) : null,
+        h("span", {}, chat.title)),
       h("span", { class: "chat-link-meta" }, [this.workspaceName(chat.workspace_id), timeAgo(chat.updated_at)]
         .filter(Boolean).join(" · "))))
       : [h("div", { class: "muted small pad" }, "No chats yet.")]));
@@ -209,6 +210,12 @@ class NewChatView {
 
   async open() {
     document.title = "New chat · workdock";
+    this.loaded = this.load();
+    this.input.focus();
+    await this.loaded;
+  }
+
+  async load() {
     try {
       const [{ workspaces }, models] = await Promise.all([api.workspaces(), api.models()]);
       this.app.setWorkspaces(workspaces);
@@ -223,7 +230,6 @@ class NewChatView {
     } catch (error) {
       this.hint.textContent = error.message;
     }
-    this.input.focus();
   }
 
   close() {}
@@ -231,6 +237,7 @@ class NewChatView {
   async create(withMessage) {
     const content = this.input.value;
     if (withMessage && !content.trim()) { this.input.focus(); return; }
+    await this.loaded; // typed faster than the workspaces loaded
     if (!this.workspace.value) { this.app.toast("Add a workspace first.", "error"); return; }
     try {
       const chat = await api.createChat({ workspace_id: this.workspace.value, model: this.model.value || null });

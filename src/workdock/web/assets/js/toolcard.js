@@ -70,7 +70,8 @@ export class ToolCard {
       sections.push(section("Arguments", argsView(call)));
     }
     if (call.result) {
-      sections.push(section(call.result.is_error ? "Error" : "Result", resultView(call)));
+      const title = call.name === "execute" ? "Output" : call.result.is_error ? "Error" : "Result";
+      sections.push(section(title, resultView(call)));
     } else if (state === "running" || state === "streaming") {
       sections.push(h("div", { class: "tool-waiting" }, h("span", { class: "spinner" }),
         state === "streaming" ? "Receiving arguments…" : "Running…"));
@@ -189,12 +190,12 @@ function executeView(text, isError) {
 }
 
 function diffView(text) {
-  const lines = text.split("\n");
+  const lines = text.replace(/\n+$/, "").split("\n");
   const pre = h("pre", { class: "diff" });
-  for (const line of lines) {
+  for (const [index, line] of lines.entries()) {
     const cls = line.startsWith("+++") || line.startsWith("---") ? "diff-file"
       : line.startsWith("@@") ? "diff-hunk" : line.startsWith("+") ? "diff-add" : line.startsWith("-") ? "diff-del" : "";
-    pre.append(h("span", { class: `diff-line ${cls}` }, line || " "), "\n");
+    pre.append(h("span", { class: `diff-line ${cls}` }, line || " "), index < lines.length - 1 ? "\n" : "");
   }
   return h("div", { class: "clipped" }, h("div", { class: "clip-actions" }, copyButton(() => text)), pre);
 }
