@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -144,4 +145,53 @@ async def test_a_failing_workspace_server_shows_in_the_tools_panel_and_the_works
     await browser.screenshot("workspaces")
     await card.get_by_role("button", name="Refresh tools").click()
     await expect(page.locator(".toast").last).to_have_text("Refreshed demo-project")
+    browser.assert_no_errors()
+
+
+async def test_images_structured_content_long_text_and_chat_rename_and_delete(
+        browser: Browser, stack: Stack) -> None:
+    page = browser.page
+    long_message = "word " * 700
+    stack.fake.add(Reply(calls=[Call("everything__get-tiny-image", {}),
+                                Call("everything__get-structured-content", {"location": "New York"}),
+                                Call("everything__echo", {"message": long_message})]),
+                   Reply(text="Three results."))
+    chat_id = await stack.new_chat("rich results")
+    await log_in(browser, stack)
+    await page.goto(f"{stack.server.url}/#/chats/{chat_id}")
+    await page.get_by_label("Message").fill("show me everything")
+    await page.get_by_label("Message").press("Enter")
+    await expect(page.locator(".msg-assistant").last).to_have_text("Three results.")
+
+    image = page.locator(".tool-card[data-tool='everything__get-tiny-image']")
+    await image.locator("summary").click()
+    await expect(image.locator("img.tool-image")).to_be_visible()
+    assert await image.locator("img.tool-image").evaluate("img => img.complete && img.naturalWidth > 0")
+
+    structured = page.locator(".tool-card[data-tool='everything__get-structured-content']")
+    await structured.locator("summary").click()
+    await expect(structured.locator(".tool-section-title.sub")).to_have_text("Structured content")
+    await expect(structured.locator(".tool-result pre.json")).to_contain_text("{")
+
+    echo = page.locator(".tool-card[data-tool='everything__echo']")
+    await echo.locator("summary").click()
+    shown = echo.locator(".tool-result pre.result-text")
+    assert len(await shown.text_content() or "") < len(long_message)
+    await page.locator(".scroller").evaluate("el => el.scrollTo(0, 0)")
+    await browser.screenshot("rich-results")
+    await echo.locator(".tool-result").get_by_role("button", name=re.compile("Show more")).click()
+    await expect(shown).to_have_text(f"Echo: {long_message}")
+
+    await page.get_by_role("button", name="Rename chat").click()
+    await page.get_by_label("Chat title").fill("Renamed chat")
+    await page.get_by_label("Chat title").press("Enter")
+    await expect(page.locator(".chat-title")).to_have_text("Renamed chat")
+    await expect(page.locator(f".chat-link[data-chat-id='{chat_id}']")).to_contain_text("Renamed chat")
+    assert (await stack.api.get(f"/chats/{chat_id}"))["title"] == "Renamed chat"
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Delete chat").click()
+    await expect(page.locator(f".chat-link[data-chat-id='{chat_id}']")).to_have_count(0)
+    await expect(page.get_by_label("First message")).to_be_visible()
+    await stack.api.get(f"/chats/{chat_id}", expect=404)
     browser.assert_no_errors()

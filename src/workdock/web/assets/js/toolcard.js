@@ -122,7 +122,7 @@ function argsView(call) {
         `${file?.path ?? "?"} — ${Array.isArray(file?.edits) ? file.edits.length : 0} edit(s)`)));
     }
     const text = typeof call.args === "string" ? call.args : JSON.stringify(call.args, null, 2);
-    return h("pre", { class: "json" }, text);
+    return clippedText(text, "json");
   }
   // Still streaming: the raw JSON text so far, with a caret.
   return h("pre", { class: "json streaming" }, call.argsText || "", h("span", { class: "caret" }));
