@@ -108,6 +108,7 @@ async def main(turns: int, steps: int) -> None:
             started = time.perf_counter()
             result = await original_gather(*args)
             timings["gather"].append(time.perf_counter() - started)
+            result.tools = dict(result.tools)  # the gatherer shares its dict between turns: wrap a copy
             for name, tool in list(result.tools.items()):
                 async def call(arguments: dict[str, Any], _call: Any = tool.call) -> Any:
                     started = time.perf_counter()
@@ -118,10 +119,10 @@ async def main(turns: int, steps: int) -> None:
                 result.tools[name] = type(tool)(**{**tool.__dict__, "call": call})
             return result
 
-        async def timed_add(*args: Any) -> Any:
+        async def timed_add(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
-                return await original_add(*args)
+                return await original_add(*args, **kwargs)
             finally:
                 timings["store"].append(time.perf_counter() - started)
 
@@ -154,6 +155,11 @@ async def main(turns: int, steps: int) -> None:
             await manager.submit(chat.id, "go")
             await manager._workers[chat.id]  # noqa: SLF001
             per_step.append((time.perf_counter() - started) / steps)
+        # A turn that failed would be quick and wrong: every turn must have run all its steps.
+        final = await store.get_chat(chat.id)
+        stored = await store.list_messages(chat.id)
+        assert final is not None and final.status == "idle", f"the last turn ended {final and final.status}"
+        assert len(stored) == (turns + 1) * (2 * steps), f"{len(stored)} messages stored"
         await manager.shutdown()
         await pool.aclose()
         await engine.dispose()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Hashable
 from typing import Any
+
+from pydantic_ai.tools import ToolDefinition
 
 from workdock.chat.store.models import Chat, Workspace
 from workdock.chat.tools.admin import AdminServers
@@ -19,19 +22,39 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ToolSet:
-    tools: dict[str, OfferedTool] = field(default_factory=dict)
+    tools: dict[str, OfferedTool] = field(default_factory=dict)  # shared between turns: do not change
     failures: list[SourceFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    definitions: list[ToolDefinition] = field(default_factory=list)  # ``tools`` as the model is told
 
     def describe(self) -> dict[str, Any]:
         return {"tools": [t.describe() for t in self.tools.values()],
                 "failures": [f.describe() for f in self.failures], "warnings": self.warnings}
 
 
+@dataclass(frozen=True)
+class _Merged:
+    key: tuple[Hashable, ...]
+    tools: dict[str, OfferedTool]
+    warnings: list[str]
+    definitions: list[ToolDefinition]
+
+
+def _merge(key: tuple[Hashable, ...], gathered: list[Gathered]) -> _Merged:
+    tools, warnings = merge(*gathered)
+    definitions = [ToolDefinition(name=t.name, parameters_json_schema=t.parameters, description=t.description)
+                   for t in tools.values()]
+    return _Merged(key, tools, warnings, definitions)
+
+
 class ToolGatherer:
     def __init__(self, pool: AgentPool, admin: AdminServers | None) -> None:
         self.pool = pool
         self.admin = admin
+        self._builtin: dict[str, Gathered] = {}  # workspace id → built-ins bound to its current client
+        # (workspace id, admin servers used) → the last merged set. Renaming and schema building for
+        # hundreds of tools cost more than the rest of a turn's own work, and the sources rarely change.
+        self._merged: dict[tuple[str, bool], _Merged] = {}
 
     async def gather(self, chat: Chat, workspace: Workspace) -> ToolSet:
         client = self.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
@@ -45,15 +68,22 @@ class ToolGatherer:
         # and it carries its own 5 s budget. A source that raises is a failure, never the turn's end.
         results = await asyncio.gather(admin(), self.pool.gather(workspace.id, client),
                                        return_exceptions=True)
-        gathered: list[Gathered] = [builtin_tools(client)]
+        builtin = self._builtin.get(workspace.id)
+        if builtin is None or builtin.version is not client:
+            builtin = self._builtin[workspace.id] = builtin_tools(client)
+        gathered: list[Gathered] = [builtin]
         for source, result in zip(("admin", "workspace"), results, strict=True):
             if isinstance(result, BaseException):
                 logger.warning("tool source %s failed: %r", source, result)
                 result = Gathered(failures=[SourceFailure(source, None, f"{type(result).__name__}: {result}")])
             gathered.append(result)
-        tools, warnings = merge(*gathered)
+        slot = (workspace.id, bool(chat.use_admin_servers))
+        key = tuple(g.version for g in gathered)
+        merged = self._merged.get(slot)
+        if merged is None or merged.key != key or any(g.version is None and g.tools for g in gathered):
+            merged = self._merged[slot] = _merge(key, gathered)
         failures = [f for g in gathered for f in g.failures]
         for failure in failures:
             logger.info("chat %s: tool source %s%s skipped: %s", chat.id, failure.source,
                         f"/{failure.server}" if failure.server else "", failure.error)
-        return ToolSet(tools, failures, warnings)
+        return ToolSet(merged.tools, failures, merged.warnings, merged.definitions)

@@ -32,7 +32,6 @@ from pydantic_ai.messages import (
     ToolReturnPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters
-from pydantic_ai.tools import ToolDefinition
 
 from workdock.agentapi import CallToolResult
 from workdock.chat import events
@@ -103,7 +102,7 @@ class TurnRunner:
             logger.exception("chat %s: turn failed", chat_id)
             await self._fail(chat_id, channel, f"{type(exc).__name__}: {exc}")
             return
-        await self.store.update_chat(chat_id, status="idle")
+        # _run's last write set the chat idle, with the step or the step-limit notice.
         publish(events.finish(final))
         publish(events.status("idle", **({"reason": final} if final != "stop" else {})))
 
@@ -120,9 +119,7 @@ class TurnRunner:
         toolset = await self.gatherer.gather(chat, workspace)
         if toolset.failures:
             channel.publish(events.status("running", tool_failures=[f.describe() for f in toolset.failures]))
-        params = ModelRequestParameters(function_tools=[
-            ToolDefinition(name=t.name, parameters_json_schema=t.parameters, description=t.description)
-            for t in toolset.tools.values()])
+        params = ModelRequestParameters(function_tools=toolset.definitions)
         history = to_model_messages(await self.store.list_messages(chat_id))
         for _ in range(self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
@@ -130,8 +127,10 @@ class TurnRunner:
             response = await self._model_step(model, history, params, channel, step)
             calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
             outcomes = await asyncio.gather(*(self._call(toolset, call, channel, step) for call in calls))
+            # The last step also settles the chat's status: one transaction, not two.
             step.persisting = asyncio.ensure_future(self.store.add_messages(
-                chat_id, self._step_messages(model_name, toolset, response, step)))
+                chat_id, self._step_messages(model_name, toolset, response, step),
+                status=None if calls else "idle"))
             rows = await asyncio.shield(step.persisting)
             for row in rows:
                 channel.publish(events.message(row))
@@ -156,7 +155,7 @@ class TurnRunner:
         notice = (f"Stopped after {self.max_steps} steps, the most one turn may take. "
                   "Send a message to let the model go on.")
         rows = await self.store.add_messages(chat_id, [NewMessage("assistant", [
-            {"type": "error", "text": notice, "reason": "step-limit"}])])
+            {"type": "error", "text": notice, "reason": "step-limit"}])], status="idle")
         for row in rows:
             channel.publish(events.message(row))
         channel.publish(events.error(notice))

@@ -261,15 +261,18 @@ class Store:
             return (await s.scalars(select(Message).where(Message.chat_id == chat_id)
                                     .order_by(Message.id))).all()
 
-    async def add_messages(self, chat_id: str, messages: Sequence[NewMessage]) -> list[Message]:
-        """Store one step (assistant message + tool results) atomically."""
+    async def add_messages(self, chat_id: str, messages: Sequence[NewMessage], *,
+                           status: str | None = None) -> list[Message]:
+        """Store one step (assistant message + tool results) atomically; the turn's last step sets the
+        chat's new ``status`` in the same transaction."""
         now = utcnow()
         rows = [Message(chat_id=chat_id, role=m.role, parts=m.parts, model=m.model, usage=m.usage,
                         created_at=now) for m in messages]
+        fields: dict[str, Any] = {"updated_at": now} if status is None else {"updated_at": now, "status": status}
         async with self.sessions.begin() as s:
             s.add_all(rows)
             await s.flush()  # assigns the ids inside the transaction
-            await s.execute(update(Chat).where(Chat.id == chat_id).values(updated_at=now))
+            await s.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
         return rows
 
     async def enqueue(self, chat_id: str, content: str, *, title: str | None = None) -> QueuedMessage:

@@ -39,11 +39,14 @@ class AdminServers:
         self.hub = hub
         self.call_timeout = call_timeout
         self._policies: dict[str, ToolPolicy] = {}
+        self._policy_version = 0
+        self._offered: tuple[tuple[int, int], list[OfferedTool]] | None = None  # by (catalog, policies) version
 
     async def apply(self, rows: Sequence[McpServer]) -> None:
         enabled = [row for row in rows if row.enabled]
         self._policies = {row.slug: ToolPolicy(frozenset(row.allow_tools or ()), frozenset(row.deny_tools or ()))
                           for row in enabled}
+        self._policy_version += 1
         await self.hub.apply([spec_for(row) for row in enabled])
 
     def statuses(self) -> dict[str, dict[str, Any]]:
@@ -57,15 +60,18 @@ class AdminServers:
             if status.state != "ready":
                 why = status.error or status.state
                 gathered.failures.append(SourceFailure("admin", status.name, f"{status.state}: {why}"))
-        for entry in self.hub.catalog.tools:
-            policy = self._policies.get(entry.server)
-            if policy is None or not policy.admits(entry.original_name):
-                continue
-            gathered.tools.append(OfferedTool(
-                name=entry.name, source="admin", server=entry.server, source_name=entry.name,
-                description=entry.tool.description or "",
-                parameters=entry.tool.input_schema or {"type": "object", "properties": {}},
-                call=self._caller(entry.name)))
+        catalog = self.hub.catalog
+        version = (catalog.version, self._policy_version)
+        if self._offered is None or self._offered[0] != version:
+            offered = [
+                OfferedTool(name=entry.name, source="admin", server=entry.server, source_name=entry.name,
+                            description=entry.tool.description or "",
+                            parameters=entry.tool.input_schema or {"type": "object", "properties": {}},
+                            call=self._caller(entry.name))
+                for entry in catalog.tools
+                if (policy := self._policies.get(entry.server)) is not None and policy.admits(entry.original_name)]
+            self._offered = (version, offered)
+        gathered.tools, gathered.version = self._offered[1], ("admin", *version)
         return gathered
 
     def _caller(self, name: str):  # noqa: ANN202 - a CallFn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +43,9 @@ class SourceFailure:
 class Gathered:
     tools: list[OfferedTool] = field(default_factory=list)
     failures: list[SourceFailure] = field(default_factory=list)
+    # Identifies ``tools``: a source hands the same version only with the same tools, so the merged
+    # tool set (and its schemas for the model) can be reused. None: not reusable (unless no tools).
+    version: Hashable | None = None
 
 
 def error_result(message: str) -> CallToolResult:

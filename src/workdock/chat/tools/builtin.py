@@ -166,7 +166,8 @@ def builtin_tools(client: AgentClient) -> Gathered:
         return OfferedTool(name=name, source="builtin", server=None, source_name=name,
                            description=description, parameters=schema, call=call)
 
-    return Gathered(tools=[make(name) for name in SCHEMAS])
+    # Versioned by the client: the same client means the same seven tools.
+    return Gathered(tools=[make(name) for name in SCHEMAS], version=client)
 
 
 def _problems(exc: ValidationError) -> str:

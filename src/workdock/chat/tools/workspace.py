@@ -12,10 +12,10 @@ from workdock.chat.tools.base import DEFAULT_CALL_TIMEOUT_MS, Gathered, OfferedT
 LIST_BUDGET_S = 5.0
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: it is the version of the tools it offers
 class _Cached:
     etag: str
-    tools: list[ToolInfo]
+    offered: list[OfferedTool]  # built once per catalog version, not on every turn
 
 
 class AgentPool:
@@ -31,7 +31,8 @@ class AgentPool:
         if entry is not None and entry[:2] == (url, token):
             return entry[2]
         client = AgentClient(url, token)
-        if entry is not None:
+        if entry is not None:  # another agent (or token): its catalog and the tools calling it are stale
+            self._catalogs.pop(workspace_id, None)
             asyncio.get_running_loop().create_task(entry[2].aclose())
         self._clients[workspace_id] = (url, token, client)
         return client
@@ -59,9 +60,10 @@ class AgentPool:
             why = str(exc) if isinstance(exc, AgentError) else f"no answer within {LIST_BUDGET_S:g} s"
             return Gathered(failures=[SourceFailure("workspace", None, f"workspace agent: {why}")])
         if listing is not None:
-            cached = self._catalogs[workspace_id] = _Cached(listing.version, listing.tools)
+            offered = [self._offer(workspace_id, client, tool) for tool in listing.tools]
+            cached = self._catalogs[workspace_id] = _Cached(listing.version, offered)
         assert cached is not None  # a 304 only answers an ETag we sent
-        return Gathered(tools=[self._offer(workspace_id, client, tool) for tool in cached.tools])
+        return Gathered(tools=cached.offered, version=cached)
 
     def _offer(self, workspace_id: str, client: AgentClient, tool: ToolInfo) -> OfferedTool:
         async def call(arguments: dict[str, Any]) -> CallToolResult:
