@@ -1,6 +1,6 @@
 """A small app serving only the workspace operations, over real HTTP, for their tests.
 
-It is built the way the agent builds its own (error handlers, the token dependency on the router, a
+It is built the way the agent builds its own (error handlers, the token middleware, a
 lifespan that shuts the process table down) and runs under uvicorn in a thread of its own, so the
 server's event loop is not the test's.
 """
@@ -18,9 +18,9 @@ from typing import TypeVar
 
 import anyio
 import uvicorn
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
-from workdock.agent.auth import require_token
+from workdock.agent.auth import BearerAuth
 from workdock.agent.workspace import ProcessTable, workspace_router
 from workdock.http_errors import install_error_handlers
 
@@ -59,7 +59,8 @@ def workspace_app(root: Path, table: ProcessTable, token: str = TOKEN) -> FastAP
 
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(workspace_router(root, table), dependencies=[Depends(require_token(token))])
+    app.add_middleware(BearerAuth, token=token)
+    app.include_router(workspace_router(root, table))
     return app
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import anyio
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from workdock import __version__, agentapi
-from workdock.agent.auth import require_token
+from workdock.agent.auth import BearerAuth
 from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.http_errors import ApiError, ErrorBodyResponses, JSONResponse, install_error_handlers
 from workdock.mcp.content import result_to_dict
@@ -65,6 +65,10 @@ def _etag_matches(header: str | None, version: str) -> bool:
 _CALL_TOOL_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": agentapi.CallToolRequest.model_json_schema()}}}}
 MAX_TIMEOUT_MS = 600_000
+# Declared by hand: the handler reads the query itself (no per-request parameter machinery).
+_REFRESH_PARAMETER = {"parameters": [{
+    "name": "refresh", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+    "description": "Re-read the config files and re-list every server before answering."}]}
 
 
 def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
@@ -94,10 +98,11 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
     router = APIRouter(prefix="/api/v0/mcp", tags=["mcp"])
     tool_list = _ToolListCache()
 
-    @router.get("/tools", response_model=agentapi.ToolList, responses={304: {"description": "Not modified"}})
-    async def list_tools(request: Request, refresh: bool = False) -> Response:
+    @router.get("/tools", response_model=agentapi.ToolList, responses={304: {"description": "Not modified"}},
+                openapi_extra=_REFRESH_PARAMETER)
+    async def list_tools(request: Request) -> Response:
         """The catalog of every ready server's tools, sorted by name; ETag is the catalog version."""
-        if refresh:
+        if request.query_params.get("refresh", "").lower() in ("true", "1", "yes"):
             await runtime.reload()
             await runtime.hub.refresh(timeout=min(DEFAULT_REFRESH_WAIT, runtime.settings.connect_timeout))
         catalog = runtime.hub.catalog
@@ -129,6 +134,16 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
         )
 
     return router
+
+
+def _with_bearer_security(schema: dict[str, Any]) -> dict[str, Any]:
+    """Say in the document what the middleware enforces: a bearer token everywhere but /healthz."""
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http", "scheme": "bearer", "description": "The agent token"}
+    schema["security"] = [{"bearer": []}]
+    if health := schema.get("paths", {}).get("/healthz", {}).get("get"):
+        health["security"] = []
+    return schema
 
 
 def create_app(settings: AgentSettings) -> FastAPI:
@@ -164,20 +179,20 @@ def create_app(settings: AgentSettings) -> FastAPI:
                   default_response_class=JSONResponse, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     install_error_handlers(app)
-    auth = [Depends(require_token(settings.token))]
+    app.add_middleware(BearerAuth, token=settings.token)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """Up and answering, whatever the servers' states."""
         return {"status": "ok"}
 
-    @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
+    @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> dict[str, Any]:
-        return app.openapi()
+        return _with_bearer_security(app.openapi())
 
-    app.include_router(mcp_router(runtime), dependencies=auth)
+    app.include_router(mcp_router(runtime))
     if processes is not None:
         from workdock.agent.workspace.router import workspace_router
 
-        app.include_router(workspace_router(settings.workspace, processes), dependencies=auth)
+        app.include_router(workspace_router(settings.workspace, processes))
     return app
