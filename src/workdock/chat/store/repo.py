@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from workdock.chat.store.db import session_factory
@@ -266,14 +266,16 @@ class Store:
         """Store one step (assistant message + tool results) atomically; the turn's last step sets the
         chat's new ``status`` in the same transaction."""
         now = utcnow()
-        rows = [Message(chat_id=chat_id, role=m.role, parts=m.parts, model=m.model, usage=m.usage,
-                        created_at=now) for m in messages]
+        values = [{"chat_id": chat_id, "role": m.role, "parts": m.parts, "model": m.model, "usage": m.usage,
+                   "created_at": now} for m in messages]
         fields: dict[str, Any] = {"updated_at": now} if status is None else {"updated_at": now, "status": status}
-        async with self.sessions.begin() as s:
-            s.add_all(rows)
-            await s.flush()  # assigns the ids inside the transaction
-            await s.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
-        return rows
+        # Core statements on one connection, not the ORM unit of work: a step is written on every
+        # turn's hot path, and each ORM flush costs several extra driver round trips.
+        async with self.engine.begin() as connection:
+            ids = [row.id for row in await connection.execute(
+                insert(Message).returning(Message.id, sort_by_parameter_order=True), values)]
+            await connection.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
+        return [Message(id=message_id, **value) for message_id, value in zip(ids, values, strict=True)]
 
     async def enqueue(self, chat_id: str, content: str, *, title: str | None = None) -> QueuedMessage:
         """Queue a user message (and, for a chat's first message, set its title in the same write)."""
