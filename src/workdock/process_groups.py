@@ -1,7 +1,8 @@
-"""Process groups: every command runs in its own, and ending a command ends its whole group.
+"""Process groups: every stdio server and every command runs in its own, and ending one ends the group.
 
-Ending the group, not just the shell, is what reaches the grandchildren (``npm`` under ``sh``, a
-server started with ``&``) that would otherwise outlive the command and the agent.
+Ending the group, not just the process we started, is what reaches the grandchildren (``npm`` under
+``sh``, the server an ``npx``/``uvx`` wrapper starts, a job started with ``&``) that would otherwise
+outlive it and the agent.
 """
 
 from __future__ import annotations

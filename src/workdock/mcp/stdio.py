@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -24,6 +23,8 @@ from anyio.abc import ByteReceiveStream, Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
+
+from workdock.process_groups import end_group
 
 logger = logging.getLogger(__name__)
 
@@ -159,17 +160,14 @@ def _parse(line: str) -> SessionMessage | None:
 async def _stop(process: Process) -> None:
     """Close stdin, give the server a moment, then end its whole process group (TERM, then KILL).
 
-    Every wait is bounded (about 3.5 s at worst), so one hung server cannot hold up shutdown.
+    Every wait is bounded (a few seconds at worst), so one hung server cannot hold up shutdown.
     """
-    pgid = process.pid  # the leader of its own session: its pid is the group id
     if process.stdin is not None:
         with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             await process.stdin.aclose()
     await _wait(lambda: process.returncode is not None, STDIN_CLOSE_GRACE)
-    # Signal the group even when the leader already exited: its grandchildren may not have.
-    if _signal_group(pgid, signal.SIGTERM) and not await _wait(lambda: not _group_alive(pgid), TERM_GRACE):
-        logger.info("process group %d outlived SIGTERM by %.0f s; sending SIGKILL", pgid, TERM_GRACE)
-        _signal_group(pgid, signal.SIGKILL)
+    # The group even when the leader already exited: its grandchildren may not have.
+    await end_group(process.pid, TERM_GRACE)  # the leader of its own session: its pid is the group id
     await _wait(lambda: process.returncode is not None, KILL_REAP_WAIT)
     for pipe in (process.stdout, process.stderr):
         if pipe is not None:
@@ -183,24 +181,3 @@ async def _wait(condition: Callable[[], bool], timeout: float) -> bool:
             await anyio.sleep(_POLL)
         return True
     return condition()
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
-    """Signal every process in the group; ``False`` when none is left."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

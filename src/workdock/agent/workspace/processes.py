@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workdock.agent.workspace.groups import end_group, signal_group
+from workdock.process_groups import end_group, signal_group
 from workdock.agent.workspace.output import OutputBuffer
 from workdock.agent.workspace.text import skip_partial_start, utf8_prefix
 from workdock.agentapi import ExecResult, ProcessInfo, ProcessOutput
