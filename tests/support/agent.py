@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,10 @@ import httpx2
 import psutil
 
 from . import processes
+from .helpers import free_port, wait_until_sync
 
 TOKEN = "test-token-0123456789"
 SHUTDOWN_LIMIT_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_config(path: Path, servers: dict[str, Any]) -> Path:
@@ -76,14 +70,7 @@ class RunningAgent:
 
     @staticmethod
     def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(interval)
+        return wait_until_sync(condition, timeout=timeout, interval=interval, message=what)
 
     # ---- API helpers --------------------------------------------------------------------------
 
