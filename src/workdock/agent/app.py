@@ -14,6 +14,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from workdock import __version__, agentapi
 from workdock.agent.auth import BearerAuth
 from workdock.agent.runtime import AgentRuntime, AgentSettings
+from workdock.agent.workspace.processes import ProcessTable
+from workdock.agent.workspace.router import workspace_router
 from workdock.http_errors import ApiError, ErrorBodyResponses, JSONResponse, install_error_handlers
 from workdock.mcp.content import result_to_dict
 from workdock.mcp.hub import Catalog, Hub, HubError
@@ -150,11 +152,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
     """The agent's ASGI app; its lifespan owns the hub, the config watcher and the processes."""
     hub = Hub(workspace=settings.workspace, connect_timeout=settings.connect_timeout)
     runtime = AgentRuntime(settings=settings, hub=hub)
-    processes = None
-    if settings.workspace_ops:
-        from workdock.agent.workspace.processes import ProcessTable
-
-        processes = ProcessTable()
+    processes = ProcessTable() if settings.workspace_ops else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -174,7 +172,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
                         if processes is not None:
                             closing.start_soon(processes.shutdown)
 
-    # The OpenAPI document is served by a route of our own so that it sits behind the token too.
+    # The OpenAPI document comes from a route of our own, which adds the bearer scheme the middleware enforces.
     app = FastAPI(title="workdock agent", version=__version__, lifespan=lifespan,
                   default_response_class=JSONResponse, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
@@ -192,7 +190,5 @@ def create_app(settings: AgentSettings) -> FastAPI:
 
     app.include_router(mcp_router(runtime))
     if processes is not None:
-        from workdock.agent.workspace.router import workspace_router
-
         app.include_router(workspace_router(settings.workspace, processes))
     return app
