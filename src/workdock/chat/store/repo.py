@@ -273,7 +273,7 @@ class Store:
         # turn's hot path, and each ORM flush costs several extra driver round trips.
         async with self.engine.begin() as connection:
             ids = [row.id for row in await connection.execute(
-                insert(Message).returning(Message.id, sort_by_parameter_order=True), values)]
+                insert(Message).returning(Message.id, sort_by_parameter_order=True), values)] if values else []
             await connection.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
         return [Message(id=message_id, **value) for message_id, value in zip(ids, values, strict=True)]
 
