@@ -234,3 +234,23 @@ def test_a_server_that_exits_at_start_says_why(start_agent) -> None:
     assert failed["error"].startswith("the server process ended before it was ready")
     assert "No module named 'no_such_module_for_workdock'" in failed["error"]
     assert any("Traceback" in line for line in failed["stderr_tail"])
+
+
+def test_a_caller_that_hangs_up_cancels_the_call_upstream(start_agent, tmp_path: Path) -> None:
+    """An interrupted chat turn drops its HTTP request; the server must hear the call is cancelled."""
+    import httpx2
+
+    from tests.support.agent import TOKEN
+
+    cancel_log = tmp_path / "cancelled.jsonl"
+    agent = start_agent({"slow": fixture_server("slow_tool.py", CANCEL_LOG=str(cancel_log))})
+    agent.wait_state("slow", "ready")
+    with httpx2.Client(base_url=agent.url, headers={"Authorization": f"Bearer {TOKEN}"}) as impatient:
+        try:
+            impatient.post("/api/v0/mcp/call-tool", json={"tool_name": "slow__sleep", "arguments": {"seconds": 60}},
+                           timeout=1.0)
+        except httpx2.TimeoutException:
+            pass  # we hung up after a second, as an interrupted turn does
+    agent.wait_for(lambda: cancel_log.exists() and cancel_log.read_text().strip(), 5,
+                   "notifications/cancelled to reach the server")
+    assert agent.server("slow")["state"] == "ready"

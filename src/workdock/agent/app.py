@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from workdock import __version__, agentapi
 from workdock.agent.auth import BearerAuth
+from workdock.agent.disconnect import until_disconnect
 from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.agent.workspace.processes import ProcessTable
 from workdock.agent.workspace.router import workspace_router
@@ -121,7 +122,8 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
         tool_name, arguments, timeout_ms = parse_call_request(await request.body())
         timeout = timeout_ms / 1000 if timeout_ms is not None else None
         try:
-            result = await runtime.hub.call(tool_name, arguments, timeout)
+            # If the caller hangs up (a chat turn interrupted), the call is cancelled upstream too.
+            result = await until_disconnect(request, runtime.hub.call(tool_name, arguments, timeout))
         except HubError as exc:
             raise ApiError(exc.status, exc.message) from None
         return JSONResponse(result_to_dict(result))

@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 
+from workdock.agent.disconnect import until_disconnect
 from workdock.agent.workspace import files
 from workdock.agent.workspace.paths import os_error, resolve
 from workdock.agent.workspace.processes import DEFAULT_TIMEOUT, ProcessTable
@@ -35,31 +34,6 @@ from workdock.agentapi import (
     WriteFileResult,
 )
 from workdock.http_errors import ApiError
-
-
-T = TypeVar("T")
-
-
-async def _while_connected(request: Request, work: Awaitable[T]) -> T:
-    """``work``'s result, or its cancellation when the client hangs up first.
-
-    A chat that interrupts a turn drops the connection of a running command; without this the
-    command would run on to its timeout with nobody to answer.
-    """
-    result: list[T] = []
-    async with anyio.create_task_group() as tg:
-        async def watch() -> None:
-            # The body has been read: the next message is the disconnect (or never comes).
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        result.append(await work)
-        tg.cancel_scope.cancel()
-    if not result:
-        raise ApiError(499, "client closed the request")
-    return result[0]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -108,7 +82,7 @@ def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
         if request.background:
             return ProcessStarted(process_id=await processes.start(request.command, cwd, timeout))
         run = processes.run(request.command, cwd, DEFAULT_TIMEOUT if timeout is None else timeout)
-        return await _while_connected(http, run)
+        return await until_disconnect(http, run)
 
     @router.get("/processes", response_model=ProcessList, responses=_errors())
     async def list_processes() -> ProcessList:
