@@ -53,8 +53,9 @@ async def stdio_transport(
                          MemoryObjectSendStream[SessionMessage]]]:
     """Start the server and yield the (read, write) message streams ``mcp.ClientSession`` drives.
 
-    ``on_closed`` is called once when the server's stdout ends (the process
-    died or closed it): the connection's owner uses it to notice a dead server.
+    ``on_closed`` is called when the server's stdout ends or its process exits
+    (it may be called more than once): the connection's owner uses it to notice
+    a dead server.
     """
     child_env = {**os.environ, **(env or {})}
     process = await anyio.open_process(
