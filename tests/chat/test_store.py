@@ -31,7 +31,9 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     engine = create_engine(database_url)
     await migrate(engine)
     await migrate(engine)  # idempotent: runs on every start
-    yield Store(engine)
+    store = Store(engine)
+    yield store
+    store.close()
     await engine.dispose()
 
 

@@ -57,6 +57,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             await migrate(engine)
             store = Store(engine)
+            stack.callback(store.close)
             hub = await stack.enter_async_context(Hub(workspace=config.data_dir,
                                                       connect_timeout=config.admin_connect_timeout))
             pool = AgentPool(call_timeout=config.tool_timeout)

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
+
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from workdock.chat.store.db import session_factory
+from workdock.chat.store.db import session_factory, sqlite_step_writer
 from workdock.chat.store.models import (
     Chat,
     McpServer,
@@ -53,9 +56,20 @@ class NewMessage:
     usage: dict[str, int] | None = None
 
 
+def _write_step(connection: Connection, chat_id: str, values: list[dict[str, Any]],
+                fields: dict[str, Any]) -> list[int]:
+    """Insert a step's messages and touch its chat, in the caller's transaction; the new ids in order."""
+    ids = [row.id for row in connection.execute(
+        insert(Message).returning(Message.id, sort_by_parameter_order=True), values)] if values else []
+    connection.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
+    return ids
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite: step writes go through a sync engine in one worker-thread hop (see db.py).
+        self._step_writer = sqlite_step_writer(engine)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
         # token hash → (user, expiry, when cached): every API call authenticates, so the lookup is
         # kept briefly; any token or user deletion clears it, so a revoked token stops at once.
@@ -269,13 +283,22 @@ class Store:
         values = [{"chat_id": chat_id, "role": m.role, "parts": m.parts, "model": m.model, "usage": m.usage,
                    "created_at": now} for m in messages]
         fields: dict[str, Any] = {"updated_at": now} if status is None else {"updated_at": now, "status": status}
-        # Core statements on one connection, not the ORM unit of work: a step is written on every
-        # turn's hot path, and each ORM flush costs several extra driver round trips.
-        async with self.engine.begin() as connection:
-            ids = [row.id for row in await connection.execute(
-                insert(Message).returning(Message.id, sort_by_parameter_order=True), values)] if values else []
-            await connection.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
+        # Core statements, not the ORM unit of work: a step is written on every turn's hot path.
+        if self._step_writer is not None:
+            ids = await anyio.to_thread.run_sync(self._write_step_sync, chat_id, values, fields)
+        else:
+            async with self.engine.begin() as connection:
+                ids = await connection.run_sync(_write_step, chat_id, values, fields)
         return [Message(id=message_id, **value) for message_id, value in zip(ids, values, strict=True)]
+
+    def close(self) -> None:
+        if self._step_writer is not None:
+            self._step_writer.dispose()
+
+    def _write_step_sync(self, chat_id: str, values: list[dict[str, Any]], fields: dict[str, Any]) -> list[int]:
+        assert self._step_writer is not None
+        with self._step_writer.begin() as connection:
+            return _write_step(connection, chat_id, values, fields)
 
     async def enqueue(self, chat_id: str, content: str, *, title: str | None = None) -> QueuedMessage:
         """Queue a user message (and, for a chat's first message, set its title in the same write)."""
