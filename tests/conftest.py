@@ -52,6 +52,14 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
+def workspace_dir(tmp_path: Path) -> Path:
+    """A workspace directory of its own inside ``tmp_path``, so tests can also use paths outside it."""
+    path = tmp_path / "workspace"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
 def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start processes in their own process group; at teardown each group is stopped
     (SIGTERM, SIGKILL after 3 s) and the test errors if any member survived.

@@ -10,21 +10,14 @@ from tests.support.agent import RunningAgent, write_config
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    path = tmp_path / "workspace"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def start_agent(workspace: Path, tmp_path: Path) -> Iterator[Callable[..., RunningAgent]]:
-    """Start `workdock agent` on `workspace` (with `servers` as its .mcp.json); stopped after the test."""
+def start_agent(workspace_dir: Path, tmp_path: Path) -> Iterator[Callable[..., RunningAgent]]:
+    """Start `workdock agent` on `workspace_dir` (with `servers` as its .mcp.json); stopped after the test."""
     agents: list[RunningAgent] = []
 
     def start(servers: dict[str, Any] | None = None, *args: str, env: dict[str, str] | None = None) -> RunningAgent:
         if servers is not None:
-            write_config(workspace / ".mcp.json", servers)
-        agent = RunningAgent(workspace, tmp_path / f"agent-{len(agents)}.log", *args, env=env)
+            write_config(workspace_dir / ".mcp.json", servers)
+        agent = RunningAgent(workspace_dir, tmp_path / f"agent-{len(agents)}.log", *args, env=env)
         agents.append(agent)
         return agent
 

@@ -77,12 +77,12 @@ def test_unreachable_agent_is_a_clear_error() -> None:
     assert result.returncode == 1 and "agent unreachable" in result.stderr
 
 
-def test_agent_makes_a_private_token_file_when_none_is_given(tmp_path: Path, workspace: Path) -> None:
+def test_agent_makes_a_private_token_file_when_none_is_given(tmp_path: Path, workspace_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "WORKDOCK_AGENT_TOKEN"}
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     token_file = tmp_path / "state" / "workdock" / "agent.token"
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "workdock.cli", "agent", "--dir", str(workspace),
+    process = subprocess.Popen([sys.executable, "-m", "workdock.cli", "agent", "--dir", str(workspace_dir),
                                 "--listen", f"127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

@@ -127,11 +127,11 @@ def test_disabled_and_invalid_entries_are_listed_but_never_started(start_agent) 
     assert [n for n in agent.tool_names() if not n.startswith("ok__")] == []
 
 
-def test_stdio_child_gets_the_agent_environment_plus_env_and_runs_in_the_workspace(start_agent, workspace) -> None:
-    (workspace / "sub").mkdir()
+def test_stdio_child_gets_the_agent_environment_plus_env_and_runs_in_the_workspace(start_agent, workspace_dir) -> None:
+    (workspace_dir / "sub").mkdir()
     probe = ("import os, json, sys; json.dump({'cwd': os.getcwd(), 'inherited': os.environ.get('FROM_AGENT'),"
              " 'overlaid': os.environ.get('FROM_CONFIG')}, open(sys.argv[1], 'w'))")
-    out_default, out_sub = workspace / "default.json", workspace / "sub.json"
+    out_default, out_sub = workspace_dir / "default.json", workspace_dir / "sub.json"
     script = str(Path(__file__).parent.parent / "fixtures" / "servers" / "crash_during_call.py")
     entry = {"command": "sh", "args": ["-c", f"{os.sys.executable} -c \"$0\" \"$1\"; exec {os.sys.executable} {script}"],
              "env": {"FROM_CONFIG": "overlay"}}
@@ -141,8 +141,8 @@ def test_stdio_child_gets_the_agent_environment_plus_env_and_runs_in_the_workspa
     agent.wait_state("a", "ready")
     agent.wait_state("b", "ready")
     default = json.loads(out_default.read_text())
-    assert default == {"cwd": str(workspace), "inherited": "inherited", "overlaid": "overlay"}
-    assert json.loads(out_sub.read_text())["cwd"] == str(workspace / "sub")
+    assert default == {"cwd": str(workspace_dir), "inherited": "inherited", "overlaid": "overlay"}
+    assert json.loads(out_sub.read_text())["cwd"] == str(workspace_dir / "sub")
 
 
 def test_shutdown_ends_every_process_group_even_with_a_hung_server(start_agent, tmp_path: Path) -> None:

@@ -225,13 +225,6 @@ async def admin_api(chat_server: ChatServer) -> AsyncIterator[Api]:
 
 
 @pytest.fixture
-def workspace_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "workspace"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def everything_stdio() -> dict[str, Any]:
     """A .mcp.json entry running server-everything over stdio."""
     path = NODE_BIN / "mcp-server-everything"

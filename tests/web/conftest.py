@@ -25,7 +25,6 @@ from tests.chat.conftest import (  # noqa: F401
     fake_model,
     start_agent,
     start_chat_server,
-    workspace_dir,
 )
 from tests.chat.fake_openai import FakeOpenAI
 from tests.conftest import TESTS, require

@@ -12,11 +12,9 @@ from workdock.agentapi import AgentClient
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """The workspace dir: a directory of its own, so tests can also use paths outside it."""
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    return workspace
+def root(workspace_dir: Path) -> Path:
+    """The workspace dir, under the name these tests give it."""
+    return workspace_dir
 
 
 @pytest.fixture
