@@ -87,3 +87,14 @@ async def test_secrets_are_never_returned(admin_api: Api) -> None:
                   workspace, server]
     text = str(everything)
     assert AGENT_SECRET not in text and "header-secret" not in text
+
+
+async def test_deleting_a_workspace_removes_it_and_its_chats(admin_api: Api) -> None:
+    workspace = await admin_api.post("/workspaces", {"name": "gone", "agent_url": "http://127.0.0.1:9",
+                                                     "agent_token": "t"}, expect=201)
+    chat = await admin_api.post("/chats", {"workspace_id": workspace["id"]}, expect=201)
+    await admin_api.get(f"/chats/{chat['id']}/tools")  # fills the server's caches for this workspace
+    await admin_api.delete(f"/workspaces/{workspace['id']}", expect=204)
+    await admin_api.get(f"/workspaces/{workspace['id']}", expect=404)
+    await admin_api.get(f"/chats/{chat['id']}", expect=404)
+    assert all(w["id"] != workspace["id"] for w in (await admin_api.get("/workspaces"))["workspaces"])

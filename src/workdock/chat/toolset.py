@@ -56,6 +56,13 @@ class ToolGatherer:
         # hundreds of tools cost more than the rest of a turn's own work, and the sources rarely change.
         self._merged: dict[tuple[str, bool], _Merged] = {}
 
+    def forget(self, workspace_id: str) -> None:
+        """Drop everything kept for a deleted workspace: its client, catalog and merged tool sets."""
+        self.pool.forget(workspace_id)
+        self._builtin.pop(workspace_id, None)
+        for slot in [slot for slot in self._merged if slot[0] == workspace_id]:
+            del self._merged[slot]
+
     async def gather(self, chat: Chat, workspace: Workspace) -> ToolSet:
         client = self.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
 
