@@ -59,9 +59,13 @@ class KeepAlive:
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(reader, writer, f"127.0.0.1:{port}")
 
-    async def request(self, method: str, path: str, body: bytes = b"", headers: str = "") -> tuple[int, bytes]:
-        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {TOKEN}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{headers}\r\n")
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: str = ""
+    ) -> tuple[int, bytes]:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
+        )
         self.writer.write(head.encode() + body)
         status_line = await self.reader.readline()
         length = 0
@@ -91,10 +95,22 @@ class Agent:
         (workdir / ".mcp.json").write_text(json.dumps({"mcpServers": servers}))
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workdock.cli", "agent", "--dir", str(workdir), "--listen",
-             f"127.0.0.1:{self.port}", "--no-workspace-ops"],
-            env={**os.environ, "WORKDOCK_AGENT_TOKEN": TOKEN}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "workdock.cli",
+                "agent",
+                "--dir",
+                str(workdir),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--no-workspace-ops",
+            ],
+            env={**os.environ, "WORKDOCK_AGENT_TOKEN": TOKEN},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def wait_ready(self, count: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -137,7 +153,9 @@ async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
     return samples
 
 
-async def throughput(in_flight: int, total: int, make_call: Callable[[int], Callable[[], Awaitable[Any]]]) -> float:
+async def throughput(
+    in_flight: int, total: int, make_call: Callable[[int], Callable[[], Awaitable[Any]]]
+) -> float:
     """Calls per second with ``in_flight`` callers sharing ``total`` calls."""
     per_worker = total // in_flight
 
@@ -159,6 +177,7 @@ async def call_tool_figures(agent: Agent, calls: int) -> dict[str, float]:
     body = json.dumps({"tool_name": "ev__echo", "arguments": {"message": "hello"}}).encode()
     params = StdioServerParameters(command=str(EVERYTHING), env=dict(os.environ))
     async with Client(params) as direct:
+
         async def direct_call() -> None:
             await direct.session.call_tool("echo", {"message": "hello"})
 
@@ -168,8 +187,10 @@ async def call_tool_figures(agent: Agent, calls: int) -> dict[str, float]:
             status, _ = await lean.request("POST", "/api/v0/mcp/call-tool", body)
             assert status == 200, status
 
-        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{agent.port}",
-                                      headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with httpx2.AsyncClient(
+            base_url=f"http://127.0.0.1:{agent.port}", headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as http:
+
             async def httpx_call() -> None:
                 response = await http.post("/api/v0/mcp/call-tool", content=body)
                 assert response.status_code == 200
@@ -204,16 +225,19 @@ async def call_tool_figures(agent: Agent, calls: int) -> dict[str, float]:
         for connection in [lean, *connections]:
             connection.close()
     return {
-        "direct_p50": statistics.median(direct_s), "agent_p50": statistics.median(agent_s),
-        "direct_p99": percentile(direct_s, 0.99), "agent_p99": percentile(agent_s, 0.99),
+        "direct_p50": statistics.median(direct_s),
+        "agent_p50": statistics.median(agent_s),
+        "direct_p99": percentile(direct_s, 0.99),
+        "agent_p99": percentile(agent_s, 0.99),
         "httpx_p50": statistics.median(httpx_s),
-        "direct_tp": direct_tp, "agent_tp": agent_tp,
+        "direct_tp": direct_tp,
+        "agent_tp": agent_tp,
     }
 
 
 async def tool_list_figures(agent: Agent, n: int) -> dict[str, float]:
     client = await KeepAlive.open(agent.port)
-    status, payload = await client.request("GET", "/api/v0/mcp/tools")
+    _, payload = await client.request("GET", "/api/v0/mcp/tools")
     listing = json.loads(payload)
     version = listing["version"]
 
@@ -221,15 +245,21 @@ async def tool_list_figures(agent: Agent, n: int) -> dict[str, float]:
         assert (await client.request("GET", "/api/v0/mcp/tools"))[0] == 200
 
     async def not_modified() -> None:
-        assert (await client.request("GET", "/api/v0/mcp/tools", headers=f'If-None-Match: "{version}"\r\n'))[0] == 304
+        assert (await client.request("GET", "/api/v0/mcp/tools", headers=f'If-None-Match: "{version}"\r\n'))[
+            0
+        ] == 304
 
     await timed(200, full)
     full_s = await timed(n, full)
     await timed(200, not_modified)
     cached_s = await timed(n, not_modified)
     client.close()
-    return {"tools": len(listing["tools"]), "bytes": len(payload), "full_p50": statistics.median(full_s),
-            "not_modified_p50": statistics.median(cached_s)}
+    return {
+        "tools": len(listing["tools"]),
+        "bytes": len(payload),
+        "full_p50": statistics.median(full_s),
+        "not_modified_p50": statistics.median(cached_s),
+    }
 
 
 async def time_to_ready(entries: list[Any]) -> float:
@@ -245,19 +275,29 @@ async def time_to_ready(entries: list[Any]) -> float:
 
 async def readiness_figures(delay: float) -> dict[str, float]:
     def raw(i: int) -> Any:
-        return parse_entry(f"raw{i}", {"command": sys.executable, "args": [str(RAW_SERVER)],
-                                       "env": {"START_DELAY": str(delay)}}, os.environ)
+        return parse_entry(
+            f"raw{i}",
+            {"command": sys.executable, "args": [str(RAW_SERVER)], "env": {"START_DELAY": str(delay)}},
+            os.environ,
+        )
 
     def real(i: int) -> Any:
         if i % 2:
-            return parse_entry(f"time{i}", {"command": sys.executable, "args": ["-m", "mcp_server_time"]}, os.environ)
+            return parse_entry(
+                f"time{i}", {"command": sys.executable, "args": ["-m", "mcp_server_time"]}, os.environ
+            )
         return parse_entry(f"ev{i}", {"command": str(EVERYTHING)}, os.environ)
 
     raw_alone = max([await time_to_ready([raw(0)]) for _ in range(3)])
     raw_twenty = await time_to_ready([raw(i) for i in range(20)])
     real_alone = max(await time_to_ready([real(0)]), await time_to_ready([real(1)]))
     real_twenty = await time_to_ready([real(i) for i in range(20)])
-    return {"raw_alone": raw_alone, "raw_twenty": raw_twenty, "real_alone": real_alone, "real_twenty": real_twenty}
+    return {
+        "raw_alone": raw_alone,
+        "raw_twenty": raw_twenty,
+        "real_alone": real_alone,
+        "real_twenty": real_twenty,
+    }
 
 
 def memory_figure(workdir: Path) -> tuple[float, float]:
@@ -282,7 +322,9 @@ def verdict(ok: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls per side (default 2000)")
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
     args = parser.parse_args()
@@ -292,15 +334,30 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        agent = Agent({"ev": {"command": str(EVERYTHING)},
-                       "many": {"command": sys.executable, "args": [str(RAW_SERVER)], "env": {"TOOL_COUNT": "500"}}},
-                      workdir / "main")
+        agent = Agent(
+            {
+                "ev": {"command": str(EVERYTHING)},
+                "many": {"command": sys.executable, "args": [str(RAW_SERVER)], "env": {"TOOL_COUNT": "500"}},
+            },
+            workdir / "main",
+        )
         try:
             agent.wait_ready(2)
             calls_fig = asyncio.run(call_tool_figures(agent, calls))
             # 500 tools: the raw server's alone (server-everything's 13 would make 513).
-            (workdir / "main" / ".mcp.json").write_text(json.dumps({"mcpServers": {
-                "many": {"command": sys.executable, "args": [str(RAW_SERVER)], "env": {"TOOL_COUNT": "500"}}}}))
+            (workdir / "main" / ".mcp.json").write_text(
+                json.dumps(
+                    {
+                        "mcpServers": {
+                            "many": {
+                                "command": sys.executable,
+                                "args": [str(RAW_SERVER)],
+                                "env": {"TOOL_COUNT": "500"},
+                            }
+                        }
+                    }
+                )
+            )
             with httpx2.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
                 http.get(f"http://127.0.0.1:{agent.port}/api/v0/mcp/tools", params={"refresh": "true"})
             list_fig = asyncio.run(tool_list_figures(agent, calls))
@@ -309,28 +366,40 @@ def main() -> None:
         ready_fig = asyncio.run(readiness_figures(delay=1.0))
         idle_mb, twenty_mb = memory_figure(workdir)
 
-    c, l, r = calls_fig, list_fig, ready_fig
+    c, lst, r = calls_fig, list_fig, ready_fig
     p50_ratio = c["agent_p50"] / c["direct_p50"]
     tp_ratio = c["agent_tp"] / c["direct_tp"]
     print(f"\nworkdock agent benchmark ({calls} sequential calls per side; {os.cpu_count()} cores)\n")
     print("call-tool on server-everything `echo` (stdio)")
-    print(f"  direct mcp client   p50 {ms(c['direct_p50'])}   p99 {ms(c['direct_p99'])}   {c['direct_tp']:.0f} calls/s (16 in flight, median of 5 rounds)")
-    print(f"  through the agent   p50 {ms(c['agent_p50'])}   p99 {ms(c['agent_p99'])}   {c['agent_tp']:.0f} calls/s (16 in flight)")
+    print(
+        f"  direct mcp client   p50 {ms(c['direct_p50'])}   p99 {ms(c['direct_p99'])}   {c['direct_tp']:.0f} calls/s (16 in flight, median of 5 rounds)"
+    )
+    print(
+        f"  through the agent   p50 {ms(c['agent_p50'])}   p99 {ms(c['agent_p99'])}   {c['agent_tp']:.0f} calls/s (16 in flight)"
+    )
     print(f"  (agent via httpx2   p50 {ms(c['httpx_p50'])}: the client library's own cost included)")
     print(f"  p50 ratio {p50_ratio:.2f}x (target <= 2.5x: {verdict(p50_ratio <= 2.5)})")
     print(f"  throughput ratio {tp_ratio:.0%} of direct (target >= 40%: {verdict(tp_ratio >= 0.4)})")
-    print(f"\nGET /api/v0/mcp/tools with {l['tools']} tools ({l['bytes'] / 1024:.0f} KiB)")
-    print(f"  200 p50 {ms(l['full_p50'])} (target <= 1 ms: {verdict(l['full_p50'] <= 0.001)})")
-    print(f"  304 p50 {ms(l['not_modified_p50'])} (target <= 0.5 ms: {verdict(l['not_modified_p50'] <= 0.0005)})")
+    print(f"\nGET /api/v0/mcp/tools with {lst['tools']} tools ({lst['bytes'] / 1024:.0f} KiB)")
+    print(f"  200 p50 {ms(lst['full_p50'])} (target <= 1 ms: {verdict(lst['full_p50'] <= 0.001)})")
+    print(
+        f"  304 p50 {ms(lst['not_modified_p50'])} (target <= 0.5 ms: {verdict(lst['not_modified_p50'] <= 0.0005)})"
+    )
     raw_ratio = r["raw_twenty"] / r["raw_alone"]
     print("\n20 stdio servers until all are ready")
-    print(f"  servers that take 1 s to start: slowest alone {r['raw_alone']:.2f} s, 20 together "
-          f"{r['raw_twenty']:.2f} s = {raw_ratio:.2f}x (target <= 1.3x: {verdict(raw_ratio <= 1.3)})")
-    print(f"  10 server-everything + 10 mcp-server-time: slowest alone {r['real_alone']:.2f} s, 20 together "
-          f"{r['real_twenty']:.2f} s = {r['real_twenty'] / r['real_alone']:.2f}x (CPU-bound start-ups on "
-          f"{os.cpu_count()} cores)")
-    print(f"\nagent memory (RSS, children excluded): {idle_mb:.0f} MiB with no server, "
-          f"{twenty_mb:.0f} MiB with 20 servers connected")
+    print(
+        f"  servers that take 1 s to start: slowest alone {r['raw_alone']:.2f} s, 20 together "
+        f"{r['raw_twenty']:.2f} s = {raw_ratio:.2f}x (target <= 1.3x: {verdict(raw_ratio <= 1.3)})"
+    )
+    print(
+        f"  10 server-everything + 10 mcp-server-time: slowest alone {r['real_alone']:.2f} s, 20 together "
+        f"{r['real_twenty']:.2f} s = {r['real_twenty'] / r['real_alone']:.2f}x (CPU-bound start-ups on "
+        f"{os.cpu_count()} cores)"
+    )
+    print(
+        f"\nagent memory (RSS, children excluded): {idle_mb:.0f} MiB with no server, "
+        f"{twenty_mb:.0f} MiB with 20 servers connected"
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ CHUNK_INTERVAL_S = 0.005
 class TimestampedModel(FakeOpenAI):
     """Each text delta is the monotonic send time in ns, so the watcher can measure the delay."""
 
-    async def _stream(self, reply: Reply):  # noqa: ANN202
+    async def _stream(self, reply: Reply):
         yield _chunk({"role": "assistant", "content": ""})
         for _ in range(CHUNKS):
             yield _chunk({"content": f"{time.perf_counter_ns()} "})
@@ -60,8 +60,7 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
-async def watch(http: httpx2.AsyncClient, chat_id: str, subscribed: asyncio.Event,
-                on_event: Any) -> None:
+async def watch(http: httpx2.AsyncClient, chat_id: str, subscribed: asyncio.Event, on_event: Any) -> None:
     async with http.stream("GET", f"/api/v0/chats/{chat_id}/stream", timeout=None) as response:
         data: list[str] = []
         async for line in response.aiter_lines():
@@ -82,14 +81,16 @@ async def new_chat(http: httpx2.AsyncClient, workspace_id: str) -> str:
     return response.json()["id"]
 
 
-async def first_chunk(http: httpx2.AsyncClient, workspace_id: str, rounds: int) -> tuple[list[float], list[float]]:
+async def first_chunk(
+    http: httpx2.AsyncClient, workspace_id: str, rounds: int
+) -> tuple[list[float], list[float]]:
     first, first_text = [], []
     for _ in range(rounds):
         chat_id = await new_chat(http, workspace_id)
         subscribed = asyncio.Event()
         marks: dict[str, float] = {}
 
-        def on_event(event: dict[str, Any]) -> bool:
+        def on_event(event: dict[str, Any], marks: dict[str, float] = marks) -> bool:
             now = time.perf_counter()
             marks.setdefault("first", now)
             if event["type"] == "text-delta":
@@ -116,7 +117,10 @@ async def many_chats(http: httpx2.AsyncClient, workspace_id: str, chats: int) ->
             delays.append((time.perf_counter_ns() - int(event["delta"])) / 1e6)
         return event["type"] == "finish"
 
-    tasks = [asyncio.create_task(watch(http, chat_id, ready, on_event)) for chat_id, ready in zip(ids, subscribed)]
+    tasks = [
+        asyncio.create_task(watch(http, chat_id, ready, on_event))
+        for chat_id, ready in zip(ids, subscribed, strict=True)
+    ]
     await asyncio.gather(*(ready.wait() for ready in subscribed))
     started = time.perf_counter()
     await asyncio.gather(*(http.post(f"/api/v0/chats/{c}/messages", json={"content": "go"}) for c in ids))
@@ -129,12 +133,28 @@ async def main(chats: int, rounds: int) -> None:
     model.start(free_port())
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "OPENAI_BASE_URL": model.url, "OPENAI_API_KEY": "bench",
-               "WORKDOCK_MODELS": "openai:bench"}
-        log = open(Path(tmp) / "server.log", "wb")
-        server = subprocess.Popen([sys.executable, "-m", "workdock.chat.cli_server", "--listen",
-                                   f"127.0.0.1:{port}", "--data-dir", tmp], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        env = {
+            **os.environ,
+            "OPENAI_BASE_URL": model.url,
+            "OPENAI_API_KEY": "bench",
+            "WORKDOCK_MODELS": "openai:bench",
+        }
+        log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "workdock.chat.cli_server",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--data-dir",
+                tmp,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             token_file = Path(tmp) / "admin.token"
             deadline = time.monotonic() + 30
@@ -143,17 +163,28 @@ async def main(chats: int, rounds: int) -> None:
                     raise SystemExit("the chat server did not start")
                 await asyncio.sleep(0.05)
             limits = httpx2.Limits(max_connections=chats * 2 + 10, max_keepalive_connections=chats * 2 + 10)
-            async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits,
-                                          headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}
-                                          ) as http:
+            async with httpx2.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}",
+                timeout=30,
+                limits=limits,
+                headers={"Authorization": f"Bearer {token_file.read_text().strip()}"},
+            ) as http:
                 while True:
                     try:
                         if (await http.get("/healthz")).status_code == 200:
                             break
                     except httpx2.TransportError:
                         await asyncio.sleep(0.05)
-                workspace = (await http.post("/api/v0/workspaces", json={
-                    "name": "bench", "agent_url": f"http://127.0.0.1:{free_port()}", "agent_token": "x"})).json()
+                workspace = (
+                    await http.post(
+                        "/api/v0/workspaces",
+                        json={
+                            "name": "bench",
+                            "agent_url": f"http://127.0.0.1:{free_port()}",
+                            "agent_token": "x",
+                        },
+                    )
+                ).json()
                 await first_chunk(http, workspace["id"], 3)  # warm up
                 first, first_text = await first_chunk(http, workspace["id"], rounds)
                 delays, took = await many_chats(http, workspace["id"], chats)
@@ -162,12 +193,18 @@ async def main(chats: int, rounds: int) -> None:
             server.wait(timeout=30)
             log.close()
             model.stop()
-    print(f"first SSE chunk after the POST  p50 {pct(first, .5):6.2f} ms  p99 {pct(first, .99):6.2f} ms  "
-          f"(n={rounds}; target <= 20 ms)")
-    print(f"first text delta after the POST p50 {pct(first_text, .5):6.2f} ms  p99 {pct(first_text, .99):6.2f} ms  "
-          f"(includes the model round trip; no workspace agent reachable)")
-    print(f"{chats} chats streaming at once: {len(delays)} deltas in {took:.2f} s; model→watcher delay "
-          f"p50 {pct(delays, .5):6.2f} ms  p99 {pct(delays, .99):6.2f} ms  max {max(delays):6.2f} ms")
+    print(
+        f"first SSE chunk after the POST  p50 {pct(first, 0.5):6.2f} ms  p99 {pct(first, 0.99):6.2f} ms  "
+        f"(n={rounds}; target <= 20 ms)"
+    )
+    print(
+        f"first text delta after the POST p50 {pct(first_text, 0.5):6.2f} ms  p99 {pct(first_text, 0.99):6.2f} ms  "
+        f"(includes the model round trip; no workspace agent reachable)"
+    )
+    print(
+        f"{chats} chats streaming at once: {len(delays)} deltas in {took:.2f} s; model→watcher delay "
+        f"p50 {pct(delays, 0.5):6.2f} ms  p99 {pct(delays, 0.99):6.2f} ms  max {max(delays):6.2f} ms"
+    )
 
 
 if __name__ == "__main__":

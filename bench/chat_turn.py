@@ -38,9 +38,18 @@ from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.chat.turn import TurnRunner
 
-TOOLS = [{"server_name": f"s{i % 10}", "name": f"s{i % 10}__tool_{i}", "original_name": f"tool_{i}",
-          "description": f"tool number {i}", "schema": {"x": {"type": "string"}}, "required": [],
-          "input_schema": {"type": "object", "properties": {"x": {"type": "string"}}}} for i in range(200)]
+TOOLS = [
+    {
+        "server_name": f"s{i % 10}",
+        "name": f"s{i % 10}__tool_{i}",
+        "original_name": f"tool_{i}",
+        "description": f"tool number {i}",
+        "schema": {"x": {"type": "string"}},
+        "required": [],
+        "input_schema": {"type": "object", "properties": {"x": {"type": "string"}}},
+    }
+    for i in range(200)
+]
 
 
 def stub_agent(port: int) -> uvicorn.Server:
@@ -51,9 +60,13 @@ def stub_agent(port: int) -> uvicorn.Server:
 
     async def call(request: Request) -> Response:
         body = await request.json()
-        return JSONResponse({"content": [{"type": "text", "text": f"ok {body['tool_name']}"}], "is_error": False})
+        return JSONResponse(
+            {"content": [{"type": "text", "text": f"ok {body['tool_name']}"}], "is_error": False}
+        )
 
-    app = Starlette(routes=[Route("/api/v0/mcp/tools", tools), Route("/api/v0/mcp/call-tool", call, methods=["POST"])])
+    app = Starlette(
+        routes=[Route("/api/v0/mcp/tools", tools), Route("/api/v0/mcp/call-tool", call, methods=["POST"])]
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
@@ -97,7 +110,7 @@ async def main(turns: int, steps: int) -> None:
         pool = AgentPool()
         gatherer = ToolGatherer(pool, None)
         models = ModelCatalog(["bench:fn"])
-        models._built["bench:fn"] = FunctionModel(stream_function=stream)  # noqa: SLF001
+        models._built["bench:fn"] = FunctionModel(stream_function=stream)
         runner = TurnRunner(store, bus, gatherer, models)
         manager = ChatManager(store, runner)
 
@@ -110,12 +123,14 @@ async def main(turns: int, steps: int) -> None:
             timings["gather"].append(time.perf_counter() - started)
             result.tools = dict(result.tools)  # the gatherer shares its dict between turns: wrap a copy
             for name, tool in list(result.tools.items()):
+
                 async def call(arguments: dict[str, Any], _call: Any = tool.call) -> Any:
                     started = time.perf_counter()
                     try:
                         return await _call(arguments)
                     finally:
                         timings["tool_call"].append(time.perf_counter() - started)
+
                 result.tools[name] = type(tool)(**{**tool.__dict__, "call": call})
             return result
 
@@ -145,7 +160,7 @@ async def main(turns: int, steps: int) -> None:
         channel.publish = timed_publish  # type: ignore[method-assign]
         # Warm up: the first gather fills the ETag cache, the first turn warms the connection pools.
         await manager.submit(chat.id, "warm up")
-        await manager._workers[chat.id]  # noqa: SLF001
+        await manager._workers[chat.id]
         for values in timings.values():
             values.clear()
         model_s.clear()
@@ -153,7 +168,7 @@ async def main(turns: int, steps: int) -> None:
         for _ in range(turns):
             started = time.perf_counter()
             await manager.submit(chat.id, "go")
-            await manager._workers[chat.id]  # noqa: SLF001
+            await manager._workers[chat.id]
             per_step.append((time.perf_counter() - started) / steps)
         # A turn that failed would be quick and wrong: every turn must have run all its steps.
         final = await store.get_chat(chat.id)
@@ -172,17 +187,27 @@ async def main(turns: int, steps: int) -> None:
     publish_per_step = sum(timings["publish"]) / (turns * steps) * ms
     tool_per_step = sum(timings["tool_call"]) / (turns * steps) * ms
     print(f"turns: {turns} x {steps} steps, 200 workspace tools, SQLite")
-    print(f"gather (warm ETag cache, 304)   p50 {pct(timings['gather'], .5) * ms:6.2f} ms  "
-          f"p99 {pct(timings['gather'], .99) * ms:6.2f} ms per turn")
-    print(f"store one step (1 transaction)  p50 {pct(timings['store'], .5) * ms:6.2f} ms  "
-          f"p99 {pct(timings['store'], .99) * ms:6.2f} ms")
-    print(f"publish                         {publish_per_step:6.3f} ms per step "
-          f"({len(timings['publish']) / (turns * steps):.0f} events)")
+    print(
+        f"gather (warm ETag cache, 304)   p50 {pct(timings['gather'], 0.5) * ms:6.2f} ms  "
+        f"p99 {pct(timings['gather'], 0.99) * ms:6.2f} ms per turn"
+    )
+    print(
+        f"store one step (1 transaction)  p50 {pct(timings['store'], 0.5) * ms:6.2f} ms  "
+        f"p99 {pct(timings['store'], 0.99) * ms:6.2f} ms"
+    )
+    print(
+        f"publish                         {publish_per_step:6.3f} ms per step "
+        f"({len(timings['publish']) / (turns * steps):.0f} events)"
+    )
     own = gather_per_step + store_per_step + publish_per_step
-    print(f"turn's own overhead per step    {own:6.2f} ms  (gather {gather_per_step:.2f} + store "
-          f"{store_per_step:.2f} + publish {publish_per_step:.3f}); target <= 5 ms")
-    print(f"whole step, for reference       {step_total:6.2f} ms  (includes the model library and the "
-          f"tool's HTTP round trip: {tool_per_step:.2f} ms)")
+    print(
+        f"turn's own overhead per step    {own:6.2f} ms  (gather {gather_per_step:.2f} + store "
+        f"{store_per_step:.2f} + publish {publish_per_step:.3f}); target <= 5 ms"
+    )
+    print(
+        f"whole step, for reference       {step_total:6.2f} ms  (includes the model library and the "
+        f"tool's HTTP round trip: {tool_per_step:.2f} ms)"
+    )
 
 
 if __name__ == "__main__":

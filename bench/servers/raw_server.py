@@ -15,9 +15,14 @@ import time
 
 TOOL_COUNT = int(os.environ.get("TOOL_COUNT", "1"))
 START_DELAY = float(os.environ.get("START_DELAY", "0"))
-TOOLS = [{"name": f"tool_{i:03d}", "description": f"Benchmark tool number {i}: echoes its arguments.",
-          "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}
-         for i in range(TOOL_COUNT)]
+TOOLS = [
+    {
+        "name": f"tool_{i:03d}",
+        "description": f"Benchmark tool number {i}: echoes its arguments.",
+        "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    }
+    for i in range(TOOL_COUNT)
+]
 
 
 def answer(request_id: object, result: dict | None = None, error: dict | None = None) -> None:
@@ -38,13 +43,21 @@ def main() -> None:
             time.sleep(START_DELAY)
             started = True
         if method == "initialize":
-            answer(request_id, {"protocolVersion": message["params"]["protocolVersion"],
-                                "capabilities": {"tools": {}}, "serverInfo": {"name": "raw", "version": "1"}})
+            answer(
+                request_id,
+                {
+                    "protocolVersion": message["params"]["protocolVersion"],
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "raw", "version": "1"},
+                },
+            )
         elif method == "tools/list":
             answer(request_id, {"tools": TOOLS})
         elif method == "tools/call":
             arguments = message["params"].get("arguments") or {}
-            answer(request_id, {"content": [{"type": "text", "text": json.dumps(arguments)}], "isError": False})
+            answer(
+                request_id, {"content": [{"type": "text", "text": json.dumps(arguments)}], "isError": False}
+            )
         elif method == "ping":
             answer(request_id, {})
         else:

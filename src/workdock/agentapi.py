@@ -162,8 +162,9 @@ class ExecRequest(WireModel):
 
     command: str = Field(min_length=1)
     cwd: str | None = None
-    timeout_ms: int | None = Field(default=None, gt=0, le=600_000,
-                                   description="default 60000 in the foreground, none in the background")
+    timeout_ms: int | None = Field(
+        default=None, gt=0, le=600_000, description="default 60000 in the foreground, none in the background"
+    )
     background: bool = False
 
 
@@ -233,8 +234,14 @@ class AgentError(Exception):
 class AgentClient:
     """Talks to one agent. Reuses one keep-alive connection pool; close with ``aclose``."""
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0,
-                 transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx2.AsyncClient(
             base_url=self.base_url,
@@ -252,15 +259,24 @@ class AgentClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, *, json: Any = None,
-                       params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                       timeout: float | None = None, ok: tuple[int, ...] = (200,)) -> httpx2.Response:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx2.Response:
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = timeout
         try:
-            response = await self._http.request(method, path, json=json, params=params, headers=headers,
-                                                **extra)
+            response = await self._http.request(
+                method, path, json=json, params=params, headers=headers, **extra
+            )
         except httpx2.TimeoutException as exc:
             raise AgentError(0, "agent did not answer in time", f"{self.base_url}: {exc!r}") from exc
         except httpx2.TransportError as exc:
@@ -270,27 +286,31 @@ class AgentClient:
                 body = ErrorBody.model_validate_json(response.content)
                 raise AgentError(response.status_code, body.message, body.detail)
             except ValueError:
-                raise AgentError(response.status_code, f"HTTP {response.status_code}",
-                                 response.text[:500]) from None
+                raise AgentError(
+                    response.status_code, f"HTTP {response.status_code}", response.text[:500]
+                ) from None
         return response
 
     async def healthz(self, *, timeout: float | None = None) -> bool:
         response = await self._request("GET", "/healthz", timeout=timeout)
-        return response.json().get("status") == "ok"
+        return bool(response.json().get("status") == "ok")
 
-    async def list_tools(self, *, refresh: bool = False, etag: str | None = None,
-                         timeout: float | None = None) -> ToolList | None:
+    async def list_tools(
+        self, *, refresh: bool = False, etag: str | None = None, timeout: float | None = None
+    ) -> ToolList | None:
         """The agent's catalog; ``None`` when ``etag`` is still current (304)."""
         headers = {"If-None-Match": etag} if etag else None
         params = {"refresh": "true"} if refresh else None
-        response = await self._request("GET", "/api/v0/mcp/tools", params=params, headers=headers,
-                                       timeout=timeout, ok=(200, 304))
+        response = await self._request(
+            "GET", "/api/v0/mcp/tools", params=params, headers=headers, timeout=timeout, ok=(200, 304)
+        )
         if response.status_code == 304:
             return None
         return ToolList.model_validate_json(response.content)
 
-    async def call_tool(self, tool_name: str, arguments: dict[str, Any] | None = None, *,
-                        timeout_ms: int | None = None) -> CallToolResult:
+    async def call_tool(
+        self, tool_name: str, arguments: dict[str, Any] | None = None, *, timeout_ms: int | None = None
+    ) -> CallToolResult:
         body: dict[str, Any] = {"tool_name": tool_name, "arguments": arguments or {}}
         if timeout_ms is not None:
             body["timeout_ms"] = timeout_ms
@@ -323,17 +343,31 @@ class AgentClient:
         return EditFileResult.model_validate_json(response.content)
 
     @overload
-    async def exec(self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None,
-                   background: Literal[False] = False) -> ExecResult: ...
+    async def exec(
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        timeout_ms: int | None = None,
+        background: Literal[False] = False,
+    ) -> ExecResult: ...
 
     @overload
-    async def exec(self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None,
-                   background: Literal[True]) -> ProcessStarted: ...
+    async def exec(
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        timeout_ms: int | None = None,
+        background: Literal[True],
+    ) -> ProcessStarted: ...
 
-    async def exec(self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None,
-                   background: bool = False) -> ExecResult | ProcessStarted:
-        body = ExecRequest(command=command, cwd=cwd, timeout_ms=timeout_ms,
-                           background=background).model_dump(exclude_none=True)
+    async def exec(
+        self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None, background: bool = False
+    ) -> ExecResult | ProcessStarted:
+        body = ExecRequest(command=command, cwd=cwd, timeout_ms=timeout_ms, background=background).model_dump(
+            exclude_none=True
+        )
         if background:
             response = await self._request("POST", "/api/v0/exec", json=body)
             return ProcessStarted.model_validate_json(response.content)
@@ -353,8 +387,9 @@ class AgentClient:
         response = await self._request("GET", f"/api/v0/processes/{process_id}/output", params=params)
         return ProcessOutput.model_validate_json(response.content)
 
-    async def signal_process(self, process_id: str,
-                             signal: Literal["TERM", "KILL", "INT"] = "TERM") -> ProcessInfo:
+    async def signal_process(
+        self, process_id: str, signal: Literal["TERM", "KILL", "INT"] = "TERM"
+    ) -> ProcessInfo:
         body = SignalRequest(signal=signal).model_dump()
         response = await self._request("POST", f"/api/v0/processes/{process_id}/signal", json=body)
         return ProcessInfo.model_validate_json(response.content)

@@ -47,8 +47,12 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     # The HTTP stacks' per-request lines are noise at INFO.
     for noisy in ("httpx2", "httpcore", "mcp", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
@@ -62,7 +66,9 @@ def fail(message: str, hint: str | None = None) -> NoReturn:
 
 
 @app.callback(invoke_without_command=True)
-def _root(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
     if version:
         out.print(f"workdock {__version__}")
         raise typer.Exit()
@@ -73,22 +79,45 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 
 @app.command()
 def agent(
-    dir: Annotated[Path, typer.Option("--dir", help="The workspace directory (its .mcp.json is read).",
-                                      exists=True, file_okay=False, resolve_path=True)] = Path("."),
+    dir: Annotated[
+        Path,
+        typer.Option(
+            "--dir",
+            help="The workspace directory (its .mcp.json is read).",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = Path("."),
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve the API on.")] = DEFAULT_AGENT_LISTEN,
-    config: Annotated[list[Path] | None, typer.Option(
-        "--config", help="Extra config file, read before the workspace's .mcp.json (repeatable; "
-                         "the first file declaring a server name wins).")] = None,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--config",
+            help="Extra config file, read before the workspace's .mcp.json (repeatable; "
+            "the first file declaring a server name wins).",
+        ),
+    ] = None,
     user_config: Annotated[bool, typer.Option(help="Also read ~/.mcp.json (after the others).")] = False,
-    connect_timeout: Annotated[float, typer.Option(help="Seconds each server gets to connect.", min=0.1)] = 30.0,
-    token_file: Annotated[Path | None, typer.Option(
-        help=f"File holding the API token (used when {TOKEN_ENV} is not set).")] = None,
-    workspace_ops: Annotated[bool, typer.Option(
-        "--workspace-ops/--no-workspace-ops",
-        help="Serve the file and command endpoints for the chat's built-in tools.")] = True,
-    watch: Annotated[bool, typer.Option(
-        "--watch/--no-watch", help="Apply edits of the config files as they happen.")] = True,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")] = False,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds each server gets to connect.", min=0.1)
+    ] = 30.0,
+    token_file: Annotated[
+        Path | None, typer.Option(help=f"File holding the API token (used when {TOKEN_ENV} is not set).")
+    ] = None,
+    workspace_ops: Annotated[
+        bool,
+        typer.Option(
+            "--workspace-ops/--no-workspace-ops",
+            help="Serve the file and command endpoints for the chat's built-in tools.",
+        ),
+    ] = True,
+    watch: Annotated[
+        bool, typer.Option("--watch/--no-watch", help="Apply edits of the config files as they happen.")
+    ] = True,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")
+    ] = False,
 ) -> None:
     """Run the workspace agent: start every server in .mcp.json and serve their tools over HTTP.
 
@@ -104,9 +133,17 @@ def agent(
         token, written = agent_token(token_file)
     except FileNotFoundError:
         fail(f"token file {token_file} does not exist")
-    settings = AgentSettings(workspace=dir, token=token, host=host, port=port, config_files=tuple(config or ()),
-                             user_config=user_config, connect_timeout=connect_timeout, workspace_ops=workspace_ops,
-                             watch=watch)
+    settings = AgentSettings(
+        workspace=dir,
+        token=token,
+        host=host,
+        port=port,
+        config_files=tuple(config or ()),
+        user_config=user_config,
+        connect_timeout=connect_timeout,
+        workspace_ops=workspace_ops,
+        watch=watch,
+    )
     if written:
         err.print(f"agent token written to {written}")
     err.print(f"workdock agent for {dir} on http://{host}:{port}")
@@ -117,8 +154,12 @@ def agent(
 # ---- client commands -----------------------------------------------------------------------------
 
 AgentUrl = Annotated[str, typer.Option("--agent", envvar=AGENT_URL_ENV, help="The agent's base URL.")]
-TokenFile = Annotated[Path | None, typer.Option(help=f"File holding the agent token (else ${TOKEN_ENV}, "
-                                                     "else the agent's default token file).")]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        help=f"File holding the agent token (else ${TOKEN_ENV}, else the agent's default token file)."
+    ),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the raw JSON response.")]
 
 
@@ -128,8 +169,11 @@ def _client_token(token_file: Path | None) -> str:
     except FileNotFoundError:
         fail(f"token file {token_file} does not exist")
     if not token:
-        fail("no agent token", f"set {TOKEN_ENV}, pass --token-file, or start the agent once so it writes "
-                               f"{default_token_file()}")
+        fail(
+            "no agent token",
+            f"set {TOKEN_ENV}, pass --token-file, or start the agent once so it writes "
+            f"{default_token_file()}",
+        )
     return token
 
 
@@ -150,16 +194,20 @@ def _print_json(data: Any) -> None:
 
 
 @app.command()
-def tools(agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}", token_file: TokenFile = None,
-          json_out: JsonOut = False,
-          refresh: Annotated[bool, typer.Option(help="Re-read the config and re-list every server first.")] = False,
-          ) -> None:
+def tools(
+    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}",
+    token_file: TokenFile = None,
+    json_out: JsonOut = False,
+    refresh: Annotated[bool, typer.Option(help="Re-read the config and re-list every server first.")] = False,
+) -> None:
     """List the tools the agent offers (name, server, description)."""
     listing: agentapi.ToolList = _with_agent(agent, token_file, lambda c: c.list_tools(refresh=refresh))
     if json_out:
         _print_json(listing.model_dump(mode="json", by_alias=True))
         return
-    table = Table(title=f"{len(listing.tools)} tools (catalog version {listing.version})", title_justify="left")
+    table = Table(
+        title=f"{len(listing.tools)} tools (catalog version {listing.version})", title_justify="left"
+    )
     table.add_column("name", style="bold cyan", no_wrap=True)
     table.add_column("server")
     table.add_column("description")
@@ -201,8 +249,11 @@ def _print_result(result: agentapi.CallToolResult) -> None:
         else:
             size = len(block.data or "") * 3 // 4
             where = f" {block.uri}" if block.uri else ""
-            out.print(escape(f"[{block.type} {block.media_type or ''}, {size} bytes{where}]"), style="dim",
-                      highlight=False)
+            out.print(
+                escape(f"[{block.type} {block.media_type or ''}, {size} bytes{where}]"),
+                style="dim",
+                highlight=False,
+            )
     if result.structured_content is not None:
         out.print("[dim]structured content:[/]")
         _print_json(result.structured_content)
@@ -212,16 +263,27 @@ def _print_result(result: agentapi.CallToolResult) -> None:
 def call(
     name: Annotated[str, typer.Argument(help="The tool's offered name, e.g. github__create_issue.")],
     args: Annotated[str | None, typer.Option("--args", help="Arguments as one JSON object.")] = None,
-    arg: Annotated[list[str] | None, typer.Option(
-        "--arg", "-a", help="One argument as key=value (value parsed as JSON when it is JSON; repeatable).")] = None,
-    timeout_ms: Annotated[int | None, typer.Option(help="Call timeout in ms (default: server's, else 60000).",
-                                                   min=1, max=600_000)] = None,
-    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}", token_file: TokenFile = None, json_out: JsonOut = False,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arg",
+            "-a",
+            help="One argument as key=value (value parsed as JSON when it is JSON; repeatable).",
+        ),
+    ] = None,
+    timeout_ms: Annotated[
+        int | None,
+        typer.Option(help="Call timeout in ms (default: server's, else 60000).", min=1, max=600_000),
+    ] = None,
+    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}",
+    token_file: TokenFile = None,
+    json_out: JsonOut = False,
 ) -> None:
     """Call a tool through the agent. Exits non-zero on an error or when the tool reports is_error."""
     arguments = _parse_arguments(args, arg or [])
     result: agentapi.CallToolResult = _with_agent(
-        agent, token_file, lambda c: c.call_tool(name, arguments, timeout_ms=timeout_ms))
+        agent, token_file, lambda c: c.call_tool(name, arguments, timeout_ms=timeout_ms)
+    )
     if json_out:
         _print_json(result.model_dump(mode="json", exclude_none=True))
     else:
@@ -231,15 +293,22 @@ def call(
         raise typer.Exit(1)
 
 
-_STATE_STYLE = {"ready": "green", "connecting": "yellow", "restarting": "yellow", "failed": "red",
-                "disabled": "dim"}
+_STATE_STYLE = {
+    "ready": "green",
+    "connecting": "yellow",
+    "restarting": "yellow",
+    "failed": "red",
+    "disabled": "dim",
+}
 
 
 @app.command()
-def status(agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}", token_file: TokenFile = None,
-           json_out: JsonOut = False,
-           lines: Annotated[int, typer.Option(help="stderr lines to show per server that is not ready.")] = 10,
-           ) -> None:
+def status(
+    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}",
+    token_file: TokenFile = None,
+    json_out: JsonOut = False,
+    lines: Annotated[int, typer.Option(help="stderr lines to show per server that is not ready.")] = 10,
+) -> None:
     """Show every server's state, errors and stderr tail, and the config files read."""
     listing: agentapi.ServerList = _with_agent(agent, token_file, lambda c: c.servers())
     if json_out:
@@ -250,8 +319,15 @@ def status(agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}", token_file: Token
         table.add_column(column)
     for server in listing.servers:
         style = _STATE_STYLE.get(server.state, "")
-        table.add_row(server.name, server.transport or "", f"[{style}]{server.state}[/]", str(server.tool_count),
-                      str(server.restarts), server.protocol_version or "", server.error or "")
+        table.add_row(
+            server.name,
+            server.transport or "",
+            f"[{style}]{server.state}[/]",
+            str(server.tool_count),
+            str(server.restarts),
+            server.protocol_version or "",
+            server.error or "",
+        )
     out.print(table)
     for server in listing.servers:
         for warning in server.warnings:
@@ -268,12 +344,20 @@ def status(agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}", token_file: Token
 
 # ---- the chat server -----------------------------------------------------------------------------
 
-DatabaseUrl = Annotated[str | None, typer.Option(
-    envvar="WORKDOCK_DATABASE_URL",
-    help="postgresql://user:pass@host/db for PostgreSQL; default: SQLite in the data dir.")]
-DataDir = Annotated[Path | None, typer.Option(
-    envvar="WORKDOCK_DATA_DIR", help="Where the SQLite database and server state live "
-                                     "(default $XDG_DATA_HOME/workdock).")]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="WORKDOCK_DATABASE_URL",
+        help="postgresql://user:pass@host/db for PostgreSQL; default: SQLite in the data dir.",
+    ),
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="WORKDOCK_DATA_DIR",
+        help="Where the SQLite database and server state live (default $XDG_DATA_HOME/workdock).",
+    ),
+]
 
 
 @app.command()
@@ -294,8 +378,16 @@ def server(
 
 @app.command()
 def up(
-    dir: Annotated[Path, typer.Option("--dir", help="The workspace to chat with (default: here).",
-                                      exists=True, file_okay=False, resolve_path=True)] = Path("."),
+    dir: Annotated[
+        Path,
+        typer.Option(
+            "--dir",
+            help="The workspace to chat with (default: here).",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = Path("."),
     listen: Annotated[str, typer.Option(help="HOST:PORT for the chat server and web UI.")] = "127.0.0.1:3000",
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
@@ -311,13 +403,20 @@ def up(
 
 @app.command()
 def chat(
-    message: Annotated[str | None, typer.Option(
-        "--message", "-m", help="Send one message, stream the turn, and exit (0 if the turn succeeded).")] = None,
-    chat_id: Annotated[str | None, typer.Option("--chat", help="Continue this chat (default: pick one).")] = None,
+    message: Annotated[
+        str | None,
+        typer.Option(
+            "--message", "-m", help="Send one message, stream the turn, and exit (0 if the turn succeeded)."
+        ),
+    ] = None,
+    chat_id: Annotated[
+        str | None, typer.Option("--chat", help="Continue this chat (default: pick one).")
+    ] = None,
     workspace: Annotated[str | None, typer.Option(help="Workspace id for a new chat.")] = None,
     model: Annotated[str | None, typer.Option(help="provider:model for a new chat.")] = None,
-    server_url: Annotated[str, typer.Option("--server", envvar="WORKDOCK_SERVER",
-                                            help="The chat server's URL.")] = "http://127.0.0.1:3000",
+    server_url: Annotated[
+        str, typer.Option("--server", envvar="WORKDOCK_SERVER", help="The chat server's URL.")
+    ] = "http://127.0.0.1:3000",
     token: Annotated[str | None, typer.Option(envvar="WORKDOCK_TOKEN", help="Your API token.")] = None,
     data_dir: DataDir = None,
 ) -> None:

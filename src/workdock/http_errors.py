@@ -23,8 +23,9 @@ class JSONResponse(Response):
 class ApiError(Exception):
     """An error answered to the client as JSON with its own status code."""
 
-    def __init__(self, status: int, message: str, detail: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, detail: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -32,8 +33,9 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, message: str, detail: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, detail: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"message": message, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -64,10 +66,16 @@ def install_error_handlers(app: FastAPI) -> None:
 def _error_responses() -> dict[int | str, dict[str, Any]]:
     from workdock.agentapi import ErrorBody
 
-    return {code: {"model": ErrorBody, "description": text} for code, text in (
-        (400, "Bad request"), (401, "Missing or wrong bearer token"), (404, "Not found"),
-        (502, "The upstream server is not ready, died, or answered with a protocol error"),
-        (504, "The call outlived its timeout"))}
+    return {
+        code: {"model": ErrorBody, "description": text}
+        for code, text in (
+            (400, "Bad request"),
+            (401, "Missing or wrong bearer token"),
+            (404, "Not found"),
+            (502, "The upstream server is not ready, died, or answered with a protocol error"),
+            (504, "The call outlived its timeout"),
+        )
+    }
 
 
 # For OpenAPI: what every error of the API looks like.

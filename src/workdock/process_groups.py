@@ -59,7 +59,7 @@ def _has_live_member(pgid: int) -> bool:
             except OSError:
                 continue  # gone meanwhile
             # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-            fields = stat[stat.rfind(b")") + 2:].split()
+            fields = stat[stat.rfind(b")") + 2 :].split()
             if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
                 return True
     return False

@@ -14,7 +14,9 @@ def start_agent(workspace_dir: Path, tmp_path: Path) -> Iterator[Callable[..., R
     """Start `workdock agent` on `workspace_dir` (with `servers` as its .mcp.json); stopped after the test."""
     agents: list[RunningAgent] = []
 
-    def start(servers: dict[str, Any] | None = None, *args: str, env: dict[str, str] | None = None) -> RunningAgent:
+    def start(
+        servers: dict[str, Any] | None = None, *args: str, env: dict[str, str] | None = None
+    ) -> RunningAgent:
         if servers is not None:
             write_config(workspace_dir / ".mcp.json", servers)
         agent = RunningAgent(workspace_dir, tmp_path / f"agent-{len(agents)}.log", *args, env=env)

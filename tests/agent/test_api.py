@@ -13,8 +13,12 @@ def test_every_endpoint_but_healthz_needs_the_token(start_agent) -> None:
     wrong = httpx2.Client(base_url=agent.url, headers={"Authorization": "Bearer not-the-token"})
     assert anonymous.get("/healthz").json() == {"status": "ok"}
     for client in (anonymous, wrong):
-        for method, path in [("GET", "/api/v0/mcp/tools"), ("GET", "/api/v0/mcp/servers"),
-                             ("POST", "/api/v0/mcp/call-tool"), ("GET", "/openapi.json")]:
+        for method, path in [
+            ("GET", "/api/v0/mcp/tools"),
+            ("GET", "/api/v0/mcp/servers"),
+            ("POST", "/api/v0/mcp/call-tool"),
+            ("GET", "/openapi.json"),
+        ]:
             response = client.request(method, path, json={"tool_name": "x"})
             assert response.status_code == 401, (method, path)
             assert set(response.json()) == {"message", "detail"}
@@ -38,8 +42,17 @@ def test_tool_entries_have_coder_fields_and_the_whole_schema(start_agent) -> Non
     assert structured["output_schema"]["type"] == "object"
     assert structured["schema"] == structured["input_schema"].get("properties", {})
     assert structured["required"] == structured["input_schema"].get("required", [])
-    assert set(structured) == {"server_name", "name", "original_name", "description", "schema", "required",
-                               "input_schema", "output_schema", "annotations"}
+    assert set(structured) == {
+        "server_name",
+        "name",
+        "original_name",
+        "description",
+        "schema",
+        "required",
+        "input_schema",
+        "output_schema",
+        "annotations",
+    }
 
 
 def test_etag_is_the_catalog_version_and_if_none_match_gives_304(start_agent) -> None:
@@ -70,8 +83,9 @@ def test_call_tool_bad_requests_are_400_with_a_reason(start_agent) -> None:
         (b'{"tool_name": "x", "timeout_ms": true}', "timeout_ms"),
     ]
     for body, reason in cases:
-        response = agent.http.post("/api/v0/mcp/call-tool", content=body,
-                                   headers={"Content-Type": "application/json"})
+        response = agent.http.post(
+            "/api/v0/mcp/call-tool", content=body, headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 400, body
         assert reason in response.json()["message"], (body, response.json())
 

@@ -1,4 +1,7 @@
-"""`workdock tools | call | status` against a running agent, and the agent's token handling (spec/agent.md §5)."""
+"""`workdock tools | call | status` against a running agent, and the agent's token handling.
+
+spec/agent.md section 5.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +17,29 @@ import pytest
 from tests.support.agent import TOKEN, RunningAgent, fixture_server, free_port
 
 
-def workdock(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "workdock.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env or {})})
+def workdock(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workdock.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
 
 
 @pytest.fixture
 def agent(start_agent) -> RunningAgent:
-    agent = start_agent({"kinds": fixture_server("content_kinds.py"),
-                         "crashy": fixture_server("crash_during_call.py"),
-                         "hung": fixture_server("hang_initialize.py")}, "--connect-timeout", "4")
+    agent = start_agent(
+        {
+            "kinds": fixture_server("content_kinds.py"),
+            "crashy": fixture_server("crash_during_call.py"),
+            "hung": fixture_server("hang_initialize.py"),
+        },
+        "--connect-timeout",
+        "4",
+    )
     agent.wait_state("kinds", "ready")
     agent.wait_state("hung", "failed")
     return agent
@@ -44,7 +60,9 @@ def test_tools_prints_a_table_and_json(agent: RunningAgent) -> None:
 def test_call_with_key_value_and_json_arguments(agent: RunningAgent) -> None:
     result = workdock("call", "crashy__echo", "-a", "text=hello there", env=client_env(agent))
     assert result.returncode == 0 and result.stdout.strip() == "hello there"
-    result = workdock("call", "crashy__echo", "--args", '{"text": "from json"}', "--json", env=client_env(agent))
+    result = workdock(
+        "call", "crashy__echo", "--args", '{"text": "from json"}', "--json", env=client_env(agent)
+    )
     assert json.loads(result.stdout)["content"] == [{"type": "text", "text": "from json"}]
     image = workdock("call", "kinds__image", env=client_env(agent))
     assert image.returncode == 0 and "image image/png" in image.stdout
@@ -82,15 +100,37 @@ def test_agent_makes_a_private_token_file_when_none_is_given(tmp_path: Path, wor
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     token_file = tmp_path / "state" / "workdock" / "agent.token"
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "workdock.cli", "agent", "--dir", str(workspace_dir),
-                                "--listen", f"127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workdock.cli",
+            "agent",
+            "--dir",
+            str(workspace_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        RunningAgent.wait_for(lambda: token_file.exists() and token_file.read_text().strip(), 20, "the token file")
+        RunningAgent.wait_for(
+            lambda: token_file.exists() and token_file.read_text().strip(), 20, "the token file"
+        )
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         listed = RunningAgent.wait_for(
-            lambda: (r := workdock("tools", "--agent", f"http://127.0.0.1:{port}", "--json", env=env)).returncode == 0
-            and r, 20, "the agent to answer with the file's token")
+            lambda: (
+                (r := workdock("tools", "--agent", f"http://127.0.0.1:{port}", "--json", env=env)).returncode
+                == 0
+                and r
+            ),
+            20,
+            "the agent to answer with the file's token",
+        )
         assert json.loads(listed.stdout)["tools"] == []
     finally:
         process.terminate()

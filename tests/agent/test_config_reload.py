@@ -13,7 +13,9 @@ RELOAD_DEADLINE = 5  # the spec says "about a second"; the deadline only bounds 
 
 def test_an_edit_adds_changes_and_removes_only_what_changed(start_agent, workspace_dir: Path) -> None:
     config = workspace_dir / ".mcp.json"
-    agent = start_agent({"keep": fixture_server("list_changed.py"), "gone": fixture_server("crash_during_call.py")})
+    agent = start_agent(
+        {"keep": fixture_server("list_changed.py"), "gone": fixture_server("crash_during_call.py")}
+    )
     agent.wait_state("keep", "ready")
     agent.wait_state("gone", "ready")
     # Mark the kept server's live state: a restart would lose the tool it adds at runtime.
@@ -28,24 +30,33 @@ def test_an_edit_adds_changes_and_removes_only_what_changed(start_agent, workspa
     assert agent.server("keep")["restarts"] == 0
 
 
-def test_an_atomic_rewrite_and_a_file_created_later_are_applied(start_agent, workspace_dir: Path, tmp_path: Path) -> None:
+def test_an_atomic_rewrite_and_a_file_created_later_are_applied(
+    start_agent, workspace_dir: Path, tmp_path: Path
+) -> None:
     extra = tmp_path / "extra.json"  # does not exist yet
     agent = start_agent({"a": fixture_server("crash_during_call.py")}, "--config", str(extra))
     agent.wait_state("a", "ready")
     files = agent.http.get("/api/v0/mcp/servers").json()["config_files"]
-    assert [(Path(f["path"]).name, f["state"]) for f in files] == [("extra.json", "missing"), (".mcp.json", "loaded")]
+    assert [(Path(f["path"]).name, f["state"]) for f in files] == [
+        ("extra.json", "missing"),
+        (".mcp.json", "loaded"),
+    ]
 
     write_config(extra, {"later": fixture_server("crash_during_call.py")})
     agent.wait_state("later", "ready", timeout=RELOAD_DEADLINE + 5)
     assert agent.server("later")["config_file"] == str(extra.resolve())
 
     temporary = workspace_dir / ".mcp.json.tmp"
-    write_config(temporary, {"a": fixture_server("crash_during_call.py"), "b": fixture_server("crash_during_call.py")})
+    write_config(
+        temporary, {"a": fixture_server("crash_during_call.py"), "b": fixture_server("crash_during_call.py")}
+    )
     os.replace(temporary, workspace_dir / ".mcp.json")  # write-then-rename, as editors do
     agent.wait_state("b", "ready", timeout=RELOAD_DEADLINE + 5)
 
 
-def test_an_invalid_file_is_reported_and_the_others_still_load(start_agent, workspace_dir: Path, tmp_path: Path) -> None:
+def test_an_invalid_file_is_reported_and_the_others_still_load(
+    start_agent, workspace_dir: Path, tmp_path: Path
+) -> None:
     extra = tmp_path / "extra.json"
     extra.write_text('{"mcpServers": {\n  "x": {"command": "y"}\n  "z": 1\n}}')
     agent = start_agent({"a": fixture_server("crash_during_call.py")}, "--config", str(extra))
@@ -59,7 +70,9 @@ def test_an_invalid_file_is_reported_and_the_others_still_load(start_agent, work
     agent.wait_state("x", "ready", timeout=RELOAD_DEADLINE + 5)
 
 
-def test_earlier_files_win_and_duplicates_are_warned(start_agent, workspace_dir: Path, tmp_path: Path) -> None:
+def test_earlier_files_win_and_duplicates_are_warned(
+    start_agent, workspace_dir: Path, tmp_path: Path
+) -> None:
     extra = write_config(tmp_path / "extra.json", {"dup": fixture_server("crash_during_call.py")})
     agent = start_agent({"dup": {"command": "does-not-matter"}}, "--config", str(extra))
     status = agent.wait_state("dup", "ready")
@@ -70,8 +83,10 @@ def test_earlier_files_win_and_duplicates_are_warned(start_agent, workspace_dir:
 def test_refresh_true_reloads_before_answering(start_agent, workspace_dir: Path) -> None:
     agent = start_agent({"a": fixture_server("crash_during_call.py")}, "--no-watch")
     agent.wait_state("a", "ready")
-    write_config(workspace_dir / ".mcp.json", {"a": fixture_server("crash_during_call.py"),
-                                           "b": fixture_server("paginated.py")})
+    write_config(
+        workspace_dir / ".mcp.json",
+        {"a": fixture_server("crash_during_call.py"), "b": fixture_server("paginated.py")},
+    )
     listing = agent.tools(refresh="true")
     names = [t["name"] for t in listing["tools"]]
     assert "b__tool_01" in names and "a__echo" in names
@@ -81,8 +96,12 @@ def test_refresh_true_reloads_before_answering(start_agent, workspace_dir: Path)
 
 
 def test_unset_variable_fails_that_server_only(start_agent) -> None:
-    agent = start_agent({"needs": {"type": "http", "url": "${WORKDOCK_TEST_UNSET_URL}/mcp"},
-                         "ok": fixture_server("crash_during_call.py")})
+    agent = start_agent(
+        {
+            "needs": {"type": "http", "url": "${WORKDOCK_TEST_UNSET_URL}/mcp"},
+            "ok": fixture_server("crash_during_call.py"),
+        }
+    )
     agent.wait_state("ok", "ready")
     needs = agent.server("needs")
     assert needs["state"] == "failed" and "WORKDOCK_TEST_UNSET_URL" in needs["error"]

@@ -11,21 +11,32 @@ import pytest
 from tests.support.agent import fixture_server
 
 
-def test_time_and_everything_over_stdio_http_and_sse_together(start_agent, everything_bin,
-                                                              everything_http_url, everything_sse_url) -> None:
+def test_time_and_everything_over_stdio_http_and_sse_together(
+    start_agent, everything_bin, everything_http_url, everything_sse_url
+) -> None:
     secret_header, secret_env = "Bearer s3cr3t-header-value", "s3cr3t-env-value"
-    agent = start_agent({
-        "time": {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]},
-        "ev-stdio": {"command": str(everything_bin), "env": {"SOME_TOKEN": secret_env}},
-        "ev-http": {"type": "http", "url": everything_http_url, "headers": {"Authorization": secret_header}},
-        "ev-sse": {"type": "sse", "url": everything_sse_url, "headers": {"X-Api-Key": secret_header}},
-    })
+    agent = start_agent(
+        {
+            "time": {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"]},
+            "ev-stdio": {"command": str(everything_bin), "env": {"SOME_TOKEN": secret_env}},
+            "ev-http": {
+                "type": "http",
+                "url": everything_http_url,
+                "headers": {"Authorization": secret_header},
+            },
+            "ev-sse": {"type": "sse", "url": everything_sse_url, "headers": {"X-Api-Key": secret_header}},
+        }
+    )
     for name in ("time", "ev-stdio", "ev-http", "ev-sse"):
         status = agent.wait_state(name, "ready", timeout=30)
         assert status["tool_count"] > 0 and status["error"] is None
     servers = agent.servers()
     assert {n: s["transport"] for n, s in servers.items()} == {
-        "time": "stdio", "ev-stdio": "stdio", "ev-http": "http", "ev-sse": "sse"}
+        "time": "stdio",
+        "ev-stdio": "stdio",
+        "ev-http": "http",
+        "ev-sse": "sse",
+    }
     assert servers["time"]["protocol_version"] and servers["ev-stdio"]["protocol_version"]
 
     names = agent.tool_names()
@@ -47,7 +58,9 @@ def test_time_and_everything_over_stdio_http_and_sse_together(start_agent, every
     assert isinstance(structured["structured_content"], dict) and structured["structured_content"]
 
     # Secrets from headers and env never show in any response or log line.
-    everything = json.dumps([agent.tools(), agent.servers()]) + agent.http.get("/openapi.json").text + agent.log()
+    everything = (
+        json.dumps([agent.tools(), agent.servers()]) + agent.http.get("/openapi.json").text + agent.log()
+    )
     assert secret_header.split()[1] not in everything and secret_env not in everything
 
 
@@ -74,15 +87,28 @@ def test_every_content_kind_reaches_the_wire(kinds_agent) -> None:
     assert base64.b64decode(audio["data"]).startswith(b"RIFF")
     text_resource = blocks(kinds_agent, "resource_text")["content"][0]
     assert text_resource["type"] == "resource" and text_resource["uri"] == "file:///fixture/notes.txt"
-    assert text_resource["media_type"] == "text/plain" and text_resource["text"] and "data" not in text_resource
+    assert (
+        text_resource["media_type"] == "text/plain" and text_resource["text"] and "data" not in text_resource
+    )
     blob = blocks(kinds_agent, "resource_blob")["content"][0]
     assert blob["type"] == "resource" and blob["media_type"] == "application/octet-stream"
     assert base64.b64decode(blob["data"]) and "text" not in blob
     link = blocks(kinds_agent, "resource_link")["content"][0]
-    assert link == {"type": "resource_link", "uri": "file:///fixture/report.pdf", "name": "report.pdf",
-                    "description": link["description"], "media_type": "application/pdf"}
+    assert link == {
+        "type": "resource_link",
+        "uri": "file:///fixture/report.pdf",
+        "name": "report.pdf",
+        "description": link["description"],
+        "media_type": "application/pdf",
+    }
     assert [b["type"] for b in blocks(kinds_agent, "all_kinds")["content"]] == [
-        "text", "image", "audio", "resource", "resource", "resource_link"]
+        "text",
+        "image",
+        "audio",
+        "resource",
+        "resource",
+        "resource_link",
+    ]
 
 
 def test_structured_content_and_errors_pass_through(kinds_agent) -> None:

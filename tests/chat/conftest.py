@@ -48,8 +48,9 @@ class Api:
     def __init__(self, base_url: str, token: str) -> None:
         self.base_url = base_url
         self.token = token
-        self.http = httpx2.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"},
-                                       timeout=30)
+        self.http = httpx2.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -68,8 +69,14 @@ class Api:
     async def delete(self, path: str, expect: int = 204) -> Any:
         return await self.request("DELETE", path, expect)
 
-    async def events(self, chat_id: str, until: Callable[[dict[str, Any]], bool], *,
-                     last_event_id: str | None = None, timeout: float = 30) -> list[tuple[str, dict[str, Any]]]:
+    async def events(
+        self,
+        chat_id: str,
+        until: Callable[[dict[str, Any]], bool],
+        *,
+        last_event_id: str | None = None,
+        timeout: float = 30,
+    ) -> list[tuple[str, dict[str, Any]]]:
         """Read the chat's SSE stream until an event satisfies ``until``; (id, payload) pairs."""
         return await read_sse(self.http, chat_id, until, last_event_id=last_event_id, timeout=timeout)
 
@@ -83,8 +90,9 @@ class Api:
             if chat["status"] in statuses and not chat["running"] and not chat["queued"]:
                 return chat
             if time.monotonic() > deadline:
-                raise AssertionError(f"chat stayed {chat['status']} (running={chat['running']}), "
-                                     f"wanted {statuses}")
+                raise AssertionError(
+                    f"chat stayed {chat['status']} (running={chat['running']}), wanted {statuses}"
+                )
             await _sleep(0.02)
 
 
@@ -94,8 +102,14 @@ async def _sleep(seconds: float) -> None:
     await anyio.sleep(seconds)
 
 
-async def read_sse(http: httpx2.AsyncClient, chat_id: str, until: Callable[[dict[str, Any]], bool], *,
-                   last_event_id: str | None = None, timeout: float = 30) -> list[tuple[str, dict[str, Any]]]:
+async def read_sse(
+    http: httpx2.AsyncClient,
+    chat_id: str,
+    until: Callable[[dict[str, Any]], bool],
+    *,
+    last_event_id: str | None = None,
+    timeout: float = 30,
+) -> list[tuple[str, dict[str, Any]]]:
     import anyio
 
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
@@ -121,8 +135,16 @@ async def read_sse(http: httpx2.AsyncClient, chat_id: str, until: Callable[[dict
 class ChatServer:
     """The chat server on a free port: in a thread of this process, or as a child process."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], *, database_url: str | None = None,
-                 tool_timeout: float = 60.0, subprocess_mode: bool = False, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str],
+        *,
+        database_url: str | None = None,
+        tool_timeout: float = 60.0,
+        subprocess_mode: bool = False,
+        log_path: Path | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.env = env
         self.database_url = database_url
@@ -139,20 +161,38 @@ class ChatServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if self.subprocess_mode:
-            args = [sys.executable, "-m", "workdock.chat.cli_server", "--listen", f"127.0.0.1:{self.port}",
-                    "--data-dir", str(self.data_dir)]
+            args = [
+                sys.executable,
+                "-m",
+                "workdock.chat.cli_server",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--data-dir",
+                str(self.data_dir),
+            ]
             if self.database_url:
                 args += ["--database-url", self.database_url]
             with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(args, env={**os.environ, **self.env}, stdout=log,
-                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                start_new_session=True)
+                self.process = subprocess.Popen(
+                    args,
+                    env={**os.environ, **self.env},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
         else:
-            config = ServerConfig(data_dir=self.data_dir, database_url=self.database_url,
-                                  public_url=self.url, tool_timeout=self.tool_timeout,
-                                  models=ModelCatalog.from_env(self.env), quiet=True)
-            server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port,
-                                                   log_level="warning"))
+            config = ServerConfig(
+                data_dir=self.data_dir,
+                database_url=self.database_url,
+                public_url=self.url,
+                tool_timeout=self.tool_timeout,
+                models=ModelCatalog.from_env(self.env),
+                quiet=True,
+            )
+            server = uvicorn.Server(
+                uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port, log_level="warning")
+            )
             self._server = server
             self._thread = threading.Thread(target=server.run, name="chat-server", daemon=True)
             self._thread.start()
@@ -161,8 +201,10 @@ class ChatServer:
 
     def _healthy(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"the chat server exited with {self.process.returncode}:\n"
-                                 f"{self.log_path.read_text(errors='replace')}")
+            raise AssertionError(
+                f"the chat server exited with {self.process.returncode}:\n"
+                f"{self.log_path.read_text(errors='replace')}"
+            )
         if self._thread is not None and not self._thread.is_alive():
             raise AssertionError("the chat server thread ended")
         try:

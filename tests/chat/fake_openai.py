@@ -46,9 +46,16 @@ class Reply:
 Entry = Reply | Callable[[dict[str, Any]], Reply]
 
 
-def _chunk(delta: dict[str, Any] | None, finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
-    body: dict[str, Any] = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
-                            "model": "fake", "choices": []}
+def _chunk(
+    delta: dict[str, Any] | None, finish: str | None = None, usage: dict[str, int] | None = None
+) -> bytes:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "fake",
+        "choices": [],
+    }
     if delta is not None:
         body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
     if usage is not None:
@@ -81,7 +88,7 @@ class FakeOpenAI:
             return JSONResponse({"error": {"message": "this fake only streams"}}, status_code=400)
         return StreamingResponse(self._stream(reply), media_type="text/event-stream")
 
-    async def _stream(self, reply: Reply):  # noqa: ANN202 - an async byte iterator
+    async def _stream(self, reply: Reply):
         yield _chunk({"role": "assistant", "content": ""})
         if reply.hold is not None:
             while not reply.hold.is_set():  # the event is set from the test's thread
@@ -94,8 +101,18 @@ class FakeOpenAI:
         for index, call in enumerate(reply.calls):
             self._call_seq += 1
             ids.append(f"call_{self._call_seq}")
-            yield _chunk({"tool_calls": [{"index": index, "id": ids[-1], "type": "function",
-                                          "function": {"name": call.name, "arguments": ""}}]})
+            yield _chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": ids[-1],
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
         # Argument fragments of parallel calls arrive interleaved, as real providers send them.
         pieces = [self._split(json.dumps(call.args)) for call in reply.calls]
         for round_ in range(max((len(p) for p in pieces), default=0)):
@@ -109,11 +126,15 @@ class FakeOpenAI:
     @staticmethod
     def _split(text: str) -> list[str]:
         size = max(1, len(text) // 3)
-        return [text[i:i + size] for i in range(0, len(text), size)]
+        return [text[i : i + size] for i in range(0, len(text), size)]
 
     def start(self, port: int) -> None:
-        app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"]),
-                                Route("/chat/completions", self._completions, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._completions, methods=["POST"]),
+                Route("/chat/completions", self._completions, methods=["POST"]),
+            ]
+        )
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="fake-openai", daemon=True)

@@ -40,21 +40,32 @@ class RecordingProxy:
     async def _forward(self, request: Request) -> Response:
         headers = {k: v for k, v in request.headers.items() if k in _FORWARDED}
         async with httpx2.AsyncClient(timeout=60) as client:  # one per request: the proxy is for tests
-            answer = await client.request(request.method, self.upstream + request.url.path,
-                                          params=request.query_params, headers=headers,
-                                          content=await request.body())
-        self.exchanges.append(Exchange(request.method, request.url.path, request.headers.get("if-none-match"),
-                                       answer.status_code))
-        return Response(answer.content, status_code=answer.status_code,
-                        headers={k: v for k, v in answer.headers.items() if k in _RETURNED})
+            answer = await client.request(
+                request.method,
+                self.upstream + request.url.path,
+                params=request.query_params,
+                headers=headers,
+                content=await request.body(),
+            )
+        self.exchanges.append(
+            Exchange(
+                request.method, request.url.path, request.headers.get("if-none-match"), answer.status_code
+            )
+        )
+        return Response(
+            answer.content,
+            status_code=answer.status_code,
+            headers={k: v for k, v in answer.headers.items() if k in _RETURNED},
+        )
 
     def tool_listings(self) -> list[Exchange]:
         return [e for e in self.exchanges if e.path == "/api/v0/mcp/tools"]
 
     def start(self, port: int) -> RecordingProxy:
         app = Starlette(routes=[Route("/{path:path}", self._forward, methods=["GET", "POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                     lifespan="off"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        )
         self._thread = threading.Thread(target=self._server.run, name="recording-proxy", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10

@@ -14,7 +14,8 @@ HEADER_SECRET = "Bearer header-secret-456"
 
 
 async def test_first_start_admin_login_url_is_one_time_and_sets_a_session_cookie(
-        admin_api: Api, chat_server: ChatServer) -> None:
+    admin_api: Api, chat_server: ChatServer
+) -> None:
     me = await admin_api.get("/me")
     assert me["name"] == "admin" and me["is_admin"]
     url = (await admin_api.post(f"/users/{me['id']}/login-url"))["login_url"]
@@ -40,8 +41,9 @@ async def test_requests_without_a_valid_token_are_401(chat_server: ChatServer) -
         assert set(response.json()) == {"message", "detail"}
 
 
-async def test_two_users_cannot_see_each_others_chats_or_workspaces(admin_api: Api,
-                                                                    chat_server: ChatServer) -> None:
+async def test_two_users_cannot_see_each_others_chats_or_workspaces(
+    admin_api: Api, chat_server: ChatServer
+) -> None:
     bob = await admin_api.post("/users", {"name": "bob"}, expect=201)
     assert "login_url" in bob
     token = (await admin_api.post(f"/users/{bob['id']}/tokens", {"name": "laptop"}, expect=201))["token"]
@@ -49,13 +51,21 @@ async def test_two_users_cannot_see_each_others_chats_or_workspaces(admin_api: A
     assert token not in str(listed) and listed["tokens"][0]["name"] == "laptop"
     bob_api = Api(chat_server.url, token)
     try:
-        workspace = await admin_api.post("/workspaces", {"name": "mine", "agent_url": "http://127.0.0.1:9",
-                                                         "agent_token": AGENT_SECRET}, expect=201)
+        workspace = await admin_api.post(
+            "/workspaces",
+            {"name": "mine", "agent_url": "http://127.0.0.1:9", "agent_token": AGENT_SECRET},
+            expect=201,
+        )
         chat = await admin_api.post("/chats", {"workspace_id": workspace["id"]}, expect=201)
         assert (await bob_api.get("/workspaces"))["workspaces"] == []
         assert (await bob_api.get("/chats"))["chats"] == []
-        for path in (f"/chats/{chat['id']}", f"/chats/{chat['id']}/messages", f"/chats/{chat['id']}/tools",
-                     f"/chats/{chat['id']}/stream", f"/workspaces/{workspace['id']}"):
+        for path in (
+            f"/chats/{chat['id']}",
+            f"/chats/{chat['id']}/messages",
+            f"/chats/{chat['id']}/tools",
+            f"/chats/{chat['id']}/stream",
+            f"/workspaces/{workspace['id']}",
+        ):
             await bob_api.get(path, expect=404)
         await bob_api.post(f"/chats/{chat['id']}/messages", {"content": "hi"}, expect=404)
         await bob_api.post(f"/chats/{chat['id']}/interrupt", expect=404)
@@ -67,8 +77,11 @@ async def test_two_users_cannot_see_each_others_chats_or_workspaces(admin_api: A
         await bob_api.get("/mcp-servers", expect=403)
         # The admin's things are still there, and bob's own work as usual.
         assert (await admin_api.get(f"/chats/{chat['id']}"))["id"] == chat["id"]
-        own = await bob_api.post("/workspaces", {"name": "bob's", "agent_url": "http://127.0.0.1:9",
-                                                 "agent_token": "x"}, expect=201)
+        own = await bob_api.post(
+            "/workspaces",
+            {"name": "bob's", "agent_url": "http://127.0.0.1:9", "agent_token": "x"},
+            expect=201,
+        )
         assert [w["id"] for w in (await bob_api.get("/workspaces"))["workspaces"]] == [own["id"]]
         await admin_api.get(f"/workspaces/{own['id']}", expect=404)
     finally:
@@ -76,22 +89,34 @@ async def test_two_users_cannot_see_each_others_chats_or_workspaces(admin_api: A
 
 
 async def test_secrets_are_never_returned(admin_api: Api) -> None:
-    workspace = await admin_api.post("/workspaces", {"name": "w", "agent_url": "http://127.0.0.1:9",
-                                                     "agent_token": AGENT_SECRET}, expect=201)
+    workspace = await admin_api.post(
+        "/workspaces",
+        {"name": "w", "agent_url": "http://127.0.0.1:9", "agent_token": AGENT_SECRET},
+        expect=201,
+    )
     assert workspace["agent_token_set"] is True
-    server = await admin_api.post("/mcp-servers", {"slug": "docs", "url": "http://127.0.0.1:9/mcp",
-                                                   "headers": {"Authorization": HEADER_SECRET}}, expect=201)
+    server = await admin_api.post(
+        "/mcp-servers",
+        {"slug": "docs", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": HEADER_SECRET}},
+        expect=201,
+    )
     assert server["headers_set"] == ["Authorization"]
-    everything = [await admin_api.get("/workspaces"), await admin_api.get(f"/workspaces/{workspace['id']}"),
-                  await admin_api.get("/mcp-servers"), await admin_api.get(f"/mcp-servers/{server['id']}"),
-                  workspace, server]
+    everything = [
+        await admin_api.get("/workspaces"),
+        await admin_api.get(f"/workspaces/{workspace['id']}"),
+        await admin_api.get("/mcp-servers"),
+        await admin_api.get(f"/mcp-servers/{server['id']}"),
+        workspace,
+        server,
+    ]
     text = str(everything)
     assert AGENT_SECRET not in text and "header-secret" not in text
 
 
 async def test_deleting_a_workspace_removes_it_and_its_chats(admin_api: Api) -> None:
-    workspace = await admin_api.post("/workspaces", {"name": "gone", "agent_url": "http://127.0.0.1:9",
-                                                     "agent_token": "t"}, expect=201)
+    workspace = await admin_api.post(
+        "/workspaces", {"name": "gone", "agent_url": "http://127.0.0.1:9", "agent_token": "t"}, expect=201
+    )
     chat = await admin_api.post("/chats", {"workspace_id": workspace["id"]}, expect=201)
     await admin_api.get(f"/chats/{chat['id']}/tools")  # fills the server's caches for this workspace
     await admin_api.delete(f"/workspaces/{workspace['id']}", expect=204)

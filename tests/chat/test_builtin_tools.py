@@ -30,6 +30,7 @@ def _process_id(body: dict[str, Any]) -> str:
 
 def _ended(agent: RunningAgent, process_id: str) -> str:
     """Wait (in the fake model, before it answers) until the killed process is reaped."""
+
     def ended() -> bool:  # the listing, not the output: reading an ended process's output forgets it
         processes = agent.http.get("/api/v0/processes").json()["processes"]
         return not next(p for p in processes if p["id"] == process_id)["running"]
@@ -39,31 +40,48 @@ def _ended(agent: RunningAgent, process_id: str) -> str:
 
 
 async def test_every_builtin_tool_works_through_the_agent_and_bad_arguments_are_named(
-        admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent],
-        workspace_dir: Path) -> None:
+    admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent], workspace_dir: Path
+) -> None:
     agent = start_agent({})
     chat_id = await new_chat(admin_api, agent.url)
     fake_model.add(
-        Reply(calls=[Call("write_file", {"path": "a/b.txt", "content": "one\ntwo\n"}),
-                     Call("execute", {"command": "echo out; exit 3"}),
-                     Call("execute", {"command": "sleep 60", "background": True}),
-                     Call("read_file", {"path": "a/b.txt", "limit": 0})]),
-        lambda body: Reply(calls=[
-            Call("edit_files", {"files": [{"path": "a/b.txt", "edits": [{"old": "two", "new": "three"}]}]}),
-            Call("process_list", {}),
-            Call("process_signal", {"process_id": _process_id(body), "signal": "KILL"})]),
-        lambda body: Reply(calls=[Call("process_output", {"process_id": _ended(agent, _process_id(body))}),
-                                  Call("read_file", {"path": "a/b.txt"}),
-                                  Call("process_signal", {"process_id": _process_id(body), "signal": "HUP"})]),
-        Reply(text="all done"))
+        Reply(
+            calls=[
+                Call("write_file", {"path": "a/b.txt", "content": "one\ntwo\n"}),
+                Call("execute", {"command": "echo out; exit 3"}),
+                Call("execute", {"command": "sleep 60", "background": True}),
+                Call("read_file", {"path": "a/b.txt", "limit": 0}),
+            ]
+        ),
+        lambda body: Reply(
+            calls=[
+                Call(
+                    "edit_files", {"files": [{"path": "a/b.txt", "edits": [{"old": "two", "new": "three"}]}]}
+                ),
+                Call("process_list", {}),
+                Call("process_signal", {"process_id": _process_id(body), "signal": "KILL"}),
+            ]
+        ),
+        lambda body: Reply(
+            calls=[
+                Call("process_output", {"process_id": _ended(agent, _process_id(body))}),
+                Call("read_file", {"path": "a/b.txt"}),
+                Call("process_signal", {"process_id": _process_id(body), "signal": "HUP"}),
+            ]
+        ),
+        Reply(text="all done"),
+    )
 
     await admin_api.post(f"/chats/{chat_id}/messages", {"content": "use the built-ins"}, expect=202)
     await admin_api.events(chat_id, turn_ended(), timeout=60)
 
     messages = await admin_api.messages(chat_id)
     assert [m["role"] for m in messages] == ["user", *["assistant", "tool"] * 3, "assistant"]
-    results = [[(p["tool_name"], p["is_error"], p["content"][0]["text"]) for p in m["parts"]]
-               for m in messages if m["role"] == "tool"]
+    results = [
+        [(p["tool_name"], p["is_error"], p["content"][0]["text"]) for p in m["parts"]]
+        for m in messages
+        if m["role"] == "tool"
+    ]
 
     (write, fg, bg, bad_read), (edit, listing, kill), (output, read, bad_signal) = results
     assert not write[1] and '"created": true' in write[2]

@@ -17,21 +17,29 @@ from tests.support.agent import RunningAgent
 pytestmark = pytest.mark.anyio
 
 
-async def test_kill_mid_turn_then_restart(start_chat_server: Callable[..., ChatServer], fake_model: FakeOpenAI,
-                                          start_agent: Callable[..., RunningAgent], workspace_dir: Path,
-                                          tmp_path: Path) -> None:
+async def test_kill_mid_turn_then_restart(
+    start_chat_server: Callable[..., ChatServer],
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    workspace_dir: Path,
+    tmp_path: Path,
+) -> None:
     agent = start_agent({})
     data_dir = tmp_path / "data"
     server = start_chat_server(subprocess_mode=True, data_dir=data_dir)
     hold = threading.Event()
-    fake_model.add(Reply(text="writing", calls=[Call("write_file", {"path": "out.txt", "content": "step one"})]),
-                   Reply(text="this step never completes", hold=hold))
+    fake_model.add(
+        Reply(text="writing", calls=[Call("write_file", {"path": "out.txt", "content": "step one"})]),
+        Reply(text="this step never completes", hold=hold),
+    )
     api = Api(server.url, server.admin_token)
     try:
         chat_id = await new_chat(api, agent.url)
         await api.post(f"/chats/{chat_id}/messages", {"content": "do two steps"}, expect=202)
         # The second model request starts only after step one is stored.
-        await wait_until(lambda: len(fake_model.requests) == 2, timeout=30, message="the second step to start")
+        await wait_until(
+            lambda: len(fake_model.requests) == 2, timeout=30, message="the second step to start"
+        )
         assert (workspace_dir / "out.txt").read_text() == "step one"
         server.kill()
         await api.aclose()
@@ -43,7 +51,9 @@ async def test_kill_mid_turn_then_restart(start_chat_server: Callable[..., ChatS
         messages = await api.messages(chat_id)
         assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
         assert messages[1]["parts"][0] == {"type": "text", "text": "writing"}
-        assert messages[2]["parts"][0]["tool_name"] == "write_file" and not messages[2]["parts"][0]["is_error"]
+        assert (
+            messages[2]["parts"][0]["tool_name"] == "write_file" and not messages[2]["parts"][0]["is_error"]
+        )
 
         fake_model.add(Reply(text="back again"))
         await api.post(f"/chats/{chat_id}/messages", {"content": "are you there?"}, expect=202)

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_a_turn_stops_after_50_steps_stores_them_and_says_so(
-        admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent]) -> None:
+    admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent]
+) -> None:
     assert MAX_STEPS == 50  # spec/chat.md 4.5
     agent = start_agent({})
     chat_id = await new_chat(admin_api, agent.url)

@@ -72,11 +72,30 @@ async def test_steps_queue_and_restart_recovery(store: Store) -> None:
     first = await store.start_next_turn(chat.id)
     assert first is not None and first.parts == [{"type": "text", "text": "first ✓"}]
     assert (await store.get_chat(chat.id)).status == "running"
-    step = await store.add_messages(chat.id, [
-        NewMessage("assistant", [{"type": "tool-call", "tool_call_id": "c1", "tool_name": "t", "args": {"a": [1]}}],
-                   model="openai:x", usage={"input_tokens": 1, "output_tokens": 2}),
-        NewMessage("tool", [{"type": "tool-result", "tool_call_id": "c1", "tool_name": "t", "is_error": False,
-                             "content": [{"type": "text", "text": "ok"}], "duration_ms": 3}])])
+    step = await store.add_messages(
+        chat.id,
+        [
+            NewMessage(
+                "assistant",
+                [{"type": "tool-call", "tool_call_id": "c1", "tool_name": "t", "args": {"a": [1]}}],
+                model="openai:x",
+                usage={"input_tokens": 1, "output_tokens": 2},
+            ),
+            NewMessage(
+                "tool",
+                [
+                    {
+                        "type": "tool-result",
+                        "tool_call_id": "c1",
+                        "tool_name": "t",
+                        "is_error": False,
+                        "content": [{"type": "text", "text": "ok"}],
+                        "duration_ms": 3,
+                    }
+                ],
+            ),
+        ],
+    )
     assert step[0].id < step[1].id
     history = await store.list_messages(chat.id)
     assert [m.role for m in history] == ["user", "assistant", "tool"]
@@ -104,13 +123,15 @@ async def test_other_users_rows_are_not_found(store: Store) -> None:
 
 
 @pytest.mark.postgres
-async def test_a_turn_through_the_server_on_postgresql(start_chat_server, postgres_url: str,
-                                                       fake_model: FakeOpenAI) -> None:
+async def test_a_turn_through_the_server_on_postgresql(
+    start_chat_server, postgres_url: str, fake_model: FakeOpenAI
+) -> None:
     server: ChatServer = start_chat_server(database_url=postgres_url)
     api = Api(server.url, server.admin_token)
     try:
-        workspace = await api.post("/workspaces", {"name": "w", "agent_url": "http://127.0.0.1:9",
-                                                   "agent_token": "t"}, expect=201)
+        workspace = await api.post(
+            "/workspaces", {"name": "w", "agent_url": "http://127.0.0.1:9", "agent_token": "t"}, expect=201
+        )
         chat = await api.post("/chats", {"workspace_id": workspace["id"]}, expect=201)
         fake_model.add(Reply(text="stored in postgres"))
         await api.post(f"/chats/{chat['id']}/messages", {"content": "hi"}, expect=202)

@@ -24,7 +24,8 @@ def agent(start_agent: Callable[..., RunningAgent]) -> RunningAgent:
 
 
 async def test_last_event_id_replays_what_was_missed_and_watchers_see_the_same(
-        admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent) -> None:
+    admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent
+) -> None:
     chat_id = await new_chat(admin_api, agent.url)
     fake_model.add(Reply(text="one two three four five six"))
     results: dict[str, list[tuple[str, dict[str, Any]]]] = {}
@@ -43,8 +44,12 @@ async def test_last_event_id_replays_what_was_missed_and_watchers_see_the_same(
         await wait_until(lambda: connected == {"a", "b"}, message="both watchers to subscribe")
         await admin_api.post(f"/chats/{chat_id}/messages", {"content": "count"}, expect=202)
 
-    turn_a = [(i, e) for i, e in results["a"] if e["type"] != "data-status" or e["data"]["status"] == "running"]
-    turn_b = [(i, e) for i, e in results["b"] if e["type"] != "data-status" or e["data"]["status"] == "running"]
+    turn_a = [
+        (i, e) for i, e in results["a"] if e["type"] != "data-status" or e["data"]["status"] == "running"
+    ]
+    turn_b = [
+        (i, e) for i, e in results["b"] if e["type"] != "data-status" or e["data"]["status"] == "running"
+    ]
     assert turn_a == turn_b
     deltas = "".join(e["delta"] for _, e in turn_a if e["type"] == "text-delta")
     assert deltas == "one two three four five six"
@@ -52,11 +57,12 @@ async def test_last_event_id_replays_what_was_missed_and_watchers_see_the_same(
     # Reconnect after the third event: exactly the rest comes again, with the same ids.
     cut = next(i for i, (_, e) in enumerate(turn_a) if e["type"] == "text-delta")
     replay = await admin_api.events(chat_id, lambda e: e["type"] == "finish", last_event_id=turn_a[cut][0])
-    assert replay == turn_a[cut + 1:]
+    assert replay == turn_a[cut + 1 :]
 
 
 async def test_a_new_watcher_of_a_running_turn_gets_it_from_its_start(
-        admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent) -> None:
+    admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent
+) -> None:
     chat_id = await new_chat(admin_api, agent.url)
     hold = threading.Event()
     fake_model.add(Reply(text="late but complete", hold=hold))
@@ -73,7 +79,8 @@ async def test_a_new_watcher_of_a_running_turn_gets_it_from_its_start(
 
 
 async def test_messages_sent_during_a_turn_are_queued_and_interrupt_stops_the_turn(
-        admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent) -> None:
+    admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent
+) -> None:
     chat_id = await new_chat(admin_api, agent.url)
     hold = threading.Event()
     fake_model.add(Reply(text="never finished", hold=hold), Reply(text="answer to the second"))
@@ -92,7 +99,10 @@ async def test_messages_sent_during_a_turn_are_queued_and_interrupt_stops_the_tu
         hold.set()
     messages = await admin_api.messages(chat_id)
     assert [(m["role"], m["parts"][0].get("text")) for m in messages] == [
-        ("user", "first"), ("user", "second"), ("assistant", "answer to the second")]
+        ("user", "first"),
+        ("user", "second"),
+        ("assistant", "answer to the second"),
+    ]
     # The second turn's model request had both user messages in order.
     users = [m["content"] for m in fake_model.requests[1]["messages"] if m["role"] == "user"]
     assert users == ["first", "second"]
@@ -100,7 +110,8 @@ async def test_messages_sent_during_a_turn_are_queued_and_interrupt_stops_the_tu
 
 
 async def test_interrupt_true_stops_the_running_turn_and_runs_the_new_message(
-        admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent) -> None:
+    admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent
+) -> None:
     chat_id = await new_chat(admin_api, agent.url)
     hold = threading.Event()
     fake_model.add(Reply(text="stuck", hold=hold), Reply(text="fresh answer"))
@@ -110,13 +121,18 @@ async def test_interrupt_true_stops_the_running_turn_and_runs_the_new_message(
         collected: list[tuple[str, dict[str, Any]]] = []
 
         async def watch() -> None:
-            collected.extend(await admin_api.events(
-                chat_id, lambda e: e["type"] == "finish" and e["messageMetadata"]["finish_reason"] == "stop"))
+            collected.extend(
+                await admin_api.events(
+                    chat_id,
+                    lambda e: e["type"] == "finish" and e["messageMetadata"]["finish_reason"] == "stop",
+                )
+            )
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
-            await admin_api.post(f"/chats/{chat_id}/messages", {"content": "now this", "interrupt": True},
-                                 expect=202)
+            await admin_api.post(
+                f"/chats/{chat_id}/messages", {"content": "now this", "interrupt": True}, expect=202
+            )
     finally:
         hold.set()
     kinds = [e["type"] for _, e in collected]

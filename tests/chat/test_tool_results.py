@@ -21,22 +21,29 @@ from workdock.agentapi import CallToolResult, ContentBlock
 from workdock.chat.convert import TEXT_CAP, for_model, for_storage
 
 sys.path.insert(0, str(FIXTURES))
-from content_kinds import PNG_BYTES, STRUCTURED  # noqa: E402 - the fixture server's own constants
+from content_kinds import PNG_BYTES, STRUCTURED
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_images_structured_content_and_long_text_reach_the_model_converted(
-        admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent],
-        workspace_dir: Path) -> None:
+    admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent], workspace_dir: Path
+) -> None:
     agent = start_agent({"kinds": fixture_server("content_kinds.py")})
     agent.wait_state("kinds", "ready")
     lines = [f"line {i:05d} " + "x" * 70 for i in range(1500)]  # ~120 KB, under the agent's read cap
     (workspace_dir / "big.txt").write_text("\n".join(lines) + "\n")
     chat_id = await new_chat(admin_api, agent.url)
-    fake_model.add(Reply(calls=[Call("kinds__image", {}), Call("kinds__structured", {}),
-                                Call("read_file", {"path": "big.txt"})]),
-                   Reply(text="ok"))
+    fake_model.add(
+        Reply(
+            calls=[
+                Call("kinds__image", {}),
+                Call("kinds__structured", {}),
+                Call("read_file", {"path": "big.txt"}),
+            ]
+        ),
+        Reply(text="ok"),
+    )
     await admin_api.post(f"/chats/{chat_id}/messages", {"content": "show me"}, expect=202)
     await admin_api.events(chat_id, turn_ended())
 
@@ -53,7 +60,7 @@ async def test_images_structured_content_and_long_text_reach_the_model_converted
     assert image["type"] == "image_url"
     prefix = "data:image/png;base64,"
     assert image["image_url"]["url"].startswith(prefix)
-    assert base64.b64decode(image["image_url"]["url"][len(prefix):]) == PNG_BYTES
+    assert base64.b64decode(image["image_url"]["url"][len(prefix) :]) == PNG_BYTES
 
     # Structured content arrives as JSON, once (the server also sent it as text).
     assert json.loads(tool[structured_id]) == STRUCTURED
@@ -62,7 +69,7 @@ async def test_images_structured_content_and_long_text_reach_the_model_converted
     text = tool[read_id]
     note = re.search(r"\n\[output cut: (\d+) of (\d+) bytes not shown\]$", text)
     assert note, text[-300:]
-    kept = text[:note.start()]
+    kept = text[: note.start()]
     cut, total = int(note.group(1)), int(note.group(2))
     assert len(kept.encode()) == TEXT_CAP  # all ASCII: the cut falls exactly at the cap
     assert cut == total - len(kept.encode()) and total > 120_000
@@ -78,9 +85,11 @@ def _file_id(content: str) -> str:
 def test_structured_content_alone_is_sent_as_json_and_not_twice_with_its_text() -> None:
     alone = CallToolResult(structured_content={"a": [1, 2]})
     assert json.loads(for_model(for_storage(alone))) == {"a": [1, 2]}  # type: ignore[arg-type]
-    both = CallToolResult(content=[ContentBlock(type="text", text='{"a": [1, 2]}')],
-                          structured_content={"a": [1, 2]})
+    both = CallToolResult(
+        content=[ContentBlock(type="text", text='{"a": [1, 2]}')], structured_content={"a": [1, 2]}
+    )
     assert for_model(for_storage(both)) == '{"a": [1, 2]}'
-    summary = CallToolResult(content=[ContentBlock(type="text", text="two items")],
-                             structured_content={"a": [1, 2]})
+    summary = CallToolResult(
+        content=[ContentBlock(type="text", text="two items")], structured_content={"a": [1, 2]}
+    )
     assert for_model(for_storage(summary)) == 'two items\n{"a":[1,2]}'

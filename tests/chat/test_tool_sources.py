@@ -51,23 +51,36 @@ async def tool_names(api: Api, chat_id: str, source: str) -> set[str]:
 
 
 async def test_admin_server_tools_follow_allow_and_deny_lists(
-        admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent],
-        everything_http_url: str) -> None:
+    admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent], everything_http_url: str
+) -> None:
     agent = start_agent({})
     chat_id = await new_chat(admin_api, agent.url)
-    server = await admin_api.post("/mcp-servers", {"slug": "ev", "url": everything_http_url,
-                                                   "allow_tools": ["echo", "get-sum"],
-                                                   "deny_tools": ["echo"]}, expect=201)
+    server = await admin_api.post(
+        "/mcp-servers",
+        {
+            "slug": "ev",
+            "url": everything_http_url,
+            "allow_tools": ["echo", "get-sum"],
+            "deny_tools": ["echo"],
+        },
+        expect=201,
+    )
     # A non-empty allow list alone decides: the deny list does not apply.
-    assert await wait_until(lambda: _has(admin_api, chat_id, "ev__echo"), timeout=30,
-                            message="the admin server's tools")
+    assert await wait_until(
+        lambda: _has(admin_api, chat_id, "ev__echo"), timeout=30, message="the admin server's tools"
+    )
     assert await tool_names(admin_api, chat_id, "admin") == {"ev__echo", "ev__get-sum"}
 
-    await admin_api.request("PATCH", f"/mcp-servers/{server['id']}", json={"allow_tools": [],
-                                                                           "deny_tools": ["echo"]})
-    names = await wait_until(lambda: _names_if(admin_api, chat_id, lambda n: "ev__get-sum" in n
-                                               and "ev__echo" not in n and len(n) > 2), timeout=30,
-                             message="the deny list to apply")
+    await admin_api.request(
+        "PATCH", f"/mcp-servers/{server['id']}", json={"allow_tools": [], "deny_tools": ["echo"]}
+    )
+    names = await wait_until(
+        lambda: _names_if(
+            admin_api, chat_id, lambda n: "ev__get-sum" in n and "ev__echo" not in n and len(n) > 2
+        ),
+        timeout=30,
+        message="the deny list to apply",
+    )
     assert "ev__get-tiny-image" in names
 
     # A turn calls an admin tool through the server's own MCP connection.
@@ -81,8 +94,9 @@ async def test_admin_server_tools_follow_allow_and_deny_lists(
 
     # A chat that opts out gets none; a disabled server is offered to nobody.
     workspace_id = (await admin_api.get(f"/chats/{chat_id}"))["workspace_id"]
-    opted_out = await admin_api.post("/chats", {"workspace_id": workspace_id, "use_admin_servers": False},
-                                     expect=201)
+    opted_out = await admin_api.post(
+        "/chats", {"workspace_id": workspace_id, "use_admin_servers": False}, expect=201
+    )
     assert await tool_names(admin_api, opted_out["id"], "admin") == set()
     await admin_api.request("PATCH", f"/mcp-servers/{server['id']}", json={"enabled": False})
     assert await tool_names(admin_api, chat_id, "admin") == set()
@@ -98,8 +112,11 @@ async def _names_if(api: Api, chat_id: str, check: Callable[[set[str]], bool]) -
 
 
 async def test_failing_sources_and_tools_become_error_results_and_the_turn_completes(
-        start_chat_server: Callable[..., ChatServer], fake_model: FakeOpenAI, everything_http_url: str,
-        hung_server: str) -> None:
+    start_chat_server: Callable[..., ChatServer],
+    fake_model: FakeOpenAI,
+    everything_http_url: str,
+    hung_server: str,
+) -> None:
     server = start_chat_server(tool_timeout=1.0)
     api = Api(server.url, server.admin_token)
     try:
@@ -115,11 +132,17 @@ async def test_failing_sources_and_tools_become_error_results_and_the_turn_compl
         assert ("admin", "hung") in failures
         assert {"read_file", "execute"} <= {t["name"] for t in tools["tools"] if t["source"] == "builtin"}
 
-        fake_model.add(Reply(calls=[Call("read_file", {"path": "x.txt"}),
-                                    Call("ev__trigger-long-running-operation", {"duration": 5, "steps": 5}),
-                                    Call("no_such_tool", {}),
-                                    Call("ev__echo", {"message": "still works"})]),
-                       Reply(text="some tools failed"))
+        fake_model.add(
+            Reply(
+                calls=[
+                    Call("read_file", {"path": "x.txt"}),
+                    Call("ev__trigger-long-running-operation", {"duration": 5, "steps": 5}),
+                    Call("no_such_tool", {}),
+                    Call("ev__echo", {"message": "still works"}),
+                ]
+            ),
+            Reply(text="some tools failed"),
+        )
         await api.post(f"/chats/{chat_id}/messages", {"content": "try everything"}, expect=202)
         events = await api.events(chat_id, turn_ended())
         statuses = [e["data"] for _, e in events if e["type"] == "data-status"]

@@ -36,23 +36,32 @@ def turn_ended() -> Callable[[dict[str, Any]], bool]:
 
 
 async def new_chat(api: Api, agent_url: str, token: str = TOKEN, **chat: Any) -> str:
-    workspace = await api.post("/workspaces", {"name": "ws", "agent_url": agent_url, "agent_token": token},
-                               expect=201)
+    workspace = await api.post(
+        "/workspaces", {"name": "ws", "agent_url": agent_url, "agent_token": token}, expect=201
+    )
     created = await api.post("/chats", {"workspace_id": workspace["id"], **chat}, expect=201)
     return created["id"]
 
 
 async def test_tools_of_a_real_agent_and_a_builtin_reach_the_model(
-        admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent],
-        everything_stdio: dict[str, Any], workspace_dir: Path) -> None:
+    admin_api: Api,
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    everything_stdio: dict[str, Any],
+    workspace_dir: Path,
+) -> None:
     agent = start_agent({"everything": everything_stdio})
     agent.wait_state("everything", "ready")
     (workspace_dir / "notes.txt").write_text("hello from the workspace\n")
     chat_id = await new_chat(admin_api, agent.url)
     # Step 1: two parallel calls (one MCP tool through the agent, one built-in); step 2: the answer.
-    fake_model.add(Reply(text="Let me look.", calls=[Call("everything__echo", {"message": "ping"}),
-                                                      Call("read_file", {"path": "notes.txt"})]),
-                   Reply(text="Both tools answered."))
+    fake_model.add(
+        Reply(
+            text="Let me look.",
+            calls=[Call("everything__echo", {"message": "ping"}), Call("read_file", {"path": "notes.txt"})],
+        ),
+        Reply(text="Both tools answered."),
+    )
 
     await admin_api.post(f"/chats/{chat_id}/messages", {"content": "check the tools"}, expect=202)
     events = await admin_api.events(chat_id, turn_ended())
@@ -67,8 +76,19 @@ async def test_tools_of_a_real_agent_and_a_builtin_reach_the_model(
     assert "hello from the workspace" in joined
 
     # The stream used the UI chunk vocabulary, in order.
-    for kind in ("start", "start-step", "text-start", "text-delta", "tool-input-start", "tool-input-delta",
-                 "tool-input-available", "tool-output-available", "data-message", "finish-step", "finish"):
+    for kind in (
+        "start",
+        "start-step",
+        "text-start",
+        "text-delta",
+        "tool-input-start",
+        "tool-input-delta",
+        "tool-input-available",
+        "tool-output-available",
+        "data-message",
+        "finish-step",
+        "finish",
+    ):
         assert kind in kinds, kind
     assert kinds.index("start") < kinds.index("start-step") < kinds.index("tool-output-available")
     assert kinds.count("start-step") == 2 and kinds.count("finish-step") == 2
@@ -82,7 +102,9 @@ async def test_tools_of_a_real_agent_and_a_builtin_reach_the_model(
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
     calls = [p for p in messages[1]["parts"] if p["type"] == "tool-call"]
     assert {(c["tool_name"], c["source"], c["server"]) for c in calls} == {
-        ("everything__echo", "workspace", "everything"), ("read_file", "builtin", None)}
+        ("everything__echo", "workspace", "everything"),
+        ("read_file", "builtin", None),
+    }
     assert messages[1]["model"] == "openai:fake-model"
     assert messages[1]["usage"] == {"input_tokens": 10, "output_tokens": 5}
     tool_results = messages[2]["parts"]
@@ -95,7 +117,8 @@ async def test_tools_of_a_real_agent_and_a_builtin_reach_the_model(
 
 
 async def test_without_a_model_chats_work_and_a_message_says_how_to_configure_one(
-        start_chat_server: Callable[..., Any], start_agent: Callable[..., RunningAgent]) -> None:
+    start_chat_server: Callable[..., Any], start_agent: Callable[..., RunningAgent]
+) -> None:
     server = start_chat_server(env={"WORKDOCK_MODELS": ""})
     api = Api(server.url, server.admin_token)
     try:

@@ -16,16 +16,21 @@ from tests.support.agent import TOKEN, RunningAgent, write_config
 
 pytestmark = pytest.mark.anyio
 
-LOUD_FAILURE = {"command": sys.executable,
-                "args": ["-c", "import sys; print('no API key configured', file=sys.stderr); sys.exit(2)"]}
+LOUD_FAILURE = {
+    "command": sys.executable,
+    "args": ["-c", "import sys; print('no API key configured', file=sys.stderr); sys.exit(2)"],
+}
 
 
 async def test_a_token_becomes_a_session_cookie_and_logout_keeps_the_token(
-        chat_server: ChatServer, admin_api: Api) -> None:
+    chat_server: ChatServer, admin_api: Api
+) -> None:
     async with httpx2.AsyncClient(base_url=chat_server.url) as browser:
         refused = await browser.post("/api/v0/session", headers={"Authorization": "Bearer wd_wrong"})
         assert refused.status_code == 401
-        answer = await browser.post("/api/v0/session", headers={"Authorization": f"Bearer {chat_server.admin_token}"})
+        answer = await browser.post(
+            "/api/v0/session", headers={"Authorization": f"Bearer {chat_server.admin_token}"}
+        )
         assert answer.status_code == 200 and answer.json()["user"]["name"] == "admin"
         cookie = answer.headers["set-cookie"]
         assert "workdock_session=" in cookie and "HttpOnly" in cookie
@@ -39,11 +44,13 @@ async def test_a_token_becomes_a_session_cookie_and_logout_keeps_the_token(
 
 
 async def test_workspace_status_has_stderr_tails_and_refresh_rereads_the_config(
-        admin_api: Api, start_agent: Callable[..., RunningAgent], workspace_dir: Path) -> None:
+    admin_api: Api, start_agent: Callable[..., RunningAgent], workspace_dir: Path
+) -> None:
     agent = start_agent({"loud": LOUD_FAILURE})
     agent.wait_for(lambda: agent.server("loud")["stderr_tail"], 30, "the failing server's stderr")
-    workspace = await admin_api.post("/workspaces", {"name": "ws", "agent_url": agent.url, "agent_token": TOKEN},
-                                      expect=201)
+    workspace = await admin_api.post(
+        "/workspaces", {"name": "ws", "agent_url": agent.url, "agent_token": TOKEN}, expect=201
+    )
     listed = await admin_api.get(f"/workspaces/{workspace['id']}")
     [loud] = listed["agent"]["servers"]
     assert loud["name"] == "loud" and loud["state"] != "ready" and loud["transport"] == "stdio"
@@ -57,8 +64,14 @@ async def test_workspace_status_has_stderr_tails_and_refresh_rereads_the_config(
     refreshed = await admin_api.post(f"/workspaces/{workspace['id']}/refresh")
     assert {s["name"] for s in refreshed["agent"]["servers"]} == {"loud", "second"}
 
-    other = Api(admin_api.base_url, (await admin_api.post("/users/" + (await _new_user(admin_api)) + "/tokens",
-                                                           {"name": "t"}, expect=201))["token"])
+    other = Api(
+        admin_api.base_url,
+        (
+            await admin_api.post(
+                "/users/" + (await _new_user(admin_api)) + "/tokens", {"name": "t"}, expect=201
+            )
+        )["token"],
+    )
     try:
         await other.post(f"/workspaces/{workspace['id']}/refresh", expect=404)
     finally:

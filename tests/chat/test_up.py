@@ -28,11 +28,26 @@ async def test_up_serves_the_directory_and_prints_a_login_url(tmp_path: Path, fa
     data_dir, log_path = tmp_path / "data", tmp_path / "up.log"
     port = free_port()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "workdock.chat.cli_server", "--up", str(project),
-                                 "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir)],
-                                env={**os.environ, **model_env(fake_model)}, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "workdock.chat.cli_server",
+                "--up",
+                str(project),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--data-dir",
+                str(data_dir),
+            ],
+            env={**os.environ, **model_env(fake_model)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
+
         def printed_url() -> str | None:
             assert proc.poll() is None, log_path.read_text()
             match = re.search(r"open: (http://\S+)", log_path.read_text())

@@ -38,8 +38,12 @@ async def _turn(api: Api, chat_id: str, content: str) -> None:
 
 
 async def test_the_catalog_is_revalidated_by_etag_and_dropped_when_a_call_answers_404(
-        admin_api: Api, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent],
-        start_proxy: Callable[[str], RecordingProxy], workspace_dir: Path) -> None:
+    admin_api: Api,
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    start_proxy: Callable[[str], RecordingProxy],
+    workspace_dir: Path,
+) -> None:
     servers = {"kinds": fixture_server("content_kinds.py"), "gone": fixture_server("content_kinds.py")}
     agent = start_agent(servers)  # the agent watches .mcp.json (its default)
     agent.wait_state("kinds", "ready")
@@ -61,8 +65,11 @@ async def test_the_catalog_is_revalidated_by_etag_and_dropped_when_a_call_answer
     # them answers 404; the model gets an error result and the cache is dropped.
     def remove_then_call(_: dict[str, Any]) -> Reply:
         write_config(workspace_dir / ".mcp.json", {"kinds": servers["kinds"]})
-        wait_until_sync(lambda: "gone__text" not in agent.tool_names(), timeout=20,
-                        message="the agent to drop the removed server")
+        wait_until_sync(
+            lambda: "gone__text" not in agent.tool_names(),
+            timeout=20,
+            message="the agent to drop the removed server",
+        )
         return Reply(calls=[Call("gone__text", {})])
 
     fake_model.add(remove_then_call, Reply(text="it is gone"))

@@ -50,35 +50,41 @@ def test_missing_file_is_not_an_error_and_bad_json_reports_line_and_column(tmp_p
     assert [e.name for e in loaded.entries] == ["ok"]
 
 
-@pytest.mark.parametrize("raw, transport", [
-    ({"command": "x"}, "stdio"),
-    ({"url": "http://127.0.0.1:1/mcp"}, "http"),
-    ({"type": "sse", "url": "http://127.0.0.1:1/sse"}, "sse"),
-    ({"type": "streamable-http", "url": "http://127.0.0.1:1/mcp"}, "http"),
-    ({"type": "streamableHttp", "url": "http://127.0.0.1:1/mcp"}, "http"),
-    ({"type": "http", "url": "http://127.0.0.1:1/mcp", "command": "ignored"}, "http"),
-])
+@pytest.mark.parametrize(
+    "raw, transport",
+    [
+        ({"command": "x"}, "stdio"),
+        ({"url": "http://127.0.0.1:1/mcp"}, "http"),
+        ({"type": "sse", "url": "http://127.0.0.1:1/sse"}, "sse"),
+        ({"type": "streamable-http", "url": "http://127.0.0.1:1/mcp"}, "http"),
+        ({"type": "streamableHttp", "url": "http://127.0.0.1:1/mcp"}, "http"),
+        ({"type": "http", "url": "http://127.0.0.1:1/mcp", "command": "ignored"}, "http"),
+    ],
+)
 def test_type_inference_and_aliases(raw: dict, transport: str) -> None:
     entry = parse_entry("s", raw, {})
     assert isinstance(entry, ServerSpec) and entry.transport == transport
 
 
-@pytest.mark.parametrize("name, raw, error", [
-    ("s", "not an object", "entry must be a JSON object"),
-    ("s", {"args": []}, "needs 'command' (stdio) or 'url' (http/sse)"),
-    ("s", {"type": "websocket", "url": "ws://x"}, "unknown type 'websocket'"),
-    ("s", {"type": "stdio", "url": "http://x"}, "stdio servers need a non-empty 'command'"),
-    ("s", {"type": "sse"}, "sse servers need a non-empty 'url'"),
-    ("s", {"command": "x", "args": "not a list"}, "'args' must be a list of strings"),
-    ("s", {"command": "x", "timeout": -5}, "'timeout' must be a positive number"),
-    ("s", {"url": "ftp://x"}, "'url' must start with http:// or https://"),
-    ("a__b", {"command": "x"}, "may not contain '__'"),
-    ("_a", {"command": "x"}, "may not start or end with '_'"),
-    ("a_", {"command": "x"}, "may not start or end with '_'"),
-    ("a.b", {"command": "x"}, "1 to 64 characters"),
-    ("x" * 65, {"command": "x"}, "1 to 64 characters"),
-    ("", {"command": "x"}, "1 to 64 characters"),
-])
+@pytest.mark.parametrize(
+    "name, raw, error",
+    [
+        ("s", "not an object", "entry must be a JSON object"),
+        ("s", {"args": []}, "needs 'command' (stdio) or 'url' (http/sse)"),
+        ("s", {"type": "websocket", "url": "ws://x"}, "unknown type 'websocket'"),
+        ("s", {"type": "stdio", "url": "http://x"}, "stdio servers need a non-empty 'command'"),
+        ("s", {"type": "sse"}, "sse servers need a non-empty 'url'"),
+        ("s", {"command": "x", "args": "not a list"}, "'args' must be a list of strings"),
+        ("s", {"command": "x", "timeout": -5}, "'timeout' must be a positive number"),
+        ("s", {"url": "ftp://x"}, "'url' must start with http:// or https://"),
+        ("a__b", {"command": "x"}, "may not contain '__'"),
+        ("_a", {"command": "x"}, "may not start or end with '_'"),
+        ("a_", {"command": "x"}, "may not start or end with '_'"),
+        ("a.b", {"command": "x"}, "1 to 64 characters"),
+        ("x" * 65, {"command": "x"}, "1 to 64 characters"),
+        ("", {"command": "x"}, "1 to 64 characters"),
+    ],
+)
 def test_invalid_entries_fail_alone_with_a_clear_error(tmp_path: Path, name: str, raw, error: str) -> None:
     path = write(tmp_path / ".mcp.json", {name: raw, "fine": {"command": "ok"}})
     entries = by_name(load([path], environ={}).entries)
@@ -88,8 +94,19 @@ def test_invalid_entries_fail_alone_with_a_clear_error(tmp_path: Path, name: str
 
 
 def test_valid_names_and_fields(tmp_path: Path) -> None:
-    entry = parse_entry("My-server_2", {"command": "run", "args": ["a"], "env": {"K": "v"}, "cwd": "sub",
-                                        "timeout": 1500, "disabled": True, "unknownField": 1}, {})
+    entry = parse_entry(
+        "My-server_2",
+        {
+            "command": "run",
+            "args": ["a"],
+            "env": {"K": "v"},
+            "cwd": "sub",
+            "timeout": 1500,
+            "disabled": True,
+            "unknownField": 1,
+        },
+        {},
+    )
     assert isinstance(entry, ServerSpec)
     assert (entry.command, entry.args, dict(entry.env), entry.cwd) == ("run", ("a",), {"K": "v"}, "sub")
     assert entry.timeout_ms == 1500 and entry.disabled is True
@@ -97,24 +114,36 @@ def test_valid_names_and_fields(tmp_path: Path) -> None:
 
 def test_expansion_in_command_args_env_url_and_headers() -> None:
     environ = {"BIN": "/opt/bin/srv", "TOKEN": "t0k", "HOST": "127.0.0.1:9", "EMPTY": ""}
-    stdio = parse_entry("s", {"command": "${BIN}", "args": ["--token=${TOKEN}", "$TOKEN", "${MISSING:-dflt}"],
-                              "env": {"A": "${TOKEN}", "B": "${EMPTY:-fallback}"}}, environ)
+    stdio = parse_entry(
+        "s",
+        {
+            "command": "${BIN}",
+            "args": ["--token=${TOKEN}", "$TOKEN", "${MISSING:-dflt}"],
+            "env": {"A": "${TOKEN}", "B": "${EMPTY:-fallback}"},
+        },
+        environ,
+    )
     assert isinstance(stdio, ServerSpec)
     assert stdio.command == "/opt/bin/srv"
     assert stdio.args == ("--token=t0k", "$TOKEN", "dflt")  # a bare $VAR is left as it is
     assert dict(stdio.env) == {"A": "t0k", "B": "fallback"}  # :- also covers set-but-empty
-    http = parse_entry("h", {"url": "http://${HOST}/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}, environ)
+    http = parse_entry(
+        "h", {"url": "http://${HOST}/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}, environ
+    )
     assert isinstance(http, ServerSpec)
     assert http.url == "http://127.0.0.1:9/mcp" and dict(http.headers) == {"Authorization": "Bearer t0k"}
     assert expand("${EMPTY}", environ) == ""  # set but empty, without a default, is just empty
 
 
 def test_unset_variable_without_default_fails_only_that_server(tmp_path: Path) -> None:
-    path = write(tmp_path / ".mcp.json", {
-        "needs": {"url": "${DOCS_URL}/mcp"},
-        "hdr": {"url": "http://127.0.0.1:1/mcp", "headers": {"X": "${NOPE_TOKEN}"}},
-        "other": {"command": "ok"},
-    })
+    path = write(
+        tmp_path / ".mcp.json",
+        {
+            "needs": {"url": "${DOCS_URL}/mcp"},
+            "hdr": {"url": "http://127.0.0.1:1/mcp", "headers": {"X": "${NOPE_TOKEN}"}},
+            "other": {"command": "ok"},
+        },
+    )
     entries = by_name(load([path], environ={}).entries)
     assert isinstance(entries["needs"], InvalidEntry) and "DOCS_URL" in entries["needs"].error
     assert entries["needs"].transport == "http"
@@ -123,7 +152,10 @@ def test_unset_variable_without_default_fails_only_that_server(tmp_path: Path) -
 
 
 def test_top_level_shape_errors_make_the_file_invalid(tmp_path: Path) -> None:
-    assert load([write(tmp_path / "a.json", "[1]")], environ={}).files[0].error == "the top level must be a JSON object"
+    assert (
+        load([write(tmp_path / "a.json", "[1]")], environ={}).files[0].error
+        == "the top level must be a JSON object"
+    )
     assert load([write(tmp_path / "b.json", '{"mcpServers": []}')], environ={}).files[0].state == "invalid"
     assert load([write(tmp_path / "c.json", "{}")], environ={}).files[0].state == "loaded"
 

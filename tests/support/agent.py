@@ -34,25 +34,43 @@ def write_config(path: Path, servers: dict[str, Any]) -> Path:
 
 def fixture_server(script: str, **env: str) -> dict[str, Any]:
     """A `.mcp.json` entry that runs one of tests/fixtures/servers/ over stdio."""
-    entry: dict[str, Any] = {"command": sys.executable,
-                             "args": [str(Path(__file__).parent.parent / "fixtures" / "servers" / script)]}
+    entry: dict[str, Any] = {
+        "command": sys.executable,
+        "args": [str(Path(__file__).parent.parent / "fixtures" / "servers" / script)],
+    }
     if env:
         entry["env"] = env
     return entry
 
 
 class RunningAgent:
-    def __init__(self, workspace: Path, log_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workspace: Path, log_path: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.workspace = workspace
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
-        command = [sys.executable, "-m", "workdock.cli", "agent", "--dir", str(workspace),
-                   "--listen", f"127.0.0.1:{self.port}", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "workdock.cli",
+            "agent",
+            "--dir",
+            str(workspace),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            *args,
+        ]
         self.process = subprocess.Popen(
-            command, env={**os.environ, "WORKDOCK_AGENT_TOKEN": TOKEN, **(env or {})},
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            command,
+            env={**os.environ, "WORKDOCK_AGENT_TOKEN": TOKEN, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.http = httpx2.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
         self.wait_for(lambda: self._healthy(), 20, "the agent's /healthz to answer")
 
@@ -91,12 +109,16 @@ class RunningAgent:
         return self.servers()[name]
 
     def wait_state(self, name: str, state: str, timeout: float = 20) -> dict[str, Any]:
-        return self.wait_for(lambda: (s := self.servers().get(name)) and s["state"] == state and s,
-                             timeout, f"server {name!r} to be {state}")
+        return self.wait_for(
+            lambda: (s := self.servers().get(name)) and s["state"] == state and s,
+            timeout,
+            f"server {name!r} to be {state}",
+        )
 
     def call(self, tool: str, arguments: dict[str, Any] | None = None, **extra: Any) -> httpx2.Response:
-        return self.http.post("/api/v0/mcp/call-tool", json={"tool_name": tool, "arguments": arguments or {},
-                                                              **extra})
+        return self.http.post(
+            "/api/v0/mcp/call-tool", json={"tool_name": tool, "arguments": arguments or {}, **extra}
+        )
 
     # ---- shutdown -----------------------------------------------------------------------------
 

@@ -70,7 +70,9 @@ def _as_owner() -> list[str]:
 def _run(args: list[str]) -> None:
     result = subprocess.run([*_as_owner(), *args], capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
 
 
 def start_postgres(port: int) -> Iterator[PostgresServer]:
@@ -82,11 +84,25 @@ def start_postgres(port: int) -> Iterator[PostgresServer]:
         os.chown(root, owner.pw_uid, owner.pw_gid)
     data, sockets = root / "data", root / "sockets"
     try:
-        _run([str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8",
-              "--no-sync"])
+        _run(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]
+        )
         _run(["mkdir", "-p", str(sockets)])
-        _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
-              "-o", f"-h 127.0.0.1 -p {port} -k {sockets} -F", "start"])
+        _run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {sockets} -F",
+                "start",
+            ]
+        )
         try:
             yield PostgresServer(port, root)
         finally:

@@ -70,8 +70,15 @@ def serve_workspace(root: Path, table: ProcessTable | None = None) -> Iterator[W
     table = table or ProcessTable()
     port = _free_port()
     # As in the agent: in-flight requests (a running command) get 2 s on stop, then are cancelled.
-    config = uvicorn.Config(workspace_app(root, table), host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        workspace_app(root, table),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="workspace-server", daemon=True)
     thread.start()
@@ -81,16 +88,18 @@ def serve_workspace(root: Path, table: ProcessTable | None = None) -> Iterator[W
             server.should_exit = True
             raise AssertionError("the workspace server did not start")
         time.sleep(0.01)
-    running = WorkspaceServer(url=f"http://127.0.0.1:{port}", root=root, table=table, _server=server,
-                              _thread=thread)
+    running = WorkspaceServer(
+        url=f"http://127.0.0.1:{port}", root=root, table=table, _server=server, _thread=thread
+    )
     try:
         yield running
     finally:
         running.stop()
 
 
-async def wait_until(predicate: Callable[[], T | Awaitable[T]], timeout: float = 10,
-                     message: str = "condition") -> T:
+async def wait_until(
+    predicate: Callable[[], T | Awaitable[T]], timeout: float = 10, message: str = "condition"
+) -> T:
     """Poll ``predicate`` (sync or async) until it is truthy and return its value; fail at the deadline."""
     deadline = anyio.current_time() + timeout
     while True:

@@ -31,15 +31,25 @@ from tests.conftest import TESTS, require
 from tests.support.agent import TOKEN, RunningAgent
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 ARTIFACTS = TESTS / "artifacts" / "web"
 TIMEOUT_MS = 20_000
 expect.set_options(timeout=15_000)  # the machine may be busy: conditions, not speed, are under test
 
 # A workspace server that can never start: it explains itself on stderr and exits.
-BROKEN_SERVER = {"command": sys.executable,
-                 "args": ["-c", "import sys; print('broken: GITHUB_TOKEN is not set', file=sys.stderr); sys.exit(3)"]}
+BROKEN_SERVER = {
+    "command": sys.executable,
+    "args": ["-c", "import sys; print('broken: GITHUB_TOKEN is not set', file=sys.stderr); sys.exit(3)"],
+}
 
 
 @dataclass
@@ -62,15 +72,20 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(chat_server: ChatServer, fake_model: FakeOpenAI, start_agent: Callable[..., RunningAgent],
-                everything_stdio: dict[str, Any]) -> AsyncIterator[Stack]:
+async def stack(
+    chat_server: ChatServer,
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    everything_stdio: dict[str, Any],
+) -> AsyncIterator[Stack]:
     agent = start_agent({"everything": everything_stdio, "broken": BROKEN_SERVER})
     agent.wait_state("everything", "ready", timeout=60)
     agent.wait_for(lambda: agent.server("broken")["state"] in ("failed", "restarting"), 30, "broken to fail")
     api = Api(chat_server.url, chat_server.admin_token)
     try:
-        workspace = await api.post("/workspaces", {"name": "demo-project", "agent_url": agent.url,
-                                                   "agent_token": TOKEN}, expect=201)
+        workspace = await api.post(
+            "/workspaces", {"name": "demo-project", "agent_url": agent.url, "agent_token": TOKEN}, expect=201
+        )
         yield Stack(chat_server, api, agent, fake_model, workspace["id"])
     finally:
         await api.aclose()
@@ -101,9 +116,15 @@ async def browser(tmp_path: Path, chat_server: ChatServer) -> AsyncIterator[Brow
     require(CHROMIUM.exists(), f"{CHROMIUM} is missing (Debian package chromium; scripts/test installs it)")
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 820}, device_scale_factor=1, color_scheme="light",
-            reduced_motion="reduce")
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 820},
+            device_scale_factor=1,
+            color_scheme="light",
+            reduced_motion="reduce",
+        )
         try:
             context.set_default_timeout(TIMEOUT_MS)
             page = context.pages[0] if context.pages else await context.new_page()

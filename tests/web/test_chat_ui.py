@@ -58,12 +58,19 @@ async def test_login_with_the_one_time_url_or_a_token_and_logout(browser: Browse
 
 
 async def test_a_turn_streams_with_a_tool_card_and_a_reload_shows_the_same_history(
-        browser: Browser, stack: Stack) -> None:
+    browser: Browser, stack: Stack
+) -> None:
     page = browser.page
     stack.fake.add(
-        Reply(text="Let me ask the workspace.", calls=[Call("everything__echo", {"message": "hello from the browser"})]),
-        Reply(text="The **echo server** answered.\n\n```python\nprint('hello from the browser')\n```\n\n"
-                   "- first point\n- second point with `code`"))
+        Reply(
+            text="Let me ask the workspace.",
+            calls=[Call("everything__echo", {"message": "hello from the browser"})],
+        ),
+        Reply(
+            text="The **echo server** answered.\n\n```python\nprint('hello from the browser')\n```\n\n"
+            "- first point\n- second point with `code`"
+        ),
+    )
     await log_in(browser, stack)
 
     # Start from the new-chat page: pick the workspace, type, Enter.
@@ -77,7 +84,9 @@ async def test_a_turn_streams_with_a_tool_card_and_a_reload_shows_the_same_histo
     await expect(card.locator(".chip")).to_have_text("workspace · everything")
     await expect(card.locator(".tool-duration")).to_have_text(re.compile(r"\d+ ms|\d"))
     await card.locator("summary").click()
-    await expect(card.locator(".tool-section pre.json")).to_contain_text('"message": "hello from the browser"')
+    await expect(card.locator(".tool-section pre.json")).to_contain_text(
+        '"message": "hello from the browser"'
+    )
     await expect(card.locator(".tool-result")).to_contain_text("Echo: hello from the browser")
 
     answer = page.locator(".msg-assistant").last
@@ -100,7 +109,9 @@ async def test_a_turn_streams_with_a_tool_card_and_a_reload_shows_the_same_histo
     await card.locator("summary").click()
     texts_before = await page.locator(".transcript .msg").all_inner_texts()
     await page.reload()
-    await expect(page.locator(".tool-card[data-tool='everything__echo']")).to_have_attribute("data-state", "done")
+    await expect(page.locator(".tool-card[data-tool='everything__echo']")).to_have_attribute(
+        "data-state", "done"
+    )
     await expect(page.locator(".msg-assistant").last.locator("strong")).to_have_text("echo server")
     assert await page.locator(".transcript .msg").all_inner_texts() == texts_before
     browser.assert_no_errors()
@@ -109,9 +120,13 @@ async def test_a_turn_streams_with_a_tool_card_and_a_reload_shows_the_same_histo
 async def test_tool_results_and_model_text_cannot_inject_html(browser: Browser, stack: Stack) -> None:
     page = browser.page
     payload = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 2">'
-    stack.fake.add(Reply(text=f"Model says {payload} [click](javascript:alert(1))",
-                         calls=[Call("everything__echo", {"message": payload})]),
-                   Reply(text=f"Done: {payload}"))
+    stack.fake.add(
+        Reply(
+            text=f"Model says {payload} [click](javascript:alert(1))",
+            calls=[Call("everything__echo", {"message": payload})],
+        ),
+        Reply(text=f"Done: {payload}"),
+    )
     chat_id = await stack.new_chat("injection")
     await log_in(browser, stack)
     await page.goto(f"{stack.server.url}/#/chats/{chat_id}")

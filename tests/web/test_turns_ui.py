@@ -15,10 +15,14 @@ from tests.web.test_chat_ui import log_in
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
 
-async def test_interrupt_a_long_turn_after_a_reload_with_a_message_queued(browser: Browser, stack: Stack) -> None:
+async def test_interrupt_a_long_turn_after_a_reload_with_a_message_queued(
+    browser: Browser, stack: Stack
+) -> None:
     page = browser.page
-    stack.fake.add(Reply(text="Running the slow command.", calls=[Call("execute", {"command": "sleep 60"})]),
-                   Reply(text="Picked up the queued message."))
+    stack.fake.add(
+        Reply(text="Running the slow command.", calls=[Call("execute", {"command": "sleep 60"})]),
+        Reply(text="Picked up the queued message."),
+    )
     chat_id = await stack.new_chat("slow one")
     await log_in(browser, stack)
     await page.goto(f"{stack.server.url}/#/chats/{chat_id}")
@@ -60,16 +64,35 @@ async def test_interrupt_a_long_turn_after_a_reload_with_a_message_queued(browse
 
 
 async def test_execute_and_edit_files_cards_in_light_dark_and_phone_width(
-        browser: Browser, stack: Stack, workspace_dir: Path) -> None:
+    browser: Browser, stack: Stack, workspace_dir: Path
+) -> None:
     page = browser.page
     (workspace_dir / "greet.py").write_text("def greet(name):\n    return 'Hello ' + name\n")
     stack.fake.add(
-        Reply(text="I'll check the tests, then fix the greeting.", calls=[
-            Call("execute", {"command": "echo 3 passed; echo 1 failed >&2; exit 1"}),
-            Call("edit_files", {"files": [{"path": "greet.py", "edits": [
-                {"old": "return 'Hello ' + name", "new": "return f'Hello, {name}!'"}]}]})]),
-        Reply(text="Fixed `greet()`: it now uses an f-string.\n\n| file | change |\n|---|---|\n"
-                   "| greet.py | f-string |"))
+        Reply(
+            text="I'll check the tests, then fix the greeting.",
+            calls=[
+                Call("execute", {"command": "echo 3 passed; echo 1 failed >&2; exit 1"}),
+                Call(
+                    "edit_files",
+                    {
+                        "files": [
+                            {
+                                "path": "greet.py",
+                                "edits": [
+                                    {"old": "return 'Hello ' + name", "new": "return f'Hello, {name}!'"}
+                                ],
+                            }
+                        ]
+                    },
+                ),
+            ],
+        ),
+        Reply(
+            text="Fixed `greet()`: it now uses an f-string.\n\n| file | change |\n|---|---|\n"
+            "| greet.py | f-string |"
+        ),
+    )
     await log_in(browser, stack)
     await page.goto(f"{stack.server.url}/#/")
     await page.get_by_label("First message").fill("Fix the greeting and run the tests")
@@ -115,7 +138,8 @@ async def test_execute_and_edit_files_cards_in_light_dark_and_phone_width(
 
 
 async def test_a_failing_workspace_server_shows_in_the_tools_panel_and_the_workspaces_view(
-        browser: Browser, stack: Stack) -> None:
+    browser: Browser, stack: Stack
+) -> None:
     page = browser.page
     chat_id = await stack.new_chat("tools")
     await log_in(browser, stack)
@@ -149,13 +173,20 @@ async def test_a_failing_workspace_server_shows_in_the_tools_panel_and_the_works
 
 
 async def test_images_structured_content_long_text_and_chat_rename_and_delete(
-        browser: Browser, stack: Stack) -> None:
+    browser: Browser, stack: Stack
+) -> None:
     page = browser.page
     long_message = "word " * 700
-    stack.fake.add(Reply(calls=[Call("everything__get-tiny-image", {}),
-                                Call("everything__get-structured-content", {"location": "New York"}),
-                                Call("everything__echo", {"message": long_message})]),
-                   Reply(text="Three results."))
+    stack.fake.add(
+        Reply(
+            calls=[
+                Call("everything__get-tiny-image", {}),
+                Call("everything__get-structured-content", {"location": "New York"}),
+                Call("everything__echo", {"message": long_message}),
+            ]
+        ),
+        Reply(text="Three results."),
+    )
     chat_id = await stack.new_chat("rich results")
     await log_in(browser, stack)
     await page.goto(f"{stack.server.url}/#/chats/{chat_id}")

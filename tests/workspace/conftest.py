@@ -33,6 +33,7 @@ async def client(server: WorkspaceServer) -> AsyncIterator[AgentClient]:
 @pytest.fixture
 async def http(server: WorkspaceServer) -> AsyncIterator[httpx2.AsyncClient]:
     """Raw HTTP with the token, for requests the typed client would never send."""
-    async with httpx2.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"},
-                                  timeout=30) as raw:
+    async with httpx2.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    ) as raw:
         yield raw

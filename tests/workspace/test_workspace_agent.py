@@ -26,7 +26,8 @@ def start(agents: list[RunningAgent], root: Path, *args: str) -> RunningAgent:
 
 
 def test_the_agent_serves_them_and_ends_background_processes_when_it_ends(
-        agents: list[RunningAgent], root: Path) -> None:
+    agents: list[RunningAgent], root: Path
+) -> None:
     agent = start(agents, root)
     written = agent.http.post("/api/v0/fs/write", json={"path": "notes/a.txt", "content": "hello\n"})
     assert written.status_code == 200, written.text
@@ -50,13 +51,17 @@ def test_the_agent_serves_them_and_ends_background_processes_when_it_ends(
 
 def test_no_workspace_ops_leaves_them_unmounted(agents: list[RunningAgent], root: Path) -> None:
     agent = start(agents, root, "--no-workspace-ops")
-    for method, path, body in [("POST", "/api/v0/fs/read", {"path": "x"}),
-                               ("POST", "/api/v0/fs/write", {"path": "x", "content": "x"}),
-                               ("POST", "/api/v0/exec", {"command": "touch pwned"}),
-                               ("GET", "/api/v0/processes", None)]:
+    for method, path, body in [
+        ("POST", "/api/v0/fs/read", {"path": "x"}),
+        ("POST", "/api/v0/fs/write", {"path": "x", "content": "x"}),
+        ("POST", "/api/v0/exec", {"command": "touch pwned"}),
+        ("GET", "/api/v0/processes", None),
+    ]:
         response = agent.http.request(method, path, json=body)
         assert response.status_code == 404, (path, response.text)
     assert not (root / "pwned").exists() and not (root / "x").exists()
     assert agent.http.get("/api/v0/mcp/tools").status_code == 200
-    assert not any(p.startswith(("/api/v0/fs", "/api/v0/exec", "/api/v0/processes"))
-                   for p in agent.http.get("/openapi.json").json()["paths"])
+    assert not any(
+        p.startswith(("/api/v0/fs", "/api/v0/exec", "/api/v0/processes"))
+        for p in agent.http.get("/openapi.json").json()["paths"]
+    )

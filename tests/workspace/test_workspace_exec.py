@@ -22,7 +22,8 @@ PY = sys.executable
 
 
 async def test_runs_in_the_workspace_dir_with_stdout_and_stderr_interleaved(
-        client: AgentClient, root: Path) -> None:
+    client: AgentClient, root: Path
+) -> None:
     result = await client.exec("pwd; echo out; echo err >&2; echo out2")
     assert result.exit_code == 0
     assert result.output == f"{root}\nout\nerr\nout2\n"
@@ -58,15 +59,18 @@ async def test_non_zero_exit(client: AgentClient) -> None:
 
 
 async def test_own_process_group_and_session_and_no_stdin(client: AgentClient) -> None:
-    probe = ("import os, sys; print(os.getpgid(0) == os.getpid(), os.getsid(0) == os.getpid(), "
-             "repr(sys.stdin.read()))")
-    result = await client.exec(f"exec {PY} -c \"{probe}\"")
+    probe = (
+        "import os, sys; print(os.getpgid(0) == os.getpid(), os.getsid(0) == os.getpid(), "
+        "repr(sys.stdin.read()))"
+    )
+    result = await client.exec(f'exec {PY} -c "{probe}"')
     # Leader of a new session and group; stdin is /dev/null, so a command waiting for input ends.
     assert result.output == "True True ''\n"
 
 
 async def test_the_agents_environment_without_its_token(
-        client: AgentClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: AgentClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WORKSPACE_TEST_MARK", "from the agent")
     monkeypatch.setenv("WORKDOCK_AGENT_TOKEN", "secret-agent-token")
     result = await client.exec('echo "$WORKSPACE_TEST_MARK|${WORKDOCK_AGENT_TOKEN:-unset}"')
@@ -88,8 +92,10 @@ async def test_the_command_runs_under_the_users_shell(client: AgentClient) -> No
 
 async def test_timeout_ends_the_whole_group_and_says_so(client: AgentClient) -> None:
     # Children (one of them ignoring SIGTERM, so SIGKILL must follow) and a grandchild.
-    command = ("echo $$; sleep 300 & sh -c 'trap \"\" TERM; sleep 300 & wait' & "
-               "sh -c 'sleep 300' & echo started; wait")
+    command = (
+        "echo $$; sleep 300 & sh -c 'trap \"\" TERM; sleep 300 & wait' & "
+        "sh -c 'sleep 300' & echo started; wait"
+    )
     begin = time.monotonic()
     result = await client.exec(command, timeout_ms=1500)
     took = time.monotonic() - begin
@@ -120,7 +126,7 @@ def split_at_marker(output: str) -> tuple[str, int, str]:
 
 async def test_output_over_64_kib_keeps_head_and_tail(client: AgentClient) -> None:
     script = "import sys; sys.stdout.write('HEAD' + 'x' * 200000 + 'TAIL')"
-    result = await client.exec(f"{PY} -c \"{script}\"")
+    result = await client.exec(f'{PY} -c "{script}"')
     assert result.truncated is True
     assert len(result.output.encode()) <= 64 * 1024
     head, cut, tail = split_at_marker(result.output)
@@ -131,7 +137,7 @@ async def test_output_over_64_kib_keeps_head_and_tail(client: AgentClient) -> No
 
 async def test_a_cut_never_splits_a_character(client: AgentClient) -> None:
     script = "import sys; sys.stdout.write('\\u20ac' * 100000)"
-    result = await client.exec(f"{PY} -c \"{script}\"")
+    result = await client.exec(f'{PY} -c "{script}"')
     head, cut, tail = split_at_marker(result.output)
     assert set(head) == set(tail) == {"\u20ac"}
     assert len(head.encode()) + cut + len(tail.encode()) == 300000
@@ -151,15 +157,18 @@ async def test_20_concurrent_commands(client: AgentClient) -> None:
     assert time.monotonic() - begin < 10, "the commands ran one after another"
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"command": ""},
-    {"command": "true", "timeout_ms": 0},
-    {"command": "true", "timeout_ms": 600_001},
-    {"command": "true", "timeout_ms": "100"},
-    {"command": ["ls"]},
-    {"command": "true", "background": "yes"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"command": ""},
+        {"command": "true", "timeout_ms": 0},
+        {"command": "true", "timeout_ms": 600_001},
+        {"command": "true", "timeout_ms": "100"},
+        {"command": ["ls"]},
+        {"command": "true", "background": "yes"},
+    ],
+)
 async def test_bad_exec_requests_are_400(http: httpx2.AsyncClient, body: object) -> None:
     response = await http.post("/api/v0/exec", json=body)
     assert response.status_code == 400, response.text

@@ -136,7 +136,8 @@ async def test_read_invalid_utf8_is_replaced_and_said_so(client: AgentClient, ro
 
 
 async def test_read_keeps_a_real_replacement_character_apart_from_invalid_bytes(
-        client: AgentClient, root: Path) -> None:
+    client: AgentClient, root: Path
+) -> None:
     (root / "ok.txt").write_text("already \ufffd here\n")
     result = await client.read_file("ok.txt")
     assert result.content == "already \ufffd here\n" and result.invalid_utf8 is False
@@ -148,15 +149,18 @@ async def test_read_an_empty_file(client: AgentClient, root: Path) -> None:
     assert (result.content, result.total_lines, result.lines, result.truncated) == ("", 0, 0, False)
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"path": ""},
-    {"path": 42},
-    {"path": "a.txt", "offset": -1},
-    {"path": "a.txt", "limit": 0},
-    {"path": "a.txt", "offset": "3"},
-    {"path": "a\u0000b"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"path": ""},
+        {"path": 42},
+        {"path": "a.txt", "offset": -1},
+        {"path": "a.txt", "limit": 0},
+        {"path": "a.txt", "offset": "3"},
+        {"path": "a\u0000b"},
+    ],
+)
 async def test_read_bad_requests_are_400(http: httpx2.AsyncClient, root: Path, body: object) -> None:
     (root / "a.txt").write_text("a\n")
     response = await http.post("/api/v0/fs/read", json=body)
@@ -243,10 +247,13 @@ async def test_edit_applies_edits_in_order_and_returns_a_diff(client: AgentClien
     source = root / "app.py"
     source.write_text("def main():\n    print('hi')\n\nmain()\n")
     source.chmod(0o700)
-    result = await client.edit_file("app.py", [
-        FileEdit(old="print('hi')", new="print('hello')"),
-        FileEdit(old="print('hello')", new="print('hello, world')"),  # sees the first edit's result
-    ])
+    result = await client.edit_file(
+        "app.py",
+        [
+            FileEdit(old="print('hi')", new="print('hello')"),
+            FileEdit(old="print('hello')", new="print('hello, world')"),  # sees the first edit's result
+        ],
+    )
     assert source.read_text() == "def main():\n    print('hello, world')\n\nmain()\n"
     assert result.replacements == 2
     assert result.diff.startswith("--- a/app.py\n+++ b/app.py\n@@")
@@ -282,7 +289,8 @@ async def test_edit_replace_all(client: AgentClient, root: Path) -> None:
 
 
 async def test_edit_set_whose_second_edit_fails_leaves_the_file_unchanged(
-        client: AgentClient, root: Path) -> None:
+    client: AgentClient, root: Path
+) -> None:
     target = root / "a.txt"
     target.write_text("one\ntwo\nthree\n")
     before = target.stat()
@@ -317,13 +325,16 @@ async def test_edit_refuses_files_it_would_corrupt(client: AgentClient, root: Pa
     assert (root / "latin1.txt").read_bytes() == "café\n".encode("latin-1")
 
 
-@pytest.mark.parametrize("edits", [
-    [],
-    [{"old": "", "new": "x"}],
-    [{"old": "a", "new": "a"}],
-    [{"old": "a"}],
-    [{"old": "a", "new": "b", "replace_all": "yes"}],
-])
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [],
+        [{"old": "", "new": "x"}],
+        [{"old": "a", "new": "a"}],
+        [{"old": "a"}],
+        [{"old": "a", "new": "b", "replace_all": "yes"}],
+    ],
+)
 async def test_edit_bad_requests_are_400(http: httpx2.AsyncClient, root: Path, edits: object) -> None:
     (root / "a.txt").write_text("a\n")
     response = await http.post("/api/v0/fs/edit", json={"path": "a.txt", "edits": edits})

@@ -67,7 +67,7 @@ async def test_output_reads_on_from_an_offset(client: AgentClient) -> None:
 
 async def test_output_of_a_chatty_process_keeps_head_and_tail(client: AgentClient) -> None:
     script = "import sys; sys.stdout.write('HEAD' + 'x' * 3000000 + 'TAIL')"
-    started = await client.exec(f"{PY} -c \"{script}\"", background=True)
+    started = await client.exec(f'{PY} -c "{script}"', background=True)
 
     async def finished() -> bool:
         listing = await client.list_processes()
@@ -125,7 +125,8 @@ async def test_background_timeout_ends_the_group(client: AgentClient) -> None:
     started = await client.exec("sleep 300 & sleep 300", background=True, timeout_ms=500)
     pid = await started_pid(client, started.process_id)
     output = await wait_until(
-        lambda: output_if_finished(client, started.process_id), message="the process to time out")
+        lambda: output_if_finished(client, started.process_id), message="the process to time out"
+    )
     assert output.timed_out is True and output.signal == "TERM"
     assert group_members(pid) == []
 
@@ -136,8 +137,9 @@ async def output_if_finished(client: AgentClient, process_id: str) -> ProcessOut
 
 
 async def test_signal_int_reaches_the_whole_group(client: AgentClient) -> None:
-    started = await client.exec("trap 'echo got INT; exit 5' INT; echo armed; sleep 300 & wait",
-                                background=True)
+    started = await client.exec(
+        "trap 'echo got INT; exit 5' INT; echo armed; sleep 300 & wait", background=True
+    )
     pid = await started_pid(client, started.process_id)
     await wait_until(lambda: output_contains(client, started.process_id, "armed"), message="the trap")
     await client.signal_process(started.process_id, "INT")
@@ -150,8 +152,9 @@ async def test_signal_to_a_finished_process_is_a_409(client: AgentClient) -> Non
     started = await client.exec("exit 0", background=True)
 
     async def finished() -> bool:
-        return any(p.id == started.process_id and not p.running
-                   for p in (await client.list_processes()).processes)
+        return any(
+            p.id == started.process_id and not p.running for p in (await client.list_processes()).processes
+        )
 
     await wait_until(finished, message="the process to finish")
     with pytest.raises(AgentError) as caught:
@@ -246,17 +249,21 @@ async def test_after_shutdown_no_command_starts(tmp_path: Path) -> None:
         assert caught.value.status == 503
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("POST", "/api/v0/fs/read", {"path": "a.txt"}),
-    ("POST", "/api/v0/fs/write", {"path": "a.txt", "content": "x"}),
-    ("POST", "/api/v0/fs/edit", {"path": "a.txt", "edits": [{"old": "a", "new": "b"}]}),
-    ("POST", "/api/v0/exec", {"command": "touch pwned"}),
-    ("GET", "/api/v0/processes", None),
-    ("GET", "/api/v0/processes/x/output", None),
-    ("POST", "/api/v0/processes/x/signal", {"signal": "KILL"}),
-])
-async def test_every_route_needs_the_token(server: WorkspaceServer, root: Path, method: str, path: str,
-                                           body: object) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v0/fs/read", {"path": "a.txt"}),
+        ("POST", "/api/v0/fs/write", {"path": "a.txt", "content": "x"}),
+        ("POST", "/api/v0/fs/edit", {"path": "a.txt", "edits": [{"old": "a", "new": "b"}]}),
+        ("POST", "/api/v0/exec", {"command": "touch pwned"}),
+        ("GET", "/api/v0/processes", None),
+        ("GET", "/api/v0/processes/x/output", None),
+        ("POST", "/api/v0/processes/x/signal", {"signal": "KILL"}),
+    ],
+)
+async def test_every_route_needs_the_token(
+    server: WorkspaceServer, root: Path, method: str, path: str, body: object
+) -> None:
     (root / "a.txt").write_text("a")
     async with httpx2.AsyncClient(base_url=server.url) as http:
         for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKEN}"}):

@@ -51,8 +51,9 @@ class _ToolListCache:
 
     def body(self, catalog: Catalog) -> bytes:
         if catalog.version != self._version:
-            self._body = orjson.dumps({"version": str(catalog.version),
-                                       "tools": [_tool_entry(t) for t in catalog.tools]})
+            self._body = orjson.dumps(
+                {"version": str(catalog.version), "tools": [_tool_entry(t) for t in catalog.tools]}
+            )
             self._version = catalog.version
         return self._body
 
@@ -65,13 +66,25 @@ def _etag_matches(header: str | None, version: str) -> bool:
 
 
 # The body is parsed by hand (whatever its Content-Type) so each mistake gets its own clear 400.
-_CALL_TOOL_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": agentapi.CallToolRequest.model_json_schema()}}}}
+_CALL_TOOL_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": agentapi.CallToolRequest.model_json_schema()}},
+    }
+}
 MAX_TIMEOUT_MS = 600_000
 # Declared by hand: the handler reads the query itself (no per-request parameter machinery).
-_REFRESH_PARAMETER = {"parameters": [{
-    "name": "refresh", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
-    "description": "Re-read the config files and re-list every server before answering."}]}
+_REFRESH_PARAMETER = {
+    "parameters": [
+        {
+            "name": "refresh",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean", "default": False},
+            "description": "Re-read the config files and re-list every server before answering.",
+        }
+    ]
+}
 
 
 def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
@@ -91,8 +104,11 @@ def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
     elif not isinstance(arguments, dict):
         raise ApiError(400, "arguments must be a JSON object")
     timeout_ms = body.get("timeout_ms")
-    if timeout_ms is not None and (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int)
-                                   or not 0 < timeout_ms <= MAX_TIMEOUT_MS):
+    if timeout_ms is not None and (
+        isinstance(timeout_ms, bool)
+        or not isinstance(timeout_ms, int)
+        or not 0 < timeout_ms <= MAX_TIMEOUT_MS
+    ):
         raise ApiError(400, f"timeout_ms must be a positive integer of at most {MAX_TIMEOUT_MS}")
     return tool_name, arguments, timeout_ms
 
@@ -101,8 +117,12 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
     router = APIRouter(prefix="/api/v0/mcp", tags=["mcp"])
     tool_list = _ToolListCache()
 
-    @router.get("/tools", response_model=agentapi.ToolList, responses={304: {"description": "Not modified"}},
-                openapi_extra=_REFRESH_PARAMETER)
+    @router.get(
+        "/tools",
+        response_model=agentapi.ToolList,
+        responses={304: {"description": "Not modified"}},
+        openapi_extra=_REFRESH_PARAMETER,
+    )
     async def list_tools(request: Request) -> Response:
         """The catalog of every ready server's tools, sorted by name; ETag is the catalog version."""
         if request.query_params.get("refresh", "").lower() in ("true", "1", "yes"):
@@ -115,8 +135,12 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
             return Response(status_code=304, headers={"ETag": etag})
         return Response(tool_list.body(catalog), media_type="application/json", headers={"ETag": etag})
 
-    @router.post("/call-tool", response_model=agentapi.CallToolResult, responses=ErrorBodyResponses,
-                 openapi_extra=_CALL_TOOL_BODY)
+    @router.post(
+        "/call-tool",
+        response_model=agentapi.CallToolResult,
+        responses=ErrorBodyResponses,
+        openapi_extra=_CALL_TOOL_BODY,
+    )
     async def call_tool(request: Request) -> JSONResponse:
         """Call a tool by its offered name; a tool that ran and failed is a 200 with ``is_error``."""
         tool_name, arguments, timeout_ms = parse_call_request(await request.body())
@@ -133,8 +157,10 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
         """Every declared server's state, and every config file looked at."""
         return agentapi.ServerList(
             servers=runtime.hub.statuses(),
-            config_files=[agentapi.ConfigFileStatus(path=f.path, state=f.state, error=f.error)
-                          for f in runtime.config_files],
+            config_files=[
+                agentapi.ConfigFileStatus(path=f.path, state=f.state, error=f.error)
+                for f in runtime.config_files
+            ],
         )
 
     return router
@@ -143,7 +169,10 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
 def _with_bearer_security(schema: dict[str, Any]) -> dict[str, Any]:
     """Say in the document what the middleware enforces: a bearer token everywhere but /healthz."""
     schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
-        "type": "http", "scheme": "bearer", "description": "The agent token"}
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The agent token",
+    }
     schema["security"] = [{"bearer": []}]
     if health := schema.get("paths", {}).get("/healthz", {}).get("get"):
         health["security"] = []
@@ -174,9 +203,16 @@ def create_app(settings: AgentSettings) -> FastAPI:
                         if processes is not None:
                             closing.start_soon(processes.shutdown)
 
-    # The OpenAPI document comes from a route of our own, which adds the bearer scheme the middleware enforces.
-    app = FastAPI(title="workdock agent", version=__version__, lifespan=lifespan,
-                  default_response_class=JSONResponse, openapi_url=None, docs_url=None, redoc_url=None)
+    # The OpenAPI document comes from a route of our own: it adds the bearer scheme the middleware enforces.
+    app = FastAPI(
+        title="workdock agent",
+        version=__version__,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.runtime = runtime
     install_error_handlers(app)
     app.add_middleware(BearerAuth, token=settings.token)

@@ -14,7 +14,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Reachable without the token: the liveness probe only.
 OPEN_PATHS = frozenset({"/healthz"})
-_UNAUTHORIZED = orjson.dumps({"message": "unauthorized", "detail": "send Authorization: Bearer <agent token>"})
+_UNAUTHORIZED = orjson.dumps(
+    {"message": "unauthorized", "detail": "send Authorization: Bearer <agent token>"}
+)
 
 
 class BearerAuth:
@@ -26,9 +28,17 @@ class BearerAuth:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._authorized(scope):
             await self.app(scope, receive, send)
             return
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-            (b"content-length", str(len(_UNAUTHORIZED)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b"Bearer"),
+                    (b"content-length", str(len(_UNAUTHORIZED)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": _UNAUTHORIZED})
 
     def _authorized(self, scope: Scope) -> bool:

@@ -69,9 +69,14 @@ class AgentRuntime:
 
         # Watching the directories (not the files) sees files that appear later and renames over them;
         # not recursively, so a large workspace costs nothing.
-        async for _changes in awatch(*directories, watch_filter=relevant, recursive=False,
-                                     debounce=WATCH_DEBOUNCE_MS, step=WATCH_STEP_MS,
-                                     stop_event=self._stop_watching):
+        async for _changes in awatch(
+            *directories,
+            watch_filter=relevant,
+            recursive=False,
+            debounce=WATCH_DEBOUNCE_MS,
+            step=WATCH_STEP_MS,
+            stop_event=self._stop_watching,
+        ):
             logger.info("config changed; reloading")
             await self.reload()
 

@@ -44,8 +44,10 @@ async def first_start(svc: Services) -> None:
     url = await login_url(svc, admin)
     logger.info("created the admin user; its API token is in %s", path)
     if not svc.config.quiet:
-        print(f"workdock: admin user created. Log in once at:\n  {url}\n"
-              f"API token for the CLI: {path}", flush=True)
+        print(
+            f"workdock: admin user created. Log in once at:\n  {url}\nAPI token for the CLI: {path}",
+            flush=True,
+        )
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -58,8 +60,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             await migrate(engine)
             store = Store(engine)
             stack.callback(store.close)
-            hub = await stack.enter_async_context(Hub(workspace=config.data_dir,
-                                                      connect_timeout=config.admin_connect_timeout))
+            hub = await stack.enter_async_context(
+                Hub(workspace=config.data_dir, connect_timeout=config.admin_connect_timeout)
+            )
             pool = AgentPool(call_timeout=config.tool_timeout)
             stack.push_async_callback(pool.aclose)
             admin = AdminServers(hub, call_timeout=config.tool_timeout)
@@ -68,8 +71,16 @@ def create_app(config: ServerConfig) -> FastAPI:
             bus = EventBus()
             runner = TurnRunner(store, bus, gatherer, models)
             manager = ChatManager(store, runner)
-            svc = Services(config=config, store=store, bus=bus, pool=pool, admin=admin, gatherer=gatherer,
-                           models=models, chats=manager)
+            svc = Services(
+                config=config,
+                store=store,
+                bus=bus,
+                pool=pool,
+                admin=admin,
+                gatherer=gatherer,
+                models=models,
+                chats=manager,
+            )
             app.state.services = svc
             stack.callback(bus.close_all)
             stack.push_async_callback(manager.shutdown)
@@ -90,5 +101,3 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     mount(app)  # the web UI at "/", after every API route so none is shadowed
     return app
-
-

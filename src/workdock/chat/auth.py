@@ -19,7 +19,8 @@ _bearer = HTTPBearer(auto_error=False, description="An API token, or the session
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services
+    services: Services = request.app.state.services
+    return services
 
 
 async def current_user(request: Request, svc: Services = Depends(services)) -> User:
@@ -27,8 +28,12 @@ async def current_user(request: Request, svc: Services = Depends(services)) -> U
     token = credentials.credentials if credentials else request.cookies.get(COOKIE)
     user = await svc.store.user_for_token(token) if token else None
     if user is None:
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> or log in",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <token> or log in",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     request.state.token = token
     return user
 

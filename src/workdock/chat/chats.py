@@ -28,8 +28,9 @@ class ChatManager:
         turn = self._turns.get(chat_id)
         return turn is not None and not turn.done()
 
-    async def submit(self, chat_id: str, content: str, *, interrupt: bool = False,
-                     title: str | None = None) -> QueuedMessage:
+    async def submit(
+        self, chat_id: str, content: str, *, interrupt: bool = False, title: str | None = None
+    ) -> QueuedMessage:
         queued = await self.store.enqueue(chat_id, content, title=title)
         if interrupt:
             await self.interrupt(chat_id)
@@ -80,7 +81,9 @@ class ChatManager:
         """On start: turns cut off by a restart are marked interrupted; queued messages get their turns."""
         interrupted = await self.store.interrupt_running_chats()
         if interrupted:
-            logger.warning("marked %d chat(s) interrupted: the server stopped during their turn", len(interrupted))
+            logger.warning(
+                "marked %d chat(s) interrupted: the server stopped during their turn", len(interrupted)
+            )
         for chat_id in await self.store.chats_with_queue():
             self.kick(chat_id)
 

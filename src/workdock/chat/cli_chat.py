@@ -44,8 +44,9 @@ def resolve_token(token: str | None, data_dir: Path | None) -> str:
 class ChatSession:
     def __init__(self, server: str, token: str, console: Console) -> None:
         self.console = console
-        self.http = httpx2.AsyncClient(base_url=server.rstrip("/"), timeout=30,
-                                       headers={"Authorization": f"Bearer {token}"})
+        self.http = httpx2.AsyncClient(
+            base_url=server.rstrip("/"), timeout=30, headers={"Authorization": f"Bearer {token}"}
+        )
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self._tools: dict[str, tuple[str, Any]] = {}
@@ -74,8 +75,9 @@ class ChatSession:
 
     # ---- choosing a chat ------------------------------------------------------------------------
 
-    async def pick_chat(self, chat_id: str | None, workspace_id: str | None, model: str | None,
-                        interactive: bool) -> str:
+    async def pick_chat(
+        self, chat_id: str | None, workspace_id: str | None, model: str | None, interactive: bool
+    ) -> str:
         if chat_id:
             await self.api("GET", f"/chats/{chat_id}")
             return chat_id
@@ -91,20 +93,21 @@ class ChatSession:
             self.console.print(table)
             answer = (await asyncio.to_thread(input, "chat number, or Enter for a new chat: ")).strip()
             if answer.isdigit() and 1 <= int(answer) <= len(chats):
-                return chats[int(answer) - 1]["id"]
+                return str(chats[int(answer) - 1]["id"])
         return await self.new_chat(workspace_id, model)
 
     async def new_chat(self, workspace_id: str | None, model: str | None) -> str:
         if workspace_id is None:
             workspaces = (await self.api("GET", "/workspaces"))["workspaces"]
             if not workspaces:
-                raise ChatClientError("no workspace yet: register one (POST /api/v0/workspaces) or use "
-                                      "`workdock up`")
+                raise ChatClientError(
+                    "no workspace yet: register one (POST /api/v0/workspaces) or use `workdock up`"
+                )
             workspace_id = workspaces[0]["id"]
         body: dict[str, Any] = {"workspace_id": workspace_id}
         if model:
             body["model"] = model
-        return (await self.api("POST", "/chats", json=body))["id"]
+        return str((await self.api("POST", "/chats", json=body))["id"])
 
     # ---- streaming ------------------------------------------------------------------------------
 
@@ -126,8 +129,9 @@ class ChatSession:
                         subscribed.set()
 
         self._reader = asyncio.create_task(read())
-        done, _ = await asyncio.wait({self._reader, asyncio.ensure_future(subscribed.wait())},
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {self._reader, asyncio.ensure_future(subscribed.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
         if self._reader in done:
             self._reader.result()  # raises what went wrong
         while not self.events.empty():  # the snapshot of where the chat stood
@@ -168,23 +172,29 @@ class ChatSession:
             self.end_text()
             self._tools[event["toolCallId"]] = (event["toolName"], event.get("input"))
             args = json.dumps(event.get("input"), ensure_ascii=False)
-            self.console.print(f"[bold cyan]▶ {event['toolName']}[/] [dim]{_cut(args, 200)}[/]", highlight=False)
+            self.console.print(
+                f"[bold cyan]▶ {event['toolName']}[/] [dim]{_cut(args, 200)}[/]", highlight=False
+            )
         elif kind == "tool-output-available":
             name = self._tools.get(event["toolCallId"], ("?", None))[0]
             output = event.get("output") or {}
             text = "\n".join(c.get("text", "") for c in output.get("content", []) if c.get("type") == "text")
-            self.console.print(f"[green]✓ {name}[/] [dim]({output.get('duration_ms', '?')} ms)[/]",
-                               highlight=False)
+            self.console.print(
+                f"[green]✓ {name}[/] [dim]({output.get('duration_ms', '?')} ms)[/]", highlight=False
+            )
             if text.strip():
                 self.console.print(_cut(text.strip(), PREVIEW), style="dim", markup=False, highlight=False)
         elif kind == "tool-output-error":
             name = self._tools.get(event["toolCallId"], ("?", None))[0]
-            self.console.print(f"[red]✗ {name}[/] {_cut(event.get('errorText', ''), PREVIEW)}", highlight=False)
+            self.console.print(
+                f"[red]✗ {name}[/] {_cut(event.get('errorText', ''), PREVIEW)}", highlight=False
+            )
         elif kind == "data-status" and event["data"].get("tool_failures"):
             for failure in event["data"]["tool_failures"]:
                 where = failure["source"] + (f"/{failure['server']}" if failure.get("server") else "")
-                self.console.print(f"[yellow]! tools from {where} skipped: {failure['error']}[/]",
-                                   highlight=False)
+                self.console.print(
+                    f"[yellow]! tools from {where} skipped: {failure['error']}[/]", highlight=False
+                )
         elif kind == "error":
             self.end_text()
             self.console.print(f"[bold red]error:[/] {event.get('errorText')}", highlight=False)
@@ -197,8 +207,15 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"… (+{len(text) - limit} chars)"
 
 
-async def _run(server: str, token: str, chat_id: str | None, workspace_id: str | None, model: str | None,
-               message: str | None, console: Console) -> int:
+async def _run(
+    server: str,
+    token: str,
+    chat_id: str | None,
+    workspace_id: str | None,
+    model: str | None,
+    message: str | None,
+    console: Console,
+) -> int:
     session = ChatSession(server, token, console)
     try:
         chat_id = await session.pick_chat(chat_id, workspace_id, model, interactive=message is None)
@@ -222,14 +239,21 @@ async def _run(server: str, token: str, chat_id: str | None, workspace_id: str |
         await session.aclose()
 
 
-def run_chat(server: str = DEFAULT_SERVER, token: str | None = None, chat_id: str | None = None,
-             workspace_id: str | None = None, model: str | None = None, message: str | None = None,
-             data_dir: Path | None = None) -> int:
+def run_chat(
+    server: str = DEFAULT_SERVER,
+    token: str | None = None,
+    chat_id: str | None = None,
+    workspace_id: str | None = None,
+    model: str | None = None,
+    message: str | None = None,
+    data_dir: Path | None = None,
+) -> int:
     """Run the terminal client; returns the process exit code (0: the turn(s) succeeded)."""
     console = Console(highlight=False)
     try:
-        return asyncio.run(_run(server, resolve_token(token, data_dir), chat_id, workspace_id, model, message,
-                                console))
+        return asyncio.run(
+            _run(server, resolve_token(token, data_dir), chat_id, workspace_id, model, message, console)
+        )
     except ChatClientError as exc:
         console.print(f"[bold red]workdock chat:[/] {exc}", highlight=False)
         return 2
@@ -251,8 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--message", "-m")
     parser.add_argument("--data-dir", type=Path)
     args = parser.parse_args(argv)
-    return run_chat(args.server, args.token, args.chat_id, args.workspace_id, args.model, args.message,
-                    args.data_dir)
+    return run_chat(
+        args.server, args.token, args.chat_id, args.workspace_id, args.model, args.message, args.data_dir
+    )
 
 
 if __name__ == "__main__":

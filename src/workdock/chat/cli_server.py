@@ -27,30 +27,42 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def server_config(listen: str, database_url: str | None, data_dir: Path | None,
-                  public_url: str | None = None) -> ServerConfig:
+def server_config(
+    listen: str, database_url: str | None, data_dir: Path | None, public_url: str | None = None
+) -> ServerConfig:
     host, port = parse_listen(listen)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return ServerConfig(data_dir=data_dir or default_data_dir(), database_url=database_url,
-                        public_url=public_url or f"http://{shown}:{port}")
+    return ServerConfig(
+        data_dir=data_dir or default_data_dir(),
+        database_url=database_url,
+        public_url=public_url or f"http://{shown}:{port}",
+    )
 
 
-def run_server(listen: str = DEFAULT_LISTEN, database_url: str | None = None, data_dir: Path | None = None,
-               public_url: str | None = None) -> None:
+def run_server(
+    listen: str = DEFAULT_LISTEN,
+    database_url: str | None = None,
+    data_dir: Path | None = None,
+    public_url: str | None = None,
+) -> None:
     """Serve until SIGINT/SIGTERM. Migrations run on start; the first start prints a login URL."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = server_config(listen, database_url, data_dir, public_url)
     host, port = parse_listen(listen)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", lifespan="on",
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="info",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
 
 
-class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to ``run_up`` (two servers share one process)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+@contextlib.contextmanager
+def _no_signal_capture() -> Iterator[None]:
+    """For the two uvicorn servers of ``run_up``: it handles the signals itself (they share a process)."""
+    yield
 
 
 def _free_port(host: str) -> int:
@@ -84,17 +96,22 @@ async def _up(directory: Path, listen: str, database_url: str | None, data_dir: 
     config = server_config(listen, database_url, data_dir)
     config.quiet = True  # `up` prints its own login URL below
     app = create_app(config)
-    chat = _QuietServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                       timeout_graceful_shutdown=10))
+    chat = uvicorn.Server(
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10
+        )
+    )
     agent_token = secrets.token_urlsafe(32)
     agent_port = _free_port("127.0.0.1")
     agent = uvicorn_server(AgentSettings(workspace=directory, token=agent_token, port=agent_port))
-    agent.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    chat.capture_signals = agent.capture_signals = _no_signal_capture  # type: ignore[method-assign]
+
+    def stop_both() -> None:
+        chat.should_exit = agent.should_exit = True
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: (setattr(chat, "should_exit", True),
-                                              setattr(agent, "should_exit", True)))
+        loop.add_signal_handler(sig, stop_both)
     tasks = [asyncio.create_task(agent.serve(), name="agent"), asyncio.create_task(chat.serve(), name="chat")]
     while not (chat.started and agent.started):
         if any(t.done() for t in tasks):
@@ -102,21 +119,33 @@ async def _up(directory: Path, listen: str, database_url: str | None, data_dir: 
             await asyncio.gather(*tasks, return_exceptions=True)
             raise SystemExit("workdock up: a server failed to start (is the port in use?)")
         await asyncio.sleep(0.05)
-    url = await register_workspace(app.state.services, directory, f"http://127.0.0.1:{agent_port}", agent_token)
+    url = await register_workspace(
+        app.state.services, directory, f"http://127.0.0.1:{agent_port}", agent_token
+    )
     models = app.state.services.models
-    print(f"workdock is up for {directory}\n  open: {url}\n  server: {config.public_url}  "
-          f"agent: http://127.0.0.1:{agent_port}", flush=True)
+    print(
+        f"workdock is up for {directory}\n  open: {url}\n  server: {config.public_url}  "
+        f"agent: http://127.0.0.1:{agent_port}",
+        flush=True,
+    )
     if not models.names:
-        print("  no model configured yet: set WORKDOCK_MODELS (e.g. openai:gpt-4.1 with OPENAI_API_KEY) "
-              "and restart", flush=True)
+        print(
+            "  no model configured yet: set WORKDOCK_MODELS (e.g. openai:gpt-4.1 with OPENAI_API_KEY) "
+            "and restart",
+            flush=True,
+        )
     # Either one stopping (a signal, or a crash) ends both.
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     chat.should_exit = agent.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def run_up(dir: Path | None = None, listen: str = DEFAULT_LISTEN, database_url: str | None = None,
-           data_dir: Path | None = None) -> None:
+def run_up(
+    dir: Path | None = None,
+    listen: str = DEFAULT_LISTEN,
+    database_url: str | None = None,
+    data_dir: Path | None = None,
+) -> None:
     """``workdock up``: the chat server and an agent for ``dir`` in one process, the workspace
     registered, and a login URL printed."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -89,7 +89,9 @@ def for_model(content: Sequence[dict[str, Any]]) -> str | list[Any]:
     for block in content:
         if block.get("type") != "text" and str(block.get("media_type", "")).startswith(_MODEL_MEDIA):
             try:
-                files.append(BinaryContent(data=base64.b64decode(block["data"]), media_type=block["media_type"]))
+                files.append(
+                    BinaryContent(data=base64.b64decode(block["data"]), media_type=block["media_type"])
+                )
             except (KeyError, binascii.Error, ValueError):
                 text += "\n[an image that could not be decoded was left out]"
     if not files:
@@ -108,10 +110,19 @@ def to_model_messages(rows: Sequence[Message]) -> list[ModelMessage]:
 
     def close_open_calls() -> None:
         if open_calls:
-            messages.append(ModelRequest(parts=[
-                ToolReturnPart(tool_name=name, content="the turn was interrupted before this call finished",
-                               tool_call_id=call_id, outcome="interrupted")
-                for call_id, name in open_calls.items()]))
+            messages.append(
+                ModelRequest(
+                    parts=[
+                        ToolReturnPart(
+                            tool_name=name,
+                            content="the turn was interrupted before this call finished",
+                            tool_call_id=call_id,
+                            outcome="interrupted",
+                        )
+                        for call_id, name in open_calls.items()
+                    ]
+                )
+            )
             open_calls.clear()
 
     for row in rows:
@@ -126,8 +137,11 @@ def to_model_messages(rows: Sequence[Message]) -> list[ModelMessage]:
                 if part.get("type") == "text" and part.get("text"):
                     parts.append(TextPart(part["text"]))
                 elif part.get("type") == "tool-call":
-                    parts.append(ToolCallPart(part["tool_name"], part.get("args") or {},
-                                              tool_call_id=part["tool_call_id"]))
+                    parts.append(
+                        ToolCallPart(
+                            part["tool_name"], part.get("args") or {}, tool_call_id=part["tool_call_id"]
+                        )
+                    )
                     open_calls[part["tool_call_id"]] = part["tool_name"]
             if parts:
                 messages.append(ModelResponse(parts=parts, model_name=row.model))
@@ -137,9 +151,14 @@ def to_model_messages(rows: Sequence[Message]) -> list[ModelMessage]:
                 if part.get("type") != "tool-result" or part.get("tool_call_id") not in open_calls:
                     continue
                 open_calls.pop(part["tool_call_id"])
-                returns.append(ToolReturnPart(
-                    tool_name=part["tool_name"], content=for_model(part.get("content") or []),
-                    tool_call_id=part["tool_call_id"], outcome="failed" if part.get("is_error") else "success"))
+                returns.append(
+                    ToolReturnPart(
+                        tool_name=part["tool_name"],
+                        content=for_model(part.get("content") or []),
+                        tool_call_id=part["tool_call_id"],
+                        outcome="failed" if part.get("is_error") else "success",
+                    )
+                )
             if returns:
                 messages.append(ModelRequest(parts=returns))
     close_open_calls()

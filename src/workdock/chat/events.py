@@ -89,8 +89,12 @@ def message(row: Message) -> Chunk:
 
 def message_json(row: Message) -> dict[str, Any]:
     """A persisted message as the API shows it (spec/chat.md, Messages)."""
-    body: dict[str, Any] = {"id": row.id, "role": row.role, "created_at": row.created_at.isoformat(),
-                            "parts": row.parts}
+    body: dict[str, Any] = {
+        "id": row.id,
+        "role": row.role,
+        "created_at": row.created_at.isoformat(),
+        "parts": row.parts,
+    }
     if row.model is not None:
         body["model"] = row.model
     if row.usage is not None:

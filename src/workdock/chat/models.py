@@ -29,8 +29,9 @@ def parse_models(value: str | None) -> list[str]:
     for name in names:
         provider, _, model = name.partition(":")
         if not model or provider not in PROVIDERS:
-            raise ValueError(f"model {name!r}: expected provider:model with provider one of "
-                             f"{', '.join(PROVIDERS)}")
+            raise ValueError(
+                f"model {name!r}: expected provider:model with provider one of {', '.join(PROVIDERS)}"
+            )
     return names
 
 
@@ -44,14 +45,22 @@ def build_model(name: str, env: Mapping[str, str] | None = None) -> Model:
             from pydantic_ai.models.openai import OpenAIChatModel
             from pydantic_ai.providers.openai import OpenAIProvider
 
-            return OpenAIChatModel(model_name, provider=OpenAIProvider(
-                base_url=env.get("OPENAI_BASE_URL"), api_key=env.get("OPENAI_API_KEY")))
+            return OpenAIChatModel(
+                model_name,
+                provider=OpenAIProvider(
+                    base_url=env.get("OPENAI_BASE_URL"), api_key=env.get("OPENAI_API_KEY")
+                ),
+            )
         if provider == "anthropic":
             from pydantic_ai.models.anthropic import AnthropicModel
             from pydantic_ai.providers.anthropic import AnthropicProvider
 
-            return AnthropicModel(model_name, provider=AnthropicProvider(
-                api_key=env.get("ANTHROPIC_API_KEY"), base_url=env.get("ANTHROPIC_BASE_URL")))
+            return AnthropicModel(
+                model_name,
+                provider=AnthropicProvider(
+                    api_key=env.get("ANTHROPIC_API_KEY"), base_url=env.get("ANTHROPIC_BASE_URL")
+                ),
+            )
         if provider == "ollama":
             from pydantic_ai.models.ollama import OllamaModel
             from pydantic_ai.providers.ollama import OllamaProvider
@@ -91,8 +100,11 @@ class ModelCatalog:
         if name is None:
             raise ModelError(HOW_TO_CONFIGURE)
         if name not in self.names:
-            raise ModelError(f"model {name!r} is no longer offered; pick one of {', '.join(self.names)}"
-                             if self.names else HOW_TO_CONFIGURE)
+            raise ModelError(
+                f"model {name!r} is no longer offered; pick one of {', '.join(self.names)}"
+                if self.names
+                else HOW_TO_CONFIGURE
+            )
         model = self._built.get(name)
         if model is None:
             model = self._built[name] = build_model(name, self.env)

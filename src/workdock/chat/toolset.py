@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai.tools import ToolDefinition
 
 from workdock.chat.store.models import Chat, Workspace
 from workdock.chat.tools.admin import AdminServers
-from workdock.chat.tools.base import Gathered, OfferedTool, SourceFailure
+from workdock.chat.tools.base import Gathered, OfferedTool, Source, SourceFailure
 from workdock.chat.tools.builtin import builtin_tools
 from workdock.chat.tools.merge import merge
 from workdock.chat.tools.workspace import AgentPool
@@ -28,8 +28,11 @@ class ToolSet:
     definitions: list[ToolDefinition] = field(default_factory=list)  # ``tools`` as the model is told
 
     def describe(self) -> dict[str, Any]:
-        return {"tools": [t.describe() for t in self.tools.values()],
-                "failures": [f.describe() for f in self.failures], "warnings": self.warnings}
+        return {
+            "tools": [t.describe() for t in self.tools.values()],
+            "failures": [f.describe() for f in self.failures],
+            "warnings": self.warnings,
+        }
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,10 @@ class _Merged:
 
 def _merge(key: tuple[Hashable, ...], gathered: list[Gathered]) -> _Merged:
     tools, warnings = merge(*gathered)
-    definitions = [ToolDefinition(name=t.name, parameters_json_schema=t.parameters, description=t.description)
-                   for t in tools.values()]
+    definitions = [
+        ToolDefinition(name=t.name, parameters_json_schema=t.parameters, description=t.description)
+        for t in tools.values()
+    ]
     return _Merged(key, tools, warnings, definitions)
 
 
@@ -73,16 +78,20 @@ class ToolGatherer:
 
         # The admin catalog is in memory and built-ins are static; only the agent is a round trip,
         # and it carries its own 5 s budget. A source that raises is a failure, never the turn's end.
-        results = await asyncio.gather(admin(), self.pool.gather(workspace.id, client),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            admin(), self.pool.gather(workspace.id, client), return_exceptions=True
+        )
         builtin = self._builtin.get(workspace.id)
         if builtin is None or builtin.version is not client:
             builtin = self._builtin[workspace.id] = builtin_tools(client)
         gathered: list[Gathered] = [builtin]
-        for source, result in zip(("admin", "workspace"), results, strict=True):
+        sources: tuple[Source, Source] = ("admin", "workspace")
+        for source, result in zip(sources, results, strict=True):
             if isinstance(result, BaseException):
                 logger.warning("tool source %s failed: %r", source, result)
-                result = Gathered(failures=[SourceFailure(source, None, f"{type(result).__name__}: {result}")])
+                result = Gathered(
+                    failures=[SourceFailure(source, None, f"{type(result).__name__}: {result}")]
+                )
             gathered.append(result)
         slot = (workspace.id, bool(chat.use_admin_servers))
         key = tuple(g.version for g in gathered)
@@ -91,6 +100,11 @@ class ToolGatherer:
             merged = self._merged[slot] = _merge(key, gathered)
         failures = [f for g in gathered for f in g.failures]
         for failure in failures:
-            logger.info("chat %s: tool source %s%s skipped: %s", chat.id, failure.source,
-                        f"/{failure.server}" if failure.server else "", failure.error)
+            logger.info(
+                "chat %s: tool source %s%s skipped: %s",
+                chat.id,
+                failure.source,
+                f"/{failure.server}" if failure.server else "",
+                failure.error,
+            )
         return ToolSet(merged.tools, failures, merged.warnings, merged.definitions)

@@ -72,8 +72,14 @@ class CallOutcome:
 
 
 class TurnRunner:
-    def __init__(self, store: Store, bus: EventBus, gatherer: ToolGatherer, models: ModelCatalog,
-                 max_steps: int = MAX_STEPS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        gatherer: ToolGatherer,
+        models: ModelCatalog,
+        max_steps: int = MAX_STEPS,
+    ) -> None:
         self.store = store
         self.bus = bus
         self.gatherer = gatherer
@@ -128,9 +134,13 @@ class TurnRunner:
             calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
             outcomes = await asyncio.gather(*(self._call(toolset, call, channel, step) for call in calls))
             # The last step also settles the chat's status: one transaction, not two.
-            step.persisting = asyncio.ensure_future(self.store.add_messages(
-                chat_id, self._step_messages(model_name, toolset, response, step),
-                status=None if calls else "idle"))
+            step.persisting = asyncio.ensure_future(
+                self.store.add_messages(
+                    chat_id,
+                    self._step_messages(model_name, toolset, response, step),
+                    status=None if calls else "idle",
+                )
+            )
             rows = await asyncio.shield(step.persisting)
             for row in rows:
                 channel.publish(events.message(row))
@@ -139,10 +149,19 @@ class TurnRunner:
             if not calls:
                 return "stop"
             history.append(response)
-            history.append(ModelRequest(parts=[
-                ToolReturnPart(tool_name=call.tool_name, content=for_model(step.results[call.tool_call_id]["content"]),
-                               tool_call_id=call.tool_call_id, outcome="failed" if outcome.result.is_error else "success")
-                for call, outcome in zip(calls, outcomes, strict=True)]))
+            history.append(
+                ModelRequest(
+                    parts=[
+                        ToolReturnPart(
+                            tool_name=call.tool_name,
+                            content=for_model(step.results[call.tool_call_id]["content"]),
+                            tool_call_id=call.tool_call_id,
+                            outcome="failed" if outcome.result.is_error else "success",
+                        )
+                        for call, outcome in zip(calls, outcomes, strict=True)
+                    ]
+                )
+            )
         await self._stop_at_step_limit(chat_id, channel)
         return "step-limit"
 
@@ -152,16 +171,27 @@ class TurnRunner:
         The last step's tool results are stored but the model has not seen them; the next message
         goes on from there.
         """
-        notice = (f"Stopped after {self.max_steps} steps, the most one turn may take. "
-                  "Send a message to let the model go on.")
-        rows = await self.store.add_messages(chat_id, [NewMessage("assistant", [
-            {"type": "error", "text": notice, "reason": "step-limit"}])], status="idle")
+        notice = (
+            f"Stopped after {self.max_steps} steps, the most one turn may take. "
+            "Send a message to let the model go on."
+        )
+        rows = await self.store.add_messages(
+            chat_id,
+            [NewMessage("assistant", [{"type": "error", "text": notice, "reason": "step-limit"}])],
+            status="idle",
+        )
         for row in rows:
             channel.publish(events.message(row))
         channel.publish(events.error(notice))
 
-    async def _model_step(self, model: Model, history: list[ModelMessage], params: ModelRequestParameters,
-                          channel: ChatChannel, step: _Step) -> ModelResponse:
+    async def _model_step(
+        self,
+        model: Model,
+        history: list[ModelMessage],
+        params: ModelRequestParameters,
+        channel: ChatChannel,
+        step: _Step,
+    ) -> ModelResponse:
         """Stream one model response, publishing its text and tool-input chunks as they come."""
         publish = channel.publish
         part_ids: dict[int, str] = {}
@@ -186,23 +216,28 @@ class TurnRunner:
                         if isinstance(part.args, str) and part.args:
                             publish(events.tool_input_delta(part.tool_call_id, part.args))
                 elif isinstance(event, PartDeltaEvent):
-                    pid = part_ids.get(event.index)
+                    known = part_ids.get(event.index)
                     delta = event.delta
-                    if pid is None:
+                    if known is None:
                         continue
+                    pid = known
                     if isinstance(delta, TextPartDelta) and delta.content_delta:
                         step.texts[event.index] = step.texts.get(event.index, "") + delta.content_delta
                         publish(events.text_delta(pid, delta.content_delta))
                     elif isinstance(delta, ThinkingPartDelta) and delta.content_delta:
                         publish(events.reasoning_delta(pid, delta.content_delta))
-                    elif isinstance(delta, ToolCallPartDelta) and isinstance(delta.args_delta, str) \
-                            and delta.args_delta:
+                    elif (
+                        isinstance(delta, ToolCallPartDelta)
+                        and isinstance(delta.args_delta, str)
+                        and delta.args_delta
+                    ):
                         publish(events.tool_input_delta(pid, delta.args_delta))
                 elif isinstance(event, PartEndEvent):
-                    pid = part_ids.get(event.index)
+                    known = part_ids.get(event.index)
                     part = event.part
-                    if pid is None:
+                    if known is None:
                         continue
+                    pid = known
                     if isinstance(part, TextPart):
                         publish(events.text_end(pid))
                     elif isinstance(part, ThinkingPart):
@@ -216,8 +251,9 @@ class TurnRunner:
         step.response = response
         return response
 
-    async def _call(self, toolset: ToolSet, call: ToolCallPart, channel: ChatChannel,
-                    step: _Step) -> CallOutcome:
+    async def _call(
+        self, toolset: ToolSet, call: ToolCallPart, channel: ChatChannel, step: _Step
+    ) -> CallOutcome:
         """Run one tool call; any failure becomes an error result the model can read."""
         started = time.perf_counter()
         tool = toolset.tools.get(call.tool_name)
@@ -226,8 +262,10 @@ class TurnRunner:
         except (ValueError, AssertionError):
             arguments = None
         if tool is None:
-            result = error_result(f"there is no tool named {call.tool_name!r}; "
-                                  f"available: {', '.join(sorted(toolset.tools)) or 'none'}")
+            result = error_result(
+                f"there is no tool named {call.tool_name!r}; "
+                f"available: {', '.join(sorted(toolset.tools)) or 'none'}"
+            )
         elif arguments is None:
             result = error_result(f"the arguments for {call.tool_name} are not a JSON object: {call.args!r}")
         else:
@@ -241,21 +279,35 @@ class TurnRunner:
         duration_ms = round((time.perf_counter() - started) * 1000)
         content = for_storage(result)
         step.results[call.tool_call_id] = {
-            "type": "tool-result", "tool_call_id": call.tool_call_id, "tool_name": call.tool_name,
-            "is_error": result.is_error, "content": content, "duration_ms": duration_ms}
+            "type": "tool-result",
+            "tool_call_id": call.tool_call_id,
+            "tool_name": call.tool_name,
+            "is_error": result.is_error,
+            "content": content,
+            "duration_ms": duration_ms,
+        }
         if result.structured_content is not None:
             step.results[call.tool_call_id]["structured_content"] = result.structured_content
         if result.is_error:
-            channel.publish(events.tool_output_error(call.tool_call_id,
-                                                     result_text(result)[:STREAM_ERROR_PREVIEW]))
+            channel.publish(
+                events.tool_output_error(call.tool_call_id, result_text(result)[:STREAM_ERROR_PREVIEW])
+            )
         else:
-            channel.publish(events.tool_output_available(call.tool_call_id, {
-                "content": content, "structured_content": result.structured_content,
-                "duration_ms": duration_ms}))
+            channel.publish(
+                events.tool_output_available(
+                    call.tool_call_id,
+                    {
+                        "content": content,
+                        "structured_content": result.structured_content,
+                        "duration_ms": duration_ms,
+                    },
+                )
+            )
         return CallOutcome(result, duration_ms)
 
-    def _step_messages(self, model_name: str, toolset: ToolSet | None, response: ModelResponse | None,
-                       step: _Step) -> list[NewMessage]:
+    def _step_messages(
+        self, model_name: str, toolset: ToolSet | None, response: ModelResponse | None, step: _Step
+    ) -> list[NewMessage]:
         parts: list[dict[str, Any]] = []
         calls: list[ToolCallPart] = []
         if response is not None:
@@ -267,23 +319,40 @@ class TurnRunner:
                 elif isinstance(part, ToolCallPart):
                     calls.append(part)
                     tool = toolset.tools.get(part.tool_name) if toolset else None
-                    parts.append({"type": "tool-call", "tool_call_id": part.tool_call_id,
-                                  "tool_name": part.tool_name, "source": tool.source if tool else None,
-                                  "server": tool.server if tool else None, "args": _args(part)})
+                    parts.append(
+                        {
+                            "type": "tool-call",
+                            "tool_call_id": part.tool_call_id,
+                            "tool_name": part.tool_name,
+                            "source": tool.source if tool else None,
+                            "server": tool.server if tool else None,
+                            "args": _args(part),
+                        }
+                    )
         else:  # interrupted while the model was still answering: keep the text it had sent
             parts = [{"type": "text", "text": text} for _, text in sorted(step.texts.items()) if text]
         messages: list[NewMessage] = []
         if parts:
             usage = None
             if response is not None:
-                usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}
+                usage = {
+                    "input_tokens": response.usage.input_tokens,
+                    "output_tokens": response.usage.output_tokens,
+                }
             messages.append(NewMessage("assistant", parts, model=model_name, usage=usage))
         if calls:
-            results = [step.results.get(call.tool_call_id) or {
-                "type": "tool-result", "tool_call_id": call.tool_call_id, "tool_name": call.tool_name,
-                "is_error": True, "duration_ms": None,
-                "content": [{"type": "text", "text": "interrupted before this call finished"}]}
-                for call in calls]
+            results = [
+                step.results.get(call.tool_call_id)
+                or {
+                    "type": "tool-result",
+                    "tool_call_id": call.tool_call_id,
+                    "tool_name": call.tool_name,
+                    "is_error": True,
+                    "duration_ms": None,
+                    "content": [{"type": "text", "text": "interrupted before this call finished"}],
+                }
+                for call in calls
+            ]
             messages.append(NewMessage("tool", results))
         return messages
 
@@ -297,8 +366,12 @@ class TurnRunner:
                         for row in rows:
                             channel.publish(events.message(row))
                 else:
-                    rows = await self.store.add_messages(chat_id, self._step_messages(
-                        chat.model or self.models.default or "", None, step.response, step))
+                    rows = await self.store.add_messages(
+                        chat_id,
+                        self._step_messages(
+                            chat.model or self.models.default or "", None, step.response, step
+                        ),
+                    )
                     for row in rows:
                         channel.publish(events.message(row))
                 await self.store.update_chat(chat_id, status="interrupted")
@@ -310,7 +383,9 @@ class TurnRunner:
     async def _fail(self, chat_id: str, channel: ChatChannel, message: str) -> None:
         """End the turn with an error the user can read, stored so the history shows it too."""
         try:
-            rows = await self.store.add_messages(chat_id, [NewMessage("assistant", [{"type": "error", "text": message}])])
+            rows = await self.store.add_messages(
+                chat_id, [NewMessage("assistant", [{"type": "error", "text": message}])]
+            )
             for row in rows:
                 channel.publish(events.message(row))
             await self.store.update_chat(chat_id, status="error")
@@ -319,7 +394,6 @@ class TurnRunner:
         channel.publish(events.error(message))
         channel.publish(events.finish("error"))
         channel.publish(events.status("error", error=message))
-
 
 
 def _args(part: ToolCallPart) -> Any:

@@ -141,13 +141,16 @@ def parse_entry(name: str, raw: Any, environ: Mapping[str, str], config_file: st
     try:
         transport = _transport_of(raw)
         timeout = raw.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0
+        ):
             raise ValueError("'timeout' must be a positive number of milliseconds")
         disabled = raw.get("disabled", False)
         if not isinstance(disabled, bool):
             raise ValueError("'disabled' must be true or false")
-        common = dict(name=name, transport=transport, timeout_ms=timeout, disabled=disabled,
-                      config_file=config_file)
+        common = dict(
+            name=name, transport=transport, timeout_ms=timeout, disabled=disabled, config_file=config_file
+        )
         if transport == "stdio":
             command = raw.get("command")
             if not isinstance(command, str) or not command:
@@ -177,7 +180,9 @@ def parse_entry(name: str, raw: Any, environ: Mapping[str, str], config_file: st
             **common,  # type: ignore[arg-type]
         )
     except _MissingVariable as missing:
-        error = f"environment variable {missing.args[0]} is not set (and has no ${{{missing.args[0]}:-default}})"
+        error = (
+            f"environment variable {missing.args[0]} is not set (and has no ${{{missing.args[0]}:-default}})"
+        )
         return InvalidEntry(name=name, error=error, transport=transport, config_file=config_file)
     except ValueError as exc:
         return InvalidEntry(name=name, error=str(exc), transport=transport, config_file=config_file)

@@ -79,14 +79,16 @@ def backoff_delay(failures: int) -> float:
 class Connection:
     """A server's live state; :meth:`run` is its owner task."""
 
-    def __init__(self, entry: Entry, *, workspace: Path, connect_timeout: float,
-                 on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, entry: Entry, *, workspace: Path, connect_timeout: float, on_change: Callable[[], None]
+    ) -> None:
         self.entry = entry
         self.workspace = workspace
         self.connect_timeout = connect_timeout
         self._on_change = on_change
-        self.state: ServerState = "failed" if isinstance(entry, InvalidEntry) else (
-            "disabled" if entry.disabled else "connecting")
+        self.state: ServerState = (
+            "failed" if isinstance(entry, InvalidEntry) else ("disabled" if entry.disabled else "connecting")
+        )
         self.error: str | None = entry.error if isinstance(entry, InvalidEntry) else None
         self.tools: tuple[types.Tool, ...] = ()
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -149,9 +151,10 @@ class Connection:
                     ready_since = time.monotonic()
                     await self._serve(client)
             if budget.cancelled_caught:
-                self._connect_failed(f"no answer within the connect budget of {self.connect_timeout:g} s",
-                                     reset_era=False)
-        except Exception as exc:  # noqa: BLE001 - any failure of one server is reported, never raised
+                self._connect_failed(
+                    f"no answer within the connect budget of {self.connect_timeout:g} s", reset_era=False
+                )
+        except Exception as exc:
             if ready_since is None:
                 reason = _describe(exc)
                 if spec.transport == "stdio" and self._lost.is_set():
@@ -235,17 +238,31 @@ class Connection:
             if spec.transport == "stdio":
                 assert spec.command is not None
                 cwd = self.workspace / spec.cwd if spec.cwd else self.workspace
-                transport: Any = stdio_transport(spec.command, spec.args, cwd=cwd, env=spec.env,
-                                                 on_stderr=self._on_stderr, on_closed=self._lost.set)
+                transport: Any = stdio_transport(
+                    spec.command,
+                    spec.args,
+                    cwd=cwd,
+                    env=spec.env,
+                    on_stderr=self._on_stderr,
+                    on_closed=self._lost.set,
+                )
             elif spec.transport == "http":
                 assert spec.url is not None
-                http = await stack.enter_async_context(create_mcp_http_client(headers=dict(spec.headers or {})))
+                http = await stack.enter_async_context(
+                    create_mcp_http_client(headers=dict(spec.headers or {}))
+                )
                 transport = streamable_http_client(spec.url, http_client=http)
             else:
                 assert spec.url is not None
                 transport = sse_client(spec.url, headers=dict(spec.headers or {}))
-            client = Client(transport, mode=self._mode, prior_discover=self._prior_discover,
-                            message_handler=self._on_message, client_info=_CLIENT_INFO, cache=None)
+            client = Client(
+                transport,
+                mode=self._mode,
+                prior_discover=self._prior_discover,
+                message_handler=self._on_message,
+                client_info=_CLIENT_INFO,
+                cache=None,
+            )
             yield await stack.enter_async_context(client)
 
     async def _list_tools(self, client: Client) -> tuple[types.Tool, ...]:
@@ -295,20 +312,28 @@ class Connection:
         try:
             # Not ClientSession.call_tool: it validates structuredContent against the tool's
             # outputSchema (and may re-list to do so); a proxy passes results through as they are.
-            return await client.session.send_request(request, types.CallToolResult,
-                                                     request_read_timeout_seconds=timeout)
+            return await client.session.send_request(
+                request, types.CallToolResult, request_read_timeout_seconds=timeout
+            )
         except MCPError as exc:
             if exc.error.code == types.REQUEST_TIMEOUT:
-                raise CallTimeout(f"tool {tool!r} on server {self.name!r} did not answer within {timeout:g} s"
-                                  " (the server was sent notifications/cancelled)") from exc
+                raise CallTimeout(
+                    f"tool {tool!r} on server {self.name!r} did not answer within {timeout:g} s"
+                    " (the server was sent notifications/cancelled)"
+                ) from exc
             if exc.error.code == types.CONNECTION_CLOSED:
                 self._lost.set()
-                raise ServerUnavailable(f"server {self.name!r} closed the connection during the call") from exc
-            raise UpstreamError(f"server {self.name!r} answered with an error: {exc.error.message} "
-                                f"(code {exc.error.code})") from exc
+                raise ServerUnavailable(
+                    f"server {self.name!r} closed the connection during the call"
+                ) from exc
+            raise UpstreamError(
+                f"server {self.name!r} answered with an error: {exc.error.message} (code {exc.error.code})"
+            ) from exc
         except ValidationError as exc:
-            raise UpstreamError(f"server {self.name!r} sent a result that is not a valid tool result: "
-                                f"{exc.error_count()} problems") from exc
+            raise UpstreamError(
+                f"server {self.name!r} sent a result that is not a valid tool result: "
+                f"{exc.error_count()} problems"
+            ) from exc
         except _LOST_ERRORS as exc:
             self._lost.set()
             raise ServerUnavailable(f"server {self.name!r} is unreachable: {_describe(exc)}") from exc

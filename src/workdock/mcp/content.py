@@ -30,8 +30,15 @@ def block_to_wire(block: types.ContentBlock) -> dict[str, Any]:
             wire["data"] = resource.blob
         return _drop_none(wire)
     if isinstance(block, types.ResourceLink):
-        return _drop_none({"type": "resource_link", "uri": str(block.uri), "name": block.name,
-                           "description": block.description, "media_type": block.mime_type})
+        return _drop_none(
+            {
+                "type": "resource_link",
+                "uri": str(block.uri),
+                "name": block.name,
+                "description": block.description,
+                "media_type": block.mime_type,
+            }
+        )
     # A block type from a newer protocol revision: pass what we can as text rather than drop it.
     return {"type": "text", "text": block.model_dump_json(by_alias=True, exclude_none=True)}
 

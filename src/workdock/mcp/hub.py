@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 
 from workdock.agentapi import ServerStatus
 from workdock.mcp import naming
-from workdock.mcp.config import Entry, ServerSpec
+from workdock.mcp.config import Entry
 from workdock.mcp.connection import (
     CallTimeout,
     Connection,
@@ -29,8 +29,16 @@ from workdock.mcp.connection import (
     UpstreamError,
 )
 
-__all__ = ["Hub", "Catalog", "CatalogTool", "HubError", "ToolNotFound", "ServerUnavailable",
-           "UpstreamError", "CallTimeout"]
+__all__ = [
+    "CallTimeout",
+    "Catalog",
+    "CatalogTool",
+    "Hub",
+    "HubError",
+    "ServerUnavailable",
+    "ToolNotFound",
+    "UpstreamError",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +101,9 @@ class Hub:
         await self._task_group.__aenter__()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> bool | None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
         assert self._task_group is not None
         with anyio.CancelScope(shield=True):
             await self.stop_all()
@@ -110,8 +119,9 @@ class Hub:
         """
         assert self._task_group is not None, "use the hub as `async with Hub() as hub`"
         wanted = {entry.name: entry for entry in entries}
-        stale = [r for name, r in self._running.items()
-                 if name not in wanted or r.connection.entry != wanted[name]]
+        stale = [
+            r for name, r in self._running.items() if name not in wanted or r.connection.entry != wanted[name]
+        ]
         for running in stale:
             del self._running[running.connection.name]
         await self._stop_all(stale)
@@ -120,8 +130,9 @@ class Hub:
                 # Same server; only its metadata (file, duplicate warnings) may differ.
                 self._running[name].connection.entry = entry
                 continue
-            connection = Connection(entry, workspace=self.workspace, connect_timeout=self.connect_timeout,
-                                    on_change=self._rebuild)
+            connection = Connection(
+                entry, workspace=self.workspace, connect_timeout=self.connect_timeout, on_change=self._rebuild
+            )
             running = _Running(connection)
             self._running[name] = running
             self._task_group.start_soon(running.run, name=f"mcp server {name}")
@@ -192,8 +203,9 @@ class Hub:
 
     # ---- calls ----------------------------------------------------------------------------------
 
-    async def call(self, name: str, arguments: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> types.CallToolResult:
+    async def call(
+        self, name: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> types.CallToolResult:
         route = self._routes.get(name)
         if route is None:
             raise ToolNotFound(f"no tool named {name!r} in the catalog")
@@ -210,16 +222,18 @@ class Hub:
         for running in self._running.values():
             c = running.connection
             spec = c.spec
-            result.append(ServerStatus(
-                name=c.name,
-                transport=spec.transport if spec else c.entry.transport,
-                state=c.state,
-                tool_count=len(c.tools) if c.state == "ready" else 0,
-                error=c.error,
-                stderr_tail=list(c.stderr_tail),
-                restarts=c.restarts,
-                protocol_version=c.protocol_version,
-                config_file=c.entry.config_file,
-                warnings=[*c.entry.warnings, *self._naming_warnings.get(c.name, [])],
-            ))
+            result.append(
+                ServerStatus(
+                    name=c.name,
+                    transport=spec.transport if spec else c.entry.transport,
+                    state=c.state,
+                    tool_count=len(c.tools) if c.state == "ready" else 0,
+                    error=c.error,
+                    stderr_tail=list(c.stderr_tail),
+                    restarts=c.restarts,
+                    protocol_version=c.protocol_version,
+                    config_file=c.entry.config_file,
+                    warnings=[*c.entry.warnings, *self._naming_warnings.get(c.name, [])],
+                )
+            )
         return sorted(result, key=lambda s: s.name)

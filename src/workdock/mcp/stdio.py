@@ -49,8 +49,9 @@ async def stdio_transport(
     env: Mapping[str, str] | None,
     on_stderr: Callable[[str], None],
     on_closed: Callable[[], None],
-) -> AsyncIterator[tuple[MemoryObjectReceiveStream[SessionMessage | Exception],
-                         MemoryObjectSendStream[SessionMessage]]]:
+) -> AsyncIterator[
+    tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
+]:
     """Start the server and yield the (read, write) message streams ``mcp.ClientSession`` drives.
 
     ``on_closed`` is called when the server's stdout ends or its process exits

@@ -6,7 +6,9 @@ wheel and a source checkout behave the same.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -19,9 +21,11 @@ WEB_DIR = Path(__file__).parent
 # No inline script or style attribute can run; nothing is loaded from elsewhere. Tool results may
 # carry images as data: URLs. Trusted Types make any accidental `innerHTML = string` throw, so the
 # only way content reaches the page is through DOM nodes and textContent.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
+)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
@@ -42,7 +46,7 @@ class _Static(StaticFiles):
         super().__init__(directory=directory, html=False, check_dir=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_headers(message: dict) -> None:  # type: ignore[type-arg]
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 for name, value in {**SECURITY_HEADERS, "Cache-Control": CACHE_CONTROL}.items():
@@ -54,8 +58,11 @@ class _Static(StaticFiles):
 
 
 def _index_response() -> Response:
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8",
-                        headers={**SECURITY_HEADERS, "Cache-Control": CACHE_CONTROL})
+    return FileResponse(
+        WEB_DIR / "index.html",
+        media_type="text/html; charset=utf-8",
+        headers={**SECURITY_HEADERS, "Cache-Control": CACHE_CONTROL},
+    )
 
 
 def mount(app: FastAPI) -> None:

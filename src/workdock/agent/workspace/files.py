@@ -96,9 +96,17 @@ def read_file(path: Path, offset: int, limit: int) -> ReadFileResult:
     except UnicodeDecodeError:
         content, invalid = wanted.decode("utf-8", errors="replace"), True
     next_offset = offset + taken if offset + taken < total_lines else None
-    return ReadFileResult(path=str(path), content=content, total_lines=total_lines, offset=offset,
-                          lines=taken, next_offset=next_offset, truncated=cut or next_offset is not None,
-                          invalid_utf8=invalid, size=info.st_size)
+    return ReadFileResult(
+        path=str(path),
+        content=content,
+        total_lines=total_lines,
+        offset=offset,
+        lines=taken,
+        next_offset=next_offset,
+        truncated=cut or next_offset is not None,
+        invalid_utf8=invalid,
+        size=info.st_size,
+    )
 
 
 # Writes and edits to one file are serialised, so two edits sent at once (a model's parallel tool
@@ -193,12 +201,14 @@ def _apply(text: str, edits: Sequence[FileEdit], path: Path) -> tuple[str, int]:
             continue
         which = f"edit {number} of {len(edits)}"
         if count == 0:
-            raise ApiError(409, f"{which}: old text not found",
-                           f"0 matches in {path}; no edit was applied")
+            raise ApiError(409, f"{which}: old text not found", f"0 matches in {path}; no edit was applied")
         lines = ", ".join(str(n) for n in _line_numbers(text, edit.old))
-        raise ApiError(409, f"{which}: old text matches {count} times",
-                       f"{count} matches in {path} at lines {lines}; make old unique or set replace_all;"
-                       " no edit was applied")
+        raise ApiError(
+            409,
+            f"{which}: old text matches {count} times",
+            f"{count} matches in {path} at lines {lines}; make old unique or set replace_all;"
+            " no edit was applied",
+        )
     return text, replacements
 
 
@@ -217,6 +227,12 @@ def edit_file(path: Path, edits: Sequence[FileEdit], display: str) -> EditFileRe
             raise ApiError(400, "not UTF-8 text", f"{path}: {exc}; editing it would corrupt it") from exc
         after, replacements = _apply(before, edits, path)
         _replace_atomically(target, after.encode("utf-8"))
-    diff = "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                        fromfile=f"a/{display}", tofile=f"b/{display}"))
+    diff = "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=f"a/{display}",
+            tofile=f"b/{display}",
+        )
+    )
     return EditFileResult(path=str(path), diff=diff, replacements=replacements)

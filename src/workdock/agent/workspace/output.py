@@ -44,20 +44,20 @@ class OutputBuffer:
         start = min(max(start, 0), self.total)
         head_end = len(self._head)
         if start < head_end:
-            data = bytes(self._head[start:start + size])
+            data = bytes(self._head[start : start + size])
             if len(data) < size and self._tail_start == head_end:  # head and tail are contiguous
-                data += self._tail[:size - len(data)]
+                data += self._tail[: size - len(data)]
             return start, data
         start = max(start, self._tail_start)
         offset = start - self._tail_start
-        return start, bytes(self._tail[offset:offset + size])
+        return start, bytes(self._tail[offset : offset + size])
 
     def render(self) -> tuple[str, bool]:
         """All the output as text, with a marker where the middle was cut; True if it was."""
         if self._tail_start <= len(self._head):
             return (bytes(self._head) + bytes(self._tail)).decode("utf-8", errors="replace"), False
         head = utf8_prefix(self._head, len(self._head))
-        tail = bytes(self._tail[skip_partial_start(self._tail):])
+        tail = bytes(self._tail[skip_partial_start(self._tail) :])
         cut = self.total - len(head) - len(tail)
         marker = f"\n[... {cut} bytes of output cut ...]\n"
         return head.decode("utf-8", errors="replace") + marker + tail.decode("utf-8", errors="replace"), True

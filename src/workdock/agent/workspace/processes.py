@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workdock.process_groups import end_group, signal_group
 from workdock.agent.workspace.output import OutputBuffer
 from workdock.agent.workspace.text import skip_partial_start, utf8_prefix
 from workdock.agentapi import ExecResult, ProcessInfo, ProcessOutput
 from workdock.http_errors import ApiError
+from workdock.process_groups import end_group, signal_group
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,20 @@ class _Process:
             return str(-self.returncode)
 
     def info(self) -> ProcessInfo:
-        return ProcessInfo(id=self.id, command=self.command, cwd=str(self.cwd), pid=self.pid,
-                           background=self.background, running=self.running, exit_code=self.exit_code,
-                           signal=self.signal, timed_out=self.timed_out, started_at=self.started_at,
-                           finished_at=self.finished_at, output_bytes=self.output.total)
+        return ProcessInfo(
+            id=self.id,
+            command=self.command,
+            cwd=str(self.cwd),
+            pid=self.pid,
+            background=self.background,
+            running=self.running,
+            exit_code=self.exit_code,
+            signal=self.signal,
+            timed_out=self.timed_out,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            output_bytes=self.output.total,
+        )
 
 
 async def _pump(stream: asyncio.StreamReader, output: OutputBuffer) -> None:
@@ -120,9 +130,15 @@ class ProcessTable:
     table shuts down: no process outlives its command.
     """
 
-    def __init__(self, *, env: Mapping[str, str] | None = None, shell: str | None = None,
-                 keep_finished: float = KEEP_FINISHED, term_grace: float = TERM_GRACE,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        shell: str | None = None,
+        keep_finished: float = KEEP_FINISHED,
+        term_grace: float = TERM_GRACE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._env = dict(env) if env is not None else None
         self.shell = shell or user_shell()
         self._keep_finished = keep_finished
@@ -135,8 +151,13 @@ class ProcessTable:
 
     async def run(self, command: str, cwd: Path, timeout: float = DEFAULT_TIMEOUT) -> ExecResult:
         """Run ``command`` to its end (or its timeout) and answer with its exit code and output."""
-        process = await self._spawn(command, cwd, background=False, timeout=timeout,
-                                    output=OutputBuffer(OUTPUT_CAP // 2, OUTPUT_CAP // 2 - _MARKER_ROOM))
+        process = await self._spawn(
+            command,
+            cwd,
+            background=False,
+            timeout=timeout,
+            output=OutputBuffer(OUTPUT_CAP // 2, OUTPUT_CAP // 2 - _MARKER_ROOM),
+        )
         try:
             await process.done.wait()
         finally:
@@ -145,18 +166,29 @@ class ProcessTable:
         text, truncated = process.output.render()
         if process.exit_code is None or process.finished is None:
             raise ApiError(500, "lost track of the command", "its supervisor failed; see the agent's log")
-        return ExecResult(exit_code=process.exit_code, output=text, truncated=truncated,
-                          timed_out=process.timed_out, signal=process.signal,
-                          duration_ms=round((process.finished - process.started) * 1000))
+        return ExecResult(
+            exit_code=process.exit_code,
+            output=text,
+            truncated=truncated,
+            timed_out=process.timed_out,
+            signal=process.signal,
+            duration_ms=round((process.finished - process.started) * 1000),
+        )
 
     async def start(self, command: str, cwd: Path, timeout: float | None = None) -> str:
         """Start ``command`` in the background; its id reads its output and signals it."""
-        process = await self._spawn(command, cwd, background=True, timeout=timeout,
-                                    output=OutputBuffer(BACKGROUND_HEAD, BACKGROUND_TAIL))
+        process = await self._spawn(
+            command,
+            cwd,
+            background=True,
+            timeout=timeout,
+            output=OutputBuffer(BACKGROUND_HEAD, BACKGROUND_TAIL),
+        )
         return process.id
 
-    async def _spawn(self, command: str, cwd: Path, *, background: bool, timeout: float | None,
-                     output: OutputBuffer) -> _Process:
+    async def _spawn(
+        self, command: str, cwd: Path, *, background: bool, timeout: float | None, output: OutputBuffer
+    ) -> _Process:
         if self._closed:
             raise ApiError(503, "shutting down", "the agent is stopping and starts no more commands")
         env = dict(os.environ if self._env is None else self._env)
@@ -164,16 +196,25 @@ class ProcessTable:
             env.pop(name, None)
         try:
             child = await asyncio.create_subprocess_exec(
-                self.shell, "-c", command, cwd=cwd, env=env, start_new_session=True,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT)
+                self.shell,
+                "-c",
+                command,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
         except OSError as exc:
             raise ApiError(500, "could not start the shell", f"{self.shell}: {exc.strerror or exc}") from exc
-        process = _Process(id=self._new_id(), command=command, cwd=cwd, background=background,
-                           pid=child.pid, output=output)
+        process = _Process(
+            id=self._new_id(), command=command, cwd=cwd, background=background, pid=child.pid, output=output
+        )
         self._processes[process.id] = process
-        process.task = asyncio.create_task(self._supervise(process, child, timeout),
-                                           name=f"workspace process {process.id}")
+        process.task = asyncio.create_task(
+            self._supervise(process, child, timeout), name=f"workspace process {process.id}"
+        )
         if self._closed:  # the table closed while the shell was starting
             process.stop.set()
         return process
@@ -183,15 +224,17 @@ class ProcessTable:
             pass
         return candidate
 
-    async def _supervise(self, process: _Process, child: asyncio.subprocess.Process,
-                         timeout: float | None) -> None:
+    async def _supervise(
+        self, process: _Process, child: asyncio.subprocess.Process, timeout: float | None
+    ) -> None:
         assert child.stdout is not None
         pump = asyncio.create_task(_pump(child.stdout, process.output))
         exited = asyncio.create_task(child.wait())
         stopped = asyncio.create_task(process.stop.wait())
         try:
-            done, _ = await asyncio.wait({exited, stopped}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {exited, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             process.timed_out = not done
             stopped.cancel()
             # Whether the shell exited, timed out or was stopped, what is left of its group goes:
@@ -233,8 +276,11 @@ class ProcessTable:
         self._prune()
         process = self._processes.get(process_id)
         if process is None:
-            raise ApiError(404, "no such process",
-                           f"{process_id!r} is not running, and if it ran its output was read or expired")
+            raise ApiError(
+                404,
+                "no such process",
+                f"{process_id!r} is not running, and if it ran its output was read or expired",
+            )
         return process
 
     def list_all(self) -> list[ProcessInfo]:
@@ -262,10 +308,17 @@ class ProcessTable:
             end = start + len(data)
         if not running and end >= total:
             self._processes.pop(process.id, None)
-        return ProcessOutput(id=process.id, output=data.decode("utf-8", errors="replace"), offset=start,
-                             next_offset=end, truncated=start > asked or end < total, running=running,
-                             exit_code=process.exit_code, signal=process.signal,
-                             timed_out=process.timed_out)
+        return ProcessOutput(
+            id=process.id,
+            output=data.decode("utf-8", errors="replace"),
+            offset=start,
+            next_offset=end,
+            truncated=start > asked or end < total,
+            running=running,
+            exit_code=process.exit_code,
+            signal=process.signal,
+            timed_out=process.timed_out,
+        )
 
     def signal(self, process_id: str, name: str) -> ProcessInfo:
         """Send TERM, KILL or INT to the process's whole group (as Ctrl-C in a terminal does)."""

@@ -90,10 +90,10 @@ def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
         return ProcessList(processes=processes.list_all())
 
     @router.get("/processes/{process_id}/output", response_model=ProcessOutput, responses=_errors(404))
-    async def process_output(process_id: str,
-                             offset: int | None = Query(default=None, ge=0,
-                                                        description="byte offset to read on from")
-                             ) -> ProcessOutput:
+    async def process_output(
+        process_id: str,
+        offset: int | None = Query(default=None, ge=0, description="byte offset to read on from"),
+    ) -> ProcessOutput:
         """The tail of a process's output, or its output from ``offset`` on."""
         return processes.output(process_id, offset)
 

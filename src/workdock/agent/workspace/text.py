@@ -26,7 +26,7 @@ def utf8_prefix(data: bytes | bytearray, size: int) -> bytes:
     while start > 0 and cut - start < 3 and data[start - 1] & 0xC0 == 0x80:
         start -= 1
     if start > 0 and start - 1 + _sequence_length(data[start - 1]) > cut:
-        return bytes(data[:start - 1])
+        return bytes(data[: start - 1])
     return bytes(data[:cut])
 
 

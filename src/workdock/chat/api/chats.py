@@ -4,7 +4,7 @@ the next turn's tool set, and the SSE stream."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
@@ -51,13 +51,21 @@ async def owned_chat(svc: Services, chat_id: str, user: User) -> Chat:
 
 async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": chat.id, "workspace_id": chat.workspace_id, "title": chat.title,
-        "model": chat.model or svc.models.default, "status": chat.status,
-        "running": svc.chats.is_running(chat.id), "use_admin_servers": chat.use_admin_servers,
-        "created_at": chat.created_at.isoformat(), "updated_at": chat.updated_at.isoformat()}
+        "id": chat.id,
+        "workspace_id": chat.workspace_id,
+        "title": chat.title,
+        "model": chat.model or svc.models.default,
+        "status": chat.status,
+        "running": svc.chats.is_running(chat.id),
+        "use_admin_servers": chat.use_admin_servers,
+        "created_at": chat.created_at.isoformat(),
+        "updated_at": chat.updated_at.isoformat(),
+    }
     if detail:
-        body["queued"] = [{"id": q.id, "content": q.content, "created_at": q.created_at.isoformat()}
-                          for q in await svc.store.list_queued(chat.id)]
+        body["queued"] = [
+            {"id": q.id, "content": q.content, "created_at": q.created_at.isoformat()}
+            for q in await svc.store.list_queued(chat.id)
+        ]
     return body
 
 
@@ -73,17 +81,26 @@ def _check_model(svc: Services, model: str | None) -> None:
 async def list_models(_: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
     from workdock.chat.models import HOW_TO_CONFIGURE
 
-    return {"models": svc.models.names, "default": svc.models.default,
-            "hint": None if svc.models.names else HOW_TO_CONFIGURE}
+    return {
+        "models": svc.models.names,
+        "default": svc.models.default,
+        "hint": None if svc.models.names else HOW_TO_CONFIGURE,
+    }
 
 
 @router.post("/chats", status_code=201)
-async def create_chat(body: NewChat, user: User = Depends(current_user),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+async def create_chat(
+    body: NewChat, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     await owned_workspace(svc, body.workspace_id, user)
     _check_model(svc, body.model)
-    chat = await svc.store.create_chat(user.id, body.workspace_id, title=body.title, model=body.model,
-                                       use_admin_servers=body.use_admin_servers)
+    chat = await svc.store.create_chat(
+        user.id,
+        body.workspace_id,
+        title=body.title,
+        model=body.model,
+        use_admin_servers=body.use_admin_servers,
+    )
     return await chat_json(svc, chat)
 
 
@@ -93,14 +110,16 @@ async def list_chats(user: User = Depends(current_user), svc: Services = Depends
 
 
 @router.get("/chats/{chat_id}")
-async def get_chat(chat_id: str, user: User = Depends(current_user),
-                   svc: Services = Depends(services)) -> dict[str, Any]:
+async def get_chat(
+    chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     return await chat_json(svc, await owned_chat(svc, chat_id, user), detail=True)
 
 
 @router.patch("/chats/{chat_id}")
-async def patch_chat(chat_id: str, body: ChatPatch, user: User = Depends(current_user),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+async def patch_chat(
+    chat_id: str, body: ChatPatch, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     await owned_chat(svc, chat_id, user)
     _check_model(svc, body.model)
     fields = body.model_dump(exclude_unset=True)
@@ -110,7 +129,9 @@ async def patch_chat(chat_id: str, body: ChatPatch, user: User = Depends(current
 
 
 @router.delete("/chats/{chat_id}", status_code=204)
-async def delete_chat(chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)) -> None:
+async def delete_chat(
+    chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> None:
     await owned_chat(svc, chat_id, user)
     await svc.chats.forget(chat_id)
     await svc.store.delete_chat(chat_id, user.id)
@@ -118,15 +139,17 @@ async def delete_chat(chat_id: str, user: User = Depends(current_user), svc: Ser
 
 
 @router.get("/chats/{chat_id}/messages")
-async def list_messages(chat_id: str, user: User = Depends(current_user),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+async def list_messages(
+    chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     await owned_chat(svc, chat_id, user)
     return {"messages": [events.message_json(m) for m in await svc.store.list_messages(chat_id)]}
 
 
 @router.post("/chats/{chat_id}/messages", status_code=202)
-async def send_message(chat_id: str, body: NewMessage, user: User = Depends(current_user),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+async def send_message(
+    chat_id: str, body: NewMessage, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     chat = await owned_chat(svc, chat_id, user)
     was_running = svc.chats.is_running(chat_id)
     title = _title(body.content) if chat.title == "New chat" else None
@@ -135,35 +158,44 @@ async def send_message(chat_id: str, body: NewMessage, user: User = Depends(curr
 
 
 @router.delete("/chats/{chat_id}/queue/{queued_id}", status_code=204)
-async def unqueue(chat_id: str, queued_id: int, user: User = Depends(current_user),
-                  svc: Services = Depends(services)) -> None:
+async def unqueue(
+    chat_id: str, queued_id: int, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> None:
     await owned_chat(svc, chat_id, user)
     if not await svc.store.delete_queued(chat_id, queued_id):
         raise ApiError(404, "no such queued message", "it may have started already")
 
 
 @router.post("/chats/{chat_id}/interrupt")
-async def interrupt(chat_id: str, user: User = Depends(current_user),
-                    svc: Services = Depends(services)) -> dict[str, bool]:
+async def interrupt(
+    chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, bool]:
     await owned_chat(svc, chat_id, user)
     return {"interrupted": await svc.chats.interrupt(chat_id)}
 
 
 @router.get("/chats/{chat_id}/tools")
-async def next_turn_tools(chat_id: str, user: User = Depends(current_user),
-                          svc: Services = Depends(services)) -> dict[str, Any]:
+async def next_turn_tools(
+    chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     chat = await owned_chat(svc, chat_id, user)
     workspace = await owned_workspace(svc, chat.workspace_id, user)
     return (await svc.gatherer.gather(chat, workspace)).describe()
 
 
-@router.get("/chats/{chat_id}/stream", response_class=EventSourceResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
-async def stream(chat_id: str, request: Request, user: User = Depends(current_user),
-                 svc: Services = Depends(services),
-                 last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
-                 after: str | None = Query(default=None, description="same as the Last-Event-ID header")
-                 ) -> EventSourceResponse:
+@router.get(
+    "/chats/{chat_id}/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    chat_id: str,
+    request: Request,
+    user: User = Depends(current_user),
+    svc: Services = Depends(services),
+    last_event_id: str | None = Header(default=None, alias="Last-Event-ID"),
+    after: str | None = Query(default=None, description="same as the Last-Event-ID header"),
+) -> EventSourceResponse:
     """Server-Sent Events of the chat: the running turn from its start (or after ``Last-Event-ID``),
     then live events."""
     chat = await owned_chat(svc, chat_id, user)
@@ -174,14 +206,20 @@ async def stream(chat_id: str, request: Request, user: User = Depends(current_us
         replay_from = channel.seq
         if resume is None and not svc.chats.is_running(chat_id):
             # Nothing to replay: tell the newcomer where the chat stands.
-            snapshot = events.status(chat.status if chat.status != "running" else "idle")
+            snapshot = events.status(
+                cast(events.ChatStatus, chat.status) if chat.status != "running" else "idle"
+            )
             yield ServerSentEvent(data=_dump(snapshot), id=f"{BOOT}-{replay_from}")
-        async for event in channel.watch(resume if resume is not None else
-                                         (None if svc.chats.is_running(chat_id) else f"{BOOT}-{replay_from}")):
+        async for event in channel.watch(
+            resume
+            if resume is not None
+            else (None if svc.chats.is_running(chat_id) else f"{BOOT}-{replay_from}")
+        ):
             yield ServerSentEvent(data=event.data.decode(), id=event.id)
 
-    return EventSourceResponse(generate(), ping=PING_S, headers={"Cache-Control": "no-cache",
-                                                                 "X-Accel-Buffering": "no"})
+    return EventSourceResponse(
+        generate(), ping=PING_S, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 def _dump(chunk: events.Chunk) -> str:

@@ -46,12 +46,20 @@ class ServerPatch(BaseModel):
 
 
 def server_json(server: McpServer, status: dict[str, Any] | None) -> dict[str, Any]:
-    return {"id": server.id, "slug": server.slug, "url": server.url, "transport": server.transport,
-            "headers_set": sorted(server.headers or {}), "allow_tools": server.allow_tools,
-            "deny_tools": server.deny_tools, "enabled": server.enabled,
-            "status": status or {"state": "disabled" if not server.enabled else "connecting",
-                                 "tool_count": 0, "error": None},
-            "created_at": server.created_at.isoformat(), "updated_at": server.updated_at.isoformat()}
+    return {
+        "id": server.id,
+        "slug": server.slug,
+        "url": server.url,
+        "transport": server.transport,
+        "headers_set": sorted(server.headers or {}),
+        "allow_tools": server.allow_tools,
+        "deny_tools": server.deny_tools,
+        "enabled": server.enabled,
+        "status": status
+        or {"state": "disabled" if not server.enabled else "connecting", "tool_count": 0, "error": None},
+        "created_at": server.created_at.isoformat(),
+        "updated_at": server.updated_at.isoformat(),
+    }
 
 
 async def _reconcile(svc: Services) -> None:
@@ -65,8 +73,9 @@ async def list_servers(_: User = Depends(admin_user), svc: Services = Depends(se
 
 
 @router.post("/mcp-servers", status_code=201)
-async def create_server(body: NewServer, _: User = Depends(admin_user),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+async def create_server(
+    body: NewServer, _: User = Depends(admin_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     if any(s.slug == body.slug for s in await svc.store.list_mcp_servers()):
         raise ApiError(409, "slug taken", f"an MCP server with slug {body.slug!r} exists")
     server = await svc.store.create_mcp_server(**{**body.model_dump(), "url": str(body.url)})
@@ -82,15 +91,17 @@ async def _get(svc: Services, server_id: str) -> McpServer:
 
 
 @router.get("/mcp-servers/{server_id}")
-async def get_server(server_id: str, _: User = Depends(admin_user),
-                     svc: Services = Depends(services)) -> dict[str, Any]:
+async def get_server(
+    server_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     server = await _get(svc, server_id)
     return server_json(server, svc.admin.statuses().get(server.slug))
 
 
 @router.patch("/mcp-servers/{server_id}")
-async def patch_server(server_id: str, body: ServerPatch, _: User = Depends(admin_user),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+async def patch_server(
+    server_id: str, body: ServerPatch, _: User = Depends(admin_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     await _get(svc, server_id)
     fields = body.model_dump(exclude_unset=True)
     if "url" in fields:
@@ -102,9 +113,9 @@ async def patch_server(server_id: str, body: ServerPatch, _: User = Depends(admi
 
 
 @router.delete("/mcp-servers/{server_id}", status_code=204)
-async def delete_server(server_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)) -> None:
+async def delete_server(
+    server_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
+) -> None:
     await _get(svc, server_id)
     await svc.store.delete_mcp_server(server_id)
     await _reconcile(svc)
-
-

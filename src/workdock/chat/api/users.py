@@ -18,12 +18,21 @@ login_router = APIRouter(tags=["users"])
 
 
 def user_json(user: User) -> dict[str, Any]:
-    return {"id": user.id, "name": user.name, "is_admin": user.is_admin, "created_at": user.created_at.isoformat()}
+    return {
+        "id": user.id,
+        "name": user.name,
+        "is_admin": user.is_admin,
+        "created_at": user.created_at.isoformat(),
+    }
 
 
 def token_json(token: Token) -> dict[str, Any]:
-    return {"id": token.id, "name": token.name, "created_at": token.created_at.isoformat(),
-            "expires_at": token.expires_at.isoformat() if token.expires_at else None}
+    return {
+        "id": token.id,
+        "name": token.name,
+        "created_at": token.created_at.isoformat(),
+        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+    }
 
 
 class LoginBody(BaseModel):
@@ -49,8 +58,14 @@ async def _start_session(svc: Services, code: str, response: Response) -> User:
 
 async def _open_session(svc: Services, user: User, response: Response) -> None:
     _, session = await svc.store.create_token(user.id, "web session", kind="session", ttl=SESSION_TTL)
-    response.set_cookie(COOKIE, session, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
-                        samesite="lax", secure=svc.config.public_url.startswith("https://"))
+    response.set_cookie(
+        COOKIE,
+        session,
+        max_age=int(SESSION_TTL.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=svc.config.public_url.startswith("https://"),
+    )
 
 
 @login_router.get("/login", include_in_schema=False)
@@ -67,8 +82,9 @@ async def login(body: LoginBody, response: Response, svc: Services = Depends(ser
 
 
 @router.post("/session")
-async def token_session(response: Response, user: User = Depends(current_user),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+async def token_session(
+    response: Response, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     """Trade a bearer token for a browser session: the web UI's "paste a token" login.
 
     The session is a token of its own, so logging out never revokes the pasted API token.
@@ -78,8 +94,9 @@ async def token_session(response: Response, user: User = Depends(current_user),
 
 
 @router.post("/logout", status_code=204)
-async def logout(request: Request, response: Response, _: User = Depends(current_user),
-                 svc: Services = Depends(services)) -> None:
+async def logout(
+    request: Request, response: Response, _: User = Depends(current_user), svc: Services = Depends(services)
+) -> None:
     if request.cookies.get(COOKIE) == request.state.token:  # never revoke an API token by logging out
         await svc.store.delete_token_by_value(request.state.token)
     response.delete_cookie(COOKIE)
@@ -96,8 +113,9 @@ async def list_users(_: User = Depends(admin_user), svc: Services = Depends(serv
 
 
 @router.post("/users", status_code=201)
-async def create_user(body: NewUser, _: User = Depends(admin_user),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+async def create_user(
+    body: NewUser, _: User = Depends(admin_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     if await svc.store.get_user_by_name(body.name):
         raise ApiError(409, "user exists", f"a user named {body.name!r} already exists")
     user = await svc.store.create_user(body.name, is_admin=body.is_admin)
@@ -105,7 +123,9 @@ async def create_user(body: NewUser, _: User = Depends(admin_user),
 
 
 @router.delete("/users/{user_id}", status_code=204)
-async def delete_user(user_id: str, admin: User = Depends(admin_user), svc: Services = Depends(services)) -> None:
+async def delete_user(
+    user_id: str, admin: User = Depends(admin_user), svc: Services = Depends(services)
+) -> None:
     if user_id == admin.id:
         raise ApiError(400, "cannot delete yourself")
     if not await svc.store.delete_user(user_id):
@@ -113,8 +133,9 @@ async def delete_user(user_id: str, admin: User = Depends(admin_user), svc: Serv
 
 
 @router.post("/users/{user_id}/login-url")
-async def new_login_url(user_id: str, _: User = Depends(admin_user),
-                        svc: Services = Depends(services)) -> dict[str, str]:
+async def new_login_url(
+    user_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
+) -> dict[str, str]:
     user = await svc.store.get_user(user_id)
     if user is None:
         raise ApiError(404, "no such user")
@@ -122,14 +143,16 @@ async def new_login_url(user_id: str, _: User = Depends(admin_user),
 
 
 @router.get("/users/{user_id}/tokens")
-async def list_tokens(user_id: str, _: User = Depends(admin_user),
-                      svc: Services = Depends(services)) -> dict[str, Any]:
+async def list_tokens(
+    user_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     return {"tokens": [token_json(t) for t in await svc.store.list_tokens(user_id)]}
 
 
 @router.post("/users/{user_id}/tokens", status_code=201)
-async def create_token(user_id: str, body: NewToken, _: User = Depends(admin_user),
-                       svc: Services = Depends(services)) -> dict[str, Any]:
+async def create_token(
+    user_id: str, body: NewToken, _: User = Depends(admin_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     if await svc.store.get_user(user_id) is None:
         raise ApiError(404, "no such user")
     token, plain = await svc.store.create_token(user_id, body.name)
@@ -137,6 +160,8 @@ async def create_token(user_id: str, body: NewToken, _: User = Depends(admin_use
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-async def delete_token(token_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)) -> None:
+async def delete_token(
+    token_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
+) -> None:
     if not await svc.store.delete_token(token_id):
         raise ApiError(404, "no such token")

@@ -27,8 +27,13 @@ class NewWorkspace(BaseModel):
 
 
 def workspace_json(workspace: Workspace) -> dict[str, Any]:
-    return {"id": workspace.id, "name": workspace.name, "agent_url": workspace.agent_url,
-            "agent_token_set": bool(workspace.agent_token), "created_at": workspace.created_at.isoformat()}
+    return {
+        "id": workspace.id,
+        "name": workspace.name,
+        "agent_url": workspace.agent_url,
+        "agent_token_set": bool(workspace.agent_token),
+        "created_at": workspace.created_at.isoformat(),
+    }
 
 
 async def agent_status(svc: Services, workspace: Workspace) -> dict[str, Any]:
@@ -36,13 +41,30 @@ async def agent_status(svc: Services, workspace: Workspace) -> dict[str, Any]:
     try:
         listing = await asyncio.wait_for(client.servers(timeout=STATUS_BUDGET_S), STATUS_BUDGET_S)
     except (AgentError, TimeoutError) as exc:
-        return {"reachable": False, "error": str(exc) or "no answer in time", "servers": [], "config_files": []}
-    return {"reachable": True, "error": None,
-            "servers": [{"name": s.name, "state": s.state, "tool_count": s.tool_count, "error": s.error,
-                         "transport": s.transport, "restarts": s.restarts, "stderr_tail": s.stderr_tail,
-                         "warnings": s.warnings}
-                        for s in listing.servers],
-            "config_files": [f.model_dump() for f in listing.config_files]}
+        return {
+            "reachable": False,
+            "error": str(exc) or "no answer in time",
+            "servers": [],
+            "config_files": [],
+        }
+    return {
+        "reachable": True,
+        "error": None,
+        "servers": [
+            {
+                "name": s.name,
+                "state": s.state,
+                "tool_count": s.tool_count,
+                "error": s.error,
+                "transport": s.transport,
+                "restarts": s.restarts,
+                "stderr_tail": s.stderr_tail,
+                "warnings": s.warnings,
+            }
+            for s in listing.servers
+        ],
+        "config_files": [f.model_dump() for f in listing.config_files],
+    }
 
 
 async def owned_workspace(svc: Services, workspace_id: str, user: User) -> Workspace:
@@ -53,30 +75,38 @@ async def owned_workspace(svc: Services, workspace_id: str, user: User) -> Works
 
 
 @router.post("/workspaces", status_code=201)
-async def create_workspace(body: NewWorkspace, user: User = Depends(current_user),
-                           svc: Services = Depends(services)) -> dict[str, Any]:
-    workspace = await svc.store.create_workspace(user.id, body.name, str(body.agent_url).rstrip("/"),
-                                                 body.agent_token)
+async def create_workspace(
+    body: NewWorkspace, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
+    workspace = await svc.store.create_workspace(
+        user.id, body.name, str(body.agent_url).rstrip("/"), body.agent_token
+    )
     return workspace_json(workspace)
 
 
 @router.get("/workspaces")
-async def list_workspaces(user: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
+async def list_workspaces(
+    user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     workspaces = await svc.store.list_workspaces(user.id)
     statuses = await asyncio.gather(*(agent_status(svc, w) for w in workspaces))
-    return {"workspaces": [{**workspace_json(w), "agent": s} for w, s in zip(workspaces, statuses, strict=True)]}
+    return {
+        "workspaces": [{**workspace_json(w), "agent": s} for w, s in zip(workspaces, statuses, strict=True)]
+    }
 
 
 @router.get("/workspaces/{workspace_id}")
-async def get_workspace(workspace_id: str, user: User = Depends(current_user),
-                        svc: Services = Depends(services)) -> dict[str, Any]:
+async def get_workspace(
+    workspace_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     workspace = await owned_workspace(svc, workspace_id, user)
     return {**workspace_json(workspace), "agent": await agent_status(svc, workspace)}
 
 
 @router.post("/workspaces/{workspace_id}/refresh")
-async def refresh_workspace(workspace_id: str, user: User = Depends(current_user),
-                            svc: Services = Depends(services)) -> dict[str, Any]:
+async def refresh_workspace(
+    workspace_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
     """Have the agent re-read its config and re-list every server, then answer like GET."""
     workspace = await owned_workspace(svc, workspace_id, user)
     client = svc.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
@@ -89,8 +119,9 @@ async def refresh_workspace(workspace_id: str, user: User = Depends(current_user
 
 
 @router.delete("/workspaces/{workspace_id}", status_code=204)
-async def delete_workspace(workspace_id: str, user: User = Depends(current_user),
-                           svc: Services = Depends(services)) -> None:
+async def delete_workspace(
+    workspace_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> None:
     await owned_workspace(svc, workspace_id, user)
     for chat in await svc.store.list_chats(user.id):
         if chat.workspace_id == workspace_id:

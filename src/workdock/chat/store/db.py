@@ -51,8 +51,9 @@ def sqlite_step_writer(engine: AsyncEngine) -> Engine | None:
     url = engine.url
     if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
         return None
-    writer = create_sync_engine(url.set(drivername="sqlite+pysqlite"),
-                                connect_args={"timeout": 30, "check_same_thread": False})
+    writer = create_sync_engine(
+        url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30, "check_same_thread": False}
+    )
     event.listen(writer, "connect", _sqlite_pragmas)
     return writer
 

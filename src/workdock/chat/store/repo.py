@@ -9,12 +9,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import anyio
-
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from workdock.chat.store.db import session_factory, sqlite_step_writer
@@ -29,8 +28,12 @@ from workdock.chat.store.models import (
     utcnow,
 )
 
-
 TOKEN_CACHE_S = 10.0
+
+
+def _affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (the ORM types its result as a plain ``Result``)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def new_id() -> str:
@@ -56,11 +59,20 @@ class NewMessage:
     usage: dict[str, int] | None = None
 
 
-def _write_step(connection: Connection, chat_id: str, values: list[dict[str, Any]],
-                fields: dict[str, Any]) -> list[int]:
+def _write_step(
+    connection: Connection, chat_id: str, values: list[dict[str, Any]], fields: dict[str, Any]
+) -> list[int]:
     """Insert a step's messages and touch its chat, in the caller's transaction; the new ids in order."""
-    ids = [row.id for row in connection.execute(
-        insert(Message).returning(Message.id, sort_by_parameter_order=True), values)] if values else []
+    ids = (
+        [
+            row.id
+            for row in connection.execute(
+                insert(Message).returning(Message.id, sort_by_parameter_order=True), values
+            )
+        ]
+        if values
+        else []
+    )
     connection.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
     return ids
 
@@ -102,14 +114,22 @@ class Store:
     async def delete_user(self, user_id: str) -> bool:
         self._token_cache.clear()
         async with self.sessions.begin() as s:
-            return (await s.execute(delete(User).where(User.id == user_id))).rowcount > 0
+            return _affected(await s.execute(delete(User).where(User.id == user_id))) > 0
 
-    async def create_token(self, user_id: str, name: str, *, kind: str = "api",
-                           ttl: timedelta | None = None) -> tuple[Token, str]:
+    async def create_token(
+        self, user_id: str, name: str, *, kind: str = "api", ttl: timedelta | None = None
+    ) -> tuple[Token, str]:
         """A new token; the plain value is returned here and never again."""
         plain = ("wdl_" if kind == "login" else "wd_") + secrets.token_urlsafe(32)
-        token = Token(id=new_id(), user_id=user_id, name=name, token_hash=hash_token(plain), kind=kind,
-                      created_at=utcnow(), expires_at=utcnow() + ttl if ttl else None)
+        token = Token(
+            id=new_id(),
+            user_id=user_id,
+            name=name,
+            token_hash=hash_token(plain),
+            kind=kind,
+            created_at=utcnow(),
+            expires_at=utcnow() + ttl if ttl else None,
+        )
         async with self.sessions.begin() as s:
             s.add(token)
         return token, plain
@@ -122,9 +142,13 @@ class Store:
             user, expires_at, _ = cached
             return None if expires_at is not None and expires_at < utcnow() else user
         async with self.sessions() as s:
-            row = (await s.execute(
-                select(User, Token.expires_at).join(Token, Token.user_id == User.id)
-                .where(Token.token_hash == hash_token(plain), Token.kind != "login"))).first()
+            row = (
+                await s.execute(
+                    select(User, Token.expires_at)
+                    .join(Token, Token.user_id == User.id)
+                    .where(Token.token_hash == hash_token(plain), Token.kind != "login")
+                )
+            ).first()
         if row is None:
             return None
         user, expires_at = row
@@ -139,8 +163,9 @@ class Store:
     async def redeem_login_code(self, plain: str) -> User | None:
         """Use a one-time login code: it is deleted in the same transaction that reads it."""
         async with self.sessions.begin() as s:
-            token = await s.scalar(select(Token).where(Token.token_hash == hash_token(plain),
-                                                       Token.kind == "login"))
+            token = await s.scalar(
+                select(Token).where(Token.token_hash == hash_token(plain), Token.kind == "login")
+            )
             if token is None:
                 return None
             await s.delete(token)
@@ -151,13 +176,18 @@ class Store:
 
     async def list_tokens(self, user_id: str) -> Sequence[Token]:
         async with self.sessions() as s:
-            return (await s.scalars(select(Token).where(Token.user_id == user_id, Token.kind == "api")
-                                    .order_by(Token.created_at))).all()
+            return (
+                await s.scalars(
+                    select(Token)
+                    .where(Token.user_id == user_id, Token.kind == "api")
+                    .order_by(Token.created_at)
+                )
+            ).all()
 
     async def delete_token(self, token_id: str) -> bool:
         self._token_cache.clear()
         async with self.sessions.begin() as s:
-            return (await s.execute(delete(Token).where(Token.id == token_id))).rowcount > 0
+            return _affected(await s.execute(delete(Token).where(Token.id == token_id))) > 0
 
     async def delete_token_by_value(self, plain: str) -> None:
         self._token_cache.clear()
@@ -167,16 +197,25 @@ class Store:
     # ---- workspaces --------------------------------------------------------------------------------
 
     async def create_workspace(self, user_id: str, name: str, agent_url: str, agent_token: str) -> Workspace:
-        workspace = Workspace(id=new_id(), user_id=user_id, name=name, agent_url=agent_url,
-                              agent_token=agent_token, created_at=utcnow())
+        workspace = Workspace(
+            id=new_id(),
+            user_id=user_id,
+            name=name,
+            agent_url=agent_url,
+            agent_token=agent_token,
+            created_at=utcnow(),
+        )
         async with self.sessions.begin() as s:
             s.add(workspace)
         return workspace
 
     async def list_workspaces(self, user_id: str) -> Sequence[Workspace]:
         async with self.sessions() as s:
-            return (await s.scalars(select(Workspace).where(Workspace.user_id == user_id)
-                                    .order_by(Workspace.created_at))).all()
+            return (
+                await s.scalars(
+                    select(Workspace).where(Workspace.user_id == user_id).order_by(Workspace.created_at)
+                )
+            ).all()
 
     async def get_workspace(self, workspace_id: str, user_id: str | None = None) -> Workspace | None:
         """The workspace, or None when it does not exist or (with ``user_id``) is someone else's."""
@@ -192,9 +231,10 @@ class Store:
 
     async def delete_workspace(self, workspace_id: str, user_id: str) -> bool:
         async with self.sessions.begin() as s:
-            result = await s.execute(delete(Workspace).where(Workspace.id == workspace_id,
-                                                             Workspace.user_id == user_id))
-            return result.rowcount > 0
+            result = await s.execute(
+                delete(Workspace).where(Workspace.id == workspace_id, Workspace.user_id == user_id)
+            )
+            return _affected(result) > 0
 
     # ---- admin MCP servers -------------------------------------------------------------------------
 
@@ -225,24 +265,40 @@ class Store:
 
     async def delete_mcp_server(self, server_id: str) -> bool:
         async with self.sessions.begin() as s:
-            return (await s.execute(delete(McpServer).where(McpServer.id == server_id))).rowcount > 0
+            return _affected(await s.execute(delete(McpServer).where(McpServer.id == server_id))) > 0
 
     # ---- chats -------------------------------------------------------------------------------------
 
-    async def create_chat(self, user_id: str, workspace_id: str, *, title: str | None, model: str | None,
-                          use_admin_servers: bool = True) -> Chat:
+    async def create_chat(
+        self,
+        user_id: str,
+        workspace_id: str,
+        *,
+        title: str | None,
+        model: str | None,
+        use_admin_servers: bool = True,
+    ) -> Chat:
         now = utcnow()
-        chat = Chat(id=new_id(), user_id=user_id, workspace_id=workspace_id, title=title or "New chat",
-                    model=model, status="idle", use_admin_servers=use_admin_servers, created_at=now,
-                    updated_at=now)
+        chat = Chat(
+            id=new_id(),
+            user_id=user_id,
+            workspace_id=workspace_id,
+            title=title or "New chat",
+            model=model,
+            status="idle",
+            use_admin_servers=use_admin_servers,
+            created_at=now,
+            updated_at=now,
+        )
         async with self.sessions.begin() as s:
             s.add(chat)
         return chat
 
     async def list_chats(self, user_id: str) -> Sequence[Chat]:
         async with self.sessions() as s:
-            return (await s.scalars(select(Chat).where(Chat.user_id == user_id)
-                                    .order_by(Chat.updated_at.desc()))).all()
+            return (
+                await s.scalars(select(Chat).where(Chat.user_id == user_id).order_by(Chat.updated_at.desc()))
+            ).all()
 
     async def get_chat(self, chat_id: str, user_id: str | None = None) -> Chat | None:
         async with self.sessions() as s:
@@ -258,7 +314,7 @@ class Store:
     async def delete_chat(self, chat_id: str, user_id: str) -> bool:
         async with self.sessions.begin() as s:
             result = await s.execute(delete(Chat).where(Chat.id == chat_id, Chat.user_id == user_id))
-            return result.rowcount > 0
+            return _affected(result) > 0
 
     async def interrupt_running_chats(self) -> list[str]:
         """After a restart: a turn that was running is gone; mark its chat ``interrupted``."""
@@ -272,17 +328,30 @@ class Store:
 
     async def list_messages(self, chat_id: str) -> Sequence[Message]:
         async with self.sessions() as s:
-            return (await s.scalars(select(Message).where(Message.chat_id == chat_id)
-                                    .order_by(Message.id))).all()
+            return (
+                await s.scalars(select(Message).where(Message.chat_id == chat_id).order_by(Message.id))
+            ).all()
 
-    async def add_messages(self, chat_id: str, messages: Sequence[NewMessage], *,
-                           status: str | None = None) -> list[Message]:
+    async def add_messages(
+        self, chat_id: str, messages: Sequence[NewMessage], *, status: str | None = None
+    ) -> list[Message]:
         """Store one step (assistant message + tool results) atomically; the turn's last step sets the
         chat's new ``status`` in the same transaction."""
         now = utcnow()
-        values = [{"chat_id": chat_id, "role": m.role, "parts": m.parts, "model": m.model, "usage": m.usage,
-                   "created_at": now} for m in messages]
-        fields: dict[str, Any] = {"updated_at": now} if status is None else {"updated_at": now, "status": status}
+        values = [
+            {
+                "chat_id": chat_id,
+                "role": m.role,
+                "parts": m.parts,
+                "model": m.model,
+                "usage": m.usage,
+                "created_at": now,
+            }
+            for m in messages
+        ]
+        fields: dict[str, Any] = (
+            {"updated_at": now} if status is None else {"updated_at": now, "status": status}
+        )
         # Core statements, not the ORM unit of work: a step is written on every turn's hot path.
         if self._step_writer is not None:
             ids = await anyio.to_thread.run_sync(self._write_step_sync, chat_id, values, fields)
@@ -295,7 +364,9 @@ class Store:
         if self._step_writer is not None:
             self._step_writer.dispose()
 
-    def _write_step_sync(self, chat_id: str, values: list[dict[str, Any]], fields: dict[str, Any]) -> list[int]:
+    def _write_step_sync(
+        self, chat_id: str, values: list[dict[str, Any]], fields: dict[str, Any]
+    ) -> list[int]:
         assert self._step_writer is not None
         with self._step_writer.begin() as connection:
             return _write_step(connection, chat_id, values, fields)
@@ -311,25 +382,34 @@ class Store:
 
     async def list_queued(self, chat_id: str) -> Sequence[QueuedMessage]:
         async with self.sessions() as s:
-            return (await s.scalars(select(QueuedMessage).where(QueuedMessage.chat_id == chat_id)
-                                    .order_by(QueuedMessage.id))).all()
+            return (
+                await s.scalars(
+                    select(QueuedMessage).where(QueuedMessage.chat_id == chat_id).order_by(QueuedMessage.id)
+                )
+            ).all()
 
     async def delete_queued(self, chat_id: str, queued_id: int) -> bool:
         async with self.sessions.begin() as s:
-            result = await s.execute(delete(QueuedMessage).where(QueuedMessage.chat_id == chat_id,
-                                                                 QueuedMessage.id == queued_id))
-            return result.rowcount > 0
+            result = await s.execute(
+                delete(QueuedMessage).where(QueuedMessage.chat_id == chat_id, QueuedMessage.id == queued_id)
+            )
+            return _affected(result) > 0
 
     async def start_next_turn(self, chat_id: str) -> Message | None:
         """Move the oldest queued message into the history and mark the chat running, atomically."""
         async with self.sessions.begin() as s:
-            queued = await s.scalar(select(QueuedMessage).where(QueuedMessage.chat_id == chat_id)
-                                    .order_by(QueuedMessage.id).limit(1))
+            queued = await s.scalar(
+                select(QueuedMessage)
+                .where(QueuedMessage.chat_id == chat_id)
+                .order_by(QueuedMessage.id)
+                .limit(1)
+            )
             if queued is None:
                 return None
             now = utcnow()
-            message = Message(chat_id=chat_id, role="user", parts=[{"type": "text", "text": queued.content}],
-                              created_at=now)
+            message = Message(
+                chat_id=chat_id, role="user", parts=[{"type": "text", "text": queued.content}], created_at=now
+            )
             s.add(message)
             await s.delete(queued)
             await s.flush()

@@ -9,7 +9,7 @@ from typing import Any
 
 from workdock.agentapi import CallToolResult
 from workdock.chat.store.models import McpServer
-from workdock.chat.tools.base import Gathered, OfferedTool, SourceFailure, error_result
+from workdock.chat.tools.base import CallFn, Gathered, OfferedTool, SourceFailure, error_result
 from workdock.mcp.config import ServerSpec
 from workdock.mcp.content import result_to_wire
 from workdock.mcp.hub import Hub, HubError
@@ -28,8 +28,12 @@ class ToolPolicy:
 
 
 def spec_for(row: McpServer) -> ServerSpec:
-    return ServerSpec(name=row.slug, transport="sse" if row.transport == "sse" else "http", url=row.url,
-                      headers=dict(row.headers or {}) or None)
+    return ServerSpec(
+        name=row.slug,
+        transport="sse" if row.transport == "sse" else "http",
+        url=row.url,
+        headers=dict(row.headers or {}) or None,
+    )
 
 
 class AdminServers:
@@ -40,18 +44,24 @@ class AdminServers:
         self.call_timeout = call_timeout
         self._policies: dict[str, ToolPolicy] = {}
         self._policy_version = 0
-        self._offered: tuple[tuple[int, int], list[OfferedTool]] | None = None  # by (catalog, policies) version
+        self._offered: tuple[tuple[int, int], list[OfferedTool]] | None = (
+            None  # by (catalog, policies) version
+        )
 
     async def apply(self, rows: Sequence[McpServer]) -> None:
         enabled = [row for row in rows if row.enabled]
-        self._policies = {row.slug: ToolPolicy(frozenset(row.allow_tools or ()), frozenset(row.deny_tools or ()))
-                          for row in enabled}
+        self._policies = {
+            row.slug: ToolPolicy(frozenset(row.allow_tools or ()), frozenset(row.deny_tools or ()))
+            for row in enabled
+        }
         self._policy_version += 1
         await self.hub.apply([spec_for(row) for row in enabled])
 
     def statuses(self) -> dict[str, dict[str, Any]]:
-        return {s.name: {"state": s.state, "tool_count": s.tool_count, "error": s.error}
-                for s in self.hub.statuses()}
+        return {
+            s.name: {"state": s.state, "tool_count": s.tool_count, "error": s.error}
+            for s in self.hub.statuses()
+        }
 
     def gather(self) -> Gathered:
         """The ready servers' admitted tools (instant: the hub keeps its catalog current)."""
@@ -64,22 +74,33 @@ class AdminServers:
         version = (catalog.version, self._policy_version)
         if self._offered is None or self._offered[0] != version:
             offered = [
-                OfferedTool(name=entry.name, source="admin", server=entry.server, source_name=entry.name,
-                            description=entry.tool.description or "",
-                            parameters=entry.tool.input_schema or {"type": "object", "properties": {}},
-                            call=self._caller(entry.name))
+                OfferedTool(
+                    name=entry.name,
+                    source="admin",
+                    server=entry.server,
+                    source_name=entry.name,
+                    description=entry.tool.description or "",
+                    parameters=entry.tool.input_schema or {"type": "object", "properties": {}},
+                    call=self._caller(entry.name),
+                )
                 for entry in catalog.tools
-                if (policy := self._policies.get(entry.server)) is not None and policy.admits(entry.original_name)]
+                if (policy := self._policies.get(entry.server)) is not None
+                and policy.admits(entry.original_name)
+            ]
             self._offered = (version, offered)
         gathered.tools, gathered.version = self._offered[1], ("admin", *version)
         return gathered
 
-    def _caller(self, name: str):  # noqa: ANN202 - a CallFn
+    def _caller(self, name: str) -> CallFn:
         async def call(arguments: dict[str, Any]) -> CallToolResult:
             try:
                 return result_to_wire(await self.hub.call(name, arguments, timeout=self.call_timeout))
             except HubError as exc:
-                what = {504: "timed out", 502: "failed: the server is unavailable",
-                        404: "is no longer offered"}.get(exc.status, "failed")
+                what = {
+                    504: "timed out",
+                    502: "failed: the server is unavailable",
+                    404: "is no longer offered",
+                }.get(exc.status, "failed")
                 return error_result(f"tool {name} {what}: {exc.message}")
+
         return call

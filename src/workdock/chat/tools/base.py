@@ -25,8 +25,13 @@ class OfferedTool:
     call: CallFn = field(compare=False, repr=False)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "server": self.server,
-                "description": self.description, "input_schema": self.parameters}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "server": self.server,
+            "description": self.description,
+            "input_schema": self.parameters,
+        }
 
 
 @dataclass(frozen=True)
@@ -54,5 +59,6 @@ def error_result(message: str) -> CallToolResult:
 
 
 def text_result(text: str, *, is_error: bool = False, structured: Any = None) -> CallToolResult:
-    return CallToolResult(content=[ContentBlock(type="text", text=text)], is_error=is_error,
-                          structured_content=structured)
+    return CallToolResult(
+        content=[ContentBlock(type="text", text=text)], is_error=is_error, structured_content=structured
+    )

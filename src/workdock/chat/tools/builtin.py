@@ -28,46 +28,88 @@ _PATH = {"type": "string", "description": "Path relative to the workspace direct
 SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "read_file": (
         "Read a text file of the workspace. Large files come in line ranges: pass offset/limit to page.",
-        {"type": "object", "properties": {
-            "path": _PATH,
-            "offset": {"type": "integer", "minimum": 0, "description": "Lines to skip from the start."},
-            "limit": {"type": "integer", "minimum": 1, "description": "At most this many lines."}},
-         "required": ["path"]}),
+        {
+            "type": "object",
+            "properties": {
+                "path": _PATH,
+                "offset": {"type": "integer", "minimum": 0, "description": "Lines to skip from the start."},
+                "limit": {"type": "integer", "minimum": 1, "description": "At most this many lines."},
+            },
+            "required": ["path"],
+        },
+    ),
     "write_file": (
         "Create or replace a file of the workspace with the given content (parent directories are made).",
-        {"type": "object", "properties": {"path": _PATH, "content": {"type": "string"}},
-         "required": ["path", "content"]}),
+        {
+            "type": "object",
+            "properties": {"path": _PATH, "content": {"type": "string"}},
+            "required": ["path", "content"],
+        },
+    ),
     "edit_files": (
         "Edit files by exact search and replace. In each file every `old` must match exactly once unless "
         "replace_all is set; a file's edits apply all or nothing.",
-        {"type": "object", "properties": {"files": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "properties": {
-                "path": _PATH,
-                "edits": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "properties": {
-                        "old": {"type": "string"}, "new": {"type": "string"},
-                        "replace_all": {"type": "boolean"}},
-                    "required": ["old", "new"]}}},
-            "required": ["path", "edits"]}}},
-         "required": ["files"]}),
+        {
+            "type": "object",
+            "properties": {
+                "files": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "path": _PATH,
+                            "edits": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "old": {"type": "string"},
+                                        "new": {"type": "string"},
+                                        "replace_all": {"type": "boolean"},
+                                    },
+                                    "required": ["old", "new"],
+                                },
+                            },
+                        },
+                        "required": ["path", "edits"],
+                    },
+                }
+            },
+            "required": ["files"],
+        },
+    ),
     "execute": (
         "Run a shell command in the workspace. Returns exit code and output; with background=true it "
         "returns a process id to follow with process_output.",
-        {"type": "object", "properties": {
-            "command": {"type": "string"},
-            "cwd": {"type": "string", "description": "Working directory (default: the workspace)."},
-            "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 600000},
-            "background": {"type": "boolean"}},
-         "required": ["command"]}),
+        {
+            "type": "object",
+            "properties": {
+                "command": {"type": "string"},
+                "cwd": {"type": "string", "description": "Working directory (default: the workspace)."},
+                "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 600000},
+                "background": {"type": "boolean"},
+            },
+            "required": ["command"],
+        },
+    ),
     "process_list": ("List the processes started with execute.", {"type": "object", "properties": {}}),
     "process_output": (
         "Output of a process started with execute (and whether it still runs).",
-        {"type": "object", "properties": {"process_id": {"type": "string"}}, "required": ["process_id"]}),
+        {"type": "object", "properties": {"process_id": {"type": "string"}}, "required": ["process_id"]},
+    ),
     "process_signal": (
         "Send a signal to a process started with execute.",
-        {"type": "object", "properties": {"process_id": {"type": "string"},
-                                          "signal": {"type": "string", "enum": ["TERM", "KILL", "INT"]}},
-         "required": ["process_id", "signal"]}),
+        {
+            "type": "object",
+            "properties": {
+                "process_id": {"type": "string"},
+                "signal": {"type": "string", "enum": ["TERM", "KILL", "INT"]},
+            },
+            "required": ["process_id", "signal"],
+        },
+    ),
 }
 
 RESERVED = frozenset(SCHEMAS)
@@ -120,12 +162,15 @@ async def _edit_files(client: AgentClient, args: dict[str, Any]) -> CallToolResu
 async def _execute(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
     request = ExecRequest.model_validate(args)
     if request.background:
-        started = await client.exec(request.command, cwd=request.cwd, timeout_ms=request.timeout_ms,
-                                    background=True)
+        started = await client.exec(
+            request.command, cwd=request.cwd, timeout_ms=request.timeout_ms, background=True
+        )
         return text_result(f"started in the background: process_id={started.process_id}")
     body = await client.exec(request.command, cwd=request.cwd, timeout_ms=request.timeout_ms)
     status = f"exit code {body.exit_code}" + (" (timed out)" if body.timed_out else "")
-    return text_result(f"{body.output}\n[{status}]" if body.output else f"[{status}]", is_error=body.exit_code != 0)
+    return text_result(
+        f"{body.output}\n[{status}]" if body.output else f"[{status}]", is_error=body.exit_code != 0
+    )
 
 
 async def _process_list(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
@@ -140,12 +185,19 @@ async def _process_output(client: AgentClient, args: dict[str, Any]) -> CallTool
 
 async def _process_signal(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
     process_id = _ProcessRef.model_validate(args).process_id
-    return text_result(_dump(await client.signal_process(process_id, SignalRequest.model_validate(args).signal)))
+    return text_result(
+        _dump(await client.signal_process(process_id, SignalRequest.model_validate(args).signal))
+    )
 
 
 _IMPLS: dict[str, Callable[[AgentClient, dict[str, Any]], Awaitable[CallToolResult]]] = {
-    "read_file": _read_file, "write_file": _write_file, "edit_files": _edit_files, "execute": _execute,
-    "process_list": _process_list, "process_output": _process_output, "process_signal": _process_signal,
+    "read_file": _read_file,
+    "write_file": _write_file,
+    "edit_files": _edit_files,
+    "execute": _execute,
+    "process_list": _process_list,
+    "process_output": _process_output,
+    "process_signal": _process_signal,
 }
 
 
@@ -159,12 +211,23 @@ def builtin_tools(client: AgentClient) -> Gathered:
             except ValidationError as exc:
                 return error_result(f"invalid arguments for {name}: {_problems(exc)}")
             except AgentError as exc:
-                where = "the workspace agent is unreachable" if exc.status == 0 else f"agent answered {exc.status}"
+                where = (
+                    "the workspace agent is unreachable"
+                    if exc.status == 0
+                    else f"agent answered {exc.status}"
+                )
                 return error_result(f"{name} failed ({where}): {exc}")
 
         description, schema = SCHEMAS[name]
-        return OfferedTool(name=name, source="builtin", server=None, source_name=name,
-                           description=description, parameters=schema, call=call)
+        return OfferedTool(
+            name=name,
+            source="builtin",
+            server=None,
+            source_name=name,
+            description=description,
+            parameters=schema,
+            call=call,
+        )
 
     # Versioned by the client: the same client means the same seven tools.
     return Gathered(tools=[make(name) for name in SCHEMAS], version=client)

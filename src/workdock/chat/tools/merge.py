@@ -8,7 +8,9 @@ from workdock.chat.tools.base import Gathered, OfferedTool
 from workdock.mcp.naming import claim
 
 
-def merge(builtin: Gathered, admin: Gathered, workspace: Gathered) -> tuple[dict[str, OfferedTool], list[str]]:
+def merge(
+    builtin: Gathered, admin: Gathered, workspace: Gathered
+) -> tuple[dict[str, OfferedTool], list[str]]:
     """Offered tools by name, and a warning for each tool that had to be renamed.
 
     Priority is built-in, then admin, then workspace, so a workspace tool can never shadow a tool

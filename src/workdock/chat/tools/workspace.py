@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from workdock.agentapi import AgentClient, AgentError, CallToolResult, ToolInfo
-from workdock.chat.tools.base import DEFAULT_CALL_TIMEOUT_MS, Gathered, OfferedTool, SourceFailure, error_result
+from workdock.chat.tools.base import (
+    DEFAULT_CALL_TIMEOUT_MS,
+    Gathered,
+    OfferedTool,
+    SourceFailure,
+    error_result,
+)
 
 LIST_BUDGET_S = 5.0
 
@@ -55,7 +61,8 @@ class AgentPool:
         cached = self._catalogs.get(workspace_id)
         try:
             listing = await asyncio.wait_for(
-                client.list_tools(etag=cached.etag if cached else None, timeout=LIST_BUDGET_S), LIST_BUDGET_S)
+                client.list_tools(etag=cached.etag if cached else None, timeout=LIST_BUDGET_S), LIST_BUDGET_S
+            )
         except (AgentError, TimeoutError) as exc:
             why = str(exc) if isinstance(exc, AgentError) else f"no answer within {LIST_BUDGET_S:g} s"
             return Gathered(failures=[SourceFailure("workspace", None, f"workspace agent: {why}")])
@@ -74,9 +81,20 @@ class AgentPool:
                     self.drop_catalog(workspace_id)
                 return error_result(_call_error(tool.name, exc))
 
-        schema = tool.input_schema or {"type": "object", "properties": tool.schema_, "required": tool.required}
-        return OfferedTool(name=tool.name, source="workspace", server=tool.server_name, source_name=tool.name,
-                           description=tool.description, parameters=schema, call=call)
+        schema = tool.input_schema or {
+            "type": "object",
+            "properties": tool.schema_,
+            "required": tool.required,
+        }
+        return OfferedTool(
+            name=tool.name,
+            source="workspace",
+            server=tool.server_name,
+            source_name=tool.name,
+            description=tool.description,
+            parameters=schema,
+            call=call,
+        )
 
 
 def _call_error(name: str, exc: AgentError) -> str:

@@ -26,8 +26,13 @@ def upgrade() -> None:
     op.create_table(
         "tokens",
         sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
-                  index=True),
+        sa.Column(
+            "user_id",
+            sa.String(32),
+            sa.ForeignKey("users.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("name", sa.String(100), nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("kind", sa.String(16), nullable=False),
@@ -37,8 +42,13 @@ def upgrade() -> None:
     op.create_table(
         "workspaces",
         sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
-                  index=True),
+        sa.Column(
+            "user_id",
+            sa.String(32),
+            sa.ForeignKey("users.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("agent_url", sa.Text, nullable=False),
         sa.Column("agent_token", sa.Text, nullable=False),
@@ -60,10 +70,20 @@ def upgrade() -> None:
     op.create_table(
         "chats",
         sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
-                  index=True),
-        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
-                  nullable=False, index=True),
+        sa.Column(
+            "user_id",
+            sa.String(32),
+            sa.ForeignKey("users.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column(
+            "workspace_id",
+            sa.String(32),
+            sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("title", sa.String(200), nullable=False),
         sa.Column("model", sa.String(200), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
@@ -85,8 +105,13 @@ def upgrade() -> None:
     op.create_table(
         "queued_messages",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("chat_id", sa.String(32), sa.ForeignKey("chats.id", ondelete="CASCADE"), nullable=False,
-                  index=True),
+        sa.Column(
+            "chat_id",
+            sa.String(32),
+            sa.ForeignKey("chats.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("content", sa.Text, nullable=False),
         sa.Column("created_at", _ts, nullable=False),
     )
