@@ -1,0 +1,61 @@
+"""A bound on request bodies, as one ASGI middleware for both HTTP servers.
+
+A declared ``Content-Length`` over the limit is refused before anything is read; a body sent
+without one (chunked) is counted as it is read and refused the moment it passes the limit, so
+memory stays bounded whatever a client sends. Refusals are a 413 in the one error shape.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from workdock.http_errors import ApiError
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "request body too large", f"the limit is {limit} bytes")
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > limit:
+                    await _refuse(send, limit)
+                    return
+                break
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # Raised inside the route that reads the body: its error handler answers 413.
+                    raise _too_large(limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _refuse(send: Send, limit: int) -> None:
+    error = _too_large(limit)
+    body = orjson.dumps({"message": error.message, "detail": error.detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
