@@ -231,13 +231,22 @@ class AgentError(Exception):
         self.detail = detail
 
 
+class AgentUnavailable(httpx2.ConnectError):
+    """Raised by a transport that knows why the agent cannot be reached now (a linked agent that is
+    not connected); its message is for users and is passed on as it is."""
+
+
 class AgentClient:
-    """Talks to one agent. Reuses one keep-alive connection pool; close with ``aclose``."""
+    """Talks to one agent. Reuses one keep-alive connection pool; close with ``aclose``.
+
+    ``transport`` decides the way requests go (direct HTTP by default, or the agent link); with no
+    ``token`` no Authorization header is sent (the link authenticates the agent instead).
+    """
 
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | None,
         *,
         timeout: float = 30.0,
         transport: httpx2.AsyncBaseTransport | None = None,
@@ -245,7 +254,7 @@ class AgentClient:
         self.base_url = base_url.rstrip("/")
         self._http = httpx2.AsyncClient(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}"} if token is not None else None,
             timeout=timeout,
             transport=transport,
         )
@@ -277,6 +286,8 @@ class AgentClient:
             response = await self._http.request(
                 method, path, json=json, params=params, headers=headers, **extra
             )
+        except AgentUnavailable as exc:
+            raise AgentError(0, str(exc)) from exc
         except httpx2.TimeoutException as exc:
             raise AgentError(0, "agent did not answer in time", f"{self.base_url}: {exc!r}") from exc
         except httpx2.TransportError as exc:

@@ -89,7 +89,21 @@ def agent(
             resolve_path=True,
         ),
     ] = Path("."),
-    listen: Annotated[str, typer.Option(help="HOST:PORT to serve the API on.")] = DEFAULT_AGENT_LISTEN,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="WORKDOCK_SERVER_URL",
+            help="Dial this chat server (http(s)://HOST) and be reached through that link; "
+            "no listening socket unless --listen is given too.",
+        ),
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help=f"HOST:PORT to serve the API on (default {DEFAULT_AGENT_LISTEN} without --server)."
+        ),
+    ] = None,
     config: Annotated[
         list[Path] | None,
         typer.Option(
@@ -122,17 +136,39 @@ def agent(
     """Run the workspace agent: start every server in .mcp.json and serve their tools over HTTP.
 
     The token comes from $WORKDOCK_AGENT_TOKEN, else --token-file, else a new one is made and
-    written to $XDG_STATE_HOME/workdock/agent.token (mode 0600).
+    written to $XDG_STATE_HOME/workdock/agent.token (mode 0600). With --server the agent dials the
+    chat server instead and needs the workspace's token (from its connect command); a token the
+    server refuses ends the agent with exit status 2.
     """
     from workdock.agent.runtime import AgentSettings
-    from workdock.agent.serve import serve_agent
+    from workdock.agent.serve import serve_agent, serve_linked_agent
+    from workdock.link.dialer import EXIT_REFUSED, LinkSettings, link_url
+    from workdock.link.session import timings_from_env
 
     setup_logging(verbose)
-    host, port = parse_listen(listen, 4571)
-    try:
-        token, written = agent_token(token_file)
-    except FileNotFoundError:
-        fail(f"token file {token_file} does not exist")
+    host, port = parse_listen(listen or DEFAULT_AGENT_LISTEN, 4571)
+    written: Path | None = None
+    if server is not None:
+        try:
+            token = read_token(token_file) if token_file or os.environ.get(TOKEN_ENV) else None
+        except FileNotFoundError:
+            fail(f"token file {token_file} does not exist")
+        if not token:
+            err.print(
+                f"[bold red]error:[/] --server needs the workspace's agent token: set {TOKEN_ENV} or pass "
+                "--token-file (the chat server shows both when the workspace is added)"
+            )
+            raise typer.Exit(EXIT_REFUSED)
+        try:
+            url = link_url(server)
+            ping_interval, silence_limit = timings_from_env()
+        except ValueError as exc:
+            fail(str(exc))
+    else:
+        try:
+            token, written = agent_token(token_file)
+        except FileNotFoundError:
+            fail(f"token file {token_file} does not exist")
     settings = AgentSettings(
         workspace=dir,
         token=token,
@@ -146,9 +182,21 @@ def agent(
     )
     if written:
         err.print(f"agent token written to {written}")
-    err.print(f"workdock agent for {dir} on http://{host}:{port}")
     # uvloop (from uvicorn[standard]) makes the proxy's socket and pipe I/O markedly cheaper.
-    anyio.run(serve_agent, settings, backend_options={"use_uvloop": True})
+    if server is None:
+        err.print(f"workdock agent for {dir} on http://{host}:{port}")
+        anyio.run(serve_agent, settings, backend_options={"use_uvloop": True})
+        return
+    where = f" and on http://{host}:{port}" if listen else " (no listening socket)"
+    err.print(f"workdock agent for {dir}, linked to {url}{where}")
+    link = LinkSettings(server, token, ping_interval=ping_interval, silence_limit=silence_limit)
+
+    async def run() -> int:
+        return await serve_linked_agent(settings, link, listen=listen is not None)
+
+    status = anyio.run(run, backend_options={"use_uvloop": True})
+    if status:
+        raise typer.Exit(status)
 
 
 # ---- client commands -----------------------------------------------------------------------------

@@ -14,6 +14,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Reachable without the token: the liveness probe only.
 OPEN_PATHS = frozenset({"/healthz"})
+# Set in the scope of a request that came through the agent link (link/asgi.py): the server
+# checked the link's token when the agent dialled it, and no HTTP client can set a scope key.
+LINKED = "workdock.linked"
 _UNAUTHORIZED = orjson.dumps(
     {"message": "unauthorized", "detail": "send Authorization: Bearer <agent token>"}
 )
@@ -25,7 +28,12 @@ class BearerAuth:
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._authorized(scope):
+        if (
+            scope["type"] != "http"
+            or scope["path"] in OPEN_PATHS
+            or scope.get(LINKED)
+            or self._authorized(scope)
+        ):
             await self.app(scope, receive, send)
             return
         await send(

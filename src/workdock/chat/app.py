@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 import workdock
-from workdock.chat.api import chats, mcp_servers, users, workspaces
+from workdock.chat.api import agent_link, chats, mcp_servers, users, workspaces
 from workdock.chat.auth import login_url
 from workdock.chat.chats import ChatManager
 from workdock.chat.models import ModelCatalog
@@ -23,6 +23,8 @@ from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.chat.turn import TurnRunner
 from workdock.http_errors import install_error_handlers
+from workdock.link.registry import LinkRegistry
+from workdock.link.session import timings_from_env
 from workdock.mcp.hub import Hub
 from workdock.web import mount
 
@@ -63,8 +65,11 @@ def create_app(config: ServerConfig) -> FastAPI:
             hub = await stack.enter_async_context(
                 Hub(workspace=config.data_dir, connect_timeout=config.admin_connect_timeout)
             )
-            pool = AgentPool(call_timeout=config.tool_timeout)
+            ping_interval, silence_limit = timings_from_env()
+            links = LinkRegistry(ping_interval=ping_interval, silence_limit=silence_limit)
+            pool = AgentPool(call_timeout=config.tool_timeout, links=links)
             stack.push_async_callback(pool.aclose)
+            stack.push_async_callback(links.aclose)
             admin = AdminServers(hub, call_timeout=config.tool_timeout)
             models = config.models or ModelCatalog.from_env()
             gatherer = ToolGatherer(pool, admin)
@@ -92,7 +97,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="workdock chat server", version=workdock.__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(users.login_router)
-    for module in (users, workspaces, mcp_servers, chats):
+    for module in (users, workspaces, mcp_servers, chats, agent_link):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from workdock.chat.services import Services
 from workdock.chat.store.models import User
+from workdock.chat.store.repo import AGENT_TOKEN_PREFIX
 from workdock.http_errors import ApiError
 
 COOKIE = "workdock_session"
@@ -26,6 +27,13 @@ def services(request: Request) -> Services:
 async def current_user(request: Request, svc: Services = Depends(services)) -> User:
     credentials: HTTPAuthorizationCredentials | None = await _bearer(request)
     token = credentials.credentials if credentials else request.cookies.get(COOKIE)
+    if token and token.startswith(AGENT_TOKEN_PREFIX):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "an agent token opens its workspace's link and nothing else: use an API token or log in",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     user = await svc.store.user_for_token(token) if token else None
     if user is None:
         raise ApiError(

@@ -25,6 +25,8 @@ class ServerConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str | None = None  # default: SQLite in data_dir
     public_url: str = "http://127.0.0.1:3000"  # where users reach the server (printed in login URLs)
+    # The URL agents are told to dial in connect commands; default: the one the request came in on.
+    agent_server_url: str | None = None
     tool_timeout: float = 60.0  # per tool call, seconds
     admin_connect_timeout: float = 30.0
     models: ModelCatalog | None = None  # default: from WORKDOCK_MODELS

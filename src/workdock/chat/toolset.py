@@ -69,21 +69,28 @@ class ToolGatherer:
             del self._merged[slot]
 
     async def gather(self, chat: Chat, workspace: Workspace) -> ToolSet:
-        client = self.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
+        client = self.pool.client(workspace)
+        # A linked agent that is away: its tools fail at once with the reason, no round trip.
+        away = self.pool.unavailable(workspace)
 
         async def admin() -> Gathered:
             if self.admin is None or not chat.use_admin_servers:
                 return Gathered()
             return self.admin.gather()
 
+        async def agent() -> Gathered:
+            if away is not None:
+                return Gathered(failures=[SourceFailure("workspace", None, away)])
+            return await self.pool.gather(workspace.id, client)
+
         # The admin catalog is in memory and built-ins are static; only the agent is a round trip,
         # and it carries its own 5 s budget. A source that raises is a failure, never the turn's end.
-        results = await asyncio.gather(
-            admin(), self.pool.gather(workspace.id, client), return_exceptions=True
-        )
+        results = await asyncio.gather(admin(), agent(), return_exceptions=True)
         builtin = self._builtin.get(workspace.id)
         if builtin is None or builtin.version is not client:
             builtin = self._builtin[workspace.id] = builtin_tools(client)
+        if away is not None:  # still offered (a call answers with the reason at once), but reported
+            builtin = Gathered(builtin.tools, [SourceFailure("builtin", None, away)], builtin.version)
         gathered: list[Gathered] = [builtin]
         sources: tuple[Source, Source] = ("admin", "workspace")
         for source, result in zip(sources, results, strict=True):

@@ -1,18 +1,21 @@
-"""A user's workspaces: agent URL + token (the token is never shown again)."""
+"""A user's workspaces: a linked agent (it dials in with a token shown once) or a directly
+reachable one (agent URL + token, never shown again)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field, HttpUrl
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, HttpUrl, model_validator
 
+from workdock.agent.token import TOKEN_ENV
 from workdock.agentapi import AgentError
 from workdock.chat.auth import current_user, services
 from workdock.chat.services import Services
 from workdock.chat.store.models import User, Workspace
 from workdock.http_errors import ApiError
+from workdock.link.session import CLOSE_REVOKED
 
 router = APIRouter(prefix="/api/v0", tags=["workspaces"])
 
@@ -21,33 +24,69 @@ REFRESH_BUDGET_S = 35.0  # the agent waits for reconnects up to its own connect 
 
 
 class NewWorkspace(BaseModel):
+    """``{"name"}`` for an agent that dials in (linked); with ``agent_url`` and ``agent_token``
+    for one the server can reach (direct)."""
+
     name: str = Field(min_length=1, max_length=200)
-    agent_url: HttpUrl
-    agent_token: str = Field(min_length=1)
+    agent_url: HttpUrl | None = None
+    agent_token: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> NewWorkspace:
+        if (self.agent_url is None) != (self.agent_token is None):
+            raise ValueError("a direct workspace needs both agent_url and agent_token (a linked one neither)")
+        return self
 
 
 def workspace_json(workspace: Workspace) -> dict[str, Any]:
     return {
         "id": workspace.id,
         "name": workspace.name,
+        "connection": workspace.connection,
         "agent_url": workspace.agent_url,
-        "agent_token_set": bool(workspace.agent_token),
+        "agent_token_set": bool(workspace.agent_token or workspace.agent_token_hash),
         "created_at": workspace.created_at.isoformat(),
     }
 
 
+def connect_block(svc: Services, request: Request, token: str) -> dict[str, Any]:
+    """What a user pastes into the workspace to link its agent to this server."""
+    server = svc.config.agent_server_url or str(request.base_url).rstrip("/")
+    return {"command": f"workdock agent --server {server} --dir .", "env": {TOKEN_ENV: token}}
+
+
+def _direct_link_fields(reachable: bool, error: str | None) -> dict[str, Any]:
+    return {
+        "connection": "direct",
+        "connected": reachable,
+        "connected_since": None,
+        "disconnected_since": None,
+        "last_error": error,
+        "agent_version": None,
+        "peer": None,
+    }
+
+
 async def agent_status(svc: Services, workspace: Workspace) -> dict[str, Any]:
-    client = svc.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
+    link = svc.pool.links.status(workspace.id, workspace.created_at) if workspace.linked else None
+    away = svc.pool.unavailable(workspace)
+    if away is not None:
+        assert link is not None
+        return {**link, "reachable": False, "error": away, "servers": [], "config_files": []}
+    client = svc.pool.client(workspace)
     try:
         listing = await asyncio.wait_for(client.servers(timeout=STATUS_BUDGET_S), STATUS_BUDGET_S)
     except (AgentError, TimeoutError) as exc:
+        error = str(exc) or "no answer in time"
         return {
+            **(link or _direct_link_fields(False, error)),
             "reachable": False,
-            "error": str(exc) or "no answer in time",
+            "error": error,
             "servers": [],
             "config_files": [],
         }
     return {
+        **(link or _direct_link_fields(True, None)),
         "reachable": True,
         "error": None,
         "servers": [
@@ -76,12 +115,43 @@ async def owned_workspace(svc: Services, workspace_id: str, user: User) -> Works
 
 @router.post("/workspaces", status_code=201)
 async def create_workspace(
-    body: NewWorkspace, user: User = Depends(current_user), svc: Services = Depends(services)
+    body: NewWorkspace,
+    request: Request,
+    user: User = Depends(current_user),
+    svc: Services = Depends(services),
 ) -> dict[str, Any]:
+    """A linked workspace (``{"name"}``: the answer holds its agent token, shown this once, and the
+    command that connects the agent) or a direct one (``agent_url`` and ``agent_token``)."""
+    if body.agent_url is None or body.agent_token is None:
+        workspace, token = await svc.store.create_linked_workspace(user.id, body.name)
+        return {
+            **workspace_json(workspace),
+            "agent_token": token,
+            "connect": connect_block(svc, request, token),
+        }
     workspace = await svc.store.create_workspace(
         user.id, body.name, str(body.agent_url).rstrip("/"), body.agent_token
     )
     return workspace_json(workspace)
+
+
+@router.post("/workspaces/{workspace_id}/agent-token")
+async def rotate_agent_token(
+    workspace_id: str, request: Request, user: User = Depends(current_user), svc: Services = Depends(services)
+) -> dict[str, Any]:
+    """A new agent token for a linked workspace, shown once; the old one stops working at once and
+    a link opened with it is closed."""
+    workspace = await owned_workspace(svc, workspace_id, user)
+    if not workspace.linked:
+        raise ApiError(
+            409,
+            "a direct workspace has no link token",
+            "its token is the agent's own: register the agent again with its new token",
+        )
+    token = await svc.store.rotate_agent_token(workspace.id)
+    await svc.pool.links.disconnect(workspace.id, CLOSE_REVOKED, "the agent token was replaced")
+    svc.pool.drop_catalog(workspace.id)
+    return {**workspace_json(workspace), "agent_token": token, "connect": connect_block(svc, request, token)}
 
 
 @router.get("/workspaces")
@@ -109,7 +179,7 @@ async def refresh_workspace(
 ) -> dict[str, Any]:
     """Have the agent re-read its config and re-list every server, then answer like GET."""
     workspace = await owned_workspace(svc, workspace_id, user)
-    client = svc.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
+    client = svc.pool.client(workspace)
     try:
         await asyncio.wait_for(client.list_tools(refresh=True, timeout=REFRESH_BUDGET_S), REFRESH_BUDGET_S)
     except (AgentError, TimeoutError):
@@ -129,3 +199,5 @@ async def delete_workspace(
             svc.bus.drop(chat.id)
     await svc.store.delete_workspace(workspace_id, user.id)
     svc.gatherer.forget(workspace_id)
+    await svc.pool.links.disconnect(workspace_id, CLOSE_REVOKED, "the workspace was deleted")
+    svc.pool.links.forget(workspace_id)

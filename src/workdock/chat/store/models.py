@@ -52,9 +52,17 @@ class Workspace(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    agent_url: Mapped[str] = mapped_column(Text)
-    agent_token: Mapped[str] = mapped_column(Text)  # secret: never returned by the API
+    # "direct": the server dials agent_url with agent_token. "link": the agent dials the server with
+    # a token of which only agent_token_hash is kept (agent_url and agent_token are then null).
+    connection: Mapped[str] = mapped_column(String(8), default="direct", server_default="direct")
+    agent_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    agent_token: Mapped[str | None] = mapped_column(Text, nullable=True)  # secret: never returned by the API
+    agent_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+    @property
+    def linked(self) -> bool:
+        return self.connection == "link"
 
 
 class McpServer(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -29,6 +30,7 @@ from workdock.chat.store.models import (
 )
 
 TOKEN_CACHE_S = 10.0
+AGENT_TOKEN_PREFIX = "wdk_"  # an agent link token: opens its workspace's link and nothing else
 
 
 def _affected(result: Result[Any]) -> int:
@@ -42,6 +44,11 @@ def new_id() -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_agent_token() -> str:
+    """A link token: 256 random bits (only its SHA-256 is stored, so a fast hash is enough)."""
+    return AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -201,12 +208,48 @@ class Store:
             id=new_id(),
             user_id=user_id,
             name=name,
+            connection="direct",
             agent_url=agent_url,
             agent_token=agent_token,
             created_at=utcnow(),
         )
         async with self.sessions.begin() as s:
             s.add(workspace)
+        return workspace
+
+    async def create_linked_workspace(self, user_id: str, name: str) -> tuple[Workspace, str]:
+        """A workspace whose agent dials in; its token is returned here and never again."""
+        token = new_agent_token()
+        workspace = Workspace(
+            id=new_id(),
+            user_id=user_id,
+            name=name,
+            connection="link",
+            agent_token_hash=hash_token(token),
+            created_at=utcnow(),
+        )
+        async with self.sessions.begin() as s:
+            s.add(workspace)
+        return workspace, token
+
+    async def rotate_agent_token(self, workspace_id: str) -> str:
+        """A new link token for the workspace; the old one stops working with this write."""
+        token = new_agent_token()
+        await self.update_workspace(workspace_id, agent_token_hash=hash_token(token))
+        return token
+
+    async def workspace_for_agent_token(self, plain: str) -> Workspace | None:
+        """The linked workspace this agent token opens, or None."""
+        if not plain.startswith(AGENT_TOKEN_PREFIX):
+            return None
+        digest = hash_token(plain)
+        async with self.sessions() as s:
+            workspace = await s.scalar(
+                select(Workspace).where(Workspace.agent_token_hash == digest, Workspace.connection == "link")
+            )
+        # The lookup is by hash; the comparison that decides is made in constant time all the same.
+        if workspace is None or not hmac.compare_digest(workspace.agent_token_hash or "", digest):
+            return None
         return workspace
 
     async def list_workspaces(self, user_id: str) -> Sequence[Workspace]:

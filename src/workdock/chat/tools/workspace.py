@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workdock.agentapi import AgentClient, AgentError, CallToolResult, ToolInfo
+from workdock.chat.store.models import Workspace
 from workdock.chat.tools.base import (
     DEFAULT_CALL_TIMEOUT_MS,
     Gathered,
@@ -14,8 +15,11 @@ from workdock.chat.tools.base import (
     SourceFailure,
     error_result,
 )
+from workdock.link.registry import LinkRegistry
 
 LIST_BUDGET_S = 5.0
+# Requests through a link go by its transport; the URL only names the agent in httpx2's records.
+LINK_BASE_URL = "http://linked-agent.invalid"
 
 
 @dataclass(eq=False)  # compared by identity: it is the version of the tools it offers
@@ -25,35 +29,51 @@ class _Cached:
 
 
 class AgentPool:
-    """One keep-alive client per workspace agent, and the workspace tool catalogs."""
+    """One client per workspace agent (keep-alive HTTP, or the agent link), and the workspace
+    tool catalogs."""
 
-    def __init__(self, call_timeout: float = DEFAULT_CALL_TIMEOUT_MS / 1000) -> None:
+    def __init__(
+        self, call_timeout: float = DEFAULT_CALL_TIMEOUT_MS / 1000, links: LinkRegistry | None = None
+    ) -> None:
         self.call_timeout_ms = max(1, round(call_timeout * 1000))
-        self._clients: dict[str, tuple[str, str, AgentClient]] = {}
+        self.links = links or LinkRegistry()
+        self._clients: dict[str, tuple[tuple[str | None, ...], AgentClient]] = {}
         self._catalogs: dict[str, _Cached] = {}
 
-    def client(self, workspace_id: str, url: str, token: str) -> AgentClient:
-        entry = self._clients.get(workspace_id)
-        if entry is not None and entry[:2] == (url, token):
-            return entry[2]
-        client = AgentClient(url, token)
+    def client(self, workspace: Workspace) -> AgentClient:
+        """The workspace's client; a new one when its agent's address or token changed."""
+        key = (workspace.connection, workspace.agent_url, workspace.agent_token)
+        entry = self._clients.get(workspace.id)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        if workspace.linked:
+            # The link authenticated the agent when it dialled; requests carry no token of their own.
+            transport = self.links.transport(workspace.id, workspace.created_at)
+            client = AgentClient(LINK_BASE_URL, None, transport=transport)
+        else:
+            assert workspace.agent_url is not None and workspace.agent_token is not None
+            client = AgentClient(workspace.agent_url, workspace.agent_token)
         if entry is not None:  # another agent (or token): its catalog and the tools calling it are stale
-            self._catalogs.pop(workspace_id, None)
-            asyncio.get_running_loop().create_task(entry[2].aclose())
-        self._clients[workspace_id] = (url, token, client)
+            self._catalogs.pop(workspace.id, None)
+            asyncio.get_running_loop().create_task(entry[1].aclose())
+        self._clients[workspace.id] = (key, client)
         return client
+
+    def unavailable(self, workspace: Workspace) -> str | None:
+        """Why a linked workspace's agent cannot be reached now (None when it can be tried)."""
+        return self.links.unavailable(workspace.id, workspace.created_at) if workspace.linked else None
 
     def forget(self, workspace_id: str) -> None:
         self._catalogs.pop(workspace_id, None)
         entry = self._clients.pop(workspace_id, None)
         if entry is not None:
-            asyncio.get_running_loop().create_task(entry[2].aclose())
+            asyncio.get_running_loop().create_task(entry[1].aclose())
 
     def drop_catalog(self, workspace_id: str) -> None:
         self._catalogs.pop(workspace_id, None)
 
     async def aclose(self) -> None:
-        clients = [entry[2] for entry in self._clients.values()]
+        clients = [entry[1] for entry in self._clients.values()]
         self._clients.clear()
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
 
