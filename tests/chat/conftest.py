@@ -3,6 +3,7 @@ process), a real agent with real MCP servers, and small API/SSE helpers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,9 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import pytest
@@ -25,9 +26,14 @@ from tests.support.postgres import PostgresServer, require_postgres, start_postg
 from tests.support.processes import stop_group
 from workdock.chat.app import ADMIN_TOKEN_FILE, create_app
 from workdock.chat.models import ModelCatalog
-from workdock.chat.services import ServerConfig
+from workdock.chat.services import ServerConfig, Services
 
 MODEL = "openai:fake-model"
+T = TypeVar("T")
+
+
+async def _run(work: Callable[[Services], Awaitable[T]], services: Services) -> T:
+    return await work(services)
 
 
 @pytest.fixture
@@ -156,9 +162,11 @@ class ChatServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.app: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self) -> ChatServer:
-        self.port = free_port()
+    def start(self, port: int | None = None) -> ChatServer:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if self.subprocess_mode:
             args = [
@@ -190,11 +198,18 @@ class ChatServer:
                 models=ModelCatalog.from_env(self.env),
                 quiet=True,
             )
-            server = uvicorn.Server(
-                uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port, log_level="warning")
-            )
+            self.app = create_app(config)
+            server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
             self._server = server
-            self._thread = threading.Thread(target=server.run, name="chat-server", daemon=True)
+            # The server's own event loop, kept so that a test can run code in it (``call``).
+            runner = asyncio.Runner()
+            self.loop = runner.get_loop()
+
+            def serve() -> None:
+                with runner:  # as asyncio.run: what is left running is cancelled at the end
+                    runner.run(server.serve())
+
+            self._thread = threading.Thread(target=serve, name="chat-server", daemon=True)
             self._thread.start()
         wait_until_sync(self._healthy, timeout=30, message="the chat server to answer /healthz")
         return self
@@ -211,6 +226,20 @@ class ChatServer:
             return httpx2.get(f"{self.url}/healthz", timeout=1).status_code == 200
         except httpx2.TransportError:
             return False
+
+    @property
+    def services(self) -> Services:
+        """The in-thread server's long-lived parts (its store, agent pool, links...)."""
+        assert self.app is not None, "only a server in a thread of the tests has them at hand"
+        services: Services = self.app.state.services
+        return services
+
+    async def call(self, work: Callable[[Services], Awaitable[T]]) -> T:
+        """Run ``work`` in the in-thread server's event loop (its objects belong to that loop);
+        cancelling the caller cancels ``work`` there too."""
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(_run(work, self.services), self.loop)
+        return await asyncio.wrap_future(future)
 
     @property
     def admin_token(self) -> str:
