@@ -199,7 +199,9 @@ class ChatServer:
                 quiet=True,
             )
             self.app = create_app(config)
-            server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+            server = uvicorn.Server(
+                uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+            )
             self._server = server
             # The server's own event loop, kept so that a test can run code in it (``call``).
             runner = asyncio.Runner()
@@ -274,7 +276,8 @@ def start_chat_server(tmp_path: Path, fake_model: FakeOpenAI) -> Iterator[Callab
 
     def start(**kwargs: Any) -> ChatServer:
         env = {**model_env(fake_model), **kwargs.pop("env", {})}
-        server = ChatServer(kwargs.pop("data_dir", tmp_path / "data"), env, **kwargs).start()
+        port = kwargs.pop("port", None)
+        server = ChatServer(kwargs.pop("data_dir", tmp_path / "data"), env, **kwargs).start(port)
         servers.append(server)
         return server
 

@@ -40,13 +40,18 @@ async def agent_state(api: Api, workspace_id: str) -> dict[str, Any]:
     return agent
 
 
-async def wait_connected(api: Api, workspace_id: str, connected: bool = True, timeout: float = 30) -> dict[str, Any]:
+async def wait_connected(
+    api: Api, workspace_id: str, connected: bool = True, timeout: float = 30
+) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         state = await agent_state(api, workspace_id)
         return state if state["connected"] is connected else None
 
     state: dict[str, Any] = await wait_until(
-        check, timeout=timeout, interval=0.05, message=f"the workspace to be {'' if connected else 'dis'}connected"
+        check,
+        timeout=timeout,
+        interval=0.05,
+        message=f"the workspace to be {'' if connected else 'dis'}connected",
     )
     return state
 
@@ -59,7 +64,9 @@ async def wait_ready(api: Api, workspace_id: str, server: str, timeout: float = 
         ready = any(s["name"] == server and s["state"] == "ready" for s in state["servers"])
         return state if ready else None
 
-    state: dict[str, Any] = await wait_until(check, timeout=timeout, interval=0.05, message=f"{server} to be ready")
+    state: dict[str, Any] = await wait_until(
+        check, timeout=timeout, interval=0.05, message=f"{server} to be ready"
+    )
     return state
 
 

@@ -74,7 +74,9 @@ async def test_a_slow_call_holds_back_none_of_seven_others_and_giving_up_cancels
     texts, slow_still_running = await chat_server.call(eight_calls)
     assert texts == [f"fast {i}" for i in range(7)]
     assert slow_still_running
-    [record] = await wait_until(lambda: cancellations(tmp_path), timeout=15, message="notifications/cancelled")
+    [record] = await wait_until(
+        lambda: cancellations(tmp_path), timeout=15, message="notifications/cancelled"
+    )
     assert record["requestId"] is not None
 
 
@@ -196,9 +198,31 @@ async def test_every_route_answers_through_the_link_as_over_direct_http(
 
     answers = await chat_server.call(through_link)
     # With --listen too, the local API takes the same token the agent links with.
-    async with httpx2.AsyncClient(base_url=agent.url, headers={"Authorization": f"Bearer {agent.token}"}) as http:
+    async with httpx2.AsyncClient(
+        base_url=agent.url, headers={"Authorization": f"Bearer {agent.token}"}
+    ) as http:
         direct = [comparable(await http.request(m, path, **kw)) for m, path, kw in REQUESTS]
     for request, over_link, over_http in zip(REQUESTS, answers, direct, strict=True):
         assert over_link == over_http, request
     statuses = [status for status, _, _ in answers]
-    assert statuses == [200, 200, 304, 200, 400, 404, 400, 200, 404, 400, 400, 400, 200, 404, 400, 400, 404, 405, 200]
+    assert statuses == [
+        200,
+        200,
+        304,
+        200,
+        400,
+        404,
+        400,
+        200,
+        404,
+        400,
+        400,
+        400,
+        200,
+        404,
+        400,
+        400,
+        404,
+        405,
+        200,
+    ]

@@ -38,7 +38,16 @@ class LinkedAgent:
         self.port = free_port() if listen else None
         self.url = f"http://127.0.0.1:{self.port}" if listen else None
         self._log = log_path.open("wb")
-        command = [sys.executable, "-m", "workdock.cli", "agent", "--server", server_url, "--dir", str(workspace)]
+        command = [
+            sys.executable,
+            "-m",
+            "workdock.cli",
+            "agent",
+            "--server",
+            server_url,
+            "--dir",
+            str(workspace),
+        ]
         if listen:
             command += ["--listen", f"127.0.0.1:{self.port}"]
         self.process = subprocess.Popen(
