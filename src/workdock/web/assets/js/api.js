@@ -54,6 +54,7 @@ export const api = {
   createWorkspace: (body) => request("POST", "/workspaces", body),
   deleteWorkspace: (id) => request("DELETE", `/workspaces/${id}`),
   refreshWorkspace: (id) => request("POST", `/workspaces/${id}/refresh`, {}),
+  rotateAgentToken: (id) => request("POST", `/workspaces/${id}/agent-token`, {}),
   chats: () => request("GET", "/chats"),
   chat: (id) => request("GET", `/chats/${id}`),
   createChat: (body) => request("POST", "/chats", body),

@@ -1,8 +1,12 @@
-// Workspaces: each agent's reachability and every MCP server's state; a server's error and the
+// Workspaces: each agent's connection and every MCP server's state; a server's error and the
 // tail of its stderr open on click. "Refresh tools" has the agent re-read .mcp.json and re-list.
+// "Add a workspace" makes a linked one (its agent dials this server) and shows the command to run
+// in the workspace; the list is polled while the page is open, so a connecting agent shows up live.
 
 import { api } from "./api.js";
-import { h, icon } from "./dom.js";
+import { copyButton, h, icon, timeAgo } from "./dom.js";
+
+const POLL_MS = 3000;
 
 const STATE_CLASS = { ready: "ok", connecting: "busy", restarting: "busy", starting: "busy", failed: "bad",
   disabled: "off", stopped: "off" };
@@ -23,19 +27,32 @@ export class WorkspacesView {
   async open() {
     document.title = "Workspaces · workdock";
     await this.load();
+    this.timer = setInterval(() => { if (!document.hidden) this.load({ quiet: true }); }, POLL_MS);
   }
 
-  close() {}
+  close() {
+    clearInterval(this.timer);
+  }
 
-  async load() {
+  async load({ quiet = false } = {}) {
+    if (this.loading) return;
+    this.loading = true;
     try {
       const { workspaces } = await api.workspaces();
       this.app.setWorkspaces(workspaces);
+      // Server rows that are open stay open across a poll.
+      const open = new Set([...this.list.querySelectorAll("details[open]")].map((d) =>
+        `${d.closest("[data-workspace-id]")?.dataset.workspaceId}/${d.dataset.server}`));
       this.list.replaceChildren(...(workspaces.length ? workspaces.map((w) => this.card(w))
         : [h("div", { class: "empty-note" }, "No workspace yet. Run ", h("code", {}, "workdock up"),
-          " in a project, or add a running agent below.")]));
+          " in a project, or add one below and start its agent.")]));
+      for (const details of this.list.querySelectorAll("details[data-server]")) {
+        if (open.has(`${details.closest("[data-workspace-id]").dataset.workspaceId}/${details.dataset.server}`)) details.open = true;
+      }
     } catch (error) {
-      this.list.replaceChildren(h("div", { class: "failure" }, icon("alert"), error.message));
+      if (!quiet) this.list.replaceChildren(h("div", { class: "failure" }, icon("alert"), error.message));
+    } finally {
+      this.loading = false;
     }
   }
 
@@ -69,18 +86,38 @@ export class WorkspacesView {
     });
     const servers = agent.servers || [];
     const ready = servers.filter((s) => s.state === "ready").length;
-    const card = h("article", { class: "workspace-card", dataset: { workspaceId: workspace.id } },
+    const linked = workspace.connection === "link";
+    const actions = [refresh];
+    if (linked) {
+      const rotate = h("button", { class: "btn-ghost btn-sm", type: "button", title: "Make a new agent token; the old one stops working" },
+        icon("refresh"), "New token");
+      rotate.addEventListener("click", async () => {
+        if (!confirm(`Make a new agent token for “${workspace.name}”? Its agent is disconnected until it runs with the new one.`)) return;
+        try {
+          this.showConnect(await api.rotateAgentToken(workspace.id));
+          await this.load();
+        } catch (error) {
+          this.app.toast(error.message, "error");
+        }
+      });
+      actions.push(rotate);
+    }
+    actions.push(remove);
+    const card = h("article", { class: "workspace-card", dataset: { workspaceId: workspace.id, connection: workspace.connection,
+      connected: String(Boolean(agent.connected)) } },
       h("header", { class: "workspace-head" },
         h("div", { class: "workspace-title" },
           h("span", { class: `dot dot-${agent.reachable ? "ok" : "bad"}`, title: agent.reachable ? "agent reachable" : "agent unreachable" }),
           h("h2", {}, workspace.name),
-          h("span", { class: "muted small mono" }, workspace.agent_url)),
-        h("div", { class: "row-actions" }, refresh, remove)),
+          h("span", { class: "chip" }, linked ? "linked" : "direct"),
+          linked ? null : h("span", { class: "muted small mono" }, workspace.agent_url)),
+        h("div", { class: "row-actions" }, actions)),
+      linked ? linkLine(agent) : null,
       agent.reachable
         ? h("div", { class: "muted small" }, servers.length
           ? `${ready} of ${servers.length} MCP server${servers.length === 1 ? "" : "s"} ready`
           : "No MCP servers declared (.mcp.json). The built-in tools still work.")
-        : h("div", { class: "failure" }, icon("alert"), h("div", {}, h("strong", {}, "Agent unreachable"),
+        : h("div", { class: "failure" }, icon("alert"), h("div", {}, h("strong", {}, linked ? "Agent not connected" : "Agent unreachable"),
           h("div", { class: "small" }, agent.error || ""))),
       servers.length ? h("div", { class: "server-list" }, servers.map((s) => serverRow(s))) : null,
       (agent.config_files || []).filter((f) => f.state === "invalid").map((f) =>
@@ -88,29 +125,65 @@ export class WorkspacesView {
     return card;
   }
 
+  /** The command that links a workspace's agent to this server, with its token (shown this once). */
+  showConnect(created) {
+    const { command, env } = created.connect;
+    const line = `${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")} ${command}`;
+    this.connect.replaceChildren(
+      h("div", { class: "connect-head" }, icon("terminal"),
+        h("strong", {}, `Run this in the workspace “${created.name}” to connect its agent`)),
+      h("div", { class: "code-block connect-command" },
+        h("div", { class: "code-head" }, h("span", { class: "code-lang" }, "shell"), copyButton(() => line, "Copy command")),
+        h("pre", {}, h("code", {}, line))),
+      h("div", { class: "muted small" }, "The token is shown only now. The agent dials out to this server, so the workspace needs no open port; ",
+        "it reconnects by itself. Lost the token? Use “New token” on the workspace."));
+    this.connect.hidden = false;
+  }
+
   addForm() {
+    this.connect = h("div", { class: "card connect", hidden: true, role: "status" });
     const name = h("input", { name: "name", required: true, placeholder: "my-project", autocomplete: "off" });
-    const url = h("input", { name: "agent_url", required: true, placeholder: "http://127.0.0.1:7411", type: "url" });
-    const token = h("input", { name: "agent_token", required: true, placeholder: "agent token", type: "password",
-      autocomplete: "off" });
+    const url = h("input", { name: "agent_url", placeholder: "http://127.0.0.1:4571", type: "url" });
+    const token = h("input", { name: "agent_token", placeholder: "agent token", type: "password", autocomplete: "off" });
+    const direct = h("details", { class: "direct-options" },
+      h("summary", { class: "muted small" }, "Advanced: an agent this server can reach directly"),
+      h("div", { class: "muted small" }, "Point at a running ", h("code", {}, "workdock agent --listen"), " and give its token."),
+      h("div", { class: "form-grid form-grid-2" }, h("label", {}, "Agent URL", url), h("label", {}, "Agent token", token)));
     const form = h("form", { class: "card add-workspace" },
       h("h2", {}, "Add a workspace"),
-      h("div", { class: "muted small" }, "Point at a running ", h("code", {}, "workdock agent"), " and give its token."),
-      h("div", { class: "form-grid" },
-        h("label", {}, "Name", name), h("label", {}, "Agent URL", url), h("label", {}, "Agent token", token)),
+      h("div", { class: "muted small" }, "Name it, then run the command shown in the workspace (container, VM or laptop): its ",
+        h("code", {}, "workdock agent"), " connects out to this server."),
+      h("div", { class: "form-grid form-grid-1" }, h("label", {}, "Name", name)),
+      direct,
       h("div", { class: "form-actions" }, h("button", { class: "btn-primary", type: "submit" }, icon("plus"), "Add workspace")));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      const body = { name: name.value.trim() };
+      if (direct.open && (url.value.trim() || token.value)) Object.assign(body, { agent_url: url.value.trim(), agent_token: token.value });
       try {
-        await api.createWorkspace({ name: name.value.trim(), agent_url: url.value.trim(), agent_token: token.value });
+        const created = await api.createWorkspace(body);
         form.reset();
+        direct.open = false;
+        if (created.connect) this.showConnect(created);
+        else this.connect.hidden = true;
         await this.load();
       } catch (error) {
         this.app.toast(error.message, "error");
       }
     });
-    return form;
+    return [this.connect, form];
   }
+}
+
+/** A linked workspace's connection: since when, from where, which agent version, the last error. */
+function linkLine(agent) {
+  const parts = agent.connected
+    ? [`Connected ${timeAgo(agent.connected_since)}`, agent.peer ? `from ${agent.peer}` : null,
+      agent.agent_version ? `agent ${agent.agent_version}` : null]
+    : [`Disconnected since ${new Date(agent.disconnected_since).toLocaleString()}`,
+      agent.last_error ? `last error: ${agent.last_error}` : null];
+  return h("div", { class: `link-state small ${agent.connected ? "link-up" : "link-down"}` },
+    h("span", { class: `dot dot-${agent.connected ? "ok" : "off"}` }), parts.filter(Boolean).join(" · "));
 }
 
 function serverRow(server) {
