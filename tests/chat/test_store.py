@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -46,7 +47,57 @@ def test_database_urls_pick_the_async_drivers() -> None:
 
 async def test_schema_is_at_the_newest_revision(store: Store) -> None:
     async with store.engine.connect() as conn:
-        assert (await conn.execute(text("select version_num from alembic_version"))).scalar() == "0001"
+        assert (await conn.execute(text("select version_num from alembic_version"))).scalar() == "0003"
+
+
+async def test_the_link_migration_keeps_existing_workspaces_direct(database_url: str) -> None:
+    """A database made before linked workspaces existed: its rows become direct ones, unchanged."""
+    from alembic import command
+    from alembic.config import Config
+
+    from workdock.chat.store.db import MIGRATIONS
+
+    def upgrade_to(revision: str) -> Callable[[Any], None]:
+        def run(connection: Any) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        return run
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade_to("0001"))
+            await conn.execute(
+                text("insert into users (id, name, is_admin, created_at) values ('u1', 'ann', false, :now)"),
+                {"now": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            await conn.execute(
+                text(
+                    "insert into workspaces (id, user_id, name, agent_url, agent_token, created_at) "
+                    "values ('w1', 'u1', 'old', 'http://127.0.0.1:4571', 'secret', :now)"
+                ),
+                {"now": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        await migrate(engine)
+        store = Store(engine)
+        old = await store.get_workspace("w1")
+        assert old is not None and old.connection == "direct" and not old.linked
+        assert (old.agent_url, old.agent_token, old.agent_token_hash) == ("http://127.0.0.1:4571", "secret", None)
+        linked, token = await store.create_linked_workspace("u1", "new")
+        assert linked.agent_url is None and linked.agent_token is None
+        assert linked.agent_token_hash is not None and token not in linked.agent_token_hash
+        assert (await store.workspace_for_agent_token(token)).id == linked.id
+        assert await store.workspace_for_agent_token(token + "x") is None
+        assert await store.workspace_for_agent_token("secret") is None  # a direct agent's token links nothing
+        rotated = await store.rotate_agent_token(linked.id)
+        assert await store.workspace_for_agent_token(token) is None
+        assert (await store.workspace_for_agent_token(rotated)).id == linked.id
+        store.close()
+    finally:
+        await engine.dispose()
 
 
 async def test_tokens_are_stored_hashed_and_login_codes_work_once(store: Store) -> None:
