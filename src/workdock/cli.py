@@ -93,7 +93,6 @@ def agent(
         str | None,
         typer.Option(
             "--server",
-            envvar="WORKDOCK_SERVER_URL",
             help="Dial this chat server (http(s)://HOST) and be reached through that link; "
             "no listening socket unless --listen is given too.",
         ),
@@ -413,6 +412,15 @@ def server(
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve the API and web UI on.")] = "127.0.0.1:3000",
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WORKDOCK_PUBLIC_URL",
+            help="The URL users and agents reach the server at (behind a reverse proxy: https://...); "
+            "used in login URLs and agents' connect commands. Default: the listen address for login "
+            "URLs, the URL a request came in on for connect commands.",
+        ),
+    ] = None,
 ) -> None:
     """Run the chat server (API, stream and web UI). The first start prints a one-time admin login URL.
 
@@ -421,7 +429,7 @@ def server(
     """
     from workdock.chat.cli_server import run_server
 
-    run_server(listen, database_url, data_dir)
+    run_server(listen, database_url, data_dir, public_url)
 
 
 @app.command()

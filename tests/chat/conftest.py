@@ -204,7 +204,7 @@ class ChatServer:
             )
             self._server = server
             # The server's own event loop, kept so that a test can run code in it (``call``).
-            runner = asyncio.Runner()
+            runner = asyncio.Runner(loop_factory=server.config.get_loop_factory())  # as server.run() does
             self.loop = runner.get_loop()
 
             def serve() -> None:

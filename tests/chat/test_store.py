@@ -85,7 +85,11 @@ async def test_the_link_migration_keeps_existing_workspaces_direct(database_url:
         store = Store(engine)
         old = await store.get_workspace("w1")
         assert old is not None and old.connection == "direct" and not old.linked
-        assert (old.agent_url, old.agent_token, old.agent_token_hash) == ("http://127.0.0.1:4571", "secret", None)
+        assert (old.agent_url, old.agent_token, old.agent_token_hash) == (
+            "http://127.0.0.1:4571",
+            "secret",
+            None,
+        )
         linked, token = await store.create_linked_workspace("u1", "new")
         assert linked.agent_url is None and linked.agent_token is None
         assert linked.agent_token_hash is not None and token not in linked.agent_token_hash

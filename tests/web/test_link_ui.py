@@ -44,7 +44,9 @@ async def test_adding_a_workspace_shows_its_connect_command_and_the_card_follows
     command = connect.locator("pre code")
     await expect(command).to_contain_text(f"workdock agent --server {chat_server.url} --dir .")
     line = await command.inner_text()
-    match = re.fullmatch(r"WORKDOCK_AGENT_TOKEN=(wdk_\S+) workdock agent --server (\S+) --dir \.", line.strip())
+    match = re.fullmatch(
+        r"WORKDOCK_AGENT_TOKEN=(wdk_\S+) workdock agent --server (\S+) --dir \.", line.strip()
+    )
     assert match, line
     token, server_url = match.groups()
     await connect.get_by_role("button", name="Copy command").click()

@@ -35,7 +35,8 @@ def server_config(
     return ServerConfig(
         data_dir=data_dir or default_data_dir(),
         database_url=database_url,
-        public_url=public_url or f"http://{shown}:{port}",
+        public_url=(public_url or f"http://{shown}:{port}").rstrip("/"),
+        agent_server_url=public_url.rstrip("/") if public_url else None,
     )
 
 
@@ -162,9 +163,10 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATA
     parser.add_argument("--listen", default=DEFAULT_LISTEN)
     parser.add_argument("--database-url")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--public-url")
     parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
     args = parser.parse_args()
     if args.up is not None:
         run_up(args.up, args.listen, args.database_url, args.data_dir)
     else:
-        run_server(args.listen, args.database_url, args.data_dir)
+        run_server(args.listen, args.database_url, args.data_dir, args.public_url)

@@ -120,6 +120,7 @@ async def run_link(app: ASGIApp, settings: LinkSettings) -> int:
         compression=None,  # bodies are JSON the agent already keeps small or large; deflate costs CPU
         ping_interval=None,  # the session pings and watches for silence itself, on both ends
         max_size=MAX_MESSAGE,
+        write_limit=4 * MAX_MESSAGE,  # a few whole frames may wait in the socket before send() waits
         open_timeout=15,
         close_timeout=5,
         reconnect_delays=redial_delays,

@@ -39,7 +39,11 @@ class _Socket:
         return bytes(data)
 
     async def close(self, code: int, reason: str) -> None:
-        if self._websocket.application_state is WebSocketState.CONNECTED:
+        # Nothing to close once the peer (or the server shutting down) closed the connection.
+        if (
+            self._websocket.application_state is WebSocketState.CONNECTED
+            and self._websocket.client_state is WebSocketState.CONNECTED
+        ):
             with contextlib.suppress(Exception):
                 await self._websocket.close(code, reason)
 
