@@ -135,18 +135,25 @@ async def test_ten_megabyte_bodies_go_both_ways(
     workspace_id, _ = await linked(chat_server, admin_api, start_linked_agent, slow_servers)
     text = "".join(f"{i:09d}\n" for i in range(BIG // 10))  # 10 MB that shows any lost or reordered frame
 
-    async def big_calls(svc: Services) -> tuple[int, str, str]:
+    async def big_calls(svc: Services) -> tuple[int, str, str, int]:
         client = await client_of(svc, workspace_id)
         written = await client.write_file("big.txt", text)  # 10 MB to the agent
-        echoed = await client.call_tool("slow__echo", {"text": text}, timeout_ms=120_000)  # 10 MB each way
+        # 10 MB each way; small calls to the agent itself go on beside it, not behind it.
+        big = asyncio.ensure_future(client.call_tool("slow__echo", {"text": text}, timeout_ms=120_000))
+        beside = 0
+        while not big.done() and beside < 1000:
+            assert (await client.list_processes()).processes == []
+            beside += 1
+        echoed = await big
         small = await client.call_tool("slow__echo", {"text": "small"})
-        return written.bytes_written, echoed.content[0].text or "", small.content[0].text or ""
+        return written.bytes_written, echoed.content[0].text or "", small.content[0].text or "", beside
 
-    written, echoed, small = await chat_server.call(big_calls)
+    written, echoed, small, beside = await chat_server.call(big_calls)
     assert written == len(text) == BIG
     assert (workspace_dir / "big.txt").read_text() == text
     assert echoed == text
     assert small == "small"
+    assert beside >= 1  # answered while the 10 MB were still on their way
 
 
 REQUESTS: list[tuple[str, str, dict[str, Any]]] = [

@@ -18,10 +18,10 @@ import orjson
 # Offered and chosen as the WebSocket subprotocol: a new, incompatible frame format gets a new name.
 PROTOCOL = "workdock-link.1"
 
-MAX_BODY = 64 * 1024  # body bytes in one frame: a large body never holds the link for long
+MAX_BODY = 128 * 1024  # body bytes in one frame: a large body never holds the link for long
 MAX_HEAD = 64 * 1024  # an OPEN/RESPONSE head (method, target, headers) or a RESET reason
 MAX_MESSAGE = MAX_BODY + MAX_HEAD + 16  # what either side accepts as one WebSocket message
-INITIAL_WINDOW = 256 * 1024  # bytes a side may send on a stream before the receiver grants more
+INITIAL_WINDOW = 512 * 1024  # bytes a side may send on a stream before the receiver grants more
 MAX_STREAMS = 256  # requests in flight on one link
 
 _HEADER = struct.Struct("!BBI")
