@@ -49,11 +49,15 @@ async def test_kill_mid_turn_then_restart(
         chat = await api.get(f"/chats/{chat_id}")
         assert chat["status"] == "interrupted" and not chat["running"]
         messages = await api.messages(chat_id)
-        assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+        assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
         assert messages[1]["parts"][0] == {"type": "text", "text": "writing"}
         assert (
             messages[2]["parts"][0]["tool_name"] == "write_file" and not messages[2]["parts"][0]["is_error"]
         )
+        # The history says where the turn was cut off, for every later reader.
+        assert messages[3]["parts"] == [
+            {"type": "interrupted", "reason": "server", "text": "The server stopped during this turn."}
+        ]
 
         fake_model.add(Reply(text="back again"))
         await api.post(f"/chats/{chat_id}/messages", {"content": "are you there?"}, expect=202)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import insert, text
+from sqlalchemy.engine import Connection
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import turn_ended
 from tests.support import postgres
-from workdock.chat.store.db import create_engine, migrate, normalize_url, sqlite_url
-from workdock.chat.store.repo import NewMessage, Store
+from workdock.chat.store.db import MIGRATIONS, create_engine, migrate, normalize_url, sqlite_url
+from workdock.chat.store.models import Chat, QueuedMessage, User, Workspace, utcnow
+from workdock.chat.store.repo import NewMessage, RerunRefused, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -46,7 +50,7 @@ def test_database_urls_pick_the_async_drivers() -> None:
 
 async def test_schema_is_at_the_newest_revision(store: Store) -> None:
     async with store.engine.connect() as conn:
-        assert (await conn.execute(text("select version_num from alembic_version"))).scalar() == "0001"
+        assert (await conn.execute(text("select version_num from alembic_version"))).scalar() == "0005"
 
 
 async def test_tokens_are_stored_hashed_and_login_codes_work_once(store: Store) -> None:
@@ -70,7 +74,7 @@ async def test_steps_queue_and_restart_recovery(store: Store) -> None:
     await store.enqueue(chat.id, "first ✓")
     await store.enqueue(chat.id, "second")
     first = await store.start_next_turn(chat.id)
-    assert first is not None and first.parts == [{"type": "text", "text": "first ✓"}]
+    assert first is not None and first.message.parts == [{"type": "text", "text": "first ✓"}]
     assert (await store.get_chat(chat.id)).status == "running"
     step = await store.add_messages(
         chat.id,
@@ -103,12 +107,121 @@ async def test_steps_queue_and_restart_recovery(store: Store) -> None:
     assert [q.content for q in await store.list_queued(chat.id)] == ["second"]
     assert await store.interrupt_running_chats() == [chat.id]
     assert (await store.get_chat(chat.id)).status == "interrupted"
+    assert (await store.list_messages(chat.id))[-1].parts[0]["reason"] == "server"
     assert await store.chats_with_queue() == [chat.id]
     # Deleting the workspace removes its chats, their messages and queue.
     assert await store.delete_workspace(workspace.id, user.id)
     assert await store.get_chat(chat.id) is None
     assert list(await store.list_messages(chat.id)) == []
     assert await store.chats_with_queue() == []
+
+
+async def test_a_rerun_supersedes_the_last_turn_when_it_starts(store: Store) -> None:
+    user = await store.create_user("cy")
+    workspace = await store.create_workspace(user.id, "w", "http://127.0.0.1:9", "secret", path="/srv/w")
+    assert (await store.get_workspace(workspace.id)).path == "/srv/w"
+    chat = await store.create_chat(user.id, workspace.id, title=None, model=None)
+    with pytest.raises(RerunRefused, match="nothing to retry"):
+        await store.enqueue_rerun(chat.id)
+    await store.enqueue(chat.id, "one")
+    first = await store.start_next_turn(chat.id)
+    assert first is not None and first.superseded == []
+    with pytest.raises(RerunRefused, match="a turn is running"):
+        await store.enqueue_rerun(chat.id)
+    await store.add_messages(
+        chat.id, [NewMessage("assistant", [{"type": "text", "text": "a1"}])], status="idle"
+    )
+    await store.enqueue(chat.id, "two")
+    with pytest.raises(RerunRefused, match="waiting"):
+        await store.enqueue_rerun(chat.id)
+    second = await store.start_next_turn(chat.id)
+    assert second is not None
+    replaced = await store.add_messages(
+        chat.id, [NewMessage("assistant", [{"type": "error", "text": "boom"}])], status="error"
+    )
+
+    rerun = await store.enqueue_rerun(chat.id)
+    assert (rerun.rerun_of, rerun.content) == (second.message.id, "two")
+    start = await store.start_next_turn(chat.id)
+    assert start is not None and start.message.id == second.message.id
+    assert start.superseded == [replaced[0].id]
+    assert (await store.get_chat(chat.id)).status == "running"
+    assert [m.superseded for m in await store.list_messages(chat.id)] == [False, False, False, True]
+    visible = await store.list_messages(chat.id, include_superseded=False)
+    assert [m.parts[0]["text"] for m in visible] == ["one", "a1", "two"]
+    await store.add_messages(
+        chat.id, [NewMessage("assistant", [{"type": "text", "text": "a2"}])], status="idle"
+    )
+
+    # A retry that a message overtook (both queued at once, the message first) is dropped when its
+    # turn would start: re-running the older turn then would hide the newer one.
+    await store.enqueue(chat.id, "three")
+    async with store.sessions.begin() as s:
+        s.add(QueuedMessage(chat_id=chat.id, content="two", rerun_of=second.message.id, created_at=utcnow()))
+    third = await store.start_next_turn(chat.id)
+    assert third is not None and third.message.parts[0]["text"] == "three"
+    await store.add_messages(
+        chat.id, [NewMessage("assistant", [{"type": "text", "text": "a3"}])], status="idle"
+    )
+    assert await store.start_next_turn(chat.id) is None  # the stale retry went, nothing else ran
+    assert not any(m.superseded for m in await store.list_messages(chat.id) if m.id != replaced[0].id)
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def test_the_migration_marks_chats_left_interrupted(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to, "0001")
+            # Rows as the 0001 schema holds them (only its columns are written).
+            then = datetime(2026, 1, 1, tzinfo=UTC)
+            await connection.execute(
+                insert(User.__table__).values(id="u", name="dee", is_admin=False, created_at=then)
+            )
+            await connection.execute(
+                insert(Workspace.__table__).values(
+                    id="w",
+                    user_id="u",
+                    name="/home/dee/app",
+                    agent_url="http://127.0.0.1:9",
+                    agent_token="s",
+                    created_at=then,
+                )
+            )
+            for chat_id, status in (("cut", "interrupted"), ("fine", "idle")):
+                await connection.execute(
+                    insert(Chat.__table__).values(
+                        id=chat_id,
+                        user_id="u",
+                        workspace_id="w",
+                        title="t",
+                        model=None,
+                        status=status,
+                        use_admin_servers=True,
+                        created_at=then,
+                        updated_at=then,
+                    )
+                )
+        await migrate(engine)
+        store = Store(engine)
+        try:
+            [mark] = await store.list_messages("cut")
+            assert mark.role == "assistant" and mark.parts == [
+                {"type": "interrupted", "text": "Interrupted."}
+            ]
+            assert not mark.superseded
+            assert list(await store.list_messages("fine")) == []
+            assert (await store.get_workspace("w")).path is None
+        finally:
+            store.close()
+    finally:
+        await engine.dispose()
 
 
 async def test_other_users_rows_are_not_found(store: Store) -> None:
