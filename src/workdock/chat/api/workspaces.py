@@ -30,6 +30,7 @@ def workspace_json(workspace: Workspace) -> dict[str, Any]:
     return {
         "id": workspace.id,
         "name": workspace.name,
+        "path": workspace.path,
         "agent_url": workspace.agent_url,
         "agent_token_set": bool(workspace.agent_token),
         "created_at": workspace.created_at.isoformat(),
