@@ -24,6 +24,7 @@ class NewWorkspace(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     agent_url: HttpUrl
     agent_token: str = Field(min_length=1)
+    path: str | None = Field(default=None, min_length=1, max_length=4096)  # where it is: shown as detail
 
 
 def workspace_json(workspace: Workspace) -> dict[str, Any]:
@@ -80,7 +81,7 @@ async def create_workspace(
     body: NewWorkspace, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     workspace = await svc.store.create_workspace(
-        user.id, body.name, str(body.agent_url).rstrip("/"), body.agent_token
+        user.id, body.name, str(body.agent_url).rstrip("/"), body.agent_token, path=body.path
     )
     return workspace_json(workspace)
 
