@@ -74,6 +74,7 @@ export class WorkspacesView {
         h("div", { class: "workspace-title" },
           h("span", { class: `dot dot-${agent.reachable ? "ok" : "bad"}`, title: agent.reachable ? "agent reachable" : "agent unreachable" }),
           h("h2", {}, workspace.name),
+          workspace.path ? h("span", { class: "muted small mono workspace-path" }, workspace.path) : null,
           h("span", { class: "muted small mono" }, workspace.agent_url)),
         h("div", { class: "row-actions" }, refresh, remove)),
       agent.reachable
