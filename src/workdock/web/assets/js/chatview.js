@@ -539,7 +539,7 @@ export class ChatView {
   // Counts, not alarm: a failed optional server is worth a number. Red only when a whole source
   // is gone (the workspace agent unreachable: no workspace tools, and the built-ins cannot run).
   renderToolsButton() {
-    const failures = [...this.sourceFailures, ...this.serverFailures.filter((f) => f.state !== "connecting")];
+    const failures = [...this.sourceFailures, ...this.serverFailures.filter((f) => !f.starting)];
     const ready = this.toolInfo.size;
     const alarm = failures.some((f) => !f.server);
     const button = this.toolsButton;

@@ -66,7 +66,7 @@ export class ToolsPanel {
     const query = this.search.value.trim().toLowerCase();
     const matches = (tool) => !query || [tool.name, tool.server || "", tool.description || ""]
       .some((text) => text.toLowerCase().includes(query));
-    const failed = failures.filter((f) => f.state !== "connecting").length;
+    const failed = failures.filter((f) => !f.starting).length;
     this.summary.textContent = `${tools.length} tool${tools.length === 1 ? "" : "s"} ready`
       + (failed ? ` · ${failed} failed` : "")
       + (query ? ` · ${tools.filter(matches).length} match${tools.filter(matches).length === 1 ? "" : "es"}` : "");
@@ -112,7 +112,7 @@ export class ToolsPanel {
       dataset: { source: f.source, server: f.server || "" } },
       icon("alert"),
       h("div", { class: "failure-body" },
-        h("strong", {}, f.server ? `${f.server}${f.state ? ` — ${f.state}` : " failed"}` : "Not available"),
+        h("strong", {}, f.server ? `${f.server} — ${stateLabel(f)}` : "Not available"),
         h("div", { class: "small failure-text" }, f.error),
         f.stderr_tail?.length ? h("details", { class: "stderr-details" }, h("summary", {}, "stderr"),
           h("pre", { class: "stderr" }, f.stderr_tail.join("\n"))) : null)));
@@ -125,7 +125,7 @@ export class ToolsPanel {
     const count = query ? `${list.length} of ${group.tools.length}` : String(group.tools.length);
     return this.collapsible(`server:${source}:${group.server}`, open, { class: "tool-group", dataset: { server: group.server } },
       [icon("server"), h("span", { class: "group-name" }, group.server), h("span", { class: "count" }, count),
-        group.failures.length ? h("span", { class: "chip chip-failed" }, group.failures[0].state || "failed") : null],
+        group.failures.length ? h("span", { class: "chip chip-failed" }, stateLabel(group.failures[0])) : null],
       [failuresView, tools], Boolean(query) && list.length > 0);
   }
 
@@ -138,14 +138,22 @@ export class ToolsPanel {
   }
 }
 
+/** A failed server that is trying again says so ("connecting" alone would hide that it failed). */
+function stateLabel(failure) {
+  if (failure.starting) return "starting";
+  if (failure.state === "connecting") return "failed, retrying";
+  return failure.state || "failed";
+}
+
 function firstLine(text) {
   const line = text.trim().split("\n")[0];
   return line.length > 140 ? `${line.slice(0, 140)}…` : line;
 }
 
-/** Workspace servers that are declared but offer no tools right now, as tool-source failures. */
+/** Workspace servers that are declared but offer no tools right now, as tool-source failures.
+ * One still on its first start is `starting`, not failed (a failed one retrying keeps its error). */
 export function unavailableServers(workspace) {
   return (workspace?.agent?.servers || []).filter((s) => s.state !== "ready" && s.state !== "disabled")
     .map((s) => ({ source: "workspace", server: s.name, state: s.state, error: s.error || s.state,
-      stderr_tail: s.stderr_tail || [] }));
+      stderr_tail: s.stderr_tail || [], starting: s.state === "connecting" && !s.error }));
 }
