@@ -8,6 +8,8 @@ Each request takes the next entry of the script:
   as parallel calls arrive), finish with ``tool_calls``;
 - ``hold``: a ``threading.Event`` the stream waits on after its first chunk (interrupt and
   restart tests keep a turn running with it);
+- ``Reply(error=...)``: answer HTTP 400 with that error message (a 400 is not retried by the
+  client, so the turn ends in an error at once);
 - a callable: gets the request body and returns a ``Reply``.
 
 Every request body is kept in ``requests`` so tests can check what the model was sent.
@@ -41,6 +43,7 @@ class Reply:
     text: str = ""
     calls: list[Call] = field(default_factory=list)
     hold: threading.Event | None = None
+    error: str | None = None
 
 
 Entry = Reply | Callable[[dict[str, Any]], Reply]
@@ -86,6 +89,10 @@ class FakeOpenAI:
         reply = entry(body) if callable(entry) else entry
         if not body.get("stream"):
             return JSONResponse({"error": {"message": "this fake only streams"}}, status_code=400)
+        if reply.error is not None:
+            return JSONResponse(
+                {"error": {"message": reply.error, "type": "invalid_request_error"}}, status_code=400
+            )
         return StreamingResponse(self._stream(reply), media_type="text/event-stream")
 
     async def _stream(self, reply: Reply):

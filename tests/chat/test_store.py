@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import text
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import JSON, column, text
+from sqlalchemy import table as sa_table
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import turn_ended
 from tests.support import postgres
-from workdock.chat.store.db import create_engine, migrate, normalize_url, sqlite_url
-from workdock.chat.store.repo import NewMessage, Store
+from workdock.chat.store.db import MIGRATIONS, create_engine, migrate, normalize_url, sqlite_url
+from workdock.chat.store.models import QueuedMessage, utcnow
+from workdock.chat.store.repo import NewMessage, RerunRefused, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -45,41 +51,51 @@ def test_database_urls_pick_the_async_drivers() -> None:
         normalize_url("mysql://h/db")
 
 
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    config = _alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def _insert_row(connection: AsyncConnection, table_name: str, **values: object) -> None:
+    """Insert exactly these columns, whatever the current models add (for rows of an old schema)."""
+    table = sa_table(
+        table_name,
+        *(column(name, JSON if isinstance(value, list | dict) else None) for name, value in values.items()),
+    )
+    await connection.execute(table.insert().values(**values))
+
+
 async def test_schema_is_at_the_newest_revision(store: Store) -> None:
     async with store.engine.connect() as conn:
-        assert (await conn.execute(text("select version_num from alembic_version"))).scalar() == "0003"
+        current = (await conn.execute(text("select version_num from alembic_version"))).scalar()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert current == head
 
 
 async def test_the_link_migration_keeps_existing_workspaces_direct(database_url: str) -> None:
     """A database made before linked workspaces existed: its rows become direct ones, unchanged."""
-    from alembic import command
-    from alembic.config import Config
-
-    from workdock.chat.store.db import MIGRATIONS
-
-    def upgrade_to(revision: str) -> Callable[[Any], None]:
-        def run(connection: Any) -> None:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-
-        return run
-
     engine = create_engine(database_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(upgrade_to("0001"))
-            await conn.execute(
-                text("insert into users (id, name, is_admin, created_at) values ('u1', 'ann', false, :now)"),
-                {"now": datetime(2026, 1, 1, tzinfo=UTC)},
-            )
-            await conn.execute(
-                text(
-                    "insert into workspaces (id, user_id, name, agent_url, agent_token, created_at) "
-                    "values ('w1', 'u1', 'old', 'http://127.0.0.1:4571', 'secret', :now)"
-                ),
-                {"now": datetime(2026, 1, 1, tzinfo=UTC)},
+            await conn.run_sync(_upgrade_to, "0001")
+            then = datetime(2026, 1, 1, tzinfo=UTC)
+            await _insert_row(conn, "users", id="u1", name="ann", is_admin=False, created_at=then)
+            await _insert_row(
+                conn,
+                "workspaces",
+                id="w1",
+                user_id="u1",
+                name="old",
+                agent_url="http://127.0.0.1:4571",
+                agent_token="secret",
+                created_at=then,
             )
         await migrate(engine)
         store = Store(engine)
@@ -125,7 +141,7 @@ async def test_steps_queue_and_restart_recovery(store: Store) -> None:
     await store.enqueue(chat.id, "first ✓")
     await store.enqueue(chat.id, "second")
     first = await store.start_next_turn(chat.id)
-    assert first is not None and first.parts == [{"type": "text", "text": "first ✓"}]
+    assert first is not None and first.message.parts == [{"type": "text", "text": "first ✓"}]
     assert (await store.get_chat(chat.id)).status == "running"
     step = await store.add_messages(
         chat.id,
@@ -158,12 +174,163 @@ async def test_steps_queue_and_restart_recovery(store: Store) -> None:
     assert [q.content for q in await store.list_queued(chat.id)] == ["second"]
     assert await store.interrupt_running_chats() == [chat.id]
     assert (await store.get_chat(chat.id)).status == "interrupted"
+    assert (await store.list_messages(chat.id))[-1].parts[0]["reason"] == "server"
     assert await store.chats_with_queue() == [chat.id]
     # Deleting the workspace removes its chats, their messages and queue.
     assert await store.delete_workspace(workspace.id, user.id)
     assert await store.get_chat(chat.id) is None
     assert list(await store.list_messages(chat.id)) == []
     assert await store.chats_with_queue() == []
+
+
+async def test_a_rerun_supersedes_the_last_turn_when_it_starts(store: Store) -> None:
+    user = await store.create_user("cy")
+    workspace = await store.create_workspace(user.id, "w", "http://127.0.0.1:9", "secret", path="/srv/w")
+    assert (await store.get_workspace(workspace.id)).path == "/srv/w"
+    chat = await store.create_chat(user.id, workspace.id, title=None, model=None)
+    with pytest.raises(RerunRefused, match="nothing to retry"):
+        await store.enqueue_rerun(chat.id)
+    await store.enqueue(chat.id, "one")
+    first = await store.start_next_turn(chat.id)
+    assert first is not None and first.superseded == []
+    with pytest.raises(RerunRefused, match="a turn is running"):
+        await store.enqueue_rerun(chat.id)
+    await store.add_messages(
+        chat.id, [NewMessage("assistant", [{"type": "text", "text": "a1"}])], status="idle"
+    )
+    await store.enqueue(chat.id, "two")
+    with pytest.raises(RerunRefused, match="waiting"):
+        await store.enqueue_rerun(chat.id)
+    second = await store.start_next_turn(chat.id)
+    assert second is not None
+    replaced = await store.add_messages(
+        chat.id, [NewMessage("assistant", [{"type": "error", "text": "boom"}])], status="error"
+    )
+
+    rerun = await store.enqueue_rerun(chat.id)
+    assert (rerun.rerun_of, rerun.content) == (second.message.id, "two")
+    start = await store.start_next_turn(chat.id)
+    assert start is not None and start.message.id == second.message.id
+    assert start.superseded == [replaced[0].id]
+    assert (await store.get_chat(chat.id)).status == "running"
+    assert [m.superseded for m in await store.list_messages(chat.id)] == [False, False, False, True]
+    visible = await store.list_messages(chat.id, include_superseded=False)
+    assert [m.parts[0]["text"] for m in visible] == ["one", "a1", "two"]
+    await store.add_messages(
+        chat.id, [NewMessage("assistant", [{"type": "text", "text": "a2"}])], status="idle"
+    )
+
+    # A retry that a message overtook (both queued at once, the message first) is dropped when its
+    # turn would start: re-running the older turn then would hide the newer one.
+    await store.enqueue(chat.id, "three")
+    async with store.sessions.begin() as s:
+        s.add(QueuedMessage(chat_id=chat.id, content="two", rerun_of=second.message.id, created_at=utcnow()))
+    third = await store.start_next_turn(chat.id)
+    assert third is not None and third.message.parts[0]["text"] == "three"
+    await store.add_messages(
+        chat.id, [NewMessage("assistant", [{"type": "text", "text": "a3"}])], status="idle"
+    )
+    assert await store.start_next_turn(chat.id) is None  # the stale retry went, nothing else ran
+    assert not any(m.superseded for m in await store.list_messages(chat.id) if m.id != replaced[0].id)
+
+
+async def test_the_migration_marks_chats_left_interrupted(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to, "0001")
+            # Rows as the 0001 schema holds them (only its columns are written).
+            then = datetime(2026, 1, 1, tzinfo=UTC)
+            await _insert_row(connection, "users", id="u", name="dee", is_admin=False, created_at=then)
+            await _insert_row(
+                connection,
+                "workspaces",
+                id="w",
+                user_id="u",
+                name="/home/dee/app",
+                agent_url="http://127.0.0.1:9",
+                agent_token="s",
+                created_at=then,
+            )
+            for chat_id, status in (("cut", "interrupted"), ("fine", "idle")):
+                await _insert_row(
+                    connection,
+                    "chats",
+                    id=chat_id,
+                    user_id="u",
+                    workspace_id="w",
+                    title="t",
+                    model=None,
+                    status=status,
+                    use_admin_servers=True,
+                    created_at=then,
+                    updated_at=then,
+                )
+        await migrate(engine)
+        store = Store(engine)
+        try:
+            [mark] = await store.list_messages("cut")
+            assert mark.role == "assistant" and mark.parts == [
+                {"type": "interrupted", "text": "Interrupted."}
+            ]
+            assert not mark.superseded
+            assert list(await store.list_messages("fine")) == []
+            assert (await store.get_workspace("w")).path is None
+        finally:
+            store.close()
+    finally:
+        await engine.dispose()
+
+
+async def test_migrations_keep_the_rows_that_reference_a_rebuilt_table(database_url: str) -> None:
+    """SQLite rebuilds a table to alter it; the rows pointing at it (chats, messages) must survive."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to, "0001")
+            then = datetime(2026, 1, 1, tzinfo=UTC)
+            await _insert_row(connection, "users", id="u", name="eve", is_admin=False, created_at=then)
+            await _insert_row(
+                connection,
+                "workspaces",
+                id="w",
+                user_id="u",
+                name="w",
+                agent_url="http://127.0.0.1:9",
+                agent_token="s",
+                created_at=then,
+            )
+            await _insert_row(
+                connection,
+                "chats",
+                id="c",
+                user_id="u",
+                workspace_id="w",
+                title="t",
+                model=None,
+                status="idle",
+                use_admin_servers=True,
+                created_at=then,
+                updated_at=then,
+            )
+            await _insert_row(
+                connection,
+                "messages",
+                chat_id="c",
+                role="user",
+                parts=[{"type": "text", "text": "kept"}],
+                created_at=then,
+            )
+        await migrate(engine)
+        store = Store(engine)
+        try:
+            assert await store.get_chat("c") is not None
+            [message] = await store.list_messages("c")
+            assert message.parts == [{"type": "text", "text": "kept"}]
+        finally:
+            store.close()
+    finally:
+        await engine.dispose()
 
 
 async def test_other_users_rows_are_not_found(store: Store) -> None:

@@ -100,6 +100,7 @@ async def test_messages_sent_during_a_turn_are_queued_and_interrupt_stops_the_tu
     messages = await admin_api.messages(chat_id)
     assert [(m["role"], m["parts"][0].get("text")) for m in messages] == [
         ("user", "first"),
+        ("assistant", "Stopped by the user."),  # the interrupted mark
         ("user", "second"),
         ("assistant", "answer to the second"),
     ]
@@ -141,5 +142,6 @@ async def test_interrupt_true_stops_the_running_turn_and_runs_the_new_message(
     assert "interrupted" in statuses and statuses[-1] == "running"
     await admin_api.wait_status(chat_id, "idle")
     messages = await admin_api.messages(chat_id)
-    assert [m["role"] for m in messages] == ["user", "user", "assistant"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[1]["parts"][0]["type"] == "interrupted"
     assert messages[-1]["parts"] == [{"type": "text", "text": "fresh answer"}]

@@ -18,9 +18,9 @@ from playwright.async_api import async_playwright, expect
 
 # The chat harness's fixtures, shared rather than copied (pytest finds fixtures imported here).
 from tests.chat.conftest import (  # noqa: F401
+    MODEL,
     Api,
     ChatServer,
-    chat_server,
     everything_stdio,
     fake_model,
     start_agent,
@@ -52,6 +52,15 @@ BROKEN_SERVER = {
 }
 
 
+# A second model with a long name, for the header at phone width.
+LONG_MODEL = "openai:fake-model-with-a-long-name-2026-05-preview"
+
+
+@pytest.fixture
+def chat_server(start_chat_server: Callable[..., ChatServer]) -> ChatServer:
+    return start_chat_server(env={"WORKDOCK_MODELS": f"{MODEL},{LONG_MODEL}"})
+
+
 @dataclass
 class Stack:
     server: ChatServer
@@ -64,11 +73,19 @@ class Stack:
         me = await self.api.get("/me")
         return (await self.api.post(f"/users/{me['id']}/login-url"))["login_url"]
 
-    async def new_chat(self, title: str | None = None) -> str:
-        body: dict[str, Any] = {"workspace_id": self.workspace_id}
+    async def new_chat(
+        self, title: str | None = None, *, workspace_id: str | None = None, model: str | None = None
+    ) -> str:
+        body: dict[str, Any] = {"workspace_id": workspace_id or self.workspace_id}
         if title:
             body["title"] = title
+        if model:
+            body["model"] = model
         return (await self.api.post("/chats", body, expect=201))["id"]
+
+    async def add_workspace(self, name: str, agent_url: str | None = None, **extra: Any) -> str:
+        body = {"name": name, "agent_url": agent_url or self.agent.url, "agent_token": TOKEN, **extra}
+        return (await self.api.post("/workspaces", body, expect=201))["id"]
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""Per-chat turn scheduling: one turn at a time, messages queued behind it, interrupts.
+"""Per-chat turn scheduling: one turn at a time, messages queued behind it, retries, interrupts.
 
 Queued messages live in the database, so a restart keeps them; the worker for a chat takes the
-oldest one, turns it into a history message and runs its turn, until the queue is empty.
+oldest one, turns it into a history message and runs its turn, until the queue is empty. A retry
+is a queued entry too: it re-runs the last turn from its user message.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import logging
 
 from workdock.chat.store.models import QueuedMessage
-from workdock.chat.store.repo import Store
+from workdock.chat.store.repo import RerunRefused, Store
 from workdock.chat.turn import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,19 @@ class ChatManager:
         self.kick(chat_id)
         return queued
 
+    async def retry(self, chat_id: str) -> QueuedMessage:
+        """Re-run the last turn from its user message: the messages after it are kept in the
+        history, superseded (the model no longer sees them). Refused with ``RerunRefused`` while a
+        turn runs or messages wait."""
+        if self.is_running(chat_id):
+            raise RerunRefused(
+                "a turn is running",
+                "a retry re-runs the last turn once it has ended: wait for it, or stop it first",
+            )
+        queued = await self.store.enqueue_rerun(chat_id)
+        self.kick(chat_id)
+        return queued
+
     def kick(self, chat_id: str) -> None:
         """Make sure a worker will look at the chat's queue."""
         self._kicked.add(chat_id)
@@ -56,12 +70,12 @@ class ChatManager:
     async def _work(self, chat_id: str) -> None:
         while True:
             self._kicked.discard(chat_id)
-            message = await self.store.start_next_turn(chat_id)
-            if message is None:
+            start = await self.store.start_next_turn(chat_id)
+            if start is None:
                 if chat_id in self._kicked:  # a message came in while we looked
                     continue
                 return
-            turn = asyncio.create_task(self.runner.run(chat_id, message), name=f"turn {chat_id}")
+            turn = asyncio.create_task(self.runner.run(chat_id, start), name=f"turn {chat_id}")
             self._turns[chat_id] = turn
             # wait() rather than await: an interrupted turn must not cancel the worker with it.
             await asyncio.wait({turn})
@@ -90,6 +104,7 @@ class ChatManager:
     async def shutdown(self) -> None:
         workers = list(self._workers.values())
         turns = [t for t in self._turns.values() if not t.done()]
+        self.runner.stopping = True  # the turns cut off now were stopped by the server, not a user
         for turn in turns:
             turn.cancel()
         if turns:

@@ -72,6 +72,15 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+def workspace_name(directory: Path, taken: set[str]) -> str:
+    """A short name for the workspace at ``directory``: its own name, with its parent's name in
+    front when another workspace already has that one (``app``, then ``client/app``)."""
+    for name in (directory.name, f"{directory.parent.name}/{directory.name}"):
+        if name and name not in taken:
+            return name
+    return str(directory)
+
+
 async def register_workspace(svc: Services, directory: Path, agent_url: str, agent_token: str) -> str:
     """The admin's workspace for ``directory`` (made once, its agent URL and token refreshed every
     start); returns a one-time login URL that opens it."""
@@ -79,13 +88,21 @@ async def register_workspace(svc: Services, directory: Path, agent_url: str, age
     if not admins:
         raise RuntimeError("no admin user")
     admin = admins[0]
-    name = str(directory)
-    existing = [w for w in await svc.store.list_workspaces(admin.id) if w.name == name]
-    if existing:
-        await svc.store.update_workspace(existing[0].id, agent_url=agent_url, agent_token=agent_token)
-        svc.pool.forget(existing[0].id)
+    path = str(directory)
+    mine = list(await svc.store.list_workspaces(admin.id))
+    # Found by its path; one registered before workspaces had a path is named by it instead.
+    existing = next((w for w in mine if w.path == path), None) or next(
+        (w for w in mine if w.path is None and w.name == path), None
+    )
+    if existing is None:
+        name = workspace_name(directory, {w.name for w in mine})
+        await svc.store.create_workspace(admin.id, name, agent_url, agent_token, path=path)
     else:
-        await svc.store.create_workspace(admin.id, name, agent_url, agent_token)
+        fields: dict[str, str] = {"agent_url": agent_url, "agent_token": agent_token, "path": path}
+        if existing.path is None:  # named by its path: give it the short name
+            fields["name"] = workspace_name(directory, {w.name for w in mine if w is not existing})
+        await svc.store.update_workspace(existing.id, **fields)
+        svc.pool.forget(existing.id)
     return await login_url(svc, admin)
 
 

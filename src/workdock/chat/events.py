@@ -83,6 +83,11 @@ def status(state: ChatStatus, **extra: Any) -> Chunk:
     return {"type": "data-status", "data": {"status": state, **extra}}
 
 
+def superseded(message_ids: list[int]) -> Chunk:
+    """A retry replaced these stored messages: they stay in the history, the model no longer sees them."""
+    return {"type": "data-superseded", "data": {"message_ids": message_ids}}
+
+
 def message(row: Message) -> Chunk:
     return {"type": "data-message", "id": f"message-{row.id}", "data": message_json(row)}
 
@@ -99,4 +104,21 @@ def message_json(row: Message) -> dict[str, Any]:
         body["model"] = row.model
     if row.usage is not None:
         body["usage"] = row.usage
+    if row.superseded:
+        body["superseded"] = True
     return body
+
+
+# ---- stored parts that are ours alone (text, tool calls and results mirror the model's) ----------
+
+StopReason = Literal["user", "server"]
+
+_INTERRUPTED_TEXT: dict[StopReason, str] = {
+    "user": "Stopped by the user.",
+    "server": "The server stopped during this turn.",
+}
+
+
+def interrupted_part(reason: StopReason) -> dict[str, Any]:
+    """The mark an interrupted turn leaves at its end in the history (the model is not sent it)."""
+    return {"type": "interrupted", "reason": reason, "text": _INTERRUPTED_TEXT[reason]}

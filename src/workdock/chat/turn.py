@@ -38,7 +38,7 @@ from workdock.chat import events
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.models import ModelCatalog, ModelError
 from workdock.chat.store.models import Message
-from workdock.chat.store.repo import NewMessage, Store
+from workdock.chat.store.repo import NewMessage, Store, TurnStart
 from workdock.chat.stream import ChatChannel, EventBus
 from workdock.chat.tools.base import error_result
 from workdock.chat.toolset import ToolGatherer, ToolSet
@@ -85,14 +85,17 @@ class TurnRunner:
         self.gatherer = gatherer
         self.models = models
         self.max_steps = max_steps
+        self.stopping = False  # the server is shutting down: turns cancelled now say so
 
-    async def run(self, chat_id: str, user_message: Message) -> None:
-        """Run the turn for ``user_message`` (already stored); never raises except on cancellation."""
+    async def run(self, chat_id: str, start: TurnStart) -> None:
+        """Run the turn for ``start.message`` (already stored); never raises except on cancellation."""
         channel = self.bus.channel(chat_id)
         channel.begin_turn()
         publish = channel.publish
         publish(events.status("running"))
-        publish(events.message(user_message))
+        if start.superseded:
+            publish(events.superseded(start.superseded))
+        publish(events.message(start.message))
         publish(events.start(uuid.uuid4().hex))
         step = _Step()
         try:
@@ -126,7 +129,7 @@ class TurnRunner:
         if toolset.failures:
             channel.publish(events.status("running", tool_failures=[f.describe() for f in toolset.failures]))
         params = ModelRequestParameters(function_tools=toolset.definitions)
-        history = to_model_messages(await self.store.list_messages(chat_id))
+        history = to_model_messages(await self.store.list_messages(chat_id, include_superseded=False))
         for _ in range(self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
             channel.publish(events.start_step())
@@ -357,24 +360,22 @@ class TurnRunner:
         return messages
 
     async def _store_interrupted(self, chat_id: str, channel: ChatChannel, step: _Step) -> None:
+        """Store what the step produced, then the interrupted mark, which also settles the status."""
+        mark = NewMessage("assistant", [events.interrupted_part("server" if self.stopping else "user")])
         try:
             chat = await self.store.get_chat(chat_id)
             if chat is not None:
+                messages = [mark]
                 if step.persisting is not None:  # the step was being stored when the interrupt came
                     rows = await step.persisting
                     if not step.published:
                         for row in rows:
                             channel.publish(events.message(row))
                 else:
-                    rows = await self.store.add_messages(
-                        chat_id,
-                        self._step_messages(
-                            chat.model or self.models.default or "", None, step.response, step
-                        ),
-                    )
-                    for row in rows:
-                        channel.publish(events.message(row))
-                await self.store.update_chat(chat_id, status="interrupted")
+                    model_name = chat.model or self.models.default or ""
+                    messages = [*self._step_messages(model_name, None, step.response, step), mark]
+                for row in await self.store.add_messages(chat_id, messages, status="interrupted"):
+                    channel.publish(events.message(row))
         except Exception:
             logger.exception("chat %s: could not store the interrupted step", chat_id)
         channel.publish(events.abort())

@@ -1,5 +1,5 @@
-"""Chats: create/list/delete, history, sending messages (queued while a turn runs), interrupt,
-the next turn's tool set, and the SSE stream."""
+"""Chats: create/list/delete, history, sending messages (queued while a turn runs), retry,
+interrupt, the next turn's tool set, and the SSE stream."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from workdock.chat import events
@@ -16,6 +16,7 @@ from workdock.chat.auth import current_user, services
 from workdock.chat.models import ModelError
 from workdock.chat.services import Services
 from workdock.chat.store.models import Chat, User
+from workdock.chat.store.repo import RerunRefused
 from workdock.chat.stream import BOOT
 from workdock.http_errors import ApiError
 
@@ -42,6 +43,12 @@ class NewMessage(BaseModel):
     interrupt: bool = False
 
 
+class Retry(BaseModel):
+    """Nothing to choose yet; unknown fields are refused rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 async def owned_chat(svc: Services, chat_id: str, user: User) -> Chat:
     chat = await svc.store.get_chat(chat_id, user.id)
     if chat is None:  # someone else's is "not found" too
@@ -63,7 +70,12 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
     }
     if detail:
         body["queued"] = [
-            {"id": q.id, "content": q.content, "created_at": q.created_at.isoformat()}
+            {
+                "id": q.id,
+                "content": q.content,
+                "created_at": q.created_at.isoformat(),
+                **({"rerun_of": q.rerun_of} if q.rerun_of is not None else {}),
+            }
             for q in await svc.store.list_queued(chat.id)
         ]
     return body
@@ -155,6 +167,23 @@ async def send_message(
     title = _title(body.content) if chat.title == "New chat" else None
     queued = await svc.chats.submit(chat_id, body.content, interrupt=body.interrupt, title=title)
     return {"queued_id": queued.id, "queued": was_running and not body.interrupt}
+
+
+@router.post("/chats/{chat_id}/retry", status_code=202)
+async def retry(
+    chat_id: str,
+    body: Retry | None = None,
+    user: User = Depends(current_user),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Run the last turn again from its user message. The messages it replaces stay in the history,
+    marked ``superseded``; the model no longer sees them. 409 while a turn runs or messages wait."""
+    await owned_chat(svc, chat_id, user)
+    try:
+        queued = await svc.chats.retry(chat_id)
+    except RerunRefused as exc:
+        raise ApiError(409, exc.message, exc.detail) from exc
+    return {"queued_id": queued.id, "message_id": queued.rerun_of}
 
 
 @router.delete("/chats/{chat_id}/queue/{queued_id}", status_code=204)

@@ -31,6 +31,8 @@ class NewWorkspace(BaseModel):
     agent_url: HttpUrl | None = None
     agent_token: str | None = Field(default=None, min_length=1)
 
+    path: str | None = Field(default=None, min_length=1, max_length=4096)  # where it is: shown as detail
+
     @model_validator(mode="after")
     def _both_or_neither(self) -> NewWorkspace:
         if (self.agent_url is None) != (self.agent_token is None):
@@ -43,6 +45,7 @@ def workspace_json(workspace: Workspace) -> dict[str, Any]:
         "id": workspace.id,
         "name": workspace.name,
         "connection": workspace.connection,
+        "path": workspace.path,
         "agent_url": workspace.agent_url,
         "agent_token_set": bool(workspace.agent_token or workspace.agent_token_hash),
         "created_at": workspace.created_at.isoformat(),
@@ -130,7 +133,7 @@ async def create_workspace(
             "connect": connect_block(svc, request, token),
         }
     workspace = await svc.store.create_workspace(
-        user.id, body.name, str(body.agent_url).rstrip("/"), body.agent_token
+        user.id, body.name, str(body.agent_url).rstrip("/"), body.agent_token, path=body.path
     )
     return workspace_json(workspace)
 

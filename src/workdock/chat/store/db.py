@@ -80,5 +80,23 @@ def _upgrade(connection: Connection) -> None:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (idempotent; runs on every start)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    if not engine.url.drivername.startswith("sqlite"):
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+        return
+    # SQLite alters a table by copying it and dropping the old one; with foreign keys on, that DROP
+    # deletes every row that references the table (ON DELETE CASCADE): a workspace's chats and their
+    # messages. So migrations run with them off (the pragma is ignored inside a transaction, hence
+    # before it), and the result is checked before they are turned back on.
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await connection.commit()
+        try:
+            async with connection.begin():
+                await connection.run_sync(_upgrade)
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"the migration left rows whose references are broken: {broken[:5]}")
+        finally:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await connection.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -58,6 +58,8 @@ class Workspace(Base):
     agent_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     agent_token: Mapped[str | None] = mapped_column(Text, nullable=True)  # secret: never returned by the API
     agent_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    # Where the workspace is, as its agent's host sees it (set by ``workdock up``); shown as detail.
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
 
     @property
@@ -109,6 +111,8 @@ class Message(Base):
     parts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     usage: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    # Replaced by a retry of its turn: kept for the record, no longer sent to the model.
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
 
 
@@ -120,4 +124,7 @@ class QueuedMessage(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     chat_id: Mapped[str] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
     content: Mapped[str] = mapped_column(Text)
+    # Set for a retry: the user message whose turn runs again (its later messages are superseded
+    # when the turn starts); ``content`` is then that message's text.
+    rerun_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)

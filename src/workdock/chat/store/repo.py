@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import uuid
@@ -17,6 +18,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from workdock.chat import events
 from workdock.chat.store.db import session_factory, sqlite_step_writer
 from workdock.chat.store.models import (
     Chat,
@@ -28,6 +30,8 @@ from workdock.chat.store.models import (
     Workspace,
     utcnow,
 )
+
+logger = logging.getLogger(__name__)
 
 TOKEN_CACHE_S = 10.0
 AGENT_TOKEN_PREFIX = "wdk_"  # an agent link token: opens its workspace's link and nothing else
@@ -64,6 +68,37 @@ class NewMessage:
     parts: list[dict[str, Any]]
     model: str | None = None
     usage: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    """A turn about to run: its user message, and the messages a retry superseded for it."""
+
+    message: Message
+    superseded: list[int]
+
+
+class RerunRefused(Exception):
+    """A retry cannot be queued now; ``message`` and ``detail`` say why, for the user."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+def _text_of(message: Message) -> str:
+    return "\n".join(p.get("text", "") for p in message.parts if p.get("type") == "text")
+
+
+async def _last_user_message(session: AsyncSession, chat_id: str) -> Message | None:
+    """The user message the chat's last turn ran for (retries re-run it)."""
+    return await session.scalar(
+        select(Message)
+        .where(Message.chat_id == chat_id, Message.role == "user", Message.superseded.is_(False))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
 
 
 def _write_step(
@@ -203,7 +238,9 @@ class Store:
 
     # ---- workspaces --------------------------------------------------------------------------------
 
-    async def create_workspace(self, user_id: str, name: str, agent_url: str, agent_token: str) -> Workspace:
+    async def create_workspace(
+        self, user_id: str, name: str, agent_url: str, agent_token: str, *, path: str | None = None
+    ) -> Workspace:
         workspace = Workspace(
             id=new_id(),
             user_id=user_id,
@@ -211,6 +248,7 @@ class Store:
             connection="direct",
             agent_url=agent_url,
             agent_token=agent_token,
+            path=path,
             created_at=utcnow(),
         )
         async with self.sessions.begin() as s:
@@ -360,20 +398,34 @@ class Store:
             return _affected(result) > 0
 
     async def interrupt_running_chats(self) -> list[str]:
-        """After a restart: a turn that was running is gone; mark its chat ``interrupted``."""
+        """After a restart: a turn that was running is gone; mark its chat ``interrupted`` and end its
+        history with the interrupted mark."""
         async with self.sessions.begin() as s:
             ids = list((await s.scalars(select(Chat.id).where(Chat.status == "running"))).all())
             if ids:
+                now = utcnow()
+                s.add_all(
+                    Message(
+                        chat_id=chat_id,
+                        role="assistant",
+                        parts=[events.interrupted_part("server")],
+                        created_at=now,
+                    )
+                    for chat_id in ids
+                )
                 await s.execute(update(Chat).where(Chat.id.in_(ids)).values(status="interrupted"))
         return ids
 
     # ---- messages and the queue --------------------------------------------------------------------
 
-    async def list_messages(self, chat_id: str) -> Sequence[Message]:
+    async def list_messages(self, chat_id: str, *, include_superseded: bool = True) -> Sequence[Message]:
+        """The chat's history in order; without the messages retries replaced when the model is to
+        read it."""
+        query = select(Message).where(Message.chat_id == chat_id)
+        if not include_superseded:
+            query = query.where(Message.superseded.is_(False))
         async with self.sessions() as s:
-            return (
-                await s.scalars(select(Message).where(Message.chat_id == chat_id).order_by(Message.id))
-            ).all()
+            return (await s.scalars(query.order_by(Message.id))).all()
 
     async def add_messages(
         self, chat_id: str, messages: Sequence[NewMessage], *, status: str | None = None
@@ -388,6 +440,7 @@ class Store:
                 "parts": m.parts,
                 "model": m.model,
                 "usage": m.usage,
+                "superseded": False,
                 "created_at": now,
             }
             for m in messages
@@ -423,6 +476,35 @@ class Store:
                 await s.execute(update(Chat).where(Chat.id == chat_id).values(title=title))
         return queued
 
+    async def enqueue_rerun(self, chat_id: str) -> QueuedMessage:
+        """Queue a re-run of the chat's last turn from its user message; refused (``RerunRefused``)
+        while a turn runs or messages wait, and when there is no turn yet."""
+        async with self.sessions.begin() as s:
+            chat = await s.get(Chat, chat_id)
+            if chat is None:
+                raise RerunRefused("no such chat", "it was deleted")
+            if chat.status == "running":
+                raise RerunRefused(
+                    "a turn is running",
+                    "a retry re-runs the last turn once it has ended: wait for it, or stop it first",
+                )
+            waiting = await s.scalar(
+                select(QueuedMessage.id).where(QueuedMessage.chat_id == chat_id).limit(1)
+            )
+            if waiting is not None:
+                raise RerunRefused(
+                    "messages are waiting to run",
+                    "a retry re-runs the last turn; it cannot go behind queued messages",
+                )
+            last = await _last_user_message(s, chat_id)
+            if last is None:
+                raise RerunRefused("nothing to retry", "the chat has no message yet")
+            queued = QueuedMessage(
+                chat_id=chat_id, content=_text_of(last), rerun_of=last.id, created_at=utcnow()
+            )
+            s.add(queued)
+        return queued
+
     async def list_queued(self, chat_id: str) -> Sequence[QueuedMessage]:
         async with self.sessions() as s:
             return (
@@ -438,26 +520,56 @@ class Store:
             )
             return _affected(result) > 0
 
-    async def start_next_turn(self, chat_id: str) -> Message | None:
-        """Move the oldest queued message into the history and mark the chat running, atomically."""
+    async def start_next_turn(self, chat_id: str) -> TurnStart | None:
+        """Take the oldest queued entry and mark the chat running, atomically.
+
+        A message becomes the turn's user message in the history. A re-run takes the existing user
+        message and supersedes every message after it; a re-run whose message is no longer the
+        last turn's (a message got in first) is dropped.
+        """
         async with self.sessions.begin() as s:
-            queued = await s.scalar(
-                select(QueuedMessage)
-                .where(QueuedMessage.chat_id == chat_id)
-                .order_by(QueuedMessage.id)
-                .limit(1)
-            )
-            if queued is None:
-                return None
-            now = utcnow()
-            message = Message(
-                chat_id=chat_id, role="user", parts=[{"type": "text", "text": queued.content}], created_at=now
-            )
-            s.add(message)
-            await s.delete(queued)
-            await s.flush()
-            await s.execute(update(Chat).where(Chat.id == chat_id).values(status="running", updated_at=now))
-        return message
+            while True:
+                queued = await s.scalar(
+                    select(QueuedMessage)
+                    .where(QueuedMessage.chat_id == chat_id)
+                    .order_by(QueuedMessage.id)
+                    .limit(1)
+                )
+                if queued is None:
+                    return None
+                await s.delete(queued)
+                now = utcnow()
+                superseded: list[int] = []
+                if queued.rerun_of is None:
+                    message = Message(
+                        chat_id=chat_id,
+                        role="user",
+                        parts=[{"type": "text", "text": queued.content}],
+                        superseded=False,
+                        created_at=now,
+                    )
+                    s.add(message)
+                    await s.flush()
+                else:
+                    last = await _last_user_message(s, chat_id)
+                    if last is None or last.id != queued.rerun_of:
+                        logger.warning(
+                            "chat %s: a retry of message %s is stale, dropped", chat_id, queued.rerun_of
+                        )
+                        continue
+                    message = last
+                    later = (Message.chat_id == chat_id, Message.id > last.id, Message.superseded.is_(False))
+                    superseded = list(
+                        (await s.scalars(select(Message.id).where(*later).order_by(Message.id))).all()
+                    )
+                    if superseded:
+                        await s.execute(
+                            update(Message).where(Message.id.in_(superseded)).values(superseded=True)
+                        )
+                await s.execute(
+                    update(Chat).where(Chat.id == chat_id).values(status="running", updated_at=now)
+                )
+                return TurnStart(message, superseded)
 
     async def chats_with_queue(self) -> list[str]:
         async with self.sessions() as s:

@@ -64,5 +64,6 @@ export const api = {
   send: (id, content) => request("POST", `/chats/${id}/messages`, { content }),
   unqueue: (id, queuedId) => request("DELETE", `/chats/${id}/queue/${queuedId}`),
   interrupt: (id) => request("POST", `/chats/${id}/interrupt`, {}),
+  retry: (id) => request("POST", `/chats/${id}/retry`, {}),
   tools: (id) => request("GET", `/chats/${id}/tools`),
 };

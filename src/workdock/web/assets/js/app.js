@@ -112,8 +112,12 @@ class App {
     this.renderChatList();
   }
 
+  workspace(id) {
+    return this.workspaces.find((w) => w.id === id);
+  }
+
   workspaceName(id) {
-    return this.workspaces.find((w) => w.id === id)?.name;
+    return this.workspace(id)?.name;
   }
 
   async refreshChats() {
@@ -135,8 +139,8 @@ class App {
         dataset: { chatId: chat.id }, "aria-current": chat.id === current ? "page" : null },
       h("span", { class: "chat-link-title" }, chat.running ? h("span", { class: "spinner spinner-xs" }) : null,
         h("span", {}, chat.title)),
-      h("span", { class: "chat-link-meta" }, [this.workspaceName(chat.workspace_id), timeAgo(chat.updated_at)]
-        .filter(Boolean).join(" · "))))
+      h("span", { class: "chat-link-meta", title: this.workspace(chat.workspace_id)?.path || null },
+        [this.workspaceName(chat.workspace_id), timeAgo(chat.updated_at)].filter(Boolean).join(" · "))))
       : [h("div", { class: "muted small pad" }, "No chats yet.")]));
   }
 
@@ -192,6 +196,8 @@ class NewChatView {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); this.create(true); }
     });
     this.hint = h("div", { class: "muted small" });
+    this.workspaceDetail = h("div", { class: "muted small mono picker-detail" });
+    this.workspace.addEventListener("change", () => this.showWorkspaceDetail());
     this.el = h("div", { class: "page new-chat-page" },
       h("header", { class: "page-header" },
         h("button", { class: "btn-icon only-mobile", type: "button", "aria-label": "Menu",
@@ -199,7 +205,8 @@ class NewChatView {
       h("div", { class: "new-chat" },
         h("h1", {}, "New chat"),
         h("p", { class: "muted" }, "Chat with a workspace: its files, its commands and its own MCP servers."),
-        h("div", { class: "pickers" }, h("label", {}, "Workspace", this.workspace), h("label", {}, "Model", this.model)),
+        h("div", { class: "pickers" }, h("label", {}, "Workspace", this.workspace, this.workspaceDetail),
+          h("label", {}, "Model", this.model)),
         h("div", { class: "composer-box" }, this.input,
           h("div", { class: "composer-buttons" },
             h("button", { class: "btn-primary btn-send", type: "button", title: "Start (Enter)", "aria-label": "Start chat",
@@ -219,8 +226,9 @@ class NewChatView {
     try {
       const [{ workspaces }, models] = await Promise.all([api.workspaces(), api.models()]);
       this.app.setWorkspaces(workspaces);
-      this.workspace.replaceChildren(...workspaces.map((w) => h("option", { value: w.id },
+      this.workspace.replaceChildren(...workspaces.map((w) => h("option", { value: w.id, title: w.path || w.agent_url },
         `${w.name}${w.agent.reachable ? "" : " (agent unreachable)"}`)));
+      this.showWorkspaceDetail();
       this.model.replaceChildren(...(models.models.length
         ? models.models.map((m) => h("option", { value: m, selected: m === models.default }, m))
         : [h("option", { value: "" }, "no model configured")]));
@@ -233,6 +241,13 @@ class NewChatView {
   }
 
   close() {}
+
+  /** Where the picked workspace is: its path (or its agent's URL), since names can repeat. */
+  showWorkspaceDetail() {
+    const workspace = this.app.workspace(this.workspace.value);
+    this.workspaceDetail.textContent = workspace ? workspace.path || workspace.agent_url : "";
+    this.workspaceDetail.title = this.workspaceDetail.textContent;
+  }
 
   async create(withMessage) {
     const content = this.input.value;

@@ -8,9 +8,12 @@
 // messages are keyed by id, so a replayed `data-message` is harmless; the live part of a turn is
 // rebuilt from the replay, which always starts at the turn's `start` when the browser's
 // Last-Event-ID cannot be honoured (e.g. after a server restart).
+//
+// Retry: the turn a retry replaced stays in the history, marked superseded; it folds into one
+// "earlier attempt" row that opens on click.
 
 import { api } from "./api.js";
-import { h, icon, timeAgo } from "./dom.js";
+import { copyText, h, icon, timeAgo } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { ToolCard, tickDurations } from "./toolcard.js";
 import { ToolsPanel, unavailableServers } from "./toolspanel.js";
@@ -27,7 +30,9 @@ export class ChatView {
     this.live = newLive();
     this.liveError = null;
     this.toolInfo = new Map();
-    this.toolFailures = null;
+    this.sourceFailures = []; // tool sources that failed (the agent, an admin server), with why
+    this.serverFailures = []; // workspace servers that offer no tools right now
+    this.openAttempts = new Set(); // keys of superseded runs the user opened
     this.nodes = new Map(); // item key → {el, sig, update}
     this.connected = false;
     this.closed = false;
@@ -42,14 +47,14 @@ export class ChatView {
     this.titleEl.addEventListener("keydown", (e) => { if (e.key === "Enter") this.rename(); });
     this.metaEl = h("div", { class: "chat-meta" });
     this.statusEl = h("span", { class: "status-pill", "aria-live": "polite" });
-    this.toolsButton = h("button", { class: "btn-ghost", type: "button", title: "Tools the next turn gets",
-      onclick: () => this.toggleTools() }, icon("tools"), h("span", { class: "label" }, "Tools"));
+    this.toolsButton = h("button", { class: "btn-ghost tools-button", type: "button", title: "Tools the next turn gets",
+      "aria-label": "Tools", onclick: () => this.toggleTools() }, icon("tools"), h("span", { class: "label" }, "Tools"));
     const header = h("header", { class: "chat-header" },
       h("button", { class: "btn-icon only-mobile", type: "button", title: "Menu", "aria-label": "Menu",
         onclick: () => this.app.toggleSidebar() }, icon("menu")),
       h("div", { class: "chat-heading" }, this.titleEl, this.metaEl),
       h("div", { class: "chat-actions" }, this.statusEl, this.toolsButton,
-        h("button", { class: "btn-icon", type: "button", title: "Rename chat", "aria-label": "Rename chat",
+        h("button", { class: "btn-icon rename-button", type: "button", title: "Rename chat", "aria-label": "Rename chat",
           onclick: () => this.rename() }, icon("pencil")),
         h("button", { class: "btn-icon danger", type: "button", title: "Delete chat", "aria-label": "Delete chat",
           onclick: () => this.remove() }, icon("trash"))));
@@ -181,7 +186,8 @@ export class ChatView {
         api.workspace(chat.workspace_id).catch(() => null)]);
       this.toolInfo = new Map(tools.tools.map((t) => [t.name, t]));
       this.panel.show(tools, workspace);
-      this.toolFailures = [...tools.failures, ...unavailableServers(workspace)];
+      this.sourceFailures = tools.failures;
+      this.serverFailures = unavailableServers(workspace);
       this.renderToolsButton();
       this.render();
     } catch (error) {
@@ -207,10 +213,16 @@ export class ChatView {
           this.chat.status = status;
           this.chat.running = status === "running";
         }
-        if (chunk.data.tool_failures) { this.toolFailures = chunk.data.tool_failures; this.renderToolsButton(); }
+        if (chunk.data.tool_failures) { this.sourceFailures = chunk.data.tool_failures; this.renderToolsButton(); }
         if (status !== "running") { this.live = newLive(); this.refreshChat(); this.app.refreshChats(); }
         break;
       }
+      case "data-superseded":
+        for (const id of chunk.data.message_ids) {
+          const message = this.messages.get(id);
+          if (message) this.messages.set(id, { ...message, superseded: true });
+        }
+        break;
       case "data-message": {
         const message = chunk.data;
         this.ingest(message);
@@ -302,22 +314,39 @@ export class ChatView {
     const persistedCalls = new Set();
     const sorted = [...this.messages.values()].sort((a, b) => a.id - b.id);
     let lastAssistant = null;
+    let attempt = null; // the run of superseded messages being folded, {key, open}
     for (const message of sorted) {
+      if (message.superseded) {
+        if (!attempt) {
+          const key = `s${message.id}`;
+          attempt = { key, open: this.openAttempts.has(key) };
+          items.push({ key, kind: "attempt", open: attempt.open });
+        }
+        if (!attempt.open) {
+          for (const part of message.parts) if (part.tool_call_id) persistedCalls.add(part.tool_call_id);
+          continue;
+        }
+      } else {
+        attempt = null;
+      }
+      const superseded = Boolean(message.superseded);
       if (message.role === "user") {
         const text = message.parts.filter((p) => p.type === "text").map((p) => p.text).join("\n");
-        items.push({ key: `m${message.id}`, kind: "user", text, at: message.created_at });
+        items.push({ key: `m${message.id}`, kind: "user", text, at: message.created_at, superseded });
         continue;
       }
       if (message.role !== "assistant") continue;
-      lastAssistant = message;
+      if (!superseded) lastAssistant = message;
       message.parts.forEach((part, index) => {
         const key = `m${message.id}-${index}`;
-        if (part.type === "text") items.push({ key, kind: "text", text: part.text });
-        else if (part.type === "reasoning") items.push({ key, kind: "reasoning", text: part.text });
-        else if (part.type === "error") items.push({ key, kind: "error", text: part.text });
-        else if (part.type === "tool-call") {
+        if (part.type === "text") items.push({ key, kind: "text", text: part.text, superseded });
+        else if (part.type === "reasoning") items.push({ key, kind: "reasoning", text: part.text, superseded });
+        else if (part.type === "error") items.push({ key, kind: "error", text: part.text, superseded });
+        else if (part.type === "interrupted") {
+          items.push({ key, kind: "interrupted", text: part.reason ? part.text : "", superseded });
+        } else if (part.type === "tool-call") {
           persistedCalls.add(part.tool_call_id);
-          items.push({ key: `c${part.tool_call_id}`, kind: "tool", call: this.persistedCard(part) });
+          items.push({ key: `c${part.tool_call_id}`, kind: "tool", call: this.persistedCard(part), superseded });
         }
       });
     }
@@ -338,11 +367,13 @@ export class ChatView {
     if (running && !this.live.order.some((key) => key.startsWith("t") || !persistedCalls.has(key.slice(1)))) {
       items.push({ key: "thinking", kind: "thinking" });
     }
-    if (!running && this.chat?.status === "interrupted") {
-      items.push({ key: "interrupted", kind: "notice", text: "Interrupted. Send a message to go on." });
+    const queued = (this.chat?.queued || []).filter((q) => q.rerun_of === undefined);
+    const settled = !running && !(this.chat?.queued || []).length;
+    if (settled && ["error", "interrupted"].includes(this.chat?.status) && sorted.some((m) => m.role === "user")) {
+      items.push({ key: "retry", kind: "retry", text: this.chat.status });
     }
-    for (const queued of this.chat?.queued || []) {
-      items.push({ key: `q${queued.id}`, kind: "queued", id: queued.id, text: queued.content });
+    for (const entry of queued) {
+      items.push({ key: `q${entry.id}`, kind: "queued", id: entry.id, text: entry.content });
     }
     return items;
   }
@@ -383,6 +414,7 @@ export class ChatView {
         node.update(item);
       }
       node.sig = sig;
+      node.el.classList.toggle("is-superseded", Boolean(item.superseded));
       const want = previous ? previous.nextSibling : this.transcript.firstChild;
       if (want !== node.el) this.transcript.insertBefore(node.el, want);
       previous = node.el;
@@ -402,15 +434,21 @@ export class ChatView {
   makeNode(item) {
     switch (item.kind) {
       case "user": {
-        const el = h("div", { class: "msg msg-user" }, h("div", { class: "bubble" }, item.text));
-        return { kind: item.kind, el, update: (next) => el.firstChild.replaceChildren(next.text) };
+        let text = item.text;
+        const bubble = h("div", { class: "bubble" }, text);
+        const el = h("div", { class: "msg msg-user" }, bubble, messageActions(() => text));
+        return { kind: item.kind, el, update: (next) => { text = next.text; bubble.replaceChildren(text); } };
       }
       case "text": {
+        let text = item.text;
         const body = h("div", { class: "markdown" });
-        const el = h("div", { class: "msg msg-assistant" }, body);
+        const actions = messageActions(() => text);
+        const el = h("div", { class: "msg msg-assistant" }, body, actions);
         const update = (next) => {
+          text = next.text;
           body.replaceChildren(renderMarkdown(next.text));
           el.classList.toggle("streaming", Boolean(next.streaming));
+          actions.hidden = Boolean(next.streaming); // copied once it is whole
         };
         update(item);
         return { kind: item.kind, el, update };
@@ -427,15 +465,45 @@ export class ChatView {
         return { kind: item.kind, el: h("div", { class: "msg msg-tool" }, card.el), update: (next) => card.update(next.call) };
       }
       case "error": {
-        const text = h("div", { class: "error-text" }, item.text);
-        const el = h("div", { class: "msg msg-error", role: "alert" }, icon("alert"), text);
-        return { kind: item.kind, el, update: (next) => text.replaceChildren(next.text) };
+        let value = item.text;
+        const text = h("div", { class: "error-text" }, value);
+        const el = h("div", { class: "msg msg-error", role: "alert" }, icon("alert"), text, messageActions(() => value));
+        return { kind: item.kind, el, update: (next) => { value = next.text; text.replaceChildren(value); } };
+      }
+      case "interrupted": {
+        const el = h("div", { class: "msg notice interrupted-mark" });
+        const update = (next) => el.replaceChildren(h("strong", {}, "Interrupted"), next.text ? ` · ${next.text}` : "");
+        update(item);
+        return { kind: item.kind, el, update };
+      }
+      case "attempt": {
+        const button = h("button", { class: "btn-link", type: "button" });
+        const el = h("div", { class: "msg attempt" }, icon("refresh"), h("span", {}, "An earlier attempt was replaced by a retry."), button);
+        const update = (next) => {
+          button.textContent = next.open ? "Hide it" : "Show it";
+          button.setAttribute("aria-expanded", String(next.open));
+        };
+        button.addEventListener("click", () => {
+          if (this.openAttempts.has(item.key)) this.openAttempts.delete(item.key);
+          else this.openAttempts.add(item.key);
+          this.render();
+        });
+        update(item);
+        return { kind: item.kind, el, update };
+      }
+      case "retry": {
+        const button = h("button", { class: "btn-ghost btn-sm retry-button", type: "button",
+          onclick: () => this.retryTurn(button) }, icon("refresh"), "Retry");
+        const note = h("span", { class: "muted small" });
+        const update = (next) => {
+          note.textContent = next.text === "error" ? "The last turn ended in an error." : "The last turn was interrupted.";
+        };
+        update(item);
+        return { kind: item.kind, el: h("div", { class: "msg retry-row" }, button, note), update };
       }
       case "thinking":
         return { kind: item.kind, el: h("div", { class: "msg thinking", "aria-label": "The model is working" },
           h("span", { class: "dot" }), h("span", { class: "dot" }), h("span", { class: "dot" })), update() {} };
-      case "notice":
-        return { kind: item.kind, el: h("div", { class: "msg notice" }, item.text), update() {} };
       case "queued": {
         const text = h("div", { class: "bubble" }, item.text);
         const el = h("div", { class: "msg msg-user queued" }, text,
@@ -452,22 +520,38 @@ export class ChatView {
     const chat = this.chat;
     if (this.titleEl.textContent !== chat.title && !this.renaming) this.titleEl.textContent = chat.title;
     document.title = `${chat.title} · workdock`;
-    const workspace = this.app.workspaceName(chat.workspace_id);
+    const workspace = this.app.workspace(chat.workspace_id);
+    const model = chat.model || "no model";
     this.metaEl.replaceChildren(
-      h("span", { class: "meta-item" }, icon("server"), workspace || "workspace"),
+      h("span", { class: "meta-item meta-workspace", title: workspace?.path || workspace?.agent_url || "" },
+        icon("server"), h("span", { class: "meta-text" }, workspace?.name || "workspace")),
       h("span", { class: "meta-sep" }, "·"),
-      h("span", { class: "meta-item mono" }, chat.model || "no model"));
+      h("span", { class: "meta-item meta-model", title: model }, h("span", { class: "meta-text mono" }, model)));
     const status = chat.running ? "running" : chat.status;
+    const label = { running: "Running", idle: "Ready", error: "Error", interrupted: "Interrupted" }[status] || status;
     this.statusEl.className = `status-pill status-${status}`;
+    this.statusEl.title = label;
     this.statusEl.replaceChildren(status === "running" ? h("span", { class: "spinner spinner-xs" }) : h("span", { class: "status-dot" }),
-      { running: "Running", idle: "Ready", error: "Error", interrupted: "Interrupted" }[status] || status);
+      h("span", { class: "label" }, label));
     this.stopButton.hidden = !chat.running;
   }
 
+  // Counts, not alarm: a failed optional server is worth a number. Red only when a whole source
+  // is gone (the workspace agent unreachable: no workspace tools, and the built-ins cannot run).
   renderToolsButton() {
-    const failed = (this.toolFailures || []).length;
-    this.toolsButton.classList.toggle("has-failures", failed > 0);
-    this.toolsButton.title = failed ? `${failed} tool source(s) failed` : "Tools the next turn gets";
+    const failures = [...this.sourceFailures, ...this.serverFailures.filter((f) => !f.starting)];
+    const ready = this.toolInfo.size;
+    const alarm = failures.some((f) => !f.server);
+    const button = this.toolsButton;
+    button.classList.toggle("has-failures", alarm);
+    button.dataset.ready = String(ready);
+    button.dataset.failed = String(failures.length);
+    button.replaceChildren(icon("tools"), h("span", { class: "label" }, "Tools"),
+      h("span", { class: "tools-count" }, String(ready)),
+      failures.length ? h("span", { class: "tools-failed" }, `· ${failures.length}`, h("span", { class: "label" }, " failed")) : null);
+    const names = failures.map((f) => f.server || (f.source === "workspace" ? "workspace agent" : f.source));
+    button.title = `${ready} tool${ready === 1 ? "" : "s"} ready${failures.length ? ` · ${failures.length} failed: ${names.join(", ")}` : ""}`;
+    button.setAttribute("aria-label", `Tools: ${button.title}`);
   }
 
   // ---- actions --------------------------------------------------------------------------------
@@ -485,6 +569,17 @@ export class ChatView {
       this.input.value = content;
       this.autosize();
       this.app.toast(`Not sent: ${error.message}`, "error");
+    }
+  }
+
+  async retryTurn(button) {
+    button.disabled = true;
+    try {
+      await api.retry(this.chatId);
+    } catch (error) {
+      this.app.toast(`Could not retry: ${error.message}`, "error");
+      button.disabled = false;
+      this.refreshChat();
     }
   }
 
@@ -555,6 +650,22 @@ export class ChatView {
   }
 }
 
+/** A message's actions: an icon-only copy button, so the message's own text stays just its text. */
+function messageActions(getText) {
+  const button = h("button", { class: "btn-icon btn-copy", type: "button", title: "Copy to the clipboard", "aria-label": "Copy" },
+    icon("copy"));
+  button.addEventListener("click", async () => {
+    const ok = await copyText(getText());
+    button.replaceChildren(icon(ok ? "check" : "x"));
+    button.setAttribute("aria-label", ok ? "Copied" : "Copy failed");
+    setTimeout(() => {
+      button.replaceChildren(icon("copy"));
+      button.setAttribute("aria-label", "Copy");
+    }, 1500);
+  });
+  return h("div", { class: "msg-actions" }, button);
+}
+
 function newLive() {
   return { texts: new Map(), calls: new Map(), order: [] };
 }
@@ -564,6 +675,8 @@ function signature(item) {
     case "text":
     case "reasoning":
       return `${item.text.length}:${item.streaming ? 1 : 0}:${item.text.slice(-16)}`;
+    case "attempt":
+      return item.open ? "open" : "closed";
     case "tool":
       return JSON.stringify([item.call.hasArgs, item.call.argsText?.length, item.call.source, item.call.server,
         item.call.interrupted, item.call.result?.duration_ms, item.call.result?.is_error,

@@ -48,7 +48,7 @@ export class ToolCard {
     this.summary.replaceChildren(
       icon("chevron", "icon chevron"),
       h("span", { class: `tool-icon tool-icon-${kind}` }, icon(kind)),
-      h("span", { class: "tool-name" }, call.name),
+      h("span", { class: "tool-name", title: call.name }, call.name),
       h("span", { class: "tool-preview" }, argsPreview(call)),
       h("span", { class: "tool-meta" },
         sourceChip(call),

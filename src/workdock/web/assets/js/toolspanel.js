@@ -1,6 +1,6 @@
-// The tools panel: exactly what the next turn of this chat gets, grouped by source, and every
-// source that failed with its reason. "Refresh tools" asks the workspace agent to re-read its
-// configuration and re-list its servers first.
+// The tools panel: exactly what the next turn of this chat gets, in collapsible groups by source
+// and server, with a search; a server or source that failed shows in its group with its reason.
+// "Refresh tools" asks the workspace agent to re-read its configuration and re-list its servers.
 
 import { api } from "./api.js";
 import { h, icon } from "./dom.js";
@@ -14,7 +14,13 @@ const SOURCES = [
 export class ToolsPanel {
   constructor(view) {
     this.view = view;
+    this.data = null;
+    this.opened = new Map(); // group key → open, as the user left it (survives a refresh)
     this.content = h("div", { class: "panel-content" }, h("div", { class: "muted small pad" }, "Loading tools…"));
+    this.summary = h("div", { class: "muted small tools-summary", "aria-live": "polite" });
+    this.search = h("input", { class: "tools-search", type: "search", placeholder: "Search tools",
+      "aria-label": "Search tools", autocomplete: "off", spellcheck: "false" });
+    this.search.addEventListener("input", () => this.render());
     this.refreshButton = h("button", { class: "btn-ghost btn-sm", type: "button", onclick: () => this.refresh() },
       icon("refresh"), "Refresh tools");
     this.el = h("aside", { class: "tools-panel", "aria-label": "Tools" },
@@ -22,7 +28,8 @@ export class ToolsPanel {
         h("div", {}, h("h2", {}, "Tools"), h("div", { class: "muted small" }, "What the next turn gets")),
         h("button", { class: "btn-icon", type: "button", title: "Close", "aria-label": "Close tools",
           onclick: () => view.toggleTools(false) }, icon("x"))),
-      h("div", { class: "panel-toolbar" }, this.refreshButton),
+      h("div", { class: "panel-toolbar" }, this.search, this.refreshButton),
+      this.summary,
       this.content);
   }
 
@@ -49,44 +56,93 @@ export class ToolsPanel {
   }
 
   show({ tools, failures, warnings }, workspace) {
-    const parts = [];
-    const failed = [...failures, ...unavailableServers(workspace)];
-    if (failed.length) {
-      parts.push(h("section", { class: "panel-section failures" },
-        h("h3", {}, `Not available (${failed.length})`),
-        failed.map((f) => h("div", { class: "failure", dataset: { source: f.source, server: f.server || "" } }, icon("alert"),
-          h("div", { class: "failure-body" },
-            h("strong", {}, [labelOf(f.source), f.server].filter(Boolean).join(" · "), f.state ? ` — ${f.state}` : ""),
-            h("div", { class: "small failure-text" }, f.error),
-            f.stderr_tail?.length ? h("details", { class: "stderr-details" }, h("summary", {}, "stderr"),
-              h("pre", { class: "stderr" }, f.stderr_tail.join("\n"))) : null)))));
-    }
-    for (const warning of warnings || []) parts.push(h("div", { class: "warning small" }, warning));
+    this.data = { tools, warnings: warnings || [], failures: [...failures, ...unavailableServers(workspace)] };
+    this.render();
+  }
+
+  render() {
+    if (!this.data) return;
+    const { tools, warnings, failures } = this.data;
+    const query = this.search.value.trim().toLowerCase();
+    const matches = (tool) => !query || [tool.name, tool.server || "", tool.description || ""]
+      .some((text) => text.toLowerCase().includes(query));
+    const failed = failures.filter((f) => !f.starting).length;
+    this.summary.textContent = `${tools.length} tool${tools.length === 1 ? "" : "s"} ready`
+      + (failed ? ` · ${failed} failed` : "")
+      + (query ? ` · ${tools.filter(matches).length} match${tools.filter(matches).length === 1 ? "" : "es"}` : "");
+    const parts = warnings.map((warning) => h("div", { class: "warning small" }, warning));
     for (const [source, title, hint] of SOURCES) {
       const mine = tools.filter((t) => t.source === source);
-      if (!mine.length && source === "admin") continue;
-      const groups = new Map();
-      for (const tool of mine) {
-        const key = tool.server || "";
-        if (!groups.has(key)) groups.set(key, []);
-        groups.get(key).push(tool);
-      }
-      parts.push(h("section", { class: "panel-section", dataset: { source } },
-        h("h3", {}, title, h("span", { class: "count" }, String(mine.length))),
-        h("div", { class: "muted small hint" }, hint),
-        mine.length ? null : h("div", { class: "muted small" }, "None."),
-        [...groups].map(([server, list]) => h("div", { class: "tool-group" },
-          server ? h("div", { class: "group-name" }, icon("server"), server) : null,
-          h("ul", { class: "tool-list" }, list.map((tool) => h("li", { title: tool.description || "" },
-            h("code", {}, tool.name),
-            tool.description ? h("div", { class: "tool-desc" }, firstLine(tool.description)) : null)))))));
+      const troubles = failures.filter((f) => f.source === source);
+      if (!mine.length && !troubles.length && source === "admin") continue;
+      const groups = this.groups(source, mine, troubles);
+      const shown = groups.filter((g) => !query || g.tools.some(matches));
+      if (query && !shown.length) continue;
+      const count = query ? `${mine.filter(matches).length} of ${mine.length}` : String(mine.length);
+      parts.push(this.collapsible(`source:${source}`, true, { class: "panel-section", dataset: { source } },
+        [h("h3", {}, title), h("span", { class: "count" }, count),
+          troubles.length ? h("span", { class: "chip chip-failed" }, `${troubles.length} failed`) : null],
+        [h("div", { class: "muted small hint" }, hint),
+          mine.length || troubles.length ? null : h("div", { class: "muted small" }, "None."),
+          shown.map((group) => this.groupView(source, group, groups.length, query, matches))],
+        Boolean(query)));
+    }
+    if (query && !parts.some((p) => p.classList.contains("panel-section"))) {
+      parts.push(h("div", { class: "muted small pad no-match" }, `No tool matches “${this.search.value.trim()}”.`));
     }
     this.content.replaceChildren(...parts);
   }
+
+  /** A source's tools by server (one unnamed group for the built-ins), failed servers included. */
+  groups(source, tools, troubles) {
+    const groups = new Map();
+    const group = (server) => {
+      if (!groups.has(server)) groups.set(server, { server, tools: [], failures: [] });
+      return groups.get(server);
+    };
+    for (const failure of troubles) group(failure.server || "").failures.push(failure);
+    for (const tool of tools) group(source === "builtin" ? "" : tool.server || "").tools.push(tool);
+    return [...groups.values()].sort((a, b) => (b.failures.length - a.failures.length) || a.server.localeCompare(b.server));
+  }
+
+  groupView(source, group, siblings, query, matches) {
+    const list = group.tools.filter(matches);
+    // One server that failed is news, not an alarm: shown plainly. A whole source gone stays red.
+    const failuresView = group.failures.map((f) => h("div", { class: `failure${f.server ? " failure-server" : ""}`,
+      dataset: { source: f.source, server: f.server || "" } },
+      icon("alert"),
+      h("div", { class: "failure-body" },
+        h("strong", {}, f.server ? `${f.server} — ${stateLabel(f)}` : "Not available"),
+        h("div", { class: "small failure-text" }, f.error),
+        f.stderr_tail?.length ? h("details", { class: "stderr-details" }, h("summary", {}, "stderr"),
+          h("pre", { class: "stderr" }, f.stderr_tail.join("\n"))) : null)));
+    const tools = list.length ? h("ul", { class: "tool-list" }, list.map((tool) => h("li", { title: tool.description || "" },
+      h("code", {}, tool.name),
+      tool.description ? h("div", { class: "tool-desc" }, firstLine(tool.description)) : null))) : null;
+    if (!group.server) return h("div", { class: "tool-group", dataset: { server: "" } }, failuresView, tools);
+    // Open by default: the only group of its source, or one that failed (its reason is the news).
+    const open = siblings === 1 || group.failures.length > 0;
+    const count = query ? `${list.length} of ${group.tools.length}` : String(group.tools.length);
+    return this.collapsible(`server:${source}:${group.server}`, open, { class: "tool-group", dataset: { server: group.server } },
+      [icon("server"), h("span", { class: "group-name" }, group.server), h("span", { class: "count" }, count),
+        group.failures.length ? h("span", { class: "chip chip-failed" }, stateLabel(group.failures[0])) : null],
+      [failuresView, tools], Boolean(query) && list.length > 0);
+  }
+
+  /** A <details> whose open state the user owns; a search opens what it found. */
+  collapsible(key, openByDefault, attrs, summary, body, forceOpen) {
+    const open = forceOpen || (this.opened.has(key) ? this.opened.get(key) : openByDefault);
+    const el = h("details", { ...attrs, open }, h("summary", { class: "group-summary" }, icon("chevron", "icon chevron"), summary), body);
+    el.addEventListener("toggle", () => { if (!forceOpen) this.opened.set(key, el.open); });
+    return el;
+  }
 }
 
-function labelOf(source) {
-  return Object.fromEntries(SOURCES.map(([key, title]) => [key, title]))[source] || source;
+/** A failed server that is trying again says so ("connecting" alone would hide that it failed). */
+function stateLabel(failure) {
+  if (failure.starting) return "starting";
+  if (failure.state === "connecting") return "failed, retrying";
+  return failure.state || "failed";
 }
 
 function firstLine(text) {
@@ -94,9 +150,10 @@ function firstLine(text) {
   return line.length > 140 ? `${line.slice(0, 140)}…` : line;
 }
 
-/** Workspace servers that are declared but offer no tools right now, as tool-source failures. */
+/** Workspace servers that are declared but offer no tools right now, as tool-source failures.
+ * One still on its first start is `starting`, not failed (a failed one retrying keeps its error). */
 export function unavailableServers(workspace) {
   return (workspace?.agent?.servers || []).filter((s) => s.state !== "ready" && s.state !== "disabled")
     .map((s) => ({ source: "workspace", server: s.name, state: s.state, error: s.error || s.state,
-      stderr_tail: s.stderr_tail || [] }));
+      stderr_tail: s.stderr_tail || [], starting: s.state === "connecting" && !s.error }));
 }

@@ -110,6 +110,7 @@ export class WorkspacesView {
           h("span", { class: `dot dot-${agent.reachable ? "ok" : "bad"}`, title: agent.reachable ? "agent reachable" : "agent unreachable" }),
           h("h2", {}, workspace.name),
           h("span", { class: "chip" }, linked ? "linked" : "direct"),
+          workspace.path ? h("span", { class: "muted small mono workspace-path" }, workspace.path) : null,
           linked ? null : h("span", { class: "muted small mono" }, workspace.agent_url)),
         h("div", { class: "row-actions" }, actions)),
       linked ? linkLine(agent) : null,
