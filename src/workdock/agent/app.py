@@ -17,9 +17,13 @@ from workdock.agent.disconnect import until_disconnect
 from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.agent.workspace.processes import ProcessTable
 from workdock.agent.workspace.router import workspace_router
-from workdock.http_errors import ApiError, ErrorBodyResponses, JSONResponse, install_error_handlers
+from workdock.http_errors import ApiError, JSONResponse, install_error_handlers
+from workdock.http_json import api_router
+from workdock.http_limits import BodyLimit
+from workdock.http_openapi import error_responses
 from workdock.mcp.content import result_to_dict
 from workdock.mcp.hub import Catalog, Hub, HubError
+from workdock.ratelimit import FailedAttempts
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +118,7 @@ def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
 
 
 def mcp_router(runtime: AgentRuntime) -> APIRouter:
-    router = APIRouter(prefix="/api/v0/mcp", tags=["mcp"])
+    router = api_router(prefix="/api/v0/mcp", tags=["mcp"])
     tool_list = _ToolListCache()
 
     @router.get(
@@ -138,7 +142,7 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
     @router.post(
         "/call-tool",
         response_model=agentapi.CallToolResult,
-        responses=ErrorBodyResponses,
+        responses=error_responses(400, 401, 404, 413, 429, 502, 504),
         openapi_extra=_CALL_TOOL_BODY,
     )
     async def call_tool(request: Request) -> JSONResponse:
@@ -215,7 +219,9 @@ def create_app(settings: AgentSettings) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    app.add_middleware(BearerAuth, token=settings.token)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    # Outermost: a request without the token learns nothing, not even the body limit.
+    app.add_middleware(BearerAuth, token=settings.token, attempts=FailedAttempts(settings.auth_failures))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

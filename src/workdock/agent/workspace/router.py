@@ -34,6 +34,7 @@ from workdock.agentapi import (
     WriteFileResult,
 )
 from workdock.http_errors import ApiError
+from workdock.http_json import api_router
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -53,7 +54,7 @@ def _require_dir(path: Path) -> None:
 def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
     """Routes for files and processes in the workspace dir ``root``; ``processes`` runs the commands."""
     root = Path(os.path.abspath(root))
-    router = APIRouter(prefix="/api/v0", tags=["workspace"])
+    router = api_router(prefix="/api/v0", tags=["workspace"])
 
     @router.post("/fs/read", response_model=ReadFileResult, responses=_errors(403, 404))
     async def read_file(request: ReadFileRequest) -> ReadFileResult:
