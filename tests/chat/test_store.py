@@ -15,6 +15,7 @@ from tests.chat.test_turn_e2e import turn_ended
 from tests.support import postgres
 from workdock.chat.store.db import create_engine, migrate, normalize_url, sqlite_url
 from workdock.chat.store.repo import NewMessage, Store
+from workdock.secretbox import SecretBox, new_key, parse_key
 
 pytestmark = pytest.mark.anyio
 
@@ -29,9 +30,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     engine = create_engine(database_url)
-    await migrate(engine)
-    await migrate(engine)  # idempotent: runs on every start
-    store = Store(engine)
+    box = SecretBox(parse_key(new_key()))
+    await migrate(engine, box)
+    await migrate(engine, box)  # idempotent: runs on every start
+    store = Store(engine, box)
     yield store
     store.close()
     await engine.dispose()
@@ -46,7 +48,7 @@ def test_database_urls_pick_the_async_drivers() -> None:
 
 async def test_schema_is_at_the_newest_revision(store: Store) -> None:
     async with store.engine.connect() as conn:
-        assert (await conn.execute(text("select version_num from alembic_version"))).scalar() == "0001"
+        assert (await conn.execute(text("select version_num from alembic_version"))).scalar() == "0002"
 
 
 async def test_tokens_are_stored_hashed_and_login_codes_work_once(store: Store) -> None:
