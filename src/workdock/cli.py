@@ -56,6 +56,9 @@ def setup_logging(verbose: bool) -> None:
     # The HTTP stacks' per-request lines are noise at INFO.
     for noisy in ("httpx2", "httpcore", "mcp", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+    from workdock.log_redact import install_redaction
+
+    install_redaction()
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
@@ -124,8 +127,9 @@ def agent(
     The token comes from $WORKDOCK_AGENT_TOKEN, else --token-file, else a new one is made and
     written to $XDG_STATE_HOME/workdock/agent.token (mode 0600).
     """
-    from workdock.agent.runtime import AgentSettings
+    from workdock.agent.runtime import AgentSettings, max_request_bytes_from_env
     from workdock.agent.serve import serve_agent
+    from workdock.ratelimit import RateLimitSettings
 
     setup_logging(verbose)
     host, port = parse_listen(listen, 4571)
@@ -133,7 +137,13 @@ def agent(
         token, written = agent_token(token_file)
     except FileNotFoundError:
         fail(f"token file {token_file} does not exist")
+    try:
+        auth_failures, max_request_bytes = RateLimitSettings.from_env(), max_request_bytes_from_env()
+    except ValueError as exc:
+        fail(str(exc))
     settings = AgentSettings(
+        auth_failures=auth_failures,
+        max_request_bytes=max_request_bytes,
         workspace=dir,
         token=token,
         host=host,
@@ -360,11 +370,34 @@ DataDir = Annotated[
 ]
 
 
+PublicUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="WORKDOCK_PUBLIC_URL",
+        help="Where users reach the server (login URLs); https://... also makes the session cookie Secure.",
+    ),
+]
+TrustedProxy = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trusted-proxy",
+        help="Address of a reverse proxy whose X-Forwarded-Proto/-For are believed (repeatable; "
+        "else $WORKDOCK_TRUSTED_PROXIES, comma-separated). None by default.",
+    ),
+]
+
+
+def _chat_config_error(exc: ValueError) -> NoReturn:
+    fail(str(exc))
+
+
 @app.command()
 def server(
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve the API and web UI on.")] = "127.0.0.1:3000",
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
+    public_url: PublicUrl = None,
+    trusted_proxy: TrustedProxy = None,
 ) -> None:
     """Run the chat server (API, stream and web UI). The first start prints a one-time admin login URL.
 
@@ -373,7 +406,10 @@ def server(
     """
     from workdock.chat.cli_server import run_server
 
-    run_server(listen, database_url, data_dir)
+    try:
+        run_server(listen, database_url, data_dir, public_url, trusted_proxy)
+    except ValueError as exc:
+        _chat_config_error(exc)
 
 
 @app.command()
@@ -391,6 +427,8 @@ def up(
     listen: Annotated[str, typer.Option(help="HOST:PORT for the chat server and web UI.")] = "127.0.0.1:3000",
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
+    public_url: PublicUrl = None,
+    trusted_proxy: TrustedProxy = None,
 ) -> None:
     """Run the chat server and an agent for --dir together, and print the URL to open.
 
@@ -398,7 +436,10 @@ def up(
     """
     from workdock.chat.cli_server import run_up
 
-    run_up(dir, listen, database_url, data_dir)
+    try:
+        run_up(dir, listen, database_url, data_dir, public_url, trusted_proxy)
+    except ValueError as exc:
+        _chat_config_error(exc)
 
 
 @app.command()

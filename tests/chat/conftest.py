@@ -24,8 +24,10 @@ from tests.support.agent import RunningAgent, write_config
 from tests.support.postgres import PostgresServer, require_postgres, start_postgres
 from tests.support.processes import stop_group
 from workdock.chat.app import ADMIN_TOKEN_FILE, create_app
+from workdock.chat.cli_server import uvicorn_config
 from workdock.chat.models import ModelCatalog
 from workdock.chat.services import ServerConfig
+from workdock.ratelimit import RateLimitSettings
 
 MODEL = "openai:fake-model"
 
@@ -182,6 +184,7 @@ class ChatServer:
                     start_new_session=True,
                 )
         else:
+            environ = {**os.environ, **self.env}
             config = ServerConfig(
                 data_dir=self.data_dir,
                 database_url=self.database_url,
@@ -189,9 +192,11 @@ class ChatServer:
                 tool_timeout=self.tool_timeout,
                 models=ModelCatalog.from_env(self.env),
                 quiet=True,
+                auth_failures=RateLimitSettings.from_env(environ),
             )
+            # Served exactly as `workdock server` serves it (proxy headers, log filter).
             server = uvicorn.Server(
-                uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port, log_level="warning")
+                uvicorn_config(create_app(config), config, "127.0.0.1", self.port, log_level="warning")
             )
             self._server = server
             self._thread = threading.Thread(target=server.run, name="chat-server", daemon=True)

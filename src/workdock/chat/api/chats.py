@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -18,8 +18,9 @@ from workdock.chat.services import Services
 from workdock.chat.store.models import Chat, User
 from workdock.chat.stream import BOOT
 from workdock.http_errors import ApiError
+from workdock.http_json import api_router
 
-router = APIRouter(prefix="/api/v0", tags=["chats"])
+router = api_router(prefix="/api/v0", tags=["chats"])
 
 PING_S = 15
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from workdock.chat.auth import admin_user, services
 from workdock.chat.services import Services
 from workdock.chat.store.models import McpServer, User
 from workdock.http_errors import ApiError
+from workdock.http_json import api_router
 from workdock.mcp.config import name_error
 
-router = APIRouter(prefix="/api/v0", tags=["mcp-servers"])
+router = api_router(prefix="/api/v0", tags=["mcp-servers"])
 
 
 class NewServer(BaseModel):

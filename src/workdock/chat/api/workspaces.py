@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import BaseModel, Field, HttpUrl
 
 from workdock.agentapi import AgentError
@@ -13,8 +13,9 @@ from workdock.chat.auth import current_user, services
 from workdock.chat.services import Services
 from workdock.chat.store.models import User, Workspace
 from workdock.http_errors import ApiError
+from workdock.http_json import api_router
 
-router = APIRouter(prefix="/api/v0", tags=["workspaces"])
+router = api_router(prefix="/api/v0", tags=["workspaces"])
 
 STATUS_BUDGET_S = 2.0
 REFRESH_BUDGET_S = 35.0  # the agent waits for reconnects up to its own connect budget (30 s by default)
