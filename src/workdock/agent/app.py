@@ -20,7 +20,7 @@ from workdock.agent.workspace.router import workspace_router
 from workdock.http_errors import ApiError, JSONResponse, install_error_handlers
 from workdock.http_json import api_router
 from workdock.http_limits import BodyLimit
-from workdock.http_openapi import error_responses
+from workdock.http_openapi import error_responses, without_422
 from workdock.mcp.content import result_to_dict
 from workdock.mcp.hub import Catalog, Hub, HubError
 from workdock.ratelimit import FailedAttempts
@@ -124,7 +124,7 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
     @router.get(
         "/tools",
         response_model=agentapi.ToolList,
-        responses={304: {"description": "Not modified"}},
+        responses={304: {"description": "Not modified"}, **error_responses(401, 429)},
         openapi_extra=_REFRESH_PARAMETER,
     )
     async def list_tools(request: Request) -> Response:
@@ -156,7 +156,7 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
             raise ApiError(exc.status, exc.message) from None
         return JSONResponse(result_to_dict(result))
 
-    @router.get("/servers", response_model=agentapi.ServerList)
+    @router.get("/servers", response_model=agentapi.ServerList, responses=error_responses(401, 429))
     async def servers() -> agentapi.ServerList:
         """Every declared server's state, and every config file looked at."""
         return agentapi.ServerList(
@@ -223,14 +223,14 @@ def create_app(settings: AgentSettings) -> FastAPI:
     # Outermost: a request without the token learns nothing, not even the body limit.
     app.add_middleware(BearerAuth, token=settings.token, attempts=FailedAttempts(settings.auth_failures))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=agentapi.Health)
     async def healthz() -> dict[str, str]:
         """Up and answering, whatever the servers' states."""
         return {"status": "ok"}
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> dict[str, Any]:
-        return _with_bearer_security(app.openapi())
+        return _with_bearer_security(without_422(app.openapi()))
 
     app.include_router(mcp_router(runtime))
     if processes is not None:

@@ -22,7 +22,7 @@ LOGIN_CODE_TTL = timedelta(hours=24)
 
 # HTTPBearer takes the scheme in any case ("bearer" too).
 _bearer = HTTPBearer(auto_error=False, description="An API token")
-# Declared for the OpenAPI document; the value is read below, after the bearer token.
+# Either one (the OpenAPI document lists them as alternatives); the bearer token wins.
 _cookie = APIKeyCookie(name=COOKIE, auto_error=False, description="The web UI's session, set by a login")
 
 
@@ -42,10 +42,12 @@ def record_failure(svc: Services, request: Request) -> None:
 
 
 async def current_user(
-    request: Request, svc: Services = Depends(services), cookie: str | None = Depends(_cookie)
+    request: Request,
+    svc: Services = Depends(services),
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    cookie: str | None = Depends(_cookie),
 ) -> User:
     refuse_if_blocked(svc, request)
-    credentials: HTTPAuthorizationCredentials | None = await _bearer(request)
     token = credentials.credentials if credentials else cookie
     user = await svc.store.user_for_token(token) if token else None
     if user is None:

@@ -69,7 +69,13 @@ class ToolGatherer:
             del self._merged[slot]
 
     async def gather(self, chat: Chat, workspace: Workspace) -> ToolSet:
-        client = self.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
+        try:
+            client = self.pool.client(workspace.id, workspace.agent_url, workspace.agent_token)
+        except Exception as exc:  # e.g. a token stored before tokens were checked: that agent's failure
+            logger.warning("workspace %s: no agent client: %r", workspace.id, exc)
+            return self._without_agent(
+                chat, f"the workspace agent cannot be used: {type(exc).__name__}: {exc}"
+            )
 
         async def admin() -> Gathered:
             if self.admin is None or not chat.use_admin_servers:
@@ -108,3 +114,10 @@ class ToolGatherer:
                 failure.error,
             )
         return ToolSet(merged.tools, failures, merged.warnings, merged.definitions)
+
+    def _without_agent(self, chat: Chat, why: str) -> ToolSet:
+        """The admin servers' tools alone; the built-ins and workspace tools fail with ``why``."""
+        gathered = [self.admin.gather() if self.admin is not None and chat.use_admin_servers else Gathered()]
+        failures = [SourceFailure("builtin", None, why), SourceFailure("workspace", None, why)]
+        merged = _merge((), gathered)
+        return ToolSet(merged.tools, [*failures, *gathered[0].failures], merged.warnings, merged.definitions)

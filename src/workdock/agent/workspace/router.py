@@ -20,7 +20,6 @@ from workdock.agent.workspace.processes import DEFAULT_TIMEOUT, ProcessTable
 from workdock.agentapi import (
     EditFileRequest,
     EditFileResult,
-    ErrorBody,
     ExecRequest,
     ExecResult,
     ProcessInfo,
@@ -35,11 +34,12 @@ from workdock.agentapi import (
 )
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
+from workdock.http_openapi import error_responses
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error answers a route can give (all in the one error shape)."""
-    return {status: {"model": ErrorBody} for status in (400, 401, *statuses)}
+    return error_responses(400, 401, 413, 429, *statuses)
 
 
 def _require_dir(path: Path) -> None:
@@ -62,13 +62,13 @@ def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
         path = resolve(root, request.path)
         return await to_thread.run_sync(files.read_file, path, request.offset, request.limit)
 
-    @router.post("/fs/write", response_model=WriteFileResult, responses=_errors(403, 507))
+    @router.post("/fs/write", response_model=WriteFileResult, responses=_errors(403, 404, 507))
     async def write_file(request: WriteFileRequest) -> WriteFileResult:
         """Replace a file's content atomically, creating its parent directories."""
         path = resolve(root, request.path)
         return await to_thread.run_sync(files.write_file, path, request.content)
 
-    @router.post("/fs/edit", response_model=EditFileResult, responses=_errors(403, 404, 409))
+    @router.post("/fs/edit", response_model=EditFileResult, responses=_errors(403, 404, 409, 507))
     async def edit_file(request: EditFileRequest) -> EditFileResult:
         """Replace exact text in a file: every edit applies or none does."""
         path = resolve(root, request.path)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from workdock.chat import events
+from workdock.chat.api import schemas
 from workdock.chat.api.workspaces import owned_workspace
 from workdock.chat.auth import current_user, services
 from workdock.chat.models import ModelError
@@ -56,7 +57,7 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
         "workspace_id": chat.workspace_id,
         "title": chat.title,
         "model": chat.model or svc.models.default,
-        "status": chat.status,
+        "status": svc.chats.status(chat),
         "running": svc.chats.is_running(chat.id),
         "use_admin_servers": chat.use_admin_servers,
         "created_at": chat.created_at.isoformat(),
@@ -78,7 +79,7 @@ def _check_model(svc: Services, model: str | None) -> None:
             raise ApiError(400, "unknown model", str(exc)) from exc
 
 
-@router.get("/models", tags=["models"])
+@router.get("/models", tags=["models"], response_model=schemas.Models, responses=schemas.reads())
 async def list_models(_: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
     from workdock.chat.models import HOW_TO_CONFIGURE
 
@@ -89,7 +90,7 @@ async def list_models(_: User = Depends(current_user), svc: Services = Depends(s
     }
 
 
-@router.post("/chats", status_code=201)
+@router.post("/chats", status_code=201, response_model=schemas.ChatOut, responses=schemas.writes(404))
 async def create_chat(
     body: NewChat, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -105,19 +106,19 @@ async def create_chat(
     return await chat_json(svc, chat)
 
 
-@router.get("/chats")
+@router.get("/chats", response_model=schemas.ChatList, responses=schemas.reads())
 async def list_chats(user: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
     return {"chats": [await chat_json(svc, c) for c in await svc.store.list_chats(user.id)]}
 
 
-@router.get("/chats/{chat_id}")
+@router.get("/chats/{chat_id}", response_model=schemas.ChatDetail, responses=schemas.reads(404))
 async def get_chat(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     return await chat_json(svc, await owned_chat(svc, chat_id, user), detail=True)
 
 
-@router.patch("/chats/{chat_id}")
+@router.patch("/chats/{chat_id}", response_model=schemas.ChatDetail, responses=schemas.writes(404))
 async def patch_chat(
     chat_id: str, body: ChatPatch, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -129,7 +130,7 @@ async def patch_chat(
     return await chat_json(svc, await owned_chat(svc, chat_id, user), detail=True)
 
 
-@router.delete("/chats/{chat_id}", status_code=204)
+@router.delete("/chats/{chat_id}", status_code=204, responses=schemas.writes(404))
 async def delete_chat(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:
@@ -139,7 +140,12 @@ async def delete_chat(
     svc.bus.drop(chat_id)
 
 
-@router.get("/chats/{chat_id}/messages")
+@router.get(
+    "/chats/{chat_id}/messages",
+    response_model=schemas.MessageList,
+    response_model_exclude_unset=True,  # "model" and "usage" only where a message has them
+    responses=schemas.reads(404),
+)
 async def list_messages(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -147,18 +153,25 @@ async def list_messages(
     return {"messages": [events.message_json(m) for m in await svc.store.list_messages(chat_id)]}
 
 
-@router.post("/chats/{chat_id}/messages", status_code=202)
+@router.post(
+    "/chats/{chat_id}/messages", status_code=202, response_model=schemas.Sent, responses=schemas.writes(404)
+)
 async def send_message(
     chat_id: str, body: NewMessage, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     chat = await owned_chat(svc, chat_id, user)
+    limit = svc.config.max_message_bytes
+    if len(body.content.encode()) > limit:
+        raise ApiError(
+            413, "message too long", f"the limit is {limit} bytes (UTF-8); set WORKDOCK_MAX_MESSAGE_BYTES"
+        )
     was_running = svc.chats.is_running(chat_id)
     title = _title(body.content) if chat.title == "New chat" else None
     queued = await svc.chats.submit(chat_id, body.content, interrupt=body.interrupt, title=title)
     return {"queued_id": queued.id, "queued": was_running and not body.interrupt}
 
 
-@router.delete("/chats/{chat_id}/queue/{queued_id}", status_code=204)
+@router.delete("/chats/{chat_id}/queue/{queued_id}", status_code=204, responses=schemas.writes(404))
 async def unqueue(
     chat_id: str, queued_id: int, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:
@@ -167,7 +180,7 @@ async def unqueue(
         raise ApiError(404, "no such queued message", "it may have started already")
 
 
-@router.post("/chats/{chat_id}/interrupt")
+@router.post("/chats/{chat_id}/interrupt", response_model=schemas.Interrupted, responses=schemas.writes(404))
 async def interrupt(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, bool]:
@@ -175,7 +188,7 @@ async def interrupt(
     return {"interrupted": await svc.chats.interrupt(chat_id)}
 
 
-@router.get("/chats/{chat_id}/tools")
+@router.get("/chats/{chat_id}/tools", response_model=schemas.ToolSetOut, responses=schemas.reads(404))
 async def next_turn_tools(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -187,7 +200,13 @@ async def next_turn_tools(
 @router.get(
     "/chats/{chat_id}/stream",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {
+            "description": "Server-Sent Events: Vercel AI SDK UI message stream chunks",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **schemas.reads(404),
+    },
 )
 async def stream(
     chat_id: str,
@@ -207,9 +226,8 @@ async def stream(
         replay_from = channel.seq
         if resume is None and not svc.chats.is_running(chat_id):
             # Nothing to replay: tell the newcomer where the chat stands.
-            snapshot = events.status(
-                cast(events.ChatStatus, chat.status) if chat.status != "running" else "idle"
-            )
+            now = svc.chats.status(chat)
+            snapshot = events.status(cast(events.ChatStatus, now) if now != "running" else "idle")
             yield ServerSentEvent(data=_dump(snapshot), id=f"{BOOT}-{replay_from}")
         async for event in channel.watch(
             resume

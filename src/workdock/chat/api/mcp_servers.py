@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import Depends
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from workdock.chat.api import schemas
 from workdock.chat.auth import admin_user, services
 from workdock.chat.services import Services
 from workdock.chat.store.models import McpServer, User
@@ -67,13 +68,18 @@ async def _reconcile(svc: Services) -> None:
     await svc.admin.apply(await svc.store.list_mcp_servers())
 
 
-@router.get("/mcp-servers")
+@router.get("/mcp-servers", response_model=schemas.McpServerList, responses=schemas.reads(403))
 async def list_servers(_: User = Depends(admin_user), svc: Services = Depends(services)) -> dict[str, Any]:
     statuses = svc.admin.statuses()
     return {"servers": [server_json(s, statuses.get(s.slug)) for s in await svc.store.list_mcp_servers()]}
 
 
-@router.post("/mcp-servers", status_code=201)
+@router.post(
+    "/mcp-servers",
+    status_code=201,
+    response_model=schemas.McpServerOut,
+    responses=schemas.writes(403, 409),
+)
 async def create_server(
     body: NewServer, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -91,7 +97,9 @@ async def _get(svc: Services, server_id: str) -> McpServer:
     return server
 
 
-@router.get("/mcp-servers/{server_id}")
+@router.get(
+    "/mcp-servers/{server_id}", response_model=schemas.McpServerOut, responses=schemas.reads(403, 404)
+)
 async def get_server(
     server_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -99,7 +107,9 @@ async def get_server(
     return server_json(server, svc.admin.statuses().get(server.slug))
 
 
-@router.patch("/mcp-servers/{server_id}")
+@router.patch(
+    "/mcp-servers/{server_id}", response_model=schemas.McpServerOut, responses=schemas.writes(403, 404)
+)
 async def patch_server(
     server_id: str, body: ServerPatch, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -113,7 +123,7 @@ async def patch_server(
     return server_json(server, svc.admin.statuses().get(server.slug))
 
 
-@router.delete("/mcp-servers/{server_id}", status_code=204)
+@router.delete("/mcp-servers/{server_id}", status_code=204, responses=schemas.writes(403, 404))
 async def delete_server(
     server_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> None:

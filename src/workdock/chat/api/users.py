@@ -8,6 +8,7 @@ from fastapi import Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
+from workdock.chat.api import schemas
 from workdock.chat.auth import (
     COOKIE,
     SESSION_TTL,
@@ -90,14 +91,14 @@ async def login_page(request: Request, code: str = Query(), svc: Services = Depe
     return response
 
 
-@router.post("/login")
+@router.post("/login", response_model=schemas.LoginAnswer, responses=schemas.writes())
 async def login(
     body: LoginBody, request: Request, response: Response, svc: Services = Depends(services)
 ) -> dict[str, Any]:
     return {"user": user_json(await _start_session(svc, body.code, request, response))}
 
 
-@router.post("/session")
+@router.post("/session", response_model=schemas.LoginAnswer, responses=schemas.writes())
 async def token_session(
     request: Request,
     response: Response,
@@ -112,7 +113,7 @@ async def token_session(
     return {"user": user_json(user)}
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=schemas.writes())
 async def logout(
     request: Request, response: Response, _: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:
@@ -121,17 +122,19 @@ async def logout(
     response.delete_cookie(COOKIE)
 
 
-@router.get("/me")
+@router.get("/me", response_model=schemas.UserOut, responses=schemas.reads())
 async def me(user: User = Depends(current_user)) -> dict[str, Any]:
     return user_json(user)
 
 
-@router.get("/users")
+@router.get("/users", response_model=schemas.UserList, responses=schemas.reads(403))
 async def list_users(_: User = Depends(admin_user), svc: Services = Depends(services)) -> dict[str, Any]:
     return {"users": [user_json(u) for u in await svc.store.list_users()]}
 
 
-@router.post("/users", status_code=201)
+@router.post(
+    "/users", status_code=201, response_model=schemas.UserCreated, responses=schemas.writes(403, 409)
+)
 async def create_user(
     body: NewUser, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -141,7 +144,7 @@ async def create_user(
     return {**user_json(user), "login_url": await login_url(svc, user)}
 
 
-@router.delete("/users/{user_id}", status_code=204)
+@router.delete("/users/{user_id}", status_code=204, responses=schemas.writes(403, 404))
 async def delete_user(
     user_id: str, admin: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> None:
@@ -151,7 +154,9 @@ async def delete_user(
         raise ApiError(404, "no such user")
 
 
-@router.post("/users/{user_id}/login-url")
+@router.post(
+    "/users/{user_id}/login-url", response_model=schemas.LoginUrl, responses=schemas.writes(403, 404)
+)
 async def new_login_url(
     user_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, str]:
@@ -161,14 +166,19 @@ async def new_login_url(
     return {"login_url": await login_url(svc, user)}
 
 
-@router.get("/users/{user_id}/tokens")
+@router.get("/users/{user_id}/tokens", response_model=schemas.TokenList, responses=schemas.reads(403))
 async def list_tokens(
     user_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     return {"tokens": [token_json(t) for t in await svc.store.list_tokens(user_id)]}
 
 
-@router.post("/users/{user_id}/tokens", status_code=201)
+@router.post(
+    "/users/{user_id}/tokens",
+    status_code=201,
+    response_model=schemas.TokenCreated,
+    responses=schemas.writes(403, 404),
+)
 async def create_token(
     user_id: str, body: NewToken, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -178,7 +188,7 @@ async def create_token(
     return {**token_json(token), "token": plain}  # the only time the token is shown
 
 
-@router.delete("/tokens/{token_id}", status_code=204)
+@router.delete("/tokens/{token_id}", status_code=204, responses=schemas.writes(403, 404))
 async def delete_token(
     token_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> None:
