@@ -34,9 +34,11 @@ class NewChat(BaseModel):
 
 
 class ChatPatch(BaseModel):
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    # Only the fields sent are changed (null is refused where a field has no null); model null
+    # means the server's default model.
+    title: str = Field(default="", min_length=1, max_length=200)
     model: str | None = None
-    use_admin_servers: bool | None = None
+    use_admin_servers: bool = True
 
 
 class NewMessage(BaseModel):

@@ -15,6 +15,7 @@ from workdock.http_errors import ApiError
 from workdock.http_json import api_router
 from workdock.mcp.config import name_error
 
+PLACEHOLDER_URL = "http://127.0.0.1/"  # never used: a default only stands for "not sent"
 router = api_router(prefix="/api/v0", tags=["mcp-servers"])
 
 
@@ -39,12 +40,13 @@ class NewServer(BaseModel):
 
 
 class ServerPatch(BaseModel):
-    url: HttpUrl | None = None
-    transport: Literal["http", "sse"] | None = None
-    headers: dict[str, str] | None = None
-    allow_tools: list[str] | None = None
-    deny_tools: list[str] | None = None
-    enabled: bool | None = None
+    # Only the fields sent are changed; none of them takes null.
+    url: HttpUrl = HttpUrl(PLACEHOLDER_URL)
+    transport: Literal["http", "sse"] = "http"
+    headers: dict[str, str] = Field(default_factory=dict)
+    allow_tools: list[str] = Field(default_factory=list)
+    deny_tools: list[str] = Field(default_factory=list)
+    enabled: bool = True
 
 
 def server_json(server: McpServer, status: dict[str, Any] | None) -> dict[str, Any]:
