@@ -96,11 +96,14 @@ class LoadedKey:
     created: Path | None = None  # the key file made just now, if it was
 
 
-def load_key(data_dir: Path, environ: Mapping[str, str] | None = None) -> LoadedKey:
-    """The key from ``WORKDOCK_SECRET_KEY``, else from ``<data_dir>/secret.key`` (made if missing)."""
-    environ = os.environ if environ is None else environ
-    if text := environ.get(KEY_ENV, "").strip():
-        return LoadedKey(SecretBox(parse_key(text)), KEY_ENV)
+def key_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    return (os.environ if environ is None else environ).get(KEY_ENV, "").strip() or None
+
+
+def load_key(data_dir: Path, key: str | None) -> LoadedKey:
+    """The key given (``WORKDOCK_SECRET_KEY``), else ``<data_dir>/secret.key`` (made if missing)."""
+    if key:
+        return LoadedKey(SecretBox(parse_key(key)), KEY_ENV)
     path = data_dir / KEY_FILE
     try:
         return LoadedKey(SecretBox(parse_key(path.read_text())), str(path))

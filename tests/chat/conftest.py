@@ -26,8 +26,16 @@ from tests.support.processes import stop_group
 from workdock.chat.app import ADMIN_TOKEN_FILE, create_app
 from workdock.chat.cli_server import uvicorn_config
 from workdock.chat.models import ModelCatalog
-from workdock.chat.services import ServerConfig
+from workdock.chat.services import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_REQUEST_BYTES,
+    MAX_MESSAGE_BYTES_ENV,
+    MAX_REQUEST_BYTES_ENV,
+    ServerConfig,
+)
+from workdock.http_limits import size_from_env
 from workdock.ratelimit import RateLimitSettings
+from workdock.secretbox import key_from_env
 
 MODEL = "openai:fake-model"
 
@@ -193,6 +201,9 @@ class ChatServer:
                 models=ModelCatalog.from_env(self.env),
                 quiet=True,
                 auth_failures=RateLimitSettings.from_env(environ),
+                secret_key=key_from_env(environ),
+                max_request_bytes=size_from_env(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES, environ),
+                max_message_bytes=size_from_env(MAX_MESSAGE_BYTES_ENV, DEFAULT_MAX_MESSAGE_BYTES, environ),
             )
             # Served exactly as `workdock server` serves it (proxy headers, log filter).
             server = uvicorn.Server(

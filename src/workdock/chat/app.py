@@ -78,7 +78,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database_url = config.database_url or sqlite_url(config.data_dir / "workdock.db")
         datadir.prepare(config.data_dir, sqlite_file(database_url))
-        key = load_key(config.data_dir)
+        key = load_key(config.data_dir, config.secret_key)
         engine = create_engine(database_url)
         async with AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)

@@ -15,6 +15,7 @@ from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.http_limits import size_from_env
 from workdock.ratelimit import FailedAttempts, RateLimitSettings
+from workdock.secretbox import key_from_env
 
 MAX_REQUEST_BYTES_ENV = "WORKDOCK_MAX_REQUEST_BYTES"
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -44,6 +45,8 @@ class ServerConfig:
     max_request_bytes: int = field(
         default_factory=lambda: size_from_env(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES)
     )
+    # WORKDOCK_SECRET_KEY; without it the key lives in <data dir>/secret.key.
+    secret_key: str | None = field(default_factory=key_from_env, repr=False)
     max_message_bytes: int = field(
         default_factory=lambda: size_from_env(MAX_MESSAGE_BYTES_ENV, DEFAULT_MAX_MESSAGE_BYTES)
     )
