@@ -117,7 +117,11 @@ class ToolGatherer:
 
     def _without_agent(self, chat: Chat, why: str) -> ToolSet:
         """The admin servers' tools alone; the built-ins and workspace tools fail with ``why``."""
-        gathered = [self.admin.gather() if self.admin is not None and chat.use_admin_servers else Gathered()]
-        failures = [SourceFailure("builtin", None, why), SourceFailure("workspace", None, why)]
-        merged = _merge((), gathered)
-        return ToolSet(merged.tools, [*failures, *gathered[0].failures], merged.warnings, merged.definitions)
+        admin = self.admin.gather() if self.admin is not None and chat.use_admin_servers else Gathered()
+        merged = _merge((), [Gathered(), admin, Gathered()])
+        failures = [
+            SourceFailure("builtin", None, why),
+            SourceFailure("workspace", None, why),
+            *admin.failures,
+        ]
+        return ToolSet(merged.tools, failures, merged.warnings, merged.definitions)
