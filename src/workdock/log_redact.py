@@ -20,7 +20,7 @@ _SECRET_PARAMS = (
 )
 _PATTERNS = (
     (re.compile(rf"([?&;](?:{_SECRET_PARAMS})=)[^&;#\s\"']+", re.IGNORECASE), rf"\1{REDACTED}"),
-    (re.compile(r"\b(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), rf"\1\2{REDACTED}"),
+    (re.compile(r"\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), rf"\1\2{REDACTED}"),
     (re.compile(r"\bwd[a-z]?_[A-Za-z0-9_-]{16,}"), REDACTED),
 )
 

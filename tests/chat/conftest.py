@@ -154,12 +154,14 @@ class ChatServer:
         tool_timeout: float = 60.0,
         subprocess_mode: bool = False,
         log_path: Path | None = None,
+        wrap: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
         self.env = env
         self.database_url = database_url
         self.tool_timeout = tool_timeout
         self.subprocess_mode = subprocess_mode
+        self.wrap = wrap  # a command the server process runs under (subprocess mode)
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}-server.log"
         self.port = 0
         self.url = ""
@@ -172,6 +174,7 @@ class ChatServer:
         self.url = f"http://127.0.0.1:{self.port}"
         if self.subprocess_mode:
             args = [
+                *self.wrap,
                 sys.executable,
                 "-m",
                 "workdock.chat.cli_server",

@@ -39,6 +39,8 @@ def sqlite_file(url: str) -> Path | None:
     parsed = make_url(normalize_url(url))
     if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
         return None
+    if parsed.query.get("uri") == "true":  # sqlite:///file:/path/db?mode=ro&uri=true
+        return Path(parsed.database.removeprefix("file:"))
     return Path(parsed.database)
 
 
