@@ -42,6 +42,19 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return error_responses(400, 401, 413, 429, *statuses)
 
 
+# A background command's id feeds the process routes (OpenAPI links, followed by stateful clients).
+_PROCESS_LINKS = {
+    f"{method}_{name}": {
+        "operationRef": "#/paths/" + path.replace("/", "~1") + "/" + method,
+        "parameters": {"process_id": "$response.body#/process_id"},
+    }
+    for method, name, path in (
+        ("get", "output", "/api/v0/processes/{process_id}/output"),
+        ("post", "signal", "/api/v0/processes/{process_id}/signal"),
+    )
+}
+
+
 def _require_dir(path: Path) -> None:
     try:
         info = os.stat(path)
@@ -74,7 +87,14 @@ def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
         path = resolve(root, request.path)
         return await to_thread.run_sync(files.edit_file, path, request.edits, request.path)
 
-    @router.post("/exec", response_model=ExecResult | ProcessStarted, responses=_errors(403, 404, 503))
+    @router.post(
+        "/exec",
+        response_model=ExecResult | ProcessStarted,
+        responses={
+            200: {"description": "The result, or the id of a background process", "links": _PROCESS_LINKS}
+        }
+        | _errors(403, 404, 503),
+    )
     async def execute(request: ExecRequest, http: Request) -> ExecResult | ProcessStarted:
         """Run a shell command in the workspace dir (or ``cwd``); in the background, answer at once."""
         cwd = resolve(root, request.cwd) if request.cwd else root

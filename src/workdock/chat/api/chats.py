@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -24,6 +24,7 @@ from workdock.http_json import api_router
 router = api_router(prefix="/api/v0", tags=["chats"])
 
 PING_S = 15
+MAX_ROW_ID = 2**63 - 1
 
 
 class NewChat(BaseModel):
@@ -92,7 +93,24 @@ async def list_models(_: User = Depends(current_user), svc: Services = Depends(s
     }
 
 
-@router.post("/chats", status_code=201, response_model=schemas.ChatOut, responses=schemas.writes(404))
+@router.post(
+    "/chats",
+    status_code=201,
+    response_model=schemas.ChatOut,
+    responses={
+        **schemas.created(
+            "chat_id",
+            ("get", "/api/v0/chats/{chat_id}"),
+            ("patch", "/api/v0/chats/{chat_id}"),
+            ("get", "/api/v0/chats/{chat_id}/messages"),
+            ("post", "/api/v0/chats/{chat_id}/messages"),
+            ("post", "/api/v0/chats/{chat_id}/interrupt"),
+            ("get", "/api/v0/chats/{chat_id}/tools"),
+            ("delete", "/api/v0/chats/{chat_id}"),
+        ),
+        **schemas.writes(404),
+    },
+)
 async def create_chat(
     body: NewChat, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -175,7 +193,10 @@ async def send_message(
 
 @router.delete("/chats/{chat_id}/queue/{queued_id}", status_code=204, responses=schemas.writes(404))
 async def unqueue(
-    chat_id: str, queued_id: int, user: User = Depends(current_user), svc: Services = Depends(services)
+    chat_id: str,
+    queued_id: int = Path(ge=1, le=MAX_ROW_ID),  # a database integer: larger ones are no row's
+    user: User = Depends(current_user),
+    svc: Services = Depends(services),
 ) -> None:
     await owned_chat(svc, chat_id, user)
     if not await svc.store.delete_queued(chat_id, queued_id):

@@ -80,7 +80,15 @@ async def list_servers(_: User = Depends(admin_user), svc: Services = Depends(se
     "/mcp-servers",
     status_code=201,
     response_model=schemas.McpServerOut,
-    responses=schemas.writes(403, 409),
+    responses={
+        **schemas.created(
+            "server_id",
+            ("get", "/api/v0/mcp-servers/{server_id}"),
+            ("patch", "/api/v0/mcp-servers/{server_id}"),
+            ("delete", "/api/v0/mcp-servers/{server_id}"),
+        ),
+        **schemas.writes(403, 409),
+    },
 )
 async def create_server(
     body: NewServer, _: User = Depends(admin_user), svc: Services = Depends(services)

@@ -221,3 +221,24 @@ def reads(*more: int) -> dict[int | str, dict[str, Any]]:
 
 def writes(*more: int) -> dict[int | str, dict[str, Any]]:
     return {**WRITES, **error_responses(*more)} if more else WRITES
+
+
+def _ref(method: str, path: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def created(param: str, *targets: tuple[str, str]) -> dict[int | str, dict[str, Any]]:
+    """A 201 whose ``id`` feeds ``param`` of the ``(method, path)`` targets: OpenAPI links, which
+    a client generator (and schemathesis's stateful runs) follow."""
+    return {
+        201: {
+            "description": "Created",
+            "links": {
+                f"{method}{path.replace('/', '_')}": {
+                    "operationRef": _ref(method, path),
+                    "parameters": {param: "$response.body#/id"},
+                }
+                for method, path in targets
+            },
+        }
+    }

@@ -133,7 +133,19 @@ async def list_users(_: User = Depends(admin_user), svc: Services = Depends(serv
 
 
 @router.post(
-    "/users", status_code=201, response_model=schemas.UserCreated, responses=schemas.writes(403, 409)
+    "/users",
+    status_code=201,
+    response_model=schemas.UserCreated,
+    responses={
+        **schemas.created(
+            "user_id",
+            ("post", "/api/v0/users/{user_id}/login-url"),
+            ("get", "/api/v0/users/{user_id}/tokens"),
+            ("post", "/api/v0/users/{user_id}/tokens"),
+            ("delete", "/api/v0/users/{user_id}"),
+        ),
+        **schemas.writes(403, 409),
+    },
 )
 async def create_user(
     body: NewUser, _: User = Depends(admin_user), svc: Services = Depends(services)

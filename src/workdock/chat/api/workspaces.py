@@ -82,7 +82,20 @@ async def owned_workspace(svc: Services, workspace_id: str, user: User) -> Works
     return workspace
 
 
-@router.post("/workspaces", status_code=201, response_model=schemas.WorkspaceOut, responses=schemas.writes())
+@router.post(
+    "/workspaces",
+    status_code=201,
+    response_model=schemas.WorkspaceOut,
+    responses={
+        **schemas.created(
+            "workspace_id",
+            ("get", "/api/v0/workspaces/{workspace_id}"),
+            ("post", "/api/v0/workspaces/{workspace_id}/refresh"),
+            ("delete", "/api/v0/workspaces/{workspace_id}"),
+        ),
+        **schemas.writes(),
+    },
+)
 async def create_workspace(
     body: NewWorkspace, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
