@@ -43,7 +43,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # A background command's id feeds the process routes (OpenAPI links, followed by stateful clients).
-_PROCESS_LINKS = {
+_PROCESS_LINKS: dict[str, Any] = {
     f"{method}_{name}": {
         "operationRef": "#/paths/" + path.replace("/", "~1") + "/" + method,
         "parameters": {"process_id": "$response.body#/process_id"},
@@ -91,9 +91,9 @@ def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
         "/exec",
         response_model=ExecResult | ProcessStarted,
         responses={
-            200: {"description": "The result, or the id of a background process", "links": _PROCESS_LINKS}
-        }
-        | _errors(403, 404, 503),
+            200: {"description": "The result, or the id of a background process", "links": _PROCESS_LINKS},
+            **_errors(403, 404, 503),
+        },
     )
     async def execute(request: ExecRequest, http: Request) -> ExecResult | ProcessStarted:
         """Run a shell command in the workspace dir (or ``cwd``); in the background, answer at once."""
