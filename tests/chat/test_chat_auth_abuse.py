@@ -157,3 +157,24 @@ async def test_no_third_party_script_is_served(chat_server: ChatServer) -> None:
         assert document.status_code == 200 and document.json()["info"]["title"] == "workdock chat server"
         index = (await http.get("/")).text
         assert not re.search(r"<script[^>]+src=\"(https?:)?//", index)
+
+
+async def test_the_openapi_document_tells_the_truth(chat_server: ChatServer) -> None:
+    async with httpx2.AsyncClient(base_url=chat_server.url) as http:
+        document = (await http.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    assert schemes["APIKeyCookie"] == {**schemes["APIKeyCookie"], "in": "cookie", "name": "workdock_session"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)
+            success = next(code for code in responses if code.startswith("2"))
+            if success != "204" and not path.endswith("/stream"):
+                schema = responses[success]["content"]["application/json"]["schema"]
+                assert "$ref" in schema, (method, path, schema)
+            if path.startswith("/api/v0/") and path != "/api/v0/login":
+                assert {"HTTPBearer": []} in operation["security"], (method, path)
+                assert {"400", "401", "429", "503"} <= set(responses), (method, path)
+    assert {"403", "409", "413", "507"} <= set(document["paths"]["/api/v0/users"]["post"]["responses"])
