@@ -37,6 +37,7 @@ from workdock.chat.stream import EventBus
 from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.chat.turn import TurnRunner
+from workdock.secretbox import SecretBox, new_key, parse_key
 
 TOOLS = [
     {
@@ -104,8 +105,9 @@ async def main(turns: int, steps: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_engine(sqlite_url(Path(tmp) / "bench.db"))
-        await migrate(engine)
-        store = Store(engine)
+        box = SecretBox(parse_key(new_key()))
+        await migrate(engine, box)
+        store = Store(engine, box)
         bus = EventBus()
         pool = AgentPool()
         gatherer = ToolGatherer(pool, None)

@@ -99,6 +99,10 @@ class ErrorBody(WireModel):
     detail: str | None = None
 
 
+class Health(WireModel):
+    status: str
+
+
 # ---- workspace operations (spec/chat.md section 5) -------------------------------------------------
 # Requests are strict: a number where a path belongs is a 400, not a file named "42".
 

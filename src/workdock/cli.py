@@ -56,6 +56,9 @@ def setup_logging(verbose: bool) -> None:
     # The HTTP stacks' per-request lines are noise at INFO.
     for noisy in ("httpx2", "httpcore", "mcp", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+    from workdock.log_redact import install_redaction
+
+    install_redaction()
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
@@ -139,10 +142,11 @@ def agent(
     chat server instead and needs the workspace's token (from its connect command); a token the
     server refuses ends the agent with exit status 2.
     """
-    from workdock.agent.runtime import AgentSettings
+    from workdock.agent.runtime import AgentSettings, max_request_bytes_from_env
     from workdock.agent.serve import serve_agent, serve_linked_agent
     from workdock.link.dialer import EXIT_REFUSED, LinkSettings, link_url
     from workdock.link.session import timings_from_env
+    from workdock.ratelimit import RateLimitSettings
 
     setup_logging(verbose)
     host, port = parse_listen(listen or DEFAULT_AGENT_LISTEN, 4571)
@@ -168,7 +172,13 @@ def agent(
             token, written = agent_token(token_file)
         except FileNotFoundError:
             fail(f"token file {token_file} does not exist")
+    try:
+        auth_failures, max_request_bytes = RateLimitSettings.from_env(), max_request_bytes_from_env()
+    except ValueError as exc:
+        fail(str(exc))
     settings = AgentSettings(
+        auth_failures=auth_failures,
+        max_request_bytes=max_request_bytes,
         workspace=dir,
         token=token,
         host=host,
@@ -407,20 +417,36 @@ DataDir = Annotated[
 ]
 
 
+PublicUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="WORKDOCK_PUBLIC_URL",
+        help="Where users and agents reach the server (behind a reverse proxy: https://...): used in "
+        "login URLs and agents' connect commands; https://... also makes the session cookie Secure. "
+        "Default: the listen address for login URLs, the URL a request came in on for connect commands.",
+    ),
+]
+TrustedProxy = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trusted-proxy",
+        help="Address of a reverse proxy whose X-Forwarded-Proto/-For are believed (repeatable; "
+        "else $WORKDOCK_TRUSTED_PROXIES, comma-separated). None by default.",
+    ),
+]
+
+
+def _chat_config_error(exc: ValueError) -> NoReturn:
+    fail(str(exc))
+
+
 @app.command()
 def server(
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve the API and web UI on.")] = "127.0.0.1:3000",
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
-    public_url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="WORKDOCK_PUBLIC_URL",
-            help="The URL users and agents reach the server at (behind a reverse proxy: https://...); "
-            "used in login URLs and agents' connect commands. Default: the listen address for login "
-            "URLs, the URL a request came in on for connect commands.",
-        ),
-    ] = None,
+    public_url: PublicUrl = None,
+    trusted_proxy: TrustedProxy = None,
 ) -> None:
     """Run the chat server (API, stream and web UI). The first start prints a one-time admin login URL.
 
@@ -429,7 +455,10 @@ def server(
     """
     from workdock.chat.cli_server import run_server
 
-    run_server(listen, database_url, data_dir, public_url)
+    try:
+        run_server(listen, database_url, data_dir, public_url, trusted_proxy)
+    except ValueError as exc:
+        _chat_config_error(exc)
 
 
 @app.command()
@@ -447,6 +476,8 @@ def up(
     listen: Annotated[str, typer.Option(help="HOST:PORT for the chat server and web UI.")] = "127.0.0.1:3000",
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
+    public_url: PublicUrl = None,
+    trusted_proxy: TrustedProxy = None,
 ) -> None:
     """Run the chat server and an agent for --dir together, and print the URL to open.
 
@@ -454,7 +485,10 @@ def up(
     """
     from workdock.chat.cli_server import run_up
 
-    run_up(dir, listen, database_url, data_dir)
+    try:
+        run_up(dir, listen, database_url, data_dir, public_url, trusted_proxy)
+    except ValueError as exc:
+        _chat_config_error(exc)
 
 
 @app.command()

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import JSONResponse as StarletteJSONResponse
+
+logger = logging.getLogger(__name__)
 
 
-class JSONResponse(Response):
-    """JSON rendered by orjson: fast, and it takes the plain dicts our hot paths build."""
+class JSONResponse(StarletteJSONResponse):
+    """JSON rendered by orjson: fast, and it takes the plain dicts our hot paths build.
 
-    media_type = "application/json"
+    A subclass of Starlette's JSONResponse, so FastAPI documents a route's response model as JSON.
+    """
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
@@ -33,18 +37,33 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class HTTPApiError(StarletteHTTPException):
+    """An :class:`ApiError` for code that runs while FastAPI reads a body (a middleware's receive):
+    FastAPI passes HTTP exceptions from there on as they are, and turns anything else into a 400."""
+
+    def __init__(self, status: int, message: str, explanation: str | None = None) -> None:
+        super().__init__(status, message)
+        self.explanation = explanation
+
+
 def error_response(
     status: int, message: str, detail: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"message": message, "detail": detail}, status_code=status, headers=headers)
 
 
-def _describe_validation(errors: list[dict[str, Any]]) -> str:
+def _describe_validation(errors: list[dict[str, Any]]) -> tuple[str, str]:
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            why = str((error.get("ctx") or {}).get("error", "JSON decode error"))
+            if "surrogate" in why:
+                why += " (strings must be valid Unicode: a lone surrogate such as \\ud800 is refused)"
+            return "the body is not valid JSON", why
     parts = []
     for error in errors:
         location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts)
+    return "invalid request", "; ".join(parts)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -56,27 +75,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), None, getattr(exc, "headers", None))
+        explanation = getattr(exc, "explanation", None)
+        return error_response(exc.status_code, str(exc.detail), explanation, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, "invalid request", _describe_validation(list(exc.errors())))
+        return error_response(400, *_describe_validation(list(exc.errors())))
 
-
-def _error_responses() -> dict[int | str, dict[str, Any]]:
-    from workdock.agentapi import ErrorBody
-
-    return {
-        code: {"model": ErrorBody, "description": text}
-        for code, text in (
-            (400, "Bad request"),
-            (401, "Missing or wrong bearer token"),
-            (404, "Not found"),
-            (502, "The upstream server is not ready, died, or answered with a protocol error"),
-            (504, "The call outlived its timeout"),
-        )
-    }
-
-
-# For OpenAPI: what every error of the API looks like.
-ErrorBodyResponses = _error_responses()
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Still a bug, and still logged as one (Starlette re-raises after answering), but the client
+        # gets the one error shape rather than a plain-text page.
+        return error_response(500, "internal error", "the server failed to answer; see its log")

@@ -7,14 +7,17 @@ memory stays bounded whatever a client sends. Refusals are a 413 in the one erro
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workdock.http_errors import ApiError
+from workdock.http_errors import HTTPApiError
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "request body too large", f"the limit is {limit} bytes")
+def _too_large(limit: int) -> HTTPApiError:
+    return HTTPApiError(413, "request body too large", f"the limit is {limit} bytes")
 
 
 class BodyLimit:
@@ -41,7 +44,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    # Raised inside the route that reads the body: its error handler answers 413.
+                    # Raised inside the route that reads the body: the error handler answers 413.
                     raise _too_large(limit)
             return message
 
@@ -50,7 +53,7 @@ class BodyLimit:
 
 async def _refuse(send: Send, limit: int) -> None:
     error = _too_large(limit)
-    body = orjson.dumps({"message": error.message, "detail": error.detail})
+    body = orjson.dumps({"message": error.detail, "detail": error.explanation})
     await send(
         {
             "type": "http.response.start",
@@ -59,3 +62,13 @@ async def _refuse(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def size_from_env(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
+    """A byte count from the environment variable ``name`` (``default`` when unset)."""
+    value = (os.environ if environ is None else environ).get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) <= 0:
+        raise ValueError(f"{name} must be a positive number of bytes, got {value!r}")
+    return int(value)

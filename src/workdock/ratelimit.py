@@ -76,3 +76,17 @@ class FailedAttempts:
         while failures and now - failures[0] >= window:
             failures.popleft()
         failures.append(now)
+
+
+def client_address(scope: Mapping[str, object]) -> str:
+    """The address failures are counted for: the peer, or behind a trusted proxy the forwarded
+    client (uvicorn's proxy-header support rewrites ``scope["client"]`` for trusted peers only)."""
+    client = scope.get("client")
+    if isinstance(client, (tuple, list)) and client:
+        return str(client[0])
+    return "unknown"
+
+
+def blocked_error(wait: int) -> tuple[str, str]:
+    """Message and detail of the 429 answer (both servers send them with ``Retry-After: wait``)."""
+    return "too many failed authentication attempts", f"try again in {wait} s"

@@ -25,8 +25,19 @@ from tests.support.agent import RunningAgent, write_config
 from tests.support.postgres import PostgresServer, require_postgres, start_postgres
 from tests.support.processes import stop_group
 from workdock.chat.app import ADMIN_TOKEN_FILE, create_app
+from workdock.chat.cli_server import uvicorn_config
 from workdock.chat.models import ModelCatalog
-from workdock.chat.services import ServerConfig, Services
+from workdock.chat.services import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_REQUEST_BYTES,
+    MAX_MESSAGE_BYTES_ENV,
+    MAX_REQUEST_BYTES_ENV,
+    ServerConfig,
+    Services,
+)
+from workdock.http_limits import size_from_env
+from workdock.ratelimit import RateLimitSettings
+from workdock.secretbox import key_from_env
 
 MODEL = "openai:fake-model"
 T = TypeVar("T")
@@ -150,12 +161,14 @@ class ChatServer:
         tool_timeout: float = 60.0,
         subprocess_mode: bool = False,
         log_path: Path | None = None,
+        wrap: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
         self.env = env
         self.database_url = database_url
         self.tool_timeout = tool_timeout
         self.subprocess_mode = subprocess_mode
+        self.wrap = wrap  # a command the server process runs under (subprocess mode)
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}-server.log"
         self.port = 0
         self.url = ""
@@ -170,6 +183,7 @@ class ChatServer:
         self.url = f"http://127.0.0.1:{self.port}"
         if self.subprocess_mode:
             args = [
+                *self.wrap,
                 sys.executable,
                 "-m",
                 "workdock.chat.cli_server",
@@ -190,6 +204,7 @@ class ChatServer:
                     start_new_session=True,
                 )
         else:
+            environ = {**os.environ, **self.env}
             config = ServerConfig(
                 data_dir=self.data_dir,
                 database_url=self.database_url,
@@ -197,10 +212,15 @@ class ChatServer:
                 tool_timeout=self.tool_timeout,
                 models=ModelCatalog.from_env(self.env),
                 quiet=True,
+                auth_failures=RateLimitSettings.from_env(environ),
+                secret_key=key_from_env(environ),
+                max_request_bytes=size_from_env(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES, environ),
+                max_message_bytes=size_from_env(MAX_MESSAGE_BYTES_ENV, DEFAULT_MAX_MESSAGE_BYTES, environ),
             )
+            # Served exactly as `workdock server` serves it (proxy headers, log filter).
             self.app = create_app(config)
             server = uvicorn.Server(
-                uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+                uvicorn_config(self.app, config, "127.0.0.1", self.port, log_level="warning")
             )
             self._server = server
             # The server's own event loop, kept so that a test can run code in it (``call``).

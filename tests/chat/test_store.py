@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, column, text
 from sqlalchemy import table as sa_table
 from sqlalchemy.engine import Connection
@@ -19,9 +18,17 @@ from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import turn_ended
 from tests.support import postgres
-from workdock.chat.store.db import MIGRATIONS, create_engine, migrate, normalize_url, sqlite_url
+from workdock.chat.store.db import (
+    MIGRATIONS,
+    create_engine,
+    head_revision,
+    migrate,
+    normalize_url,
+    sqlite_url,
+)
 from workdock.chat.store.models import QueuedMessage, utcnow
 from workdock.chat.store.repo import NewMessage, RerunRefused, Store
+from workdock.secretbox import SecretBox, new_key, parse_key
 
 pytestmark = pytest.mark.anyio
 
@@ -36,9 +43,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     engine = create_engine(database_url)
-    await migrate(engine)
-    await migrate(engine)  # idempotent: runs on every start
-    store = Store(engine)
+    box = SecretBox(parse_key(new_key()))
+    await migrate(engine, box)
+    await migrate(engine, box)  # idempotent: runs on every start
+    store = Store(engine, box)
     yield store
     store.close()
     await engine.dispose()
@@ -75,8 +83,7 @@ async def _insert_row(connection: AsyncConnection, table_name: str, **values: ob
 async def test_schema_is_at_the_newest_revision(store: Store) -> None:
     async with store.engine.connect() as conn:
         current = (await conn.execute(text("select version_num from alembic_version"))).scalar()
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert current == head
+    assert current == head_revision()
 
 
 async def test_the_link_migration_keeps_existing_workspaces_direct(database_url: str) -> None:
@@ -97,8 +104,9 @@ async def test_the_link_migration_keeps_existing_workspaces_direct(database_url:
                 agent_token="secret",
                 created_at=then,
             )
-        await migrate(engine)
-        store = Store(engine)
+        box = SecretBox(parse_key(new_key()))
+        await migrate(engine, box)
+        store = Store(engine, box)
         old = await store.get_workspace("w1")
         assert old is not None and old.connection == "direct" and not old.linked
         assert (old.agent_url, old.agent_token, old.agent_token_hash) == (
@@ -266,8 +274,9 @@ async def test_the_migration_marks_chats_left_interrupted(database_url: str) -> 
                     created_at=then,
                     updated_at=then,
                 )
-        await migrate(engine)
-        store = Store(engine)
+        box = SecretBox(parse_key(new_key()))
+        await migrate(engine, box)
+        store = Store(engine, box)
         try:
             [mark] = await store.list_messages("cut")
             assert mark.role == "assistant" and mark.parts == [
@@ -321,8 +330,9 @@ async def test_migrations_keep_the_rows_that_reference_a_rebuilt_table(database_
                 parts=[{"type": "text", "text": "kept"}],
                 created_at=then,
             )
-        await migrate(engine)
-        store = Store(engine)
+        box = SecretBox(parse_key(new_key()))
+        await migrate(engine, box)
+        store = Store(engine, box)
         try:
             assert await store.get_chat("c") is not None
             [message] = await store.list_messages("c")

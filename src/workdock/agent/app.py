@@ -17,9 +17,13 @@ from workdock.agent.disconnect import until_disconnect
 from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.agent.workspace.processes import ProcessTable
 from workdock.agent.workspace.router import workspace_router
-from workdock.http_errors import ApiError, ErrorBodyResponses, JSONResponse, install_error_handlers
+from workdock.http_errors import ApiError, JSONResponse, install_error_handlers
+from workdock.http_json import api_router
+from workdock.http_limits import BodyLimit
+from workdock.http_openapi import error_responses, without_422
 from workdock.mcp.content import result_to_dict
 from workdock.mcp.hub import Catalog, Hub, HubError
+from workdock.ratelimit import FailedAttempts
 
 logger = logging.getLogger(__name__)
 
@@ -114,13 +118,13 @@ def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
 
 
 def mcp_router(runtime: AgentRuntime) -> APIRouter:
-    router = APIRouter(prefix="/api/v0/mcp", tags=["mcp"])
+    router = api_router(prefix="/api/v0/mcp", tags=["mcp"])
     tool_list = _ToolListCache()
 
     @router.get(
         "/tools",
         response_model=agentapi.ToolList,
-        responses={304: {"description": "Not modified"}},
+        responses={304: {"description": "Not modified"}, **error_responses(401, 429)},
         openapi_extra=_REFRESH_PARAMETER,
     )
     async def list_tools(request: Request) -> Response:
@@ -138,7 +142,7 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
     @router.post(
         "/call-tool",
         response_model=agentapi.CallToolResult,
-        responses=ErrorBodyResponses,
+        responses=error_responses(400, 401, 404, 413, 429, 502, 504),
         openapi_extra=_CALL_TOOL_BODY,
     )
     async def call_tool(request: Request) -> JSONResponse:
@@ -152,7 +156,7 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
             raise ApiError(exc.status, exc.message) from None
         return JSONResponse(result_to_dict(result))
 
-    @router.get("/servers", response_model=agentapi.ServerList)
+    @router.get("/servers", response_model=agentapi.ServerList, responses=error_responses(401, 429))
     async def servers() -> agentapi.ServerList:
         """Every declared server's state, and every config file looked at."""
         return agentapi.ServerList(
@@ -215,16 +219,18 @@ def create_app(settings: AgentSettings) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    app.add_middleware(BearerAuth, token=settings.token)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    # Outermost: a request without the token learns nothing, not even the body limit.
+    app.add_middleware(BearerAuth, token=settings.token, attempts=FailedAttempts(settings.auth_failures))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=agentapi.Health)
     async def healthz() -> dict[str, str]:
         """Up and answering, whatever the servers' states."""
         return {"status": "ok"}
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> dict[str, Any]:
-        return _with_bearer_security(app.openapi())
+        return _with_bearer_security(without_422(app.openapi()))
 
     app.include_router(mcp_router(runtime))
     if processes is not None:

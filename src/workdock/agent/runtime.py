@@ -9,14 +9,24 @@ from pathlib import Path
 import anyio
 from watchfiles import Change, awatch
 
+from workdock.http_limits import size_from_env
 from workdock.mcp import config
 from workdock.mcp.hub import Hub
+from workdock.ratelimit import RateLimitSettings
 
 logger = logging.getLogger(__name__)
 
 # Config edits are applied within about a second: short debounce, quick polling of the event queue.
 WATCH_DEBOUNCE_MS = 150
 WATCH_STEP_MS = 30
+
+MAX_REQUEST_BYTES_ENV = "WORKDOCK_AGENT_MAX_REQUEST_BYTES"
+# fs/write carries a whole file in its body: large, but bounded.
+DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
+def max_request_bytes_from_env() -> int:
+    return size_from_env(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES)
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,8 @@ class AgentSettings:
     connect_timeout: float = 30.0
     workspace_ops: bool = True
     watch: bool = True
+    auth_failures: RateLimitSettings = field(default_factory=RateLimitSettings.from_env)
+    max_request_bytes: int = field(default_factory=max_request_bytes_from_env)
 
     @property
     def config_paths(self) -> list[Path]:

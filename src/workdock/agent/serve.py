@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from workdock.agent.app import create_app
 from workdock.agent.runtime import AgentSettings
 from workdock.link.dialer import LinkSettings, run_link
+from workdock.log_redact import uvicorn_log_config
 
 # In-flight requests get this long on shutdown; a call stuck on a hung server must not hold the exit.
 GRACEFUL_SHUTDOWN_SECONDS = 2
@@ -36,6 +37,10 @@ def uvicorn_server(
         port=settings.port,
         log_level=log_level,
         access_log=False,
+        # No proxy in front of an agent: X-Forwarded-For from any peer (localhost included) is
+        # ignored, so a token guesser cannot pose as many addresses.
+        proxy_headers=False,
+        log_config=uvicorn_log_config(),
         lifespan=lifespan,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

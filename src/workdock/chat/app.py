@@ -7,25 +7,33 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from sqlalchemy.exc import SQLAlchemyError
 
 import workdock
+from workdock.chat import datadir
 from workdock.chat.api import agent_link, chats, mcp_servers, users, workspaces
+from workdock.chat.api.schemas import Health
 from workdock.chat.auth import login_url
 from workdock.chat.chats import ChatManager
 from workdock.chat.models import ModelCatalog
 from workdock.chat.services import ServerConfig, Services
-from workdock.chat.store.db import create_engine, migrate, sqlite_url
+from workdock.chat.store.db import create_engine, migrate, sqlite_file, sqlite_url
+from workdock.chat.store.faults import database_fault
 from workdock.chat.store.repo import Store
 from workdock.chat.stream import EventBus
 from workdock.chat.tools.admin import AdminServers
 from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.chat.turn import TurnRunner
-from workdock.http_errors import install_error_handlers
+from workdock.http_errors import JSONResponse, error_response, install_error_handlers
+from workdock.http_limits import BodyLimit
+from workdock.http_openapi import without_422
 from workdock.link.registry import LinkRegistry
 from workdock.link.session import timings_from_env
 from workdock.mcp.hub import Hub
+from workdock.ratelimit import FailedAttempts
+from workdock.secretbox import LoadedKey, SecretKeyError, load_key
 from workdock.web import mount
 
 logger = logging.getLogger(__name__)
@@ -52,15 +60,33 @@ async def first_start(svc: Services) -> None:
         )
 
 
+async def open_secrets(store: Store, key: LoadedKey) -> None:
+    """Stop the start with a clear message when the key does not open the stored secrets."""
+    try:
+        await store.check_secrets()
+    except SecretKeyError as exc:
+        hint = f"the key came from {key.source}"
+        if key.created is not None:  # a new key cannot open old secrets: leave room for the old one
+            key.created.unlink()
+            hint = f"{key.created} was missing (a new one was made and removed again)"
+        raise SecretKeyError(
+            f"{exc}; {hint}. Start with the key they were sealed with: restore <data dir>/secret.key "
+            f"or set WORKDOCK_SECRET_KEY"
+        ) from None
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(config.database_url or sqlite_url(config.data_dir / "workdock.db"))
+        database_url = config.database_url or sqlite_url(config.data_dir / "workdock.db")
+        datadir.prepare(config.data_dir, sqlite_file(database_url))
+        key = load_key(config.data_dir, config.secret_key)
+        engine = create_engine(database_url)
         async with AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
-            await migrate(engine)
-            store = Store(engine)
+            await migrate(engine, key.box)
+            store = Store(engine, key.box)
+            await open_secrets(store, key)
             stack.callback(store.close)
             hub = await stack.enter_async_context(
                 Hub(workspace=config.data_dir, connect_timeout=config.admin_connect_timeout)
@@ -85,6 +111,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 gatherer=gatherer,
                 models=models,
                 chats=manager,
+                attempts=FailedAttempts(config.auth_failures),
             )
             app.state.services = svc
             stack.callback(bus.close_all)
@@ -94,15 +121,35 @@ def create_app(config: ServerConfig) -> FastAPI:
             await manager.recover()
             yield
 
-    app = FastAPI(title="workdock chat server", version=workdock.__version__, lifespan=lifespan)
+    # No /docs or /redoc: they load their script from a CDN. The document is at /openapi.json.
+    app = FastAPI(
+        title="workdock chat server",
+        version=workdock.__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     install_error_handlers(app)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        fault = database_fault(exc)
+        if fault is None:
+            raise exc  # a bug, not the disk's or the database server's doing: a logged 500
+        logger.error("database: %s (%s)", fault.message, fault.detail)
+        return error_response(fault.status, fault.message, fault.detail)
+
+    app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
     app.include_router(users.login_router)
     for module in (users, workspaces, mcp_servers, chats, agent_link):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=Health)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    document = app.openapi
+    app.openapi = lambda: without_422(document())  # type: ignore[method-assign]
 
     mount(app)  # the web UI at "/", after every API route so none is shadowed
     return app

@@ -1,22 +1,30 @@
-"""Who is calling: a bearer token or the browser's session cookie, checked against stored hashes."""
+"""Who is calling: a bearer token or the browser's session cookie, checked against stored hashes.
+
+Wrong tokens, cookies and login codes are counted per client address; past the limit that
+address gets 429 for a while (``workdock.ratelimit``), the right credentials included.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from workdock.chat.services import Services
 from workdock.chat.store.models import User
 from workdock.chat.store.repo import AGENT_TOKEN_PREFIX
 from workdock.http_errors import ApiError
+from workdock.ratelimit import blocked_error, client_address
 
 COOKIE = "workdock_session"
 SESSION_TTL = timedelta(days=30)
 LOGIN_CODE_TTL = timedelta(hours=24)
 
-_bearer = HTTPBearer(auto_error=False, description="An API token, or the session cookie after login")
+# HTTPBearer takes the scheme in any case ("bearer" too).
+_bearer = HTTPBearer(auto_error=False, description="An API token")
+# Either one (the OpenAPI document lists them as alternatives); the bearer token wins.
+_cookie = APIKeyCookie(name=COOKIE, auto_error=False, description="The web UI's session, set by a login")
 
 
 def services(request: Request) -> Services:
@@ -24,9 +32,24 @@ def services(request: Request) -> Services:
     return services
 
 
-async def current_user(request: Request, svc: Services = Depends(services)) -> User:
-    credentials: HTTPAuthorizationCredentials | None = await _bearer(request)
-    token = credentials.credentials if credentials else request.cookies.get(COOKIE)
+def refuse_if_blocked(svc: Services, request: Request) -> None:
+    wait = svc.attempts.retry_after(client_address(request.scope))
+    if wait is not None:
+        raise ApiError(429, *blocked_error(wait), headers={"Retry-After": str(wait)})
+
+
+def record_failure(svc: Services, request: Request) -> None:
+    svc.attempts.record_failure(client_address(request.scope))
+
+
+async def current_user(
+    request: Request,
+    svc: Services = Depends(services),
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    cookie: str | None = Depends(_cookie),
+) -> User:
+    refuse_if_blocked(svc, request)
+    token = credentials.credentials if credentials else cookie
     if token and token.startswith(AGENT_TOKEN_PREFIX):
         raise ApiError(
             401,
@@ -36,6 +59,8 @@ async def current_user(request: Request, svc: Services = Depends(services)) -> U
         )
     user = await svc.store.user_for_token(token) if token else None
     if user is None:
+        if token:  # a wrong credential is a guess; none at all (a fresh browser) is not
+            record_failure(svc, request)
         raise ApiError(
             401,
             "unauthorized",

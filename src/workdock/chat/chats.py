@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from workdock.chat.store.models import QueuedMessage
+from workdock.chat.store.models import Chat, QueuedMessage
 from workdock.chat.store.repo import RerunRefused, Store
-from workdock.chat.turn import TurnRunner
+from workdock.chat.turn import TurnEnd, TurnRunner
 
 logger = logging.getLogger(__name__)
+
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
 
 
 class ChatManager:
@@ -24,6 +27,13 @@ class ChatManager:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._turns: dict[str, asyncio.Task[None]] = {}
         self._kicked: set[str] = set()
+        # Chats whose turn is over but whose new status the database did not take (disk full,
+        # read-only): shown from here, and written as soon as the database takes it.
+        self._unsettled: dict[str, str] = {}
+
+    def status(self, chat: Chat) -> str:
+        """The chat's status: the stored one, unless a turn's end could not be stored yet."""
+        return self._unsettled.get(chat.id, chat.status)
 
     def is_running(self, chat_id: str) -> bool:
         turn = self._turns.get(chat_id)
@@ -68,20 +78,56 @@ class ChatManager:
         return True
 
     async def _work(self, chat_id: str) -> None:
+        retry = RETRY_FIRST_S
         while True:
             self._kicked.discard(chat_id)
-            start = await self.store.start_next_turn(chat_id)
+            try:
+                start = await self.store.start_next_turn(chat_id)
+            except Exception as exc:  # the database cannot be written: the message stays queued
+                logger.error(
+                    "chat %s: cannot start the next turn (retrying in %g s): %r", chat_id, retry, exc
+                )
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, RETRY_MAX_S)
+                continue
+            retry = RETRY_FIRST_S
             if start is None:
                 if chat_id in self._kicked:  # a message came in while we looked
                     continue
                 return
-            turn = asyncio.create_task(self.runner.run(chat_id, start), name=f"turn {chat_id}")
+            end = TurnEnd()
+            turn = asyncio.create_task(self.runner.run(chat_id, start, end), name=f"turn {chat_id}")
             self._turns[chat_id] = turn
             # wait() rather than await: an interrupted turn must not cancel the worker with it.
             await asyncio.wait({turn})
             self._turns.pop(chat_id, None)
             if not turn.cancelled() and turn.exception() is not None:
                 logger.error("chat %s: turn crashed", chat_id, exc_info=turn.exception())
+            if not end.stored:
+                await self._settle(chat_id, end.status)
+
+    async def _settle(self, chat_id: str, status: str) -> None:
+        """Store the status a turn ended with, however long the database refuses writes: a chat
+        is never left marked running when nothing runs."""
+        self._unsettled[chat_id] = status
+        retry = RETRY_FIRST_S
+        try:
+            while True:
+                try:
+                    await self.store.update_chat(chat_id, status=status)
+                    return
+                except Exception as exc:
+                    logger.error(
+                        "chat %s: cannot store its status %r (retrying in %g s): %r",
+                        chat_id,
+                        status,
+                        retry,
+                        exc,
+                    )
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, RETRY_MAX_S)
+        finally:
+            self._unsettled.pop(chat_id, None)
 
     async def forget(self, chat_id: str) -> None:
         """The chat was deleted: stop its worker and turn."""

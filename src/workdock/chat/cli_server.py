@@ -5,17 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import secrets
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from workdock.chat.app import create_app
 from workdock.chat.auth import login_url
-from workdock.chat.services import ServerConfig, Services, default_data_dir
+from workdock.chat.services import (
+    PUBLIC_URL_ENV,
+    TRUSTED_PROXIES_ENV,
+    ServerConfig,
+    Services,
+    default_data_dir,
+)
+from workdock.log_redact import install_redaction, uvicorn_log_config
 
 DEFAULT_LISTEN = "127.0.0.1:3000"
 
@@ -27,16 +38,53 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def trusted_proxies(given: Sequence[str] | None) -> tuple[str, ...]:
+    """``--trusted-proxy`` values, else ``WORKDOCK_TRUSTED_PROXIES`` (comma- or space-separated)."""
+    if given:
+        return tuple(given)
+    return tuple(p for p in re.split(r"[,\s]+", os.environ.get(TRUSTED_PROXIES_ENV, "")) if p)
+
+
 def server_config(
-    listen: str, database_url: str | None, data_dir: Path | None, public_url: str | None = None
+    listen: str,
+    database_url: str | None,
+    data_dir: Path | None,
+    public_url: str | None = None,
+    proxies: Sequence[str] | None = None,
 ) -> ServerConfig:
     host, port = parse_listen(listen)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    # Given explicitly, it is also what agents are told to dial; else they are told the URL a
+    # request came in on.
+    explicit = public_url or os.environ.get(PUBLIC_URL_ENV)
+    public_url = explicit or f"http://{shown}:{port}"
+    if not public_url.startswith(("http://", "https://")):
+        raise ValueError(f"the public URL must start with http:// or https://, got {public_url!r}")
     return ServerConfig(
         data_dir=data_dir or default_data_dir(),
         database_url=database_url,
-        public_url=(public_url or f"http://{shown}:{port}").rstrip("/"),
-        agent_server_url=public_url.rstrip("/") if public_url else None,
+        public_url=public_url.rstrip("/"),
+        agent_server_url=explicit.rstrip("/") if explicit else None,
+        trusted_proxies=trusted_proxies(proxies),
+    )
+
+
+def uvicorn_config(
+    app: FastAPI, config: ServerConfig, host: str, port: int, **options: Any
+) -> uvicorn.Config:
+    """How the chat server is served, for ``server``, ``up`` and the tests alike."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        # X-Forwarded-Proto/-For are believed from the configured proxies only (none by default;
+        # uvicorn's own default would trust 127.0.0.1).
+        proxy_headers=bool(config.trusted_proxies),
+        forwarded_allow_ips=list(config.trusted_proxies) or None,
+        log_config=uvicorn_log_config(),
+        **options,
     )
 
 
@@ -45,19 +93,18 @@ def run_server(
     database_url: str | None = None,
     data_dir: Path | None = None,
     public_url: str | None = None,
+    proxies: Sequence[str] | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Migrations run on start; the first start prints a login URL."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = server_config(listen, database_url, data_dir, public_url)
+    setup_server_logging(logging.INFO)
+    config = server_config(listen, database_url, data_dir, public_url, proxies)
     host, port = parse_listen(listen)
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level="info",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.Server(uvicorn_config(create_app(config), config, host, port, log_level="info")).run()
+
+
+def setup_server_logging(level: int) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()
 
 
 @contextlib.contextmanager
@@ -106,19 +153,14 @@ async def register_workspace(svc: Services, directory: Path, agent_url: str, age
     return await login_url(svc, admin)
 
 
-async def _up(directory: Path, listen: str, database_url: str | None, data_dir: Path | None) -> None:
+async def _up(directory: Path, listen: str, config: ServerConfig) -> None:
     from workdock.agent.runtime import AgentSettings
     from workdock.agent.serve import uvicorn_server
 
     host, port = parse_listen(listen)
-    config = server_config(listen, database_url, data_dir)
     config.quiet = True  # `up` prints its own login URL below
     app = create_app(config)
-    chat = uvicorn.Server(
-        uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10
-        )
-    )
+    chat = uvicorn.Server(uvicorn_config(app, config, host, port, log_level="warning"))
     agent_token = secrets.token_urlsafe(32)
     agent_port = _free_port("127.0.0.1")
     agent = uvicorn_server(AgentSettings(workspace=directory, token=agent_token, port=agent_port))
@@ -163,14 +205,17 @@ def run_up(
     listen: str = DEFAULT_LISTEN,
     database_url: str | None = None,
     data_dir: Path | None = None,
+    public_url: str | None = None,
+    proxies: Sequence[str] | None = None,
 ) -> None:
     """``workdock up``: the chat server and an agent for ``dir`` in one process, the workspace
     registered, and a login URL printed."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_server_logging(logging.WARNING)
     directory = (dir or Path.cwd()).resolve()
     if not directory.is_dir():
         raise SystemExit(f"workdock up: {directory} is not a directory")
-    asyncio.run(_up(directory, listen, database_url, data_dir))
+    config = server_config(listen, database_url, data_dir, public_url, proxies)
+    asyncio.run(_up(directory, listen, config))
 
 
 if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATABASE_URL]` (tests)
@@ -181,9 +226,10 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATA
     parser.add_argument("--database-url")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--public-url")
+    parser.add_argument("--trusted-proxy", action="append")
     parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
     args = parser.parse_args()
     if args.up is not None:
-        run_up(args.up, args.listen, args.database_url, args.data_dir)
+        run_up(args.up, args.listen, args.database_url, args.data_dir, args.public_url, args.trusted_proxy)
     else:
-        run_server(args.listen, args.database_url, args.data_dir, args.public_url)
+        run_server(args.listen, args.database_url, args.data_dir, args.public_url, args.trusted_proxy)

@@ -69,7 +69,13 @@ class ToolGatherer:
             del self._merged[slot]
 
     async def gather(self, chat: Chat, workspace: Workspace) -> ToolSet:
-        client = self.pool.client(workspace)
+        try:
+            client = self.pool.client(workspace)
+        except Exception as exc:  # e.g. a token stored before tokens were checked: that agent's failure
+            logger.warning("workspace %s: no agent client: %r", workspace.id, exc)
+            return self._without_agent(
+                chat, f"the workspace agent cannot be used: {type(exc).__name__}: {exc}"
+            )
         # A linked agent that is away: its tools fail at once with the reason, no round trip.
         away = self.pool.unavailable(workspace)
 
@@ -114,4 +120,15 @@ class ToolGatherer:
                 f"/{failure.server}" if failure.server else "",
                 failure.error,
             )
+        return ToolSet(merged.tools, failures, merged.warnings, merged.definitions)
+
+    def _without_agent(self, chat: Chat, why: str) -> ToolSet:
+        """The admin servers' tools alone; the built-ins and workspace tools fail with ``why``."""
+        admin = self.admin.gather() if self.admin is not None and chat.use_admin_servers else Gathered()
+        merged = _merge((), [Gathered(), admin, Gathered()])
+        failures = [
+            SourceFailure("builtin", None, why),
+            SourceFailure("workspace", None, why),
+            *admin.failures,
+        ]
         return ToolSet(merged.tools, failures, merged.warnings, merged.definitions)

@@ -37,6 +37,7 @@ from workdock.agentapi import CallToolResult
 from workdock.chat import events
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.models import ModelCatalog, ModelError
+from workdock.chat.store.faults import database_fault
 from workdock.chat.store.models import Message
 from workdock.chat.store.repo import NewMessage, Store, TurnStart
 from workdock.chat.stream import ChatChannel, EventBus
@@ -66,6 +67,15 @@ class TurnFailed(Exception):
 
 
 @dataclass
+class TurnEnd:
+    """How a turn ended, for its scheduler: the chat's new status, and whether it was stored (a
+    database that cannot be written leaves it unstored; the scheduler then keeps trying)."""
+
+    status: str = "error"
+    stored: bool = False
+
+
+@dataclass
 class CallOutcome:
     result: CallToolResult
     duration_ms: int
@@ -87,8 +97,12 @@ class TurnRunner:
         self.max_steps = max_steps
         self.stopping = False  # the server is shutting down: turns cancelled now say so
 
-    async def run(self, chat_id: str, start: TurnStart) -> None:
-        """Run the turn for ``start.message`` (already stored); never raises except on cancellation."""
+    async def run(self, chat_id: str, start: TurnStart, end: TurnEnd | None = None) -> None:
+        """Run the turn for ``start.message`` (already stored); never raises except on cancellation.
+
+        ``end`` is filled in with the status the chat ends in and whether it was stored.
+        """
+        end = end or TurnEnd()
         channel = self.bus.channel(chat_id)
         channel.begin_turn()
         publish = channel.publish
@@ -102,16 +116,24 @@ class TurnRunner:
             final = await self._run(chat_id, channel, step)
         except asyncio.CancelledError:
             # Interrupted (by the user or a shutdown): keep what the step produced, then say so.
-            await asyncio.shield(self._store_interrupted(chat_id, channel, step))
+            end.status = "interrupted"
+            end.stored = await asyncio.shield(self._store_interrupted(chat_id, channel, step))
             raise
         except TurnFailed as exc:
-            await self._fail(chat_id, channel, str(exc))
+            end.stored = await self._fail(chat_id, channel, str(exc))
             return
         except Exception as exc:  # a model or database failure ends the turn, not the server
-            logger.exception("chat %s: turn failed", chat_id)
-            await self._fail(chat_id, channel, f"{type(exc).__name__}: {exc}")
+            fault = database_fault(exc)
+            if fault is not None:
+                logger.error("chat %s: turn failed: %s (%s)", chat_id, fault.message, fault.detail)
+                why = f"the turn could not be stored: {fault.message} ({fault.detail})"
+            else:
+                logger.exception("chat %s: turn failed", chat_id)
+                why = f"{type(exc).__name__}: {exc}"
+            end.stored = await self._fail(chat_id, channel, why)
             return
         # _run's last write set the chat idle, with the step or the step-limit notice.
+        end.status, end.stored = "idle", True
         publish(events.finish(final))
         publish(events.status("idle", **({"reason": final} if final != "stop" else {})))
 
@@ -359,9 +381,11 @@ class TurnRunner:
             messages.append(NewMessage("tool", results))
         return messages
 
-    async def _store_interrupted(self, chat_id: str, channel: ChatChannel, step: _Step) -> None:
-        """Store what the step produced, then the interrupted mark, which also settles the status."""
+    async def _store_interrupted(self, chat_id: str, channel: ChatChannel, step: _Step) -> bool:
+        """Store what the step produced, then the interrupted mark, which also settles the status;
+        False if that could not be stored."""
         mark = NewMessage("assistant", [events.interrupted_part("server" if self.stopping else "user")])
+        stored = False
         try:
             chat = await self.store.get_chat(chat_id)
             if chat is not None:
@@ -376,25 +400,30 @@ class TurnRunner:
                     messages = [*self._step_messages(model_name, None, step.response, step), mark]
                 for row in await self.store.add_messages(chat_id, messages, status="interrupted"):
                     channel.publish(events.message(row))
-        except Exception:
-            logger.exception("chat %s: could not store the interrupted step", chat_id)
+            stored = True
+        except Exception as exc:
+            logger.error("chat %s: could not store the interrupted step: %r", chat_id, exc)
         channel.publish(events.abort())
         channel.publish(events.status("interrupted"))
+        return stored
 
-    async def _fail(self, chat_id: str, channel: ChatChannel, message: str) -> None:
-        """End the turn with an error the user can read, stored so the history shows it too."""
+    async def _fail(self, chat_id: str, channel: ChatChannel, message: str) -> bool:
+        """End the turn with an error the user can read, stored so the history shows it too.
+        False if the chat's new status could not be stored."""
+        stored = False
         try:
             rows = await self.store.add_messages(
-                chat_id, [NewMessage("assistant", [{"type": "error", "text": message}])]
+                chat_id, [NewMessage("assistant", [{"type": "error", "text": message}])], status="error"
             )
             for row in rows:
                 channel.publish(events.message(row))
-            await self.store.update_chat(chat_id, status="error")
-        except Exception:
-            logger.exception("chat %s: could not store the turn's error", chat_id)
+            stored = True
+        except Exception as exc:
+            logger.error("chat %s: could not store the turn's error: %r", chat_id, exc)
         channel.publish(events.error(message))
         channel.publish(events.finish("error"))
         channel.publish(events.status("error", error=message))
+        return stored
 
 
 def _args(part: ToolCallPart) -> Any:

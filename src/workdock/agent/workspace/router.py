@@ -20,7 +20,6 @@ from workdock.agent.workspace.processes import DEFAULT_TIMEOUT, ProcessTable
 from workdock.agentapi import (
     EditFileRequest,
     EditFileResult,
-    ErrorBody,
     ExecRequest,
     ExecResult,
     ProcessInfo,
@@ -34,11 +33,26 @@ from workdock.agentapi import (
     WriteFileResult,
 )
 from workdock.http_errors import ApiError
+from workdock.http_json import api_router
+from workdock.http_openapi import error_responses
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error answers a route can give (all in the one error shape)."""
-    return {status: {"model": ErrorBody} for status in (400, 401, *statuses)}
+    return error_responses(400, 401, 413, 429, *statuses)
+
+
+# A background command's id feeds the process routes (OpenAPI links, followed by stateful clients).
+_PROCESS_LINKS: dict[str, Any] = {
+    f"{method}_{name}": {
+        "operationRef": "#/paths/" + path.replace("/", "~1") + "/" + method,
+        "parameters": {"process_id": "$response.body#/process_id"},
+    }
+    for method, name, path in (
+        ("get", "output", "/api/v0/processes/{process_id}/output"),
+        ("post", "signal", "/api/v0/processes/{process_id}/signal"),
+    )
+}
 
 
 def _require_dir(path: Path) -> None:
@@ -53,7 +67,7 @@ def _require_dir(path: Path) -> None:
 def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
     """Routes for files and processes in the workspace dir ``root``; ``processes`` runs the commands."""
     root = Path(os.path.abspath(root))
-    router = APIRouter(prefix="/api/v0", tags=["workspace"])
+    router = api_router(prefix="/api/v0", tags=["workspace"])
 
     @router.post("/fs/read", response_model=ReadFileResult, responses=_errors(403, 404))
     async def read_file(request: ReadFileRequest) -> ReadFileResult:
@@ -61,19 +75,26 @@ def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
         path = resolve(root, request.path)
         return await to_thread.run_sync(files.read_file, path, request.offset, request.limit)
 
-    @router.post("/fs/write", response_model=WriteFileResult, responses=_errors(403, 507))
+    @router.post("/fs/write", response_model=WriteFileResult, responses=_errors(403, 404, 507))
     async def write_file(request: WriteFileRequest) -> WriteFileResult:
         """Replace a file's content atomically, creating its parent directories."""
         path = resolve(root, request.path)
         return await to_thread.run_sync(files.write_file, path, request.content)
 
-    @router.post("/fs/edit", response_model=EditFileResult, responses=_errors(403, 404, 409))
+    @router.post("/fs/edit", response_model=EditFileResult, responses=_errors(403, 404, 409, 507))
     async def edit_file(request: EditFileRequest) -> EditFileResult:
         """Replace exact text in a file: every edit applies or none does."""
         path = resolve(root, request.path)
         return await to_thread.run_sync(files.edit_file, path, request.edits, request.path)
 
-    @router.post("/exec", response_model=ExecResult | ProcessStarted, responses=_errors(403, 404, 503))
+    @router.post(
+        "/exec",
+        response_model=ExecResult | ProcessStarted,
+        responses={
+            200: {"description": "The result, or the id of a background process", "links": _PROCESS_LINKS},
+            **_errors(403, 404, 503),
+        },
+    )
     async def execute(request: ExecRequest, http: Request) -> ExecResult | ProcessStarted:
         """Run a shell command in the workspace dir (or ``cwd``); in the background, answer at once."""
         cwd = resolve(root, request.cwd) if request.cwd else root

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from workdock.chat import events
+from workdock.chat.api import schemas
 from workdock.chat.api.workspaces import owned_workspace
 from workdock.chat.auth import current_user, services
 from workdock.chat.models import ModelError
@@ -19,10 +20,12 @@ from workdock.chat.store.models import Chat, User
 from workdock.chat.store.repo import RerunRefused
 from workdock.chat.stream import BOOT
 from workdock.http_errors import ApiError
+from workdock.http_json import api_router
 
-router = APIRouter(prefix="/api/v0", tags=["chats"])
+router = api_router(prefix="/api/v0", tags=["chats"])
 
 PING_S = 15
+MAX_ROW_ID = 2**63 - 1
 
 
 class NewChat(BaseModel):
@@ -33,9 +36,11 @@ class NewChat(BaseModel):
 
 
 class ChatPatch(BaseModel):
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    # Only the fields sent are changed (null is refused where a field has no null); model null
+    # means the server's default model.
+    title: str = Field(default="", min_length=1, max_length=200)
     model: str | None = None
-    use_admin_servers: bool | None = None
+    use_admin_servers: bool = True
 
 
 class NewMessage(BaseModel):
@@ -62,7 +67,7 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
         "workspace_id": chat.workspace_id,
         "title": chat.title,
         "model": chat.model or svc.models.default,
-        "status": chat.status,
+        "status": svc.chats.status(chat),
         "running": svc.chats.is_running(chat.id),
         "use_admin_servers": chat.use_admin_servers,
         "created_at": chat.created_at.isoformat(),
@@ -74,7 +79,7 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
                 "id": q.id,
                 "content": q.content,
                 "created_at": q.created_at.isoformat(),
-                **({"rerun_of": q.rerun_of} if q.rerun_of is not None else {}),
+                "rerun_of": q.rerun_of,
             }
             for q in await svc.store.list_queued(chat.id)
         ]
@@ -89,7 +94,7 @@ def _check_model(svc: Services, model: str | None) -> None:
             raise ApiError(400, "unknown model", str(exc)) from exc
 
 
-@router.get("/models", tags=["models"])
+@router.get("/models", tags=["models"], response_model=schemas.Models, responses=schemas.reads())
 async def list_models(_: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
     from workdock.chat.models import HOW_TO_CONFIGURE
 
@@ -100,7 +105,24 @@ async def list_models(_: User = Depends(current_user), svc: Services = Depends(s
     }
 
 
-@router.post("/chats", status_code=201)
+@router.post(
+    "/chats",
+    status_code=201,
+    response_model=schemas.ChatOut,
+    responses={
+        **schemas.created(
+            "chat_id",
+            ("get", "/api/v0/chats/{chat_id}"),
+            ("patch", "/api/v0/chats/{chat_id}"),
+            ("get", "/api/v0/chats/{chat_id}/messages"),
+            ("post", "/api/v0/chats/{chat_id}/messages"),
+            ("post", "/api/v0/chats/{chat_id}/interrupt"),
+            ("get", "/api/v0/chats/{chat_id}/tools"),
+            ("delete", "/api/v0/chats/{chat_id}"),
+        ),
+        **schemas.writes(404),
+    },
+)
 async def create_chat(
     body: NewChat, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -116,19 +138,19 @@ async def create_chat(
     return await chat_json(svc, chat)
 
 
-@router.get("/chats")
+@router.get("/chats", response_model=schemas.ChatList, responses=schemas.reads())
 async def list_chats(user: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
     return {"chats": [await chat_json(svc, c) for c in await svc.store.list_chats(user.id)]}
 
 
-@router.get("/chats/{chat_id}")
+@router.get("/chats/{chat_id}", response_model=schemas.ChatDetail, responses=schemas.reads(404))
 async def get_chat(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     return await chat_json(svc, await owned_chat(svc, chat_id, user), detail=True)
 
 
-@router.patch("/chats/{chat_id}")
+@router.patch("/chats/{chat_id}", response_model=schemas.ChatDetail, responses=schemas.writes(404))
 async def patch_chat(
     chat_id: str, body: ChatPatch, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -140,7 +162,7 @@ async def patch_chat(
     return await chat_json(svc, await owned_chat(svc, chat_id, user), detail=True)
 
 
-@router.delete("/chats/{chat_id}", status_code=204)
+@router.delete("/chats/{chat_id}", status_code=204, responses=schemas.writes(404))
 async def delete_chat(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:
@@ -150,7 +172,12 @@ async def delete_chat(
     svc.bus.drop(chat_id)
 
 
-@router.get("/chats/{chat_id}/messages")
+@router.get(
+    "/chats/{chat_id}/messages",
+    response_model=schemas.MessageList,
+    response_model_exclude_unset=True,  # "model" and "usage" only where a message has them
+    responses=schemas.reads(404),
+)
 async def list_messages(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -158,18 +185,30 @@ async def list_messages(
     return {"messages": [events.message_json(m) for m in await svc.store.list_messages(chat_id)]}
 
 
-@router.post("/chats/{chat_id}/messages", status_code=202)
+@router.post(
+    "/chats/{chat_id}/messages", status_code=202, response_model=schemas.Sent, responses=schemas.writes(404)
+)
 async def send_message(
     chat_id: str, body: NewMessage, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     chat = await owned_chat(svc, chat_id, user)
+    limit = svc.config.max_message_bytes
+    if len(body.content.encode()) > limit:
+        raise ApiError(
+            413, "message too long", f"the limit is {limit} bytes (UTF-8); set WORKDOCK_MAX_MESSAGE_BYTES"
+        )
     was_running = svc.chats.is_running(chat_id)
     title = _title(body.content) if chat.title == "New chat" else None
     queued = await svc.chats.submit(chat_id, body.content, interrupt=body.interrupt, title=title)
     return {"queued_id": queued.id, "queued": was_running and not body.interrupt}
 
 
-@router.post("/chats/{chat_id}/retry", status_code=202)
+@router.post(
+    "/chats/{chat_id}/retry",
+    status_code=202,
+    response_model=schemas.RetryQueued,
+    responses=schemas.writes(404, 409),
+)
 async def retry(
     chat_id: str,
     body: Retry | None = None,
@@ -186,16 +225,19 @@ async def retry(
     return {"queued_id": queued.id, "message_id": queued.rerun_of}
 
 
-@router.delete("/chats/{chat_id}/queue/{queued_id}", status_code=204)
+@router.delete("/chats/{chat_id}/queue/{queued_id}", status_code=204, responses=schemas.writes(404))
 async def unqueue(
-    chat_id: str, queued_id: int, user: User = Depends(current_user), svc: Services = Depends(services)
+    chat_id: str,
+    queued_id: int = Path(ge=1, le=MAX_ROW_ID),  # a database integer: larger ones are no row's
+    user: User = Depends(current_user),
+    svc: Services = Depends(services),
 ) -> None:
     await owned_chat(svc, chat_id, user)
     if not await svc.store.delete_queued(chat_id, queued_id):
         raise ApiError(404, "no such queued message", "it may have started already")
 
 
-@router.post("/chats/{chat_id}/interrupt")
+@router.post("/chats/{chat_id}/interrupt", response_model=schemas.Interrupted, responses=schemas.writes(404))
 async def interrupt(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, bool]:
@@ -203,7 +245,7 @@ async def interrupt(
     return {"interrupted": await svc.chats.interrupt(chat_id)}
 
 
-@router.get("/chats/{chat_id}/tools")
+@router.get("/chats/{chat_id}/tools", response_model=schemas.ToolSetOut, responses=schemas.reads(404))
 async def next_turn_tools(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -215,7 +257,13 @@ async def next_turn_tools(
 @router.get(
     "/chats/{chat_id}/stream",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {
+            "description": "Server-Sent Events: Vercel AI SDK UI message stream chunks",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **schemas.reads(404),
+    },
 )
 async def stream(
     chat_id: str,
@@ -235,9 +283,8 @@ async def stream(
         replay_from = channel.seq
         if resume is None and not svc.chats.is_running(chat_id):
             # Nothing to replay: tell the newcomer where the chat stands.
-            snapshot = events.status(
-                cast(events.ChatStatus, chat.status) if chat.status != "running" else "idle"
-            )
+            now = svc.chats.status(chat)
+            snapshot = events.status(cast(events.ChatStatus, now) if now != "running" else "idle")
             yield ServerSentEvent(data=_dump(snapshot), id=f"{BOOT}-{replay_from}")
         async for event in channel.watch(
             resume

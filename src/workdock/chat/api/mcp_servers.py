@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from workdock.chat.api import schemas
 from workdock.chat.auth import admin_user, services
 from workdock.chat.services import Services
 from workdock.chat.store.models import McpServer, User
 from workdock.http_errors import ApiError
+from workdock.http_json import api_router
 from workdock.mcp.config import name_error
 
-router = APIRouter(prefix="/api/v0", tags=["mcp-servers"])
+PLACEHOLDER_URL = "http://127.0.0.1/"  # never used: a default only stands for "not sent"
+router = api_router(prefix="/api/v0", tags=["mcp-servers"])
 
 
 class NewServer(BaseModel):
@@ -37,12 +40,13 @@ class NewServer(BaseModel):
 
 
 class ServerPatch(BaseModel):
-    url: HttpUrl | None = None
-    transport: Literal["http", "sse"] | None = None
-    headers: dict[str, str] | None = None
-    allow_tools: list[str] | None = None
-    deny_tools: list[str] | None = None
-    enabled: bool | None = None
+    # Only the fields sent are changed; none of them takes null.
+    url: HttpUrl = HttpUrl(PLACEHOLDER_URL)
+    transport: Literal["http", "sse"] = "http"
+    headers: dict[str, str] = Field(default_factory=dict)
+    allow_tools: list[str] = Field(default_factory=list)
+    deny_tools: list[str] = Field(default_factory=list)
+    enabled: bool = True
 
 
 def server_json(server: McpServer, status: dict[str, Any] | None) -> dict[str, Any]:
@@ -66,13 +70,26 @@ async def _reconcile(svc: Services) -> None:
     await svc.admin.apply(await svc.store.list_mcp_servers())
 
 
-@router.get("/mcp-servers")
+@router.get("/mcp-servers", response_model=schemas.McpServerList, responses=schemas.reads(403))
 async def list_servers(_: User = Depends(admin_user), svc: Services = Depends(services)) -> dict[str, Any]:
     statuses = svc.admin.statuses()
     return {"servers": [server_json(s, statuses.get(s.slug)) for s in await svc.store.list_mcp_servers()]}
 
 
-@router.post("/mcp-servers", status_code=201)
+@router.post(
+    "/mcp-servers",
+    status_code=201,
+    response_model=schemas.McpServerOut,
+    responses={
+        **schemas.created(
+            "server_id",
+            ("get", "/api/v0/mcp-servers/{server_id}"),
+            ("patch", "/api/v0/mcp-servers/{server_id}"),
+            ("delete", "/api/v0/mcp-servers/{server_id}"),
+        ),
+        **schemas.writes(403, 409),
+    },
+)
 async def create_server(
     body: NewServer, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -90,7 +107,9 @@ async def _get(svc: Services, server_id: str) -> McpServer:
     return server
 
 
-@router.get("/mcp-servers/{server_id}")
+@router.get(
+    "/mcp-servers/{server_id}", response_model=schemas.McpServerOut, responses=schemas.reads(403, 404)
+)
 async def get_server(
     server_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -98,7 +117,9 @@ async def get_server(
     return server_json(server, svc.admin.statuses().get(server.slug))
 
 
-@router.patch("/mcp-servers/{server_id}")
+@router.patch(
+    "/mcp-servers/{server_id}", response_model=schemas.McpServerOut, responses=schemas.writes(403, 404)
+)
 async def patch_server(
     server_id: str, body: ServerPatch, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -112,7 +133,7 @@ async def patch_server(
     return server_json(server, svc.admin.statuses().get(server.slug))
 
 
-@router.delete("/mcp-servers/{server_id}", status_code=204)
+@router.delete("/mcp-servers/{server_id}", status_code=204, responses=schemas.writes(403, 404))
 async def delete_server(
     server_id: str, _: User = Depends(admin_user), svc: Services = Depends(services)
 ) -> None:

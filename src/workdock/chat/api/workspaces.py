@@ -4,20 +4,24 @@ reachable one (agent URL + token, never shown again)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from pydantic import BaseModel, Field, HttpUrl, model_validator
 
 from workdock.agent.token import TOKEN_ENV
 from workdock.agentapi import AgentError
+from workdock.chat.api import schemas
 from workdock.chat.auth import current_user, services
 from workdock.chat.services import Services
 from workdock.chat.store.models import User, Workspace
 from workdock.http_errors import ApiError
+from workdock.http_json import api_router
 from workdock.link.session import CLOSE_REVOKED
 
-router = APIRouter(prefix="/api/v0", tags=["workspaces"])
+logger = logging.getLogger(__name__)
+router = api_router(prefix="/api/v0", tags=["workspaces"])
 
 STATUS_BUDGET_S = 2.0
 REFRESH_BUDGET_S = 35.0  # the agent waits for reconnects up to its own connect budget (30 s by default)
@@ -29,8 +33,8 @@ class NewWorkspace(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     agent_url: HttpUrl | None = None
-    agent_token: str | None = Field(default=None, min_length=1)
-
+    # Sent on as an HTTP header: visible ASCII only (a header cannot carry anything else).
+    agent_token: str | None = Field(default=None, min_length=1, max_length=4096, pattern=r"^[\x21-\x7e]+$")
     path: str | None = Field(default=None, min_length=1, max_length=4096)  # where it is: shown as detail
 
     @model_validator(mode="after")
@@ -70,24 +74,30 @@ def _direct_link_fields(reachable: bool, error: str | None) -> dict[str, Any]:
     }
 
 
+def _unreachable(link: dict[str, Any] | None, error: str) -> dict[str, Any]:
+    return {
+        **(link or _direct_link_fields(False, error)),
+        "reachable": False,
+        "error": error,
+        "servers": [],
+        "config_files": [],
+    }
+
+
 async def agent_status(svc: Services, workspace: Workspace) -> dict[str, Any]:
+    """The agent's state; whatever goes wrong is this workspace's error, never the whole answer's."""
     link = svc.pool.links.status(workspace.id, workspace.created_at) if workspace.linked else None
     away = svc.pool.unavailable(workspace)
     if away is not None:
-        assert link is not None
-        return {**link, "reachable": False, "error": away, "servers": [], "config_files": []}
-    client = svc.pool.client(workspace)
+        return _unreachable(link, away)
     try:
+        client = svc.pool.client(workspace)
         listing = await asyncio.wait_for(client.servers(timeout=STATUS_BUDGET_S), STATUS_BUDGET_S)
     except (AgentError, TimeoutError) as exc:
-        error = str(exc) or "no answer in time"
-        return {
-            **(link or _direct_link_fields(False, error)),
-            "reachable": False,
-            "error": error,
-            "servers": [],
-            "config_files": [],
-        }
+        return _unreachable(link, str(exc) or "no answer in time")
+    except Exception as exc:
+        logger.warning("workspace %s: agent status failed: %r", workspace.id, exc)
+        return _unreachable(link, f"cannot reach the agent: {type(exc).__name__}: {exc}")
     return {
         **(link or _direct_link_fields(True, None)),
         "reachable": True,
@@ -116,7 +126,22 @@ async def owned_workspace(svc: Services, workspace_id: str, user: User) -> Works
     return workspace
 
 
-@router.post("/workspaces", status_code=201)
+@router.post(
+    "/workspaces",
+    status_code=201,
+    response_model=schemas.WorkspaceCreated,
+    response_model_exclude_none=False,
+    responses={
+        **schemas.created(
+            "workspace_id",
+            ("get", "/api/v0/workspaces/{workspace_id}"),
+            ("post", "/api/v0/workspaces/{workspace_id}/refresh"),
+            ("post", "/api/v0/workspaces/{workspace_id}/agent-token"),
+            ("delete", "/api/v0/workspaces/{workspace_id}"),
+        ),
+        **schemas.writes(),
+    },
+)
 async def create_workspace(
     body: NewWorkspace,
     request: Request,
@@ -138,7 +163,11 @@ async def create_workspace(
     return workspace_json(workspace)
 
 
-@router.post("/workspaces/{workspace_id}/agent-token")
+@router.post(
+    "/workspaces/{workspace_id}/agent-token",
+    response_model=schemas.WorkspaceCreated,
+    responses=schemas.writes(404, 409),
+)
 async def rotate_agent_token(
     workspace_id: str, request: Request, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -157,7 +186,7 @@ async def rotate_agent_token(
     return {**workspace_json(workspace), "agent_token": token, "connect": connect_block(svc, request, token)}
 
 
-@router.get("/workspaces")
+@router.get("/workspaces", response_model=schemas.WorkspaceList, responses=schemas.reads())
 async def list_workspaces(
     user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -168,7 +197,9 @@ async def list_workspaces(
     }
 
 
-@router.get("/workspaces/{workspace_id}")
+@router.get(
+    "/workspaces/{workspace_id}", response_model=schemas.WorkspaceDetail, responses=schemas.reads(404)
+)
 async def get_workspace(
     workspace_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -176,22 +207,26 @@ async def get_workspace(
     return {**workspace_json(workspace), "agent": await agent_status(svc, workspace)}
 
 
-@router.post("/workspaces/{workspace_id}/refresh")
+@router.post(
+    "/workspaces/{workspace_id}/refresh",
+    response_model=schemas.WorkspaceDetail,
+    responses=schemas.writes(404),
+)
 async def refresh_workspace(
     workspace_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Have the agent re-read its config and re-list every server, then answer like GET."""
     workspace = await owned_workspace(svc, workspace_id, user)
-    client = svc.pool.client(workspace)
     try:
+        client = svc.pool.client(workspace)
         await asyncio.wait_for(client.list_tools(refresh=True, timeout=REFRESH_BUDGET_S), REFRESH_BUDGET_S)
-    except (AgentError, TimeoutError):
+    except Exception:
         pass  # the status below says what is wrong with the agent
     svc.pool.drop_catalog(workspace.id)  # the next turn lists the tools afresh
     return {**workspace_json(workspace), "agent": await agent_status(svc, workspace)}
 
 
-@router.delete("/workspaces/{workspace_id}", status_code=204)
+@router.delete("/workspaces/{workspace_id}", status_code=204, responses=schemas.writes(404))
 async def delete_workspace(
     workspace_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:

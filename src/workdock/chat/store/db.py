@@ -7,10 +7,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from workdock.secretbox import SecretBox
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -30,6 +33,16 @@ def normalize_url(url: str) -> str:
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    parsed = make_url(normalize_url(url))
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.query.get("uri") == "true":  # sqlite:///file:/path/db?mode=ro&uri=true
+        return Path(parsed.database.removeprefix("file:"))
+    return Path(parsed.database)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -71,18 +84,31 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def _upgrade(connection: Connection) -> None:
+def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration's revision id: where ``migrate`` brings every database."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _upgrade(connection: Connection, box: SecretBox) -> None:
+    config = _alembic_config()
     config.attributes["connection"] = connection
+    config.attributes["secret_box"] = box  # migrations that seal or open stored secrets use it
     command.upgrade(config, "head")
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(engine: AsyncEngine, box: SecretBox) -> None:
     """Bring the schema to the newest revision (idempotent; runs on every start)."""
     if not engine.url.drivername.startswith("sqlite"):
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade)
+            await connection.run_sync(_upgrade, box)
         return
     # SQLite alters a table by copying it and dropping the old one; with foreign keys on, that DROP
     # deletes every row that references the table (ON DELETE CASCADE): a workspace's chats and their
@@ -93,7 +119,7 @@ async def migrate(engine: AsyncEngine) -> None:
         await connection.commit()
         try:
             async with connection.begin():
-                await connection.run_sync(_upgrade)
+                await connection.run_sync(_upgrade, box)
                 broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
                 if broken:
                     raise RuntimeError(f"the migration left rows whose references are broken: {broken[:5]}")

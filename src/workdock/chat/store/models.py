@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
@@ -17,8 +18,29 @@ class Base(DeclarativeBase):
     pass
 
 
-# Timezone-aware everywhere: SQLite stores the ISO text, PostgreSQL a timestamptz.
-_Timestamp = DateTime(timezone=True)
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always read back timezone-aware, in UTC.
+
+    PostgreSQL keeps a timestamptz; SQLite keeps text and hands back naive datetimes even for
+    ``timezone=True`` columns. We only ever store UTC, so a naive value read back is UTC: said here
+    once, every response shows one format (``...+00:00``) on both databases.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_Timestamp = UTCDateTime()
 
 
 class User(Base):
@@ -56,7 +78,8 @@ class Workspace(Base):
     # a token of which only agent_token_hash is kept (agent_url and agent_token are then null).
     connection: Mapped[str] = mapped_column(String(8), default="direct", server_default="direct")
     agent_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    agent_token: Mapped[str | None] = mapped_column(Text, nullable=True)  # secret: never returned by the API
+    # Sealed (workdock.secretbox); never returned by the API.
+    agent_token: Mapped[str | None] = mapped_column(Text, nullable=True)
     agent_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     # Where the workspace is, as its agent's host sees it (set by ``workdock up``); shown as detail.
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -76,7 +99,7 @@ class McpServer(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     url: Mapped[str] = mapped_column(Text)
     transport: Mapped[str] = mapped_column(String(8), default="http")
-    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # values are secrets
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # values sealed (workdock.secretbox)
     allow_tools: Mapped[list[str]] = mapped_column(JSON, default=list)
     deny_tools: Mapped[list[str]] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

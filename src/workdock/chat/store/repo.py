@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import anyio
@@ -30,6 +30,7 @@ from workdock.chat.store.models import (
     Workspace,
     utcnow,
 )
+from workdock.secretbox import SecretBox, SecretKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +54,6 @@ def hash_token(token: str) -> str:
 def new_agent_token() -> str:
     """A link token: 256 random bits (only its SHA-256 is stored, so a fast hash is enough)."""
     return AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes even for timezone=True columns; we only ever store UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 @dataclass(frozen=True)
@@ -120,8 +114,11 @@ def _write_step(
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
         self.engine = engine
+        # Seals the secrets the server sends on (agent tokens, MCP header values) on their way in
+        # and opens them on their way out: the database only ever holds them sealed.
+        self.box = box
         # SQLite: step writes go through a sync engine in one worker-thread hop (see db.py).
         self._step_writer = sqlite_step_writer(engine)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
@@ -194,7 +191,6 @@ class Store:
         if row is None:
             return None
         user, expires_at = row
-        expires_at = _aware(expires_at)
         if len(self._token_cache) > 10_000:
             self._token_cache.clear()
         self._token_cache[digest] = (user, expires_at, time.monotonic())
@@ -203,18 +199,22 @@ class Store:
         return user
 
     async def redeem_login_code(self, plain: str) -> User | None:
-        """Use a one-time login code: it is deleted in the same transaction that reads it."""
+        """Use a one-time login code. One ``DELETE … RETURNING`` finds and removes it, so of any
+        number of concurrent redemptions exactly one gets the row: the others find nothing."""
         async with self.sessions.begin() as s:
-            token = await s.scalar(
-                select(Token).where(Token.token_hash == hash_token(plain), Token.kind == "login")
-            )
-            if token is None:
+            row = (
+                await s.execute(
+                    delete(Token)
+                    .where(Token.token_hash == hash_token(plain), Token.kind == "login")
+                    .returning(Token.user_id, Token.expires_at)
+                )
+            ).first()
+            if row is None:
                 return None
-            await s.delete(token)
-            expires_at = _aware(token.expires_at)
+            user_id, expires_at = row
             if expires_at is not None and expires_at < utcnow():
                 return None
-            return await s.get(User, token.user_id)
+            return await s.get(User, user_id)
 
     async def list_tokens(self, user_id: str) -> Sequence[Token]:
         async with self.sessions() as s:
@@ -247,12 +247,19 @@ class Store:
             name=name,
             connection="direct",
             agent_url=agent_url,
-            agent_token=agent_token,
+            agent_token=self.box.seal(agent_token),
             path=path,
             created_at=utcnow(),
         )
         async with self.sessions.begin() as s:
             s.add(workspace)
+        return self._opened_workspace(workspace)
+
+    def _opened_workspace(self, workspace: Workspace) -> Workspace:
+        # The object is detached (its session is closed): the opened token is never written back.
+        # A linked workspace has none (its agent's token is only kept as a hash).
+        if workspace.agent_token is not None:
+            workspace.agent_token = self.box.open(workspace.agent_token)
         return workspace
 
     async def create_linked_workspace(self, user_id: str, name: str) -> tuple[Workspace, str]:
@@ -292,11 +299,12 @@ class Store:
 
     async def list_workspaces(self, user_id: str) -> Sequence[Workspace]:
         async with self.sessions() as s:
-            return (
+            workspaces = (
                 await s.scalars(
                     select(Workspace).where(Workspace.user_id == user_id).order_by(Workspace.created_at)
                 )
             ).all()
+        return [self._opened_workspace(w) for w in workspaces]
 
     async def get_workspace(self, workspace_id: str, user_id: str | None = None) -> Workspace | None:
         """The workspace, or None when it does not exist or (with ``user_id``) is someone else's."""
@@ -304,9 +312,11 @@ class Store:
             workspace = await s.get(Workspace, workspace_id)
         if workspace is None or (user_id is not None and workspace.user_id != user_id):
             return None
-        return workspace
+        return self._opened_workspace(workspace)
 
     async def update_workspace(self, workspace_id: str, **fields: Any) -> None:
+        if "agent_token" in fields:
+            fields["agent_token"] = self.box.seal(fields["agent_token"])
         async with self.sessions.begin() as s:
             await s.execute(update(Workspace).where(Workspace.id == workspace_id).values(**fields))
 
@@ -319,22 +329,35 @@ class Store:
 
     # ---- admin MCP servers -------------------------------------------------------------------------
 
+    def _sealed_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        # Names stay readable (the API lists which are set); values are sealed one by one.
+        return {name: self.box.seal(value) for name, value in (headers or {}).items()}
+
+    def _opened_server(self, server: McpServer) -> McpServer:
+        server.headers = {name: self.box.open(value) for name, value in (server.headers or {}).items()}
+        return server
+
     async def create_mcp_server(self, **fields: Any) -> McpServer:
         now = utcnow()
+        fields["headers"] = self._sealed_headers(fields.get("headers"))
         server = McpServer(id=new_id(), created_at=now, updated_at=now, **fields)
         async with self.sessions.begin() as s:
             s.add(server)
-        return server
+        return self._opened_server(server)
 
     async def list_mcp_servers(self) -> Sequence[McpServer]:
         async with self.sessions() as s:
-            return (await s.scalars(select(McpServer).order_by(McpServer.slug))).all()
+            servers = (await s.scalars(select(McpServer).order_by(McpServer.slug))).all()
+        return [self._opened_server(server) for server in servers]
 
     async def get_mcp_server(self, server_id: str) -> McpServer | None:
         async with self.sessions() as s:
-            return await s.get(McpServer, server_id)
+            server = await s.get(McpServer, server_id)
+        return self._opened_server(server) if server is not None else None
 
     async def update_mcp_server(self, server_id: str, **fields: Any) -> McpServer | None:
+        if "headers" in fields:
+            fields["headers"] = self._sealed_headers(fields["headers"])
         async with self.sessions.begin() as s:
             server = await s.get(McpServer, server_id)
             if server is None:
@@ -342,7 +365,24 @@ class Store:
             for key, value in fields.items():
                 setattr(server, key, value)
             server.updated_at = utcnow()
-        return server
+        return self._opened_server(server)
+
+    async def check_secrets(self) -> None:
+        """Open one stored secret of each kind: a wrong or missing key is found at start, not by
+        a request later. Raises :class:`SecretKeyError`."""
+        async with self.sessions() as s:
+            token = await s.scalar(
+                select(Workspace.agent_token).where(Workspace.agent_token.is_not(None)).limit(1)
+            )
+            # Admin servers are few; PostgreSQL cannot compare json, so the empty ones are skipped here.
+            headers = [h for h in (await s.scalars(select(McpServer.headers))).all() if h][:1]
+        try:
+            if token is not None:
+                self.box.open(token)
+            for value in (v for h in headers for v in h.values()):
+                self.box.open(value)
+        except SecretKeyError as exc:
+            raise SecretKeyError(f"the database's stored secrets cannot be opened: {exc}") from None
 
     async def delete_mcp_server(self, server_id: str) -> bool:
         async with self.sessions.begin() as s:

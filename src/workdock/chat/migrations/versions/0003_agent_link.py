@@ -1,7 +1,7 @@
 """Linked workspaces: the agent dials the server with a token of which only a hash is kept.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 
 Additive: existing workspaces become ``connection = 'direct'`` (by the column's default) and keep
 their URL and token; a linked one has neither, so both columns become nullable.
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -367,7 +367,7 @@ export class ChatView {
     if (running && !this.live.order.some((key) => key.startsWith("t") || !persistedCalls.has(key.slice(1)))) {
       items.push({ key: "thinking", kind: "thinking" });
     }
-    const queued = (this.chat?.queued || []).filter((q) => q.rerun_of === undefined);
+    const queued = (this.chat?.queued || []).filter((q) => q.rerun_of == null);
     const settled = !running && !(this.chat?.queued || []).length;
     if (settled && ["error", "interrupted"].includes(this.chat?.status) && sorted.some((m) => m.role === "user")) {
       items.push({ key: "retry", kind: "retry", text: this.chat.status });
