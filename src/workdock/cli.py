@@ -17,6 +17,7 @@ from rich.table import Table
 
 from workdock import __version__, agentapi
 from workdock.agent.token import TOKEN_ENV, agent_token, default_token_file, read_token
+from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_ENV, MIN_RESULT_BYTES
 
 app = typer.Typer(
     name="workdock",
@@ -74,6 +75,17 @@ def _root(
         raise typer.Exit()
 
 
+MaxResultBytes = Annotated[
+    int,
+    typer.Option(
+        "--max-result-bytes",
+        envvar=MAX_RESULT_ENV,
+        min=MIN_RESULT_BYTES,
+        help="The most bytes one message from an MCP server (a tool result) may take; a larger one "
+        "is dropped and its call answered with a 502.",
+    ),
+]
+
 # ---- the agent -----------------------------------------------------------------------------------
 
 
@@ -115,6 +127,7 @@ def agent(
     watch: Annotated[
         bool, typer.Option("--watch/--no-watch", help="Apply edits of the config files as they happen.")
     ] = True,
+    max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")
     ] = False,
@@ -143,6 +156,7 @@ def agent(
         connect_timeout=connect_timeout,
         workspace_ops=workspace_ops,
         watch=watch,
+        max_result_bytes=max_result_bytes,
     )
     if written:
         err.print(f"agent token written to {written}")
@@ -339,7 +353,9 @@ def status(
     for file in listing.config_files:
         note = f": {file.error}" if file.error else ""
         style = {"loaded": "green", "missing": "dim", "invalid": "red"}[file.state]
-        out.print(f"config [{style}]{file.state}[/] {file.path}{note}", highlight=False)
+        out.print(f"config [{style}]{file.state}[/] {escape(file.path)}{escape(note)}", highlight=False)
+        for warning in file.warnings:
+            out.print(f"  [yellow]{escape(warning)}[/]", highlight=False)
 
 
 # ---- the chat server -----------------------------------------------------------------------------
