@@ -376,11 +376,19 @@ DataDir = Annotated[
 ]
 
 
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Log debug detail (a failed model call's whole traceback, too)."),
+]
+
+
 @app.command()
 def server(
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve the API and web UI on.")] = "127.0.0.1:3000",
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
+    max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
+    verbose: Verbose = False,
 ) -> None:
     """Run the chat server (API, stream and web UI). The first start prints a one-time admin login URL.
 
@@ -389,7 +397,7 @@ def server(
     """
     from workdock.chat.cli_server import run_server
 
-    run_server(listen, database_url, data_dir)
+    run_server(listen, database_url, data_dir, max_result_bytes=max_result_bytes, verbose=verbose)
 
 
 @app.command()
@@ -407,14 +415,18 @@ def up(
     listen: Annotated[str, typer.Option(help="HOST:PORT for the chat server and web UI.")] = "127.0.0.1:3000",
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
+    max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
+    verbose: Verbose = False,
 ) -> None:
     """Run the chat server and an agent for --dir together, and print the URL to open.
 
     The workspace is registered for the admin user and the URL carries a one-time login token.
+    The workspace's commands and MCP servers do not see the server's own settings and secrets
+    (WORKDOCK_*, OPENAI_*, ANTHROPIC_*, OLLAMA_*).
     """
     from workdock.chat.cli_server import run_up
 
-    run_up(dir, listen, database_url, data_dir)
+    run_up(dir, listen, database_url, data_dir, max_result_bytes=max_result_bytes, verbose=verbose)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -15,7 +16,9 @@ import uvicorn
 
 from workdock.chat.app import create_app
 from workdock.chat.auth import login_url
+from workdock.chat.models import server_only_env
 from workdock.chat.services import ServerConfig, Services, default_data_dir
+from workdock.mcp.limits import MAX_RESULT_ENV, parse_limit
 
 DEFAULT_LISTEN = "127.0.0.1:3000"
 
@@ -28,7 +31,11 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 def server_config(
-    listen: str, database_url: str | None, data_dir: Path | None, public_url: str | None = None
+    listen: str,
+    database_url: str | None,
+    data_dir: Path | None,
+    public_url: str | None = None,
+    max_result_bytes: int | None = None,
 ) -> ServerConfig:
     host, port = parse_listen(listen)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -36,7 +43,16 @@ def server_config(
         data_dir=data_dir or default_data_dir(),
         database_url=database_url,
         public_url=public_url or f"http://{shown}:{port}",
+        max_result_bytes=max_result_bytes or parse_limit(os.environ.get(MAX_RESULT_ENV)),
     )
+
+
+def _setup_logging(level: int) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level <= logging.DEBUG:
+        # Our debug detail, not every byte the HTTP and MCP stacks move.
+        for noisy in ("httpx2", "httpcore", "httpcore2", "mcp", "aiosqlite", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.INFO)
 
 
 def run_server(
@@ -44,10 +60,13 @@ def run_server(
     database_url: str | None = None,
     data_dir: Path | None = None,
     public_url: str | None = None,
+    *,
+    max_result_bytes: int | None = None,
+    verbose: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Migrations run on start; the first start prints a login URL."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = server_config(listen, database_url, data_dir, public_url)
+    _setup_logging(logging.DEBUG if verbose else logging.INFO)
+    config = server_config(listen, database_url, data_dir, public_url, max_result_bytes)
     host, port = parse_listen(listen)
     uvicorn.run(
         create_app(config),
@@ -88,12 +107,18 @@ async def register_workspace(svc: Services, directory: Path, agent_url: str, age
     return await login_url(svc, admin)
 
 
-async def _up(directory: Path, listen: str, database_url: str | None, data_dir: Path | None) -> None:
+async def _up(
+    directory: Path,
+    listen: str,
+    database_url: str | None,
+    data_dir: Path | None,
+    max_result_bytes: int | None,
+) -> None:
     from workdock.agent.runtime import AgentSettings
     from workdock.agent.serve import uvicorn_server
 
     host, port = parse_listen(listen)
-    config = server_config(listen, database_url, data_dir)
+    config = server_config(listen, database_url, data_dir, max_result_bytes=max_result_bytes)
     config.quiet = True  # `up` prints its own login URL below
     app = create_app(config)
     chat = uvicorn.Server(
@@ -103,7 +128,16 @@ async def _up(directory: Path, listen: str, database_url: str | None, data_dir: 
     )
     agent_token = secrets.token_urlsafe(32)
     agent_port = _free_port("127.0.0.1")
-    agent = uvicorn_server(AgentSettings(workspace=directory, token=agent_token, port=agent_port))
+    # The agent shares this process, so its environment: the workspace's commands and MCP servers
+    # must not get the server's own settings and secrets (provider keys, WORKDOCK_* tokens).
+    agent_settings = AgentSettings(
+        workspace=directory,
+        token=agent_token,
+        port=agent_port,
+        max_result_bytes=config.max_result_bytes,
+        withheld_env=server_only_env,
+    )
+    agent = uvicorn_server(agent_settings)
     chat.capture_signals = agent.capture_signals = _no_signal_capture  # type: ignore[method-assign]
 
     def stop_both() -> None:
@@ -145,14 +179,17 @@ def run_up(
     listen: str = DEFAULT_LISTEN,
     database_url: str | None = None,
     data_dir: Path | None = None,
+    *,
+    max_result_bytes: int | None = None,
+    verbose: bool = False,
 ) -> None:
     """``workdock up``: the chat server and an agent for ``dir`` in one process, the workspace
     registered, and a login URL printed."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _setup_logging(logging.DEBUG if verbose else logging.WARNING)
     directory = (dir or Path.cwd()).resolve()
     if not directory.is_dir():
         raise SystemExit(f"workdock up: {directory} is not a directory")
-    asyncio.run(_up(directory, listen, database_url, data_dir))
+    asyncio.run(_up(directory, listen, database_url, data_dir, max_result_bytes))
 
 
 if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATABASE_URL]` (tests)
@@ -163,8 +200,9 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATA
     parser.add_argument("--database-url")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
+    parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     if args.up is not None:
-        run_up(args.up, args.listen, args.database_url, args.data_dir)
+        run_up(args.up, args.listen, args.database_url, args.data_dir, verbose=args.verbose)
     else:
-        run_server(args.listen, args.database_url, args.data_dir)
+        run_server(args.listen, args.database_url, args.data_dir, verbose=args.verbose)

@@ -19,6 +19,17 @@ HOW_TO_CONFIGURE = (
 
 PROVIDERS = ("openai", "anthropic", "ollama")
 
+# The chat server's own settings and secrets: the providers' keys and endpoints (the model layer and
+# the providers' SDKs read OPENAI_*, ANTHROPIC_*, OLLAMA_*) and every WORKDOCK_* variable (tokens,
+# database URL, keys). A workspace agent running inside the server (`workdock up`) hands none of them
+# to the workspace's commands and MCP servers.
+SERVER_ENV_PREFIXES = ("WORKDOCK_", *(f"{provider.upper()}_" for provider in PROVIDERS))
+
+
+def server_only_env(name: str) -> bool:
+    """Whether the environment variable ``name`` belongs to the chat server alone."""
+    return name.startswith(SERVER_ENV_PREFIXES)
+
 
 class ModelError(Exception):
     """The model cannot be used; the message says what to do about it."""

@@ -13,6 +13,7 @@ from workdock.chat.stream import EventBus
 from workdock.chat.tools.admin import AdminServers
 from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
+from workdock.mcp.limits import MAX_RESULT_ENV, parse_limit
 
 
 def default_data_dir() -> Path:
@@ -25,8 +26,12 @@ class ServerConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str | None = None  # default: SQLite in data_dir
     public_url: str = "http://127.0.0.1:3000"  # where users reach the server (printed in login URLs)
-    tool_timeout: float = 60.0  # per tool call, seconds
+    tool_timeout: float = (
+        60.0  # per admin tool call, seconds (a workspace server's own `timeout` rules its calls)
+    )
     admin_connect_timeout: float = 30.0
+    # The most one message from an admin MCP server may take (--max-result-bytes).
+    max_result_bytes: int = field(default_factory=lambda: parse_limit(os.environ.get(MAX_RESULT_ENV)))
     models: ModelCatalog | None = None  # default: from WORKDOCK_MODELS
     quiet: bool = False  # do not print the first-start login URL (tests)
 
