@@ -61,9 +61,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             store = Store(engine)
             stack.callback(store.close)
             hub = await stack.enter_async_context(
-                Hub(workspace=config.data_dir, connect_timeout=config.admin_connect_timeout)
+                Hub(
+                    workspace=config.data_dir,
+                    connect_timeout=config.admin_connect_timeout,
+                    max_result_bytes=config.max_result_bytes,
+                )
             )
-            pool = AgentPool(call_timeout=config.tool_timeout)
+            pool = AgentPool()
             stack.push_async_callback(pool.aclose)
             admin = AdminServers(hub, call_timeout=config.tool_timeout)
             models = config.models or ModelCatalog.from_env()
