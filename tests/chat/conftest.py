@@ -144,12 +144,14 @@ class ChatServer:
         tool_timeout: float = 60.0,
         subprocess_mode: bool = False,
         log_path: Path | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
         self.env = env
         self.database_url = database_url
         self.tool_timeout = tool_timeout
         self.subprocess_mode = subprocess_mode
+        self.args = args  # more command-line arguments (subprocess mode)
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}-server.log"
         self.port = 0
         self.url = ""
@@ -169,6 +171,7 @@ class ChatServer:
                 f"127.0.0.1:{self.port}",
                 "--data-dir",
                 str(self.data_dir),
+                *self.args,
             ]
             if self.database_url:
                 args += ["--database-url", self.database_url]
