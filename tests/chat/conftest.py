@@ -145,6 +145,7 @@ class ChatServer:
         subprocess_mode: bool = False,
         log_path: Path | None = None,
         args: tuple[str, ...] = (),
+        max_result_bytes: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.env = env
@@ -152,6 +153,7 @@ class ChatServer:
         self.tool_timeout = tool_timeout
         self.subprocess_mode = subprocess_mode
         self.args = args  # more command-line arguments (subprocess mode)
+        self.max_result_bytes = max_result_bytes  # (thread mode)
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}-server.log"
         self.port = 0
         self.url = ""
@@ -192,6 +194,7 @@ class ChatServer:
                 tool_timeout=self.tool_timeout,
                 models=ModelCatalog.from_env(self.env),
                 quiet=True,
+                **({"max_result_bytes": self.max_result_bytes} if self.max_result_bytes else {}),
             )
             server = uvicorn.Server(
                 uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port, log_level="warning")

@@ -6,17 +6,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chat.conftest import Api
-from tests.chat.test_turn_e2e import new_chat
+from tests.chat.conftest import Api, ChatServer
+from tests.chat.fake_openai import Call, FakeOpenAI, Reply
+from tests.chat.test_turn_e2e import new_chat, turn_ended
+from tests.support import processes
 from tests.support.agent import RunningAgent
 from tests.support.everything import start_everything
-from tests.support.helpers import wait_until
+from tests.support.helpers import FIXTURES, free_port, wait_until, wait_until_sync
 from tests.support.http_stub import Answer
 
 pytestmark = pytest.mark.anyio
@@ -90,3 +93,41 @@ async def test_a_stopped_admin_server_is_reported_within_30_s(
     [failure] = [f for f in listing["failures"] if f["server"] == "ev"]
     assert failure["error"].startswith("restarting: ")
     assert (await admin_api.get(f"/mcp-servers/{server['id']}"))["status"]["state"] == "restarting"
+
+
+async def test_an_admin_result_over_the_limit_is_an_error_result_that_says_so(
+    start_chat_server: Callable[..., ChatServer],
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    spawn: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    port = free_port()
+    spawn([sys.executable, FIXTURES / "huge_result.py", "--http", str(port)], stdout=subprocess.DEVNULL)
+    wait_until_sync(lambda: processes.port_accepts("127.0.0.1", port), timeout=15, message="the fixture")
+    server = start_chat_server(max_result_bytes=1024 * 1024)
+    api = Api(server.url, server.admin_token)
+    try:
+        await api.post("/mcp-servers", {"slug": "big", "url": f"http://127.0.0.1:{port}/mcp"}, expect=201)
+        chat_id = await new_chat(api, start_agent({}).url)
+
+        async def offered() -> bool:
+            tools = (await api.get(f"/chats/{chat_id}/tools"))["tools"]
+            return "big__huge" in {t["name"] for t in tools}
+
+        await wait_until(offered, timeout=30, message="the admin server's tools")
+        fake_model.add(
+            Reply(calls=[Call("big__huge", {"bytes": 3_000_000}), Call("big__echo", {"text": "fine"})]),
+            Reply(text="done"),
+        )
+        await api.post(f"/chats/{chat_id}/messages", {"content": "dump"}, expect=202)
+        await api.events(chat_id, turn_ended())
+        results = {p["tool_name"]: p for p in (await api.messages(chat_id))[2]["parts"]}
+    finally:
+        await api.aclose()
+    huge = results["big__huge"]
+    assert huge["is_error"]
+    assert huge["content"][0]["text"].startswith(
+        "tool big__huge failed: tool 'huge' on server 'big': the server sent a message over the limit "
+        "of 1,048,576 bytes; it was dropped"
+    )
+    assert not results["big__echo"]["is_error"]
