@@ -425,7 +425,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx2.HTTPStatusError):
         return _describe_status(exc.response)
     if isinstance(exc, httpx2.TransportError) and (request := _request_of(exc)) is not None:
-        text = f"{request.method} {shown_url(request.url)}: {exc or type(exc).__name__}"
+        text = f"{request.method} {shown_url(request.url)}: {str(exc) or type(exc).__name__}"
     else:
         text = str(exc) or type(exc).__name__
     text = " ".join(text.split())
