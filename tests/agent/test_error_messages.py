@@ -99,3 +99,13 @@ def test_servers_under_another_key_are_warned_about_in_status_and_log(
         env={**os.environ, "WORKDOCK_AGENT_TOKEN": TOKEN, "COLUMNS": "200"},
     )
     assert status.returncode == 0 and warning in status.stdout
+
+
+def test_a_proxy_from_the_environment_is_used_and_its_answers_explained_too(start_agent, http_stub) -> None:
+    proxy = http_stub(lambda _: Answer(401))
+    server = "http://127.0.0.1:9/mcp"  # never reached directly: every request goes through the proxy
+    env = {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url, "NO_PROXY": "", "no_proxy": ""}
+    agent = start_agent({"remote": {"type": "http", "url": server}}, env=env)
+    error = agent.wait_state("remote", "failed")["error"]
+    assert error.startswith(f"POST {server} answered 401 Unauthorized: the server wants credentials.")
+    assert proxy.requests and all(r.path == server for r in proxy.requests)  # absolute-form: a proxy's

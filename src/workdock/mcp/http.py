@@ -18,7 +18,8 @@ origin: configured headers never reach another one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx2
 import mcp_types as types
@@ -56,23 +57,41 @@ def explain_status(status: int, reason: str, method: str, url: httpx2.URL) -> st
 def client_factory(max_result_bytes: int, *, sse_line_limit: int | None = None) -> McpHttpClientFactory:
     """Makes the ``httpx2.AsyncClient`` of one MCP server (the SDK's factory signature), guarded as above."""
 
+    def guard(transport: httpx2.AsyncBaseTransport) -> httpx2.AsyncBaseTransport:
+        return GuardedTransport(
+            transport, max_result_bytes=max_result_bytes, sse_line_limit=sse_line_limit or max_result_bytes
+        )
+
     def create(
         headers: dict[str, str] | None = None,
         timeout: httpx2.Timeout | None = None,
         auth: httpx2.Auth | None = None,
     ) -> httpx2.AsyncClient:
-        return httpx2.AsyncClient(
+        return _GuardedClient(
+            guard,
             headers=headers,
             timeout=timeout or httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
             auth=auth,
-            transport=GuardedTransport(
-                httpx2.AsyncHTTPTransport(),
-                max_result_bytes=max_result_bytes,
-                sse_line_limit=sse_line_limit or max_result_bytes,
-            ),
         )
 
     return create
+
+
+class _GuardedClient(httpx2.AsyncClient):
+    """httpx2's client with each transport it makes guarded: the direct one and those of the proxies
+    the environment names (``HTTPS_PROXY`` and the like, which a client given one transport ignores)."""
+
+    def __init__(
+        self, guard: Callable[[httpx2.AsyncBaseTransport], httpx2.AsyncBaseTransport], **kwargs: Any
+    ) -> None:
+        self._guard = guard
+        super().__init__(**kwargs)
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> httpx2.AsyncBaseTransport:
+        return self._guard(super()._init_transport(*args, **kwargs))
+
+    def _init_proxy_transport(self, *args: Any, **kwargs: Any) -> httpx2.AsyncBaseTransport:
+        return self._guard(super()._init_proxy_transport(*args, **kwargs))
 
 
 class GuardedTransport(httpx2.AsyncBaseTransport):
