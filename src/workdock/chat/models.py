@@ -1,5 +1,5 @@
-"""Models named ``provider:model``, resolved to pydantic-ai models. Nothing outside this module and
-turn.py touches pydantic-ai."""
+"""Models named ``provider:model``, resolved to pydantic-ai models. Besides this module, only the
+turn (turn.py, convert.py, toolset.py) and model_errors.py touch pydantic-ai."""
 
 from __future__ import annotations
 
