@@ -6,14 +6,16 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
 import workdock
+from workdock.agent.child_env import workspace_env
 from workdock.chat.api import chats, mcp_servers, users, workspaces
 from workdock.chat.auth import login_url
 from workdock.chat.chats import ChatManager
-from workdock.chat.models import ModelCatalog
+from workdock.chat.models import ModelCatalog, server_only_env
 from workdock.chat.services import ServerConfig, Services
 from workdock.chat.store.db import create_engine, migrate, sqlite_url
 from workdock.chat.store.repo import Store
@@ -63,6 +65,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             hub = await stack.enter_async_context(
                 Hub(
                     workspace=config.data_dir,
+                    # Admin servers are HTTP/SSE only; were one ever stdio, it would see no server secret.
+                    child_env=partial(workspace_env, withheld=server_only_env),
                     connect_timeout=config.admin_connect_timeout,
                     max_result_bytes=config.max_result_bytes,
                 )

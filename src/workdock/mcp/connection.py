@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -89,11 +88,8 @@ class ResultTooLarge(HubError):
 
 
 ChildEnv = Callable[[Mapping[str, str] | None], dict[str, str]]
-"""The whole environment of a stdio server, given its entry's ``env``."""
-
-
-def inherited_env(overrides: Mapping[str, str] | None) -> dict[str, str]:
-    return {**os.environ, **(overrides or {})}
+"""The whole environment of a stdio server, given its entry's ``env``: the hub's owner decides
+(the agent: ``workdock.agent.child_env.workspace_env``)."""
 
 
 def backoff_delay(failures: int) -> float:
@@ -111,7 +107,7 @@ class Connection:
         workspace: Path,
         connect_timeout: float,
         on_change: Callable[[], None],
-        child_env: ChildEnv = inherited_env,
+        child_env: ChildEnv,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self.entry = entry

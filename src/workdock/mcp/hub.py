@@ -29,7 +29,6 @@ from workdock.mcp.connection import (
     ServerUnavailable,
     ToolNotFound,
     UpstreamError,
-    inherited_env,
 )
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
 
@@ -98,8 +97,8 @@ class Hub:
         self,
         *,
         workspace: Path | None = None,
+        child_env: ChildEnv,
         connect_timeout: float = 30.0,
-        child_env: ChildEnv = inherited_env,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         """``child_env`` makes a stdio server's environment; ``max_result_bytes`` caps each message."""
