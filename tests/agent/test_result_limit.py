@@ -114,3 +114,18 @@ def test_a_result_over_the_limit_is_refused_with_memory_bounded(
     assert text(agent.call("big__noisy", {"bytes": 2 * limit})) == "after the noise"
     status = agent.server("big")
     assert (status["state"], status["restarts"]) == ("ready", 0)
+
+
+def test_a_result_over_the_limit_whose_id_cannot_be_read_restarts_the_server(start_agent) -> None:
+    agent = start_agent(
+        {"big": fixture_server("huge_result.py", ID_LAST="buried")},
+        env={"WORKDOCK_MAX_RESULT_BYTES": str(LIMIT)},
+    )
+    agent.wait_state("big", "ready")
+    response = agent.call("big__huge", {"bytes": RESULT})
+    # The call cannot be told why; it is not left waiting for its timeout either.
+    assert response.status_code == 502, response.text[:300]
+    assert "closed the connection during the call" in response.json()["message"]
+    assert "its request id could not be read, so the server is restarted" in agent.log()
+    assert agent.wait_state("big", "ready")["restarts"] == 1
+    assert text(agent.call("big__echo", {"text": "back"})) == "back"

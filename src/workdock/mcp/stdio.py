@@ -121,9 +121,7 @@ async def stdio_transport(
         request_id = line.request_id
         if request_id is None:
             # No call can be told: end the session, so that none waits for its timeout.
-            logger.error(
-                "%s: %s; its request id could not be read, so the server is restarted", command, what
-            )
+            logger.error("%s: %s; its request id could not be read, so the server is restarted", who, what)
             return False
         logger.warning("%s: the answer to request %r was dropped: %s", who, request_id, what)
         error = types.JSONRPCError(
