@@ -35,6 +35,7 @@ import httpx2
 import psutil
 from mcp import Client, StdioServerParameters
 
+from workdock.agent.child_env import workspace_env
 from workdock.mcp.config import parse_entry
 from workdock.mcp.hub import Hub
 
@@ -263,7 +264,7 @@ async def tool_list_figures(agent: Agent, n: int) -> dict[str, float]:
 
 
 async def time_to_ready(entries: list[Any]) -> float:
-    async with Hub(workspace=ROOT, connect_timeout=120) as hub:
+    async with Hub(workspace=ROOT, child_env=workspace_env, connect_timeout=120) as hub:
         began = time.perf_counter()
         await hub.apply(entries)
         while not all(s.state == "ready" for s in hub.statuses()):

@@ -31,6 +31,7 @@ from support.helpers import (
     wait_until,
     wait_until_sync,
 )
+from support.http_stub import http_stub
 
 __all__ = [
     "FIXTURES",
@@ -38,6 +39,7 @@ __all__ = [
     "NODE_BIN",
     "TESTS",
     "free_port",
+    "http_stub",
     "in_ci",
     "require",
     "start_everything",

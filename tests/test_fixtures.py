@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -415,6 +416,37 @@ async def test_content_kinds_structured_output_and_mismatch() -> None:
         jsonschema.validate(mismatched[-1], schema)
 
 
+# --- huge_result -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("id_last", [False, True])
+async def test_huge_result_answers_in_one_line_of_the_size_asked(id_last: bool) -> None:
+    server = python_server(FIXTURES / "huge_result.py", **({"ID_LAST": "1"} if id_last else {}))
+    async with server:
+        async with connect(server) as client:
+            result = await client.session.call_tool("huge", {"bytes": 3_000_000})
+            assert texts(result) == ["x" * 3_000_000]
+            noisy = await client.session.call_tool("noisy", {"bytes": 2_000_000})
+            assert texts(noisy) == ["after the noise"]
+    [answer, notification] = [line for line in server.stdout_lines if len(line) > 2_000_000]
+    # Where the id is: after the result (the TypeScript SDK's order) or before it (Python's).
+    assert answer.startswith('{"result":') is id_last
+    assert answer.startswith('{"jsonrpc":"2.0","id":') is not id_last
+    assert json.loads(answer)["result"]["content"][0]["text"] == "x" * 3_000_000
+    assert json.loads(notification)["method"] == "notifications/message"
+
+
+# --- print_env -------------------------------------------------------------------------------
+
+
+async def test_print_env_shows_its_environment_and_arguments() -> None:
+    server = StdioServer([sys.executable, FIXTURES / "print_env.py", "one", "two"], env={"MARK": "m1"})
+    async with server:
+        async with connect(server) as client:
+            shown = json.loads(texts(await client.session.call_tool("environment", {}))[0])
+    assert shown["env"]["MARK"] == "m1" and shown["argv"] == ["one", "two"]
+
+
 # --- every normal fixture also speaks 2026-07-28 ---------------------------------------------
 
 
@@ -428,6 +460,7 @@ async def test_content_kinds_structured_output_and_mismatch() -> None:
         ("list_changed.py", "first", {}, "first"),
         ("slow_tool.py", "sleep", {"seconds": 0}, "slept 0 seconds"),
         ("content_kinds.py", "text", {}, "plain text result"),
+        ("print_env.py", "echo", {"text": "hi"}, "hi"),
     ],
 )
 async def test_fixtures_work_with_a_client_in_auto_mode(

@@ -87,6 +87,8 @@ class ConfigFileStatus(WireModel):
     path: str
     state: Literal["loaded", "missing", "invalid"]
     error: str | None = None
+    # Added later; absent from older agents, hence the default.
+    warnings: list[str] = Field(default_factory=list)
 
 
 class ServerList(WireModel):

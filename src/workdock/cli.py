@@ -17,6 +17,7 @@ from rich.table import Table
 
 from workdock import __version__, agentapi
 from workdock.agent.token import TOKEN_ENV, agent_token, default_token_file, read_token
+from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_ENV, MIN_RESULT_BYTES
 
 app = typer.Typer(
     name="workdock",
@@ -77,6 +78,17 @@ def _root(
         raise typer.Exit()
 
 
+MaxResultBytes = Annotated[
+    int,
+    typer.Option(
+        "--max-result-bytes",
+        envvar=MAX_RESULT_ENV,
+        min=MIN_RESULT_BYTES,
+        help="The most bytes one message from an MCP server (a tool result) may take; a larger one "
+        "is dropped and its call answered with a 502.",
+    ),
+]
+
 # ---- the agent -----------------------------------------------------------------------------------
 
 
@@ -131,6 +143,7 @@ def agent(
     watch: Annotated[
         bool, typer.Option("--watch/--no-watch", help="Apply edits of the config files as they happen.")
     ] = True,
+    max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")
     ] = False,
@@ -188,6 +201,7 @@ def agent(
         connect_timeout=connect_timeout,
         workspace_ops=workspace_ops,
         watch=watch,
+        max_result_bytes=max_result_bytes,
     )
     if written:
         err.print(f"agent token written to {written}")
@@ -396,7 +410,9 @@ def status(
     for file in listing.config_files:
         note = f": {file.error}" if file.error else ""
         style = {"loaded": "green", "missing": "dim", "invalid": "red"}[file.state]
-        out.print(f"config [{style}]{file.state}[/] {file.path}{note}", highlight=False)
+        out.print(f"config [{style}]{file.state}[/] {escape(file.path)}{escape(note)}", highlight=False)
+        for warning in file.warnings:
+            out.print(f"  [yellow]{escape(warning)}[/]", highlight=False)
 
 
 # ---- the chat server -----------------------------------------------------------------------------
@@ -440,6 +456,12 @@ def _chat_config_error(exc: ValueError) -> NoReturn:
     fail(str(exc))
 
 
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Log debug detail (a failed model call's whole traceback, too)."),
+]
+
+
 @app.command()
 def server(
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve the API and web UI on.")] = "127.0.0.1:3000",
@@ -447,6 +469,8 @@ def server(
     data_dir: DataDir = None,
     public_url: PublicUrl = None,
     trusted_proxy: TrustedProxy = None,
+    max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
+    verbose: Verbose = False,
 ) -> None:
     """Run the chat server (API, stream and web UI). The first start prints a one-time admin login URL.
 
@@ -456,7 +480,15 @@ def server(
     from workdock.chat.cli_server import run_server
 
     try:
-        run_server(listen, database_url, data_dir, public_url, trusted_proxy)
+        run_server(
+            listen,
+            database_url,
+            data_dir,
+            public_url,
+            trusted_proxy,
+            max_result_bytes=max_result_bytes,
+            verbose=verbose,
+        )
     except ValueError as exc:
         _chat_config_error(exc)
 
@@ -478,15 +510,28 @@ def up(
     data_dir: DataDir = None,
     public_url: PublicUrl = None,
     trusted_proxy: TrustedProxy = None,
+    max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
+    verbose: Verbose = False,
 ) -> None:
     """Run the chat server and an agent for --dir together, and print the URL to open.
 
     The workspace is registered for the admin user and the URL carries a one-time login token.
+    The workspace's commands and MCP servers do not see the server's own settings and secrets
+    (WORKDOCK_*, OPENAI_*, ANTHROPIC_*, OLLAMA_*).
     """
     from workdock.chat.cli_server import run_up
 
     try:
-        run_up(dir, listen, database_url, data_dir, public_url, trusted_proxy)
+        run_up(
+            dir,
+            listen,
+            database_url,
+            data_dir,
+            public_url,
+            trusted_proxy,
+            max_result_bytes=max_result_bytes,
+            verbose=verbose,
+        )
     except ValueError as exc:
         _chat_config_error(exc)
 

@@ -162,6 +162,8 @@ class ChatServer:
         subprocess_mode: bool = False,
         log_path: Path | None = None,
         wrap: tuple[str, ...] = (),
+        args: tuple[str, ...] = (),
+        max_result_bytes: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.env = env
@@ -169,6 +171,8 @@ class ChatServer:
         self.tool_timeout = tool_timeout
         self.subprocess_mode = subprocess_mode
         self.wrap = wrap  # a command the server process runs under (subprocess mode)
+        self.args = args  # more command-line arguments (subprocess mode)
+        self.max_result_bytes = max_result_bytes  # (thread mode)
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}-server.log"
         self.port = 0
         self.url = ""
@@ -191,6 +195,7 @@ class ChatServer:
                 f"127.0.0.1:{self.port}",
                 "--data-dir",
                 str(self.data_dir),
+                *self.args,
             ]
             if self.database_url:
                 args += ["--database-url", self.database_url]
@@ -216,6 +221,7 @@ class ChatServer:
                 secret_key=key_from_env(environ),
                 max_request_bytes=size_from_env(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES, environ),
                 max_message_bytes=size_from_env(MAX_MESSAGE_BYTES_ENV, DEFAULT_MAX_MESSAGE_BYTES, environ),
+                **({"max_result_bytes": self.max_result_bytes} if self.max_result_bytes else {}),
             )
             # Served exactly as `workdock server` serves it (proxy headers, log filter).
             self.app = create_app(config)

@@ -8,8 +8,8 @@ Each request takes the next entry of the script:
   as parallel calls arrive), finish with ``tool_calls``;
 - ``hold``: a ``threading.Event`` the stream waits on after its first chunk (interrupt and
   restart tests keep a turn running with it);
-- ``Reply(error=...)``: answer HTTP 400 with that error message (a 400 is not retried by the
-  client, so the turn ends in an error at once);
+- ``Fail(status, message)``: answer with that HTTP status and an OpenAI-style error body
+  (``{"error": {"message", "type", "code"}}``), as a provider refusing the request does;
 - a callable: gets the request body and returns a ``Reply``.
 
 Every request body is kept in ``requests`` so tests can check what the model was sent.
@@ -43,10 +43,17 @@ class Reply:
     text: str = ""
     calls: list[Call] = field(default_factory=list)
     hold: threading.Event | None = None
-    error: str | None = None
 
 
-Entry = Reply | Callable[[dict[str, Any]], Reply]
+@dataclass
+class Fail:
+    status: int
+    message: str
+    type: str = "invalid_request_error"
+    code: str | None = None
+
+
+Entry = Reply | Fail | Callable[[dict[str, Any]], Reply]
 
 
 def _chunk(
@@ -70,7 +77,7 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.script: list[Entry] = []
         self.requests: list[dict[str, Any]] = []
-        self.default = Reply(text="done")
+        self.default: Reply | Fail = Reply(text="done")
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -86,13 +93,12 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(body)
             entry = self.script.pop(0) if self.script else self.default
+        if isinstance(entry, Fail):
+            error = {"message": entry.message, "type": entry.type, "code": entry.code}
+            return JSONResponse({"error": error}, status_code=entry.status)
         reply = entry(body) if callable(entry) else entry
         if not body.get("stream"):
             return JSONResponse({"error": {"message": "this fake only streams"}}, status_code=400)
-        if reply.error is not None:
-            return JSONResponse(
-                {"error": {"message": reply.error, "type": "invalid_request_error"}}, status_code=400
-            )
         return StreamingResponse(self._stream(reply), media_type="text/event-stream")
 
     async def _stream(self, reply: Reply):

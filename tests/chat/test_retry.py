@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.chat.conftest import Api, ChatServer
-from tests.chat.fake_openai import Call, FakeOpenAI, Reply
+from tests.chat.fake_openai import Call, Fail, FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import new_chat, turn_ended
 from tests.conftest import wait_until
 from tests.support.agent import RunningAgent
@@ -45,7 +45,7 @@ async def test_retry_reruns_a_failed_turn_and_the_model_no_longer_sees_it(
     await run_turn(admin_api, chat_id, "warm up")  # an earlier turn stays as it is
     fake_model.add(
         Reply(text="Reading.", calls=[Call("read_file", {"path": "notes.txt"})]),
-        Reply(error="the provider is overloaded"),
+        Fail(400, "the provider is overloaded"),
     )
     await run_turn(admin_api, chat_id, "summarise the notes")
     chat = await admin_api.get(f"/chats/{chat_id}")

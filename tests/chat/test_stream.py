@@ -66,11 +66,15 @@ async def test_a_new_watcher_of_a_running_turn_gets_it_from_its_start(
     chat_id = await new_chat(admin_api, agent.url)
     hold = threading.Event()
     fake_model.add(Reply(text="late but complete", hold=hold))
+
+    def released_once_watching(event: dict[str, Any]) -> bool:
+        hold.set()  # the watcher is subscribed while the turn still runs: now let it finish
+        return is_idle(event)
+
     try:
         await admin_api.post(f"/chats/{chat_id}/messages", {"content": "go"}, expect=202)
         await wait_until(lambda: len(fake_model.requests) == 1, message="the model to be asked")
-        hold.set()
-        events = await admin_api.events(chat_id, is_idle)
+        events = await admin_api.events(chat_id, released_once_watching)
     finally:
         hold.set()
     kinds = [e["type"] for _, e in events]

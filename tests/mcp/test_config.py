@@ -75,7 +75,7 @@ def test_type_inference_and_aliases(raw: dict, transport: str) -> None:
         ("s", {"type": "stdio", "url": "http://x"}, "stdio servers need a non-empty 'command'"),
         ("s", {"type": "sse"}, "sse servers need a non-empty 'url'"),
         ("s", {"command": "x", "args": "not a list"}, "'args' must be a list of strings"),
-        ("s", {"command": "x", "timeout": -5}, "'timeout' must be a positive number"),
+        ("s", {"command": "x", "timeout": -5}, "'timeout' must be a positive whole number"),
         ("s", {"url": "ftp://x"}, "'url' must start with http:// or https://"),
         ("a__b", {"command": "x"}, "may not contain '__'"),
         ("_a", {"command": "x"}, "may not start or end with '_'"),
@@ -165,3 +165,55 @@ def test_specs_compare_equal_regardless_of_where_they_were_declared() -> None:
     b = parse_entry("s", {"command": "x"}, {}, config_file="/two.json")
     c = parse_entry("s", {"command": "x", "args": ["changed"]}, {}, config_file="/one.json")
     assert a == b and a != c
+
+
+@pytest.mark.parametrize(
+    ("written", "ms"), [(30000, 30000), (30000.0, 30000), (1e3, 1000), (120000.0, 120000)]
+)
+def test_a_timeout_written_as_a_float_is_accepted_when_it_is_whole(written: float, ms: int) -> None:
+    entry = parse_entry("s", {"command": "x", "timeout": written}, {})
+    assert isinstance(entry, ServerSpec) and entry.timeout_ms == ms and isinstance(entry.timeout_ms, int)
+
+
+@pytest.mark.parametrize("written", [1.5, 0, 0.0, -5, -1.0, True, False, "30000", [30000], float("nan")])
+def test_a_timeout_that_is_not_a_positive_whole_number_is_refused(written: object) -> None:
+    entry = parse_entry("s", {"command": "x", "timeout": written}, {})
+    assert isinstance(entry, InvalidEntry)
+    assert "'timeout' must be a positive whole number of milliseconds" in entry.error
+
+
+def test_servers_under_another_key_are_warned_about_by_name(tmp_path: Path) -> None:
+    # VS Code's .vscode/mcp.json: everything under "servers" (and its "inputs", which are not servers).
+    vscode = tmp_path / "mcp.json"
+    vscode.write_text(
+        json.dumps(
+            {
+                "inputs": [{"type": "promptString", "id": "token"}],
+                "servers": {
+                    "github": {"type": "http", "url": "https://api.githubcopilot.com/mcp/"},
+                    "fs": {"type": "stdio", "command": "npx", "args": ["-y", "fs-server"]},
+                },
+            }
+        )
+    )
+    settings = tmp_path / "settings.json"  # VS Code's settings.json nests them under "mcp"
+    settings.write_text(json.dumps({"editor.fontSize": 12, "mcp": {"servers": {"one": {"command": "x"}}}}))
+    both = tmp_path / "both.json"
+    both.write_text(
+        json.dumps({"mcpServers": {"a": {"command": "a"}}, "context_servers": {"z": {"url": "http://z"}}})
+    )
+    plain = write(tmp_path / "plain.json", {"a": {"command": "a"}})
+    loaded = load([vscode, settings, both, plain], environ={})
+    files = {Path(f.path).name: f for f in loaded.files}
+    assert files["mcp.json"].state == "loaded"
+    assert files["mcp.json"].warnings == (
+        "'servers' holds 2 servers, which are not read: only 'mcpServers' is",
+    )
+    assert files["settings.json"].warnings == (
+        "'mcp.servers' holds 1 server, which is not read: only 'mcpServers' is",
+    )
+    assert files["both.json"].warnings == (
+        "'context_servers' holds 1 server, which is not read: only 'mcpServers' is",
+    )
+    assert files["plain.json"].warnings == ()
+    assert [e.name for e in loaded.entries] == ["a"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from tests.chat.fake_openai import Call, Reply
+from tests.chat.fake_openai import Call, Fail, Reply
 from tests.web.audit import contrast_findings, overflow_findings
 from tests.web.conftest import LONG_MODEL, Browser, Stack
 from tests.web.test_chat_ui import log_in
@@ -168,7 +168,7 @@ async def test_every_text_colour_pair_meets_wcag_in_both_themes(
             text="## Result\n\nFixed in `greet.py`, see [the docs](https://example.com/docs).\n\n"
             "> a quote\n\n- one\n- two\n\n```python\nprint('hi')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |"
         ),
-        Reply(error="the provider is overloaded"),
+        Fail(400, "the provider is overloaded"),
     )
     chat_id = await stack.new_chat("colours")
     await page.goto(f"{stack.server.url}/#/chats/{chat_id}")

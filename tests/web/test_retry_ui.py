@@ -8,7 +8,7 @@ import threading
 import pytest
 from playwright.async_api import expect
 
-from tests.chat.fake_openai import Reply
+from tests.chat.fake_openai import Fail, Reply
 from tests.conftest import wait_until
 from tests.web.conftest import Browser, Stack
 from tests.web.test_chat_ui import log_in
@@ -32,7 +32,7 @@ async def wait_for_clipboard(browser: Browser, text: str) -> None:
 async def test_copy_a_message_and_retry_a_turn_that_failed(browser: Browser, stack: Stack) -> None:
     page = browser.page
     await browser.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.server.url)
-    stack.fake.add(Reply(text=ANSWER), Reply(error="the provider is overloaded"))
+    stack.fake.add(Reply(text=ANSWER), Fail(400, "the provider is overloaded"))
     chat_id = await stack.new_chat("retry me")
     await log_in(browser, stack)
     await page.goto(f"{stack.server.url}/#/chats/{chat_id}")

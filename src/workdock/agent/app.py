@@ -162,7 +162,9 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
         return agentapi.ServerList(
             servers=runtime.hub.statuses(),
             config_files=[
-                agentapi.ConfigFileStatus(path=f.path, state=f.state, error=f.error)
+                agentapi.ConfigFileStatus(
+                    path=f.path, state=f.state, error=f.error, warnings=list(f.warnings)
+                )
                 for f in runtime.config_files
             ],
         )
@@ -185,9 +187,14 @@ def _with_bearer_security(schema: dict[str, Any]) -> dict[str, Any]:
 
 def create_app(settings: AgentSettings) -> FastAPI:
     """The agent's ASGI app; its lifespan owns the hub, the config watcher and the processes."""
-    hub = Hub(workspace=settings.workspace, connect_timeout=settings.connect_timeout)
+    hub = Hub(
+        workspace=settings.workspace,
+        connect_timeout=settings.connect_timeout,
+        child_env=settings.child_env,
+        max_result_bytes=settings.max_result_bytes,
+    )
     runtime = AgentRuntime(settings=settings, hub=hub)
-    processes = ProcessTable() if settings.workspace_ops else None
+    processes = ProcessTable(environment=settings.child_env) if settings.workspace_ops else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 from watchfiles import Change, awatch
 
+from workdock.agent.child_env import Withheld, workspace_env
 from workdock.http_limits import size_from_env
 from workdock.mcp import config
 from workdock.mcp.hub import Hub
+from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
 from workdock.ratelimit import RateLimitSettings
 
 logger = logging.getLogger(__name__)
@@ -42,10 +45,18 @@ class AgentSettings:
     watch: bool = True
     auth_failures: RateLimitSettings = field(default_factory=RateLimitSettings.from_env)
     max_request_bytes: int = field(default_factory=max_request_bytes_from_env)
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    # What the workspace's children must not see besides the agent token (`workdock up`: the chat
+    # server's own settings and secrets).
+    withheld_env: Withheld | None = None
 
     @property
     def config_paths(self) -> list[Path]:
         return config.config_paths(self.workspace, self.config_files, self.user_config)
+
+    def child_env(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a stdio server or a command (see ``child_env``)."""
+        return workspace_env(overrides, withheld=self.withheld_env)
 
 
 @dataclass
@@ -60,11 +71,16 @@ class AgentRuntime:
     async def reload(self) -> None:
         """Re-read every config file and apply the result; only changed servers are touched."""
         async with self._reload_lock:
-            loaded = config.load(self.settings.config_paths)
+            # ${VAR} expands from what a child would see: a config cannot pass on what is withheld.
+            loaded = config.load(self.settings.config_paths, self.settings.child_env())
             previous = {f.path: f for f in self.config_files}
             for status in loaded.files:
-                if status.state == "invalid" and previous.get(status.path) != status:
+                if previous.get(status.path) == status:
+                    continue
+                if status.state == "invalid":
                     logger.error("config file %s is invalid: %s", status.path, status.error)
+                for warning in status.warnings:
+                    logger.warning("config file %s: %s", status.path, warning)
             self.config_files = loaded.files
             await self.hub.apply(loaded.entries)
 

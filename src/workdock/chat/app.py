@@ -6,17 +6,19 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from sqlalchemy.exc import SQLAlchemyError
 
 import workdock
+from workdock.agent.child_env import workspace_env
 from workdock.chat import datadir
 from workdock.chat.api import agent_link, chats, mcp_servers, users, workspaces
 from workdock.chat.api.schemas import Health
 from workdock.chat.auth import login_url
 from workdock.chat.chats import ChatManager
-from workdock.chat.models import ModelCatalog
+from workdock.chat.models import ModelCatalog, server_only_env
 from workdock.chat.services import ServerConfig, Services
 from workdock.chat.store.db import create_engine, migrate, sqlite_file, sqlite_url
 from workdock.chat.store.faults import database_fault
@@ -89,11 +91,17 @@ def create_app(config: ServerConfig) -> FastAPI:
             await open_secrets(store, key)
             stack.callback(store.close)
             hub = await stack.enter_async_context(
-                Hub(workspace=config.data_dir, connect_timeout=config.admin_connect_timeout)
+                Hub(
+                    workspace=config.data_dir,
+                    # Admin servers are HTTP/SSE only; were one ever stdio, it would see no server secret.
+                    child_env=partial(workspace_env, withheld=server_only_env),
+                    connect_timeout=config.admin_connect_timeout,
+                    max_result_bytes=config.max_result_bytes,
+                )
             )
             ping_interval, silence_limit = timings_from_env()
             links = LinkRegistry(ping_interval=ping_interval, silence_limit=silence_limit)
-            pool = AgentPool(call_timeout=config.tool_timeout, links=links)
+            pool = AgentPool(links=links)
             stack.push_async_callback(pool.aclose)
             stack.push_async_callback(links.aclose)
             admin = AdminServers(hub, call_timeout=config.tool_timeout)

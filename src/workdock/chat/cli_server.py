@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from workdock.chat.app import create_app
 from workdock.chat.auth import login_url
+from workdock.chat.models import server_only_env
 from workdock.chat.services import (
     PUBLIC_URL_ENV,
     TRUSTED_PROXIES_ENV,
@@ -27,6 +28,7 @@ from workdock.chat.services import (
     default_data_dir,
 )
 from workdock.log_redact import install_redaction, uvicorn_log_config
+from workdock.mcp.limits import MAX_RESULT_ENV, parse_limit
 
 DEFAULT_LISTEN = "127.0.0.1:3000"
 
@@ -51,6 +53,7 @@ def server_config(
     data_dir: Path | None,
     public_url: str | None = None,
     proxies: Sequence[str] | None = None,
+    max_result_bytes: int | None = None,
 ) -> ServerConfig:
     host, port = parse_listen(listen)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -66,6 +69,7 @@ def server_config(
         public_url=public_url.rstrip("/"),
         agent_server_url=explicit.rstrip("/") if explicit else None,
         trusted_proxies=trusted_proxies(proxies),
+        max_result_bytes=max_result_bytes or parse_limit(os.environ.get(MAX_RESULT_ENV)),
     )
 
 
@@ -94,16 +98,23 @@ def run_server(
     data_dir: Path | None = None,
     public_url: str | None = None,
     proxies: Sequence[str] | None = None,
+    *,
+    max_result_bytes: int | None = None,
+    verbose: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Migrations run on start; the first start prints a login URL."""
-    setup_server_logging(logging.INFO)
-    config = server_config(listen, database_url, data_dir, public_url, proxies)
+    setup_server_logging(logging.DEBUG if verbose else logging.INFO)
+    config = server_config(listen, database_url, data_dir, public_url, proxies, max_result_bytes)
     host, port = parse_listen(listen)
     uvicorn.Server(uvicorn_config(create_app(config), config, host, port, log_level="info")).run()
 
 
 def setup_server_logging(level: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level <= logging.DEBUG:
+        # Our debug detail, not every byte the HTTP and MCP stacks move.
+        for noisy in ("httpx2", "httpcore", "httpcore2", "mcp", "aiosqlite", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.INFO)
     install_redaction()
 
 
@@ -163,7 +174,16 @@ async def _up(directory: Path, listen: str, config: ServerConfig) -> None:
     chat = uvicorn.Server(uvicorn_config(app, config, host, port, log_level="warning"))
     agent_token = secrets.token_urlsafe(32)
     agent_port = _free_port("127.0.0.1")
-    agent = uvicorn_server(AgentSettings(workspace=directory, token=agent_token, port=agent_port))
+    # The agent shares this process, so its environment: the workspace's commands and MCP servers
+    # must not get the server's own settings and secrets (provider keys, WORKDOCK_* tokens).
+    agent_settings = AgentSettings(
+        workspace=directory,
+        token=agent_token,
+        port=agent_port,
+        max_result_bytes=config.max_result_bytes,
+        withheld_env=server_only_env,
+    )
+    agent = uvicorn_server(agent_settings)
     chat.capture_signals = agent.capture_signals = _no_signal_capture  # type: ignore[method-assign]
 
     def stop_both() -> None:
@@ -207,14 +227,17 @@ def run_up(
     data_dir: Path | None = None,
     public_url: str | None = None,
     proxies: Sequence[str] | None = None,
+    *,
+    max_result_bytes: int | None = None,
+    verbose: bool = False,
 ) -> None:
     """``workdock up``: the chat server and an agent for ``dir`` in one process, the workspace
     registered, and a login URL printed."""
-    setup_server_logging(logging.WARNING)
+    setup_server_logging(logging.DEBUG if verbose else logging.WARNING)
     directory = (dir or Path.cwd()).resolve()
     if not directory.is_dir():
         raise SystemExit(f"workdock up: {directory} is not a directory")
-    config = server_config(listen, database_url, data_dir, public_url, proxies)
+    config = server_config(listen, database_url, data_dir, public_url, proxies, max_result_bytes)
     asyncio.run(_up(directory, listen, config))
 
 
@@ -228,8 +251,24 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATA
     parser.add_argument("--public-url")
     parser.add_argument("--trusted-proxy", action="append")
     parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
+    parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     if args.up is not None:
-        run_up(args.up, args.listen, args.database_url, args.data_dir, args.public_url, args.trusted_proxy)
+        run_up(
+            args.up,
+            args.listen,
+            args.database_url,
+            args.data_dir,
+            args.public_url,
+            args.trusted_proxy,
+            verbose=args.verbose,
+        )
     else:
-        run_server(args.listen, args.database_url, args.data_dir, args.public_url, args.trusted_proxy)
+        run_server(
+            args.listen,
+            args.database_url,
+            args.data_dir,
+            args.public_url,
+            args.trusted_proxy,
+            verbose=args.verbose,
+        )

@@ -1,5 +1,5 @@
-"""Models named ``provider:model``, resolved to pydantic-ai models. Nothing outside this module and
-turn.py touches pydantic-ai."""
+"""Models named ``provider:model``, resolved to pydantic-ai models. Besides this module, only the
+turn (turn.py, convert.py, toolset.py) and model_errors.py touch pydantic-ai."""
 
 from __future__ import annotations
 
@@ -18,6 +18,17 @@ HOW_TO_CONFIGURE = (
 )
 
 PROVIDERS = ("openai", "anthropic", "ollama")
+
+# The chat server's own settings and secrets: the providers' keys and endpoints (the model layer and
+# the providers' SDKs read OPENAI_*, ANTHROPIC_*, OLLAMA_*) and every WORKDOCK_* variable (tokens,
+# database URL, keys). A workspace agent running inside the server (`workdock up`) hands none of them
+# to the workspace's commands and MCP servers.
+SERVER_ENV_PREFIXES = ("WORKDOCK_", *(f"{provider.upper()}_" for provider in PROVIDERS))
+
+
+def server_only_env(name: str) -> bool:
+    """Whether the environment variable ``name`` belongs to the chat server alone."""
+    return name.startswith(SERVER_ENV_PREFIXES)
 
 
 class ModelError(Exception):

@@ -14,6 +14,7 @@ from workdock.chat.tools.admin import AdminServers
 from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.http_limits import size_from_env
+from workdock.mcp.limits import MAX_RESULT_ENV, parse_limit
 from workdock.ratelimit import FailedAttempts, RateLimitSettings
 from workdock.secretbox import key_from_env
 
@@ -39,8 +40,11 @@ class ServerConfig:
     agent_server_url: str | None = None
     # Peers whose X-Forwarded-Proto/-For are believed (uvicorn's forwarded_allow_ips); none by default.
     trusted_proxies: tuple[str, ...] = ()
-    tool_timeout: float = 60.0  # per tool call, seconds
+    # Per admin tool call, seconds (a workspace server's own `timeout` rules its calls).
+    tool_timeout: float = 60.0
     admin_connect_timeout: float = 30.0
+    # The most one message from an admin MCP server may take (--max-result-bytes).
+    max_result_bytes: int = field(default_factory=lambda: parse_limit(os.environ.get(MAX_RESULT_ENV)))
     models: ModelCatalog | None = None  # default: from WORKDOCK_MODELS
     quiet: bool = False  # do not print the first-start login URL (tests)
     auth_failures: RateLimitSettings = field(default_factory=RateLimitSettings.from_env)

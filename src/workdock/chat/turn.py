@@ -36,6 +36,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from workdock.agentapi import CallToolResult
 from workdock.chat import events
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
+from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
 from workdock.chat.store.faults import database_fault
 from workdock.chat.store.models import Message
@@ -155,7 +156,14 @@ class TurnRunner:
         for _ in range(self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
             channel.publish(events.start_step())
-            response = await self._model_step(model, history, params, channel, step)
+            try:
+                response = await self._model_step(model, history, params, channel, step)
+            except MODEL_FAILURES as exc:
+                # The provider failed, not us: one line for the user; the traceback only at debug level.
+                message = describe_model_error(model_name, model, exc)
+                logger.warning("chat %s: %s", chat_id, message)
+                logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
+                raise TurnFailed(message) from exc
             calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
             outcomes = await asyncio.gather(*(self._call(toolset, call, channel, step) for call in calls))
             # The last step also settles the chat's status: one transaction, not two.

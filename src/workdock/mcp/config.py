@@ -68,6 +68,8 @@ class ConfigFile:
     path: str
     state: Literal["loaded", "missing", "invalid"]
     error: str | None = None
+    # What the user should know that did not stop the file: servers under a key we do not read.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,17 @@ def _string_map(value: Any, what: str) -> dict[str, str]:
     return value
 
 
+def _timeout_ms(value: Any) -> int | None:
+    """``timeout``: a positive whole number of milliseconds; ``30000.0`` is one (JSON writers emit it)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"'timeout' must be a positive whole number of milliseconds, not {value!r}")
+    return value
+
+
 def _transport_of(raw: Mapping[str, Any]) -> Transport:
     declared = raw.get("type")
     if declared is not None:
@@ -140,11 +153,7 @@ def parse_entry(name: str, raw: Any, environ: Mapping[str, str], config_file: st
     transport: Transport | None = None
     try:
         transport = _transport_of(raw)
-        timeout = raw.get("timeout")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0
-        ):
-            raise ValueError("'timeout' must be a positive number of milliseconds")
+        timeout = _timeout_ms(raw.get("timeout"))
         disabled = raw.get("disabled", False)
         if not isinstance(disabled, bool):
             raise ValueError("'disabled' must be true or false")
@@ -205,7 +214,35 @@ def _read_file(path: Path, environ: Mapping[str, str]) -> tuple[ConfigFile, list
     servers = document.get("mcpServers", {})
     if not isinstance(servers, dict):
         return ConfigFile(shown, "invalid", "'mcpServers' must be an object"), []
-    return ConfigFile(shown, "loaded"), [parse_entry(n, raw, environ, shown) for n, raw in servers.items()]
+    status = ConfigFile(shown, "loaded", warnings=tuple(_unread_servers(document)))
+    return status, [parse_entry(n, raw, environ, shown) for n, raw in servers.items()]
+
+
+def _unread_servers(document: Mapping[str, Any]) -> list[str]:
+    """A warning for each key other than ``mcpServers`` that holds server entries (VS Code's ``servers``,
+    ``mcp.servers`` in its settings, Zed's ``context_servers``): they are not read, and the file would
+    otherwise look loaded with nothing in it."""
+    found: list[tuple[str, int]] = []
+    for key, value in document.items():
+        if key == "mcpServers" or not isinstance(value, dict):
+            continue
+        if count := _server_like(value):
+            found.append((key, count))
+        for inner, nested in value.items():
+            if isinstance(nested, dict) and inner != "mcpServers" and (count := _server_like(nested)):
+                found.append((f"{key}.{inner}", count))
+    return [
+        f"'{key}' holds {count} server{'s' if count != 1 else ''}, which {'are' if count != 1 else 'is'} "
+        "not read: only 'mcpServers' is"
+        for key, count in found
+    ]
+
+
+def _server_like(value: Mapping[str, Any]) -> int:
+    """How many values of ``value`` look like server entries (objects with a command or a url)."""
+    return sum(
+        1 for entry in value.values() if isinstance(entry, dict) and ("command" in entry or "url" in entry)
+    )
 
 
 def config_paths(workspace: Path, extra: Sequence[Path] = (), user_config: bool = False) -> list[Path]:

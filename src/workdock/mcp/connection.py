@@ -5,6 +5,10 @@ the transport and session, lists the tools, serves until the server is lost,
 closes everything it opened, and tries again with backoff. Closing an anyio
 session from any other task fails, so nothing else ever closes it; other tasks
 only *call* through it.
+
+A stdio server is lost when its process ends. An HTTP or SSE server can vanish
+without a sound (its streams just stop), so it is pinged every
+``LIVENESS_INTERVAL``; one that does not answer is reconnected.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,6 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
@@ -33,6 +36,8 @@ from pydantic import ValidationError
 from workdock import __version__
 from workdock.agentapi import ServerState
 from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
+from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
+from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
 from workdock.mcp.stdio import stdio_transport
 
 logger = logging.getLogger(__name__)
@@ -40,6 +45,13 @@ logger = logging.getLogger(__name__)
 STDERR_TAIL_LINES = 50
 MAX_BACKOFF = 60.0
 MAX_TOOL_PAGES = 1000  # a server whose cursor never ends cannot hang the listing
+# An HTTP/SSE server is pinged this often, and lost when it does not answer within the timeout:
+# a stopped server is noticed within about 20 s, without waiting for a call to fail.
+LIVENESS_INTERVAL = 10.0
+LIVENESS_TIMEOUT = 10.0
+CLOSE_GRACE = 2.0  # for closing the session of a server that was lost
+# Room for the SSE framing ("data: ", event fields) around a message of the limit's size.
+_SSE_FRAMING = 4096
 _CLIENT_INFO = types.Implementation(name="workdock", version=__version__)
 # Transport-level failures: the server is gone, not merely answering with an error.
 _LOST_ERRORS = (httpx2.TransportError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -71,6 +83,15 @@ class CallTimeout(HubError):
     status = 504
 
 
+class ResultTooLarge(HubError):
+    status = 502
+
+
+ChildEnv = Callable[[Mapping[str, str] | None], dict[str, str]]
+"""The whole environment of a stdio server, given its entry's ``env``: the hub's owner decides
+(the agent: ``workdock.agent.child_env.workspace_env``)."""
+
+
 def backoff_delay(failures: int) -> float:
     """1 s, doubling per consecutive failure, capped at 60 s."""
     return min(MAX_BACKOFF, 2.0 ** max(0, failures - 1))
@@ -80,12 +101,21 @@ class Connection:
     """A server's live state; :meth:`run` is its owner task."""
 
     def __init__(
-        self, entry: Entry, *, workspace: Path, connect_timeout: float, on_change: Callable[[], None]
+        self,
+        entry: Entry,
+        *,
+        workspace: Path,
+        connect_timeout: float,
+        on_change: Callable[[], None],
+        child_env: ChildEnv,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self.entry = entry
         self.workspace = workspace
         self.connect_timeout = connect_timeout
         self._on_change = on_change
+        self._child_env = child_env
+        self.max_result_bytes = max_result_bytes
         self.state: ServerState = (
             "failed" if isinstance(entry, InvalidEntry) else ("disabled" if entry.disabled else "connecting")
         )
@@ -150,7 +180,10 @@ class Connection:
                     self._became_ready(client, tools)
                     ready_since = time.monotonic()
                     await self._serve(client)
-            if budget.cancelled_caught:
+                    # Lost: closing politely (the SDK ends an HTTP session with a DELETE) gets a
+                    # moment, not the timeouts of a server that stopped answering.
+                    budget.deadline = anyio.current_time() + CLOSE_GRACE
+            if budget.cancelled_caught and ready_since is None:
                 self._connect_failed(
                     f"no answer within the connect budget of {self.connect_timeout:g} s", reset_era=False
                 )
@@ -163,7 +196,9 @@ class Connection:
                     reason = f"the server process ended before it was ready{last}"
                 self._connect_failed(reason, reset_era=True)
             else:
-                logger.info("server %s: session ended: %s", self.name, _describe(exc))
+                # Shown while it comes back ("restarting: ..."), until an attempt says otherwise.
+                self.error = _describe(exc)
+                logger.info("server %s: session ended: %s", self.name, self.error)
         finally:
             self._client = None
         if ready_since is not None:
@@ -200,8 +235,37 @@ class Connection:
             tg.start_soon(self._refresh_on_request, client)
             if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 tg.start_soon(self._listen_for_changes, client)
+            if self.spec is not None and self.spec.transport != "stdio":
+                tg.start_soon(self._watch_liveness, client)
             await self._lost.wait()
             tg.cancel_scope.cancel()
+        if self.state == "ready":  # said at once: closing the session may take a moment
+            self.state = "restarting"
+            self._changed()
+
+    async def _watch_liveness(self, client: Client) -> None:
+        """Ping the server now and then; one that does not answer is lost (and reconnected)."""
+        while True:
+            await anyio.sleep(LIVENESS_INTERVAL)
+            try:
+                with anyio.fail_after(LIVENESS_TIMEOUT):
+                    if self.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                        # ping is gone from the 2026-07-28 era; discover is its cheapest request.
+                        await client.session.send_discover(self.protocol_version)
+                    else:
+                        await client.session.send_ping()
+            except MCPError as exc:
+                if exc.error.code != types.CONNECTION_CLOSED:
+                    continue  # it answered, if only with an error: it is there
+                reason = exc.error.message
+            except TimeoutError:
+                reason = f"no answer to a ping within {LIVENESS_TIMEOUT:g} s"
+            except _LOST_ERRORS as exc:
+                reason = _describe(exc)
+            logger.warning("server %s: lost: %s", self.name, reason)
+            self.error = reason
+            self._lost.set()
+            return
 
     async def _refresh_on_request(self, client: Client) -> None:
         while True:
@@ -242,19 +306,28 @@ class Connection:
                     spec.command,
                     spec.args,
                     cwd=cwd,
-                    env=spec.env,
+                    env=self._child_env(spec.env),
                     on_stderr=self._on_stderr,
                     on_closed=self._lost.set,
+                    max_line_bytes=self.max_result_bytes,
+                    name=self.name,
                 )
             elif spec.transport == "http":
                 assert spec.url is not None
                 http = await stack.enter_async_context(
-                    create_mcp_http_client(headers=dict(spec.headers or {}))
+                    client_factory(self.max_result_bytes)(headers=dict(spec.headers or {}))
                 )
-                transport = streamable_http_client(spec.url, http_client=http)
+                transport = streamable_http_client(
+                    spec.url, http_client=http, max_sse_event_size=self.max_result_bytes + _SSE_FRAMING
+                )
             else:
                 assert spec.url is not None
-                transport = sse_client(spec.url, headers=dict(spec.headers or {}))
+                factory = client_factory(
+                    self.max_result_bytes, sse_line_limit=sse_line_limit(self.max_result_bytes)
+                )
+                transport = sse_client(
+                    spec.url, headers=dict(spec.headers or {}), httpx_client_factory=factory
+                )
             client = Client(
                 transport,
                 mode=self._mode,
@@ -316,6 +389,8 @@ class Connection:
                 request, types.CallToolResult, request_read_timeout_seconds=timeout
             )
         except MCPError as exc:
+            if is_oversize(exc.error):
+                raise ResultTooLarge(f"tool {tool!r} on server {self.name!r}: {exc.error.message}") from exc
             if exc.error.code == types.REQUEST_TIMEOUT:
                 raise CallTimeout(
                     f"tool {tool!r} on server {self.name!r} did not answer within {timeout:g} s"
@@ -343,7 +418,30 @@ def _describe(exc: BaseException) -> str:
     """A one-line reason, looking through exception groups to the first real cause."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    if isinstance(exc, FileNotFoundError):
-        return f"command not found: {exc.filename}"
-    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx2.HTTPStatusError):
+        return _describe_status(exc.response)
+    if isinstance(exc, httpx2.TransportError) and (request := _request_of(exc)) is not None:
+        text = f"{request.method} {shown_url(request.url)}: {str(exc) or type(exc).__name__}"
+    else:
+        text = str(exc) or type(exc).__name__
+    text = " ".join(text.split())
     return text if len(text) < 500 else text[:500] + "…"
+
+
+def _request_of(exc: httpx2.TransportError) -> httpx2.Request | None:
+    try:
+        return exc.request
+    except RuntimeError:  # raised without one
+        return None
+
+
+def _describe_status(response: httpx2.Response) -> str:
+    """An error answer to the legacy SSE transport's requests (it raises on them)."""
+    request = response.request
+    if response.is_redirect and (location := response.headers.get("location")):
+        target = shown_url(request.url.join(location))
+        return (
+            f"{request.method} {shown_url(request.url)} redirected to {target}; not followed: a server's "
+            "headers go to its own origin only (use that URL if it is the intended server)"
+        )
+    return explain_status(response.status_code, response.reason_phrase, request.method, request.url)

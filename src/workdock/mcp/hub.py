@@ -22,12 +22,15 @@ from workdock.mcp import naming
 from workdock.mcp.config import Entry
 from workdock.mcp.connection import (
     CallTimeout,
+    ChildEnv,
     Connection,
     HubError,
+    ResultTooLarge,
     ServerUnavailable,
     ToolNotFound,
     UpstreamError,
 )
+from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
 
 __all__ = [
     "CallTimeout",
@@ -35,6 +38,7 @@ __all__ = [
     "CatalogTool",
     "Hub",
     "HubError",
+    "ResultTooLarge",
     "ServerUnavailable",
     "ToolNotFound",
     "UpstreamError",
@@ -43,6 +47,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_CALL_TIMEOUT = 60.0
+# A server's own `timeout` is held to the most a caller may ask for (call-tool's timeout_ms), so a
+# client waiting that long plus a margin always sees the agent's answer.
+MAX_CALL_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -86,9 +93,19 @@ class _Running:
 
 
 class Hub:
-    def __init__(self, *, workspace: Path | None = None, connect_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        workspace: Path | None = None,
+        child_env: ChildEnv,
+        connect_timeout: float = 30.0,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    ) -> None:
+        """``child_env`` makes a stdio server's environment; ``max_result_bytes`` caps each message."""
         self.workspace = (workspace or Path.cwd()).resolve()
         self.connect_timeout = connect_timeout
+        self.child_env = child_env
+        self.max_result_bytes = max_result_bytes
         self._running: dict[str, _Running] = {}
         self._task_group: TaskGroup | None = None
         self._catalog = Catalog(version=0, tools=())
@@ -131,7 +148,12 @@ class Hub:
                 self._running[name].connection.entry = entry
                 continue
             connection = Connection(
-                entry, workspace=self.workspace, connect_timeout=self.connect_timeout, on_change=self._rebuild
+                entry,
+                workspace=self.workspace,
+                connect_timeout=self.connect_timeout,
+                on_change=self._rebuild,
+                child_env=self.child_env,
+                max_result_bytes=self.max_result_bytes,
             )
             running = _Running(connection)
             self._running[name] = running
@@ -213,6 +235,7 @@ class Hub:
         if timeout is None:
             spec = connection.spec
             timeout = spec.timeout_ms / 1000 if spec and spec.timeout_ms else DEFAULT_CALL_TIMEOUT
+            timeout = min(timeout, MAX_CALL_TIMEOUT)
         return await connection.call(route.original_name, arguments or {}, timeout)
 
     # ---- status ---------------------------------------------------------------------------------

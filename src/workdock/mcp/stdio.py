@@ -1,17 +1,18 @@
 """The stdio transport: one child process per server, in a process group of its own.
 
-We run our own rather than ``mcp.client.stdio`` because a proxy needs four
-things it does not give: the agent's full environment for the child, stderr
-read line by line into a tail (never blocking the child), stdout lines that are
-not JSON-RPC skipped instead of surfaced as errors, and the *whole process
-group* ended on close, so the grandchildren that ``npx``/``uvx``-style wrappers
-leave behind die too, even when the wrapper itself exited cleanly.
+We run our own rather than ``mcp.client.stdio`` because a proxy needs five
+things it does not give: the environment the caller chose for the child,
+stderr read line by line into a tail (never blocking the child), stdout lines
+that are not JSON-RPC skipped instead of surfaced as errors, a bound on how
+long one line may be (a line over it is dropped as it arrives, and the call it
+answered gets an error saying so), and the *whole process group* ended on
+close, so the grandchildren that ``npx``/``uvx``-style wrappers leave behind
+die too, even when the wrapper itself exited cleanly.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -24,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+from workdock.mcp.limits import LineSplitter, Oversize, describe_oversize, oversize_error
 from workdock.process_groups import end_group
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,12 @@ _POLL = 0.02
 # How often the leader's exit is checked, and how long its stdout may still drain after it.
 EXIT_POLL = 0.1
 EXIT_DRAIN = 0.5
+# A stderr line is for people: longer ones are cut to this in the tail and the log.
+STDERR_LINE_LIMIT = 8 * 1024
+
+
+class StartError(Exception):
+    """The server process could not be started; the message says why (command, directory)."""
 
 
 @asynccontextmanager
@@ -46,28 +54,35 @@ async def stdio_transport(
     args: tuple[str, ...],
     *,
     cwd: Path,
-    env: Mapping[str, str] | None,
+    env: Mapping[str, str],
     on_stderr: Callable[[str], None],
     on_closed: Callable[[], None],
+    max_line_bytes: int,
+    name: str | None = None,
 ) -> AsyncIterator[
     tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
 ]:
     """Start the server and yield the (read, write) message streams ``mcp.ClientSession`` drives.
 
-    ``on_closed`` is called when the server's stdout ends or its process exits
-    (it may be called more than once): the connection's owner uses it to notice
-    a dead server.
+    ``env`` is the child's whole environment. ``on_closed`` is called when the
+    server's stdout ends or its process exits (it may be called more than once):
+    the connection's owner uses it to notice a dead server. A stdout line over
+    ``max_line_bytes`` is dropped; the request it answered gets an error.
+    ``name`` (the server's) is what the log calls it; by default its command.
     """
-    child_env = {**os.environ, **(env or {})}
-    process = await anyio.open_process(
-        [command, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=child_env,
-        start_new_session=True,  # its own process group: killpg reaches every descendant
-    )
+    who = f"server {name}" if name else command
+    try:
+        process = await anyio.open_process(
+            [command, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,  # its own process group: killpg reaches every descendant
+        )
+    except OSError as exc:
+        raise StartError(_start_failure(command, cwd, env, exc)) from exc
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 
@@ -75,19 +90,45 @@ async def stdio_transport(
 
     async def pump_stdout() -> None:
         assert process.stdout is not None
+        splitter = LineSplitter(max_line_bytes)
         try:
             async with read_writer:
-                async for line in _lines(process.stdout):
-                    message = _parse(line)
-                    if message is None:
-                        logger.info("%s: skipped a stdout line that is not JSON-RPC: %.200s", command, line)
-                        continue
-                    await read_writer.send(message)
+                async for chunk in _chunks(process.stdout):
+                    for line in splitter.feed(chunk):
+                        if not await deliver(line):
+                            return
+                for line in splitter.end():
+                    await deliver(line)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the session is gone; nothing left to deliver to
         finally:
             stdout_done.set()
             on_closed()
+
+    async def deliver(line: bytes | Oversize) -> bool:
+        """Pass one stdout line on; False when the session must end."""
+        if isinstance(line, bytes):
+            message = _parse(line)
+            if message is None:
+                logger.info("%s: skipped a stdout line that is not JSON-RPC: %.200r", who, line)
+            else:
+                await read_writer.send(message)
+            return True
+        what = describe_oversize(line.size, max_line_bytes)
+        if line.kind == "method":
+            logger.warning("%s: a request or notification was dropped: %s", who, what)
+            return True
+        request_id = line.request_id
+        if request_id is None:
+            # No call can be told: end the session, so that none waits for its timeout.
+            logger.error("%s: %s; its request id could not be read, so the server is restarted", who, what)
+            return False
+        logger.warning("%s: the answer to request %r was dropped: %s", who, request_id, what)
+        error = types.JSONRPCError(
+            jsonrpc="2.0", id=request_id, error=oversize_error(line.size, max_line_bytes)
+        )
+        await read_writer.send(SessionMessage(error))
+        return True
 
     async def watch_exit() -> None:
         """A server whose process exited is gone, even if a leftover child still holds its stdout open."""
@@ -111,9 +152,13 @@ async def stdio_transport(
 
     async def pump_stderr() -> None:
         assert process.stderr is not None
+        splitter = LineSplitter(STDERR_LINE_LIMIT)
         with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            async for line in _lines(process.stderr):
-                on_stderr(line)
+            async for chunk in _chunks(process.stderr):
+                for line in splitter.feed(chunk):
+                    on_stderr(_stderr_text(line))
+            for line in splitter.end():
+                on_stderr(_stderr_text(line))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump_stdout)
@@ -130,33 +175,46 @@ async def stdio_transport(
             tg.cancel_scope.cancel()
 
 
-async def _lines(stream: ByteReceiveStream) -> AsyncIterator[str]:
-    """Decoded lines of ``stream`` without their newline (undecodable bytes replaced)."""
-    pending: list[bytes] = []  # a partial line, kept as chunks so a huge message is joined once
+async def _chunks(stream: ByteReceiveStream) -> AsyncIterator[bytes]:
     while True:
         try:
-            chunk = await stream.receive()
+            yield await stream.receive()
         except anyio.EndOfStream:
-            break
-        if b"\n" not in chunk:
-            pending.append(chunk)
-            continue
-        pending.append(chunk)
-        *complete, rest = b"".join(pending).split(b"\n")
-        pending = [rest] if rest else []
-        for raw in complete:
-            yield raw.decode("utf-8", "replace").rstrip("\r")
-    if pending:
-        yield b"".join(pending).decode("utf-8", "replace").rstrip("\r")
+            return
 
 
-def _parse(line: str) -> SessionMessage | None:
+def _stderr_text(line: bytes | Oversize) -> str:
+    if isinstance(line, Oversize):
+        return f"{line.head.decode('utf-8', 'replace')}… [a line of {line.size} bytes, cut]"
+    return line.decode("utf-8", "replace").rstrip("\r")
+
+
+def _parse(line: bytes) -> SessionMessage | None:
     if not line.strip():
         return None
     try:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
     except (ValidationError, ValueError):
+        pass
+    try:  # JSON-RPC with bytes that are not UTF-8: read it with them replaced
+        text = line.decode("utf-8", "replace")
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(text, by_name=False))
+    except (ValidationError, ValueError):
         return None
+
+
+def _start_failure(command: str, cwd: Path, env: Mapping[str, str], exc: OSError) -> str:
+    """Why the process did not start, naming what to fix (uvloop's errors carry no file name)."""
+    if not cwd.is_dir():
+        what = "does not exist" if not cwd.exists() else "is not a directory"
+        return f"the working directory {cwd} {what} (the server's cwd)"
+    if isinstance(exc, FileNotFoundError):
+        if "/" in command:
+            return f"command not found: {command} (no such file, or its #! interpreter is missing; in {cwd})"
+        return f"command not found: {command} (looked up on PATH: {env.get('PATH', '')})"
+    if isinstance(exc, PermissionError):
+        return f"cannot run {command}: permission denied (is it executable?)"
+    return f"cannot run {command}: {exc.strerror or exc}"
 
 
 async def _stop(process: Process) -> None:

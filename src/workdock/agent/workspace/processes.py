@@ -9,11 +9,12 @@ import pwd
 import secrets
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from workdock.agent.child_env import workspace_env
 from workdock.agent.workspace.output import OutputBuffer
 from workdock.agent.workspace.text import skip_partial_start, utf8_prefix
 from workdock.agentapi import ExecResult, ProcessInfo, ProcessOutput
@@ -45,9 +46,6 @@ DRAIN_LIMIT = 2.0
 can hold the pipe open forever, and must not hold the command's answer with it."""
 
 SIGNALS = {"TERM": signal.SIGTERM, "KILL": signal.SIGKILL, "INT": signal.SIGINT}
-
-# The agent's token authenticates callers; the commands they run have no use for it.
-_HIDDEN_ENV = ("WORKDOCK_AGENT_TOKEN",)
 
 
 def user_shell() -> str:
@@ -133,13 +131,13 @@ class ProcessTable:
     def __init__(
         self,
         *,
-        env: Mapping[str, str] | None = None,
+        environment: Callable[[], dict[str, str]] = workspace_env,
         shell: str | None = None,
         keep_finished: float = KEEP_FINISHED,
         term_grace: float = TERM_GRACE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._env = dict(env) if env is not None else None
+        self._environment = environment  # a command's whole environment (see agent/child_env.py)
         self.shell = shell or user_shell()
         self._keep_finished = keep_finished
         self._term_grace = term_grace
@@ -191,9 +189,7 @@ class ProcessTable:
     ) -> _Process:
         if self._closed:
             raise ApiError(503, "shutting down", "the agent is stopping and starts no more commands")
-        env = dict(os.environ if self._env is None else self._env)
-        for name in _HIDDEN_ENV:
-            env.pop(name, None)
+        env = self._environment()
         try:
             child = await asyncio.create_subprocess_exec(
                 self.shell,

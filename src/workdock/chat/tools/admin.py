@@ -12,7 +12,7 @@ from workdock.chat.store.models import McpServer
 from workdock.chat.tools.base import CallFn, Gathered, OfferedTool, SourceFailure, error_result
 from workdock.mcp.config import ServerSpec
 from workdock.mcp.content import result_to_wire
-from workdock.mcp.hub import Hub, HubError
+from workdock.mcp.hub import CallTimeout, Hub, HubError, ServerUnavailable, ToolNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +96,14 @@ class AdminServers:
             try:
                 return result_to_wire(await self.hub.call(name, arguments, timeout=self.call_timeout))
             except HubError as exc:
-                what = {
-                    504: "timed out",
-                    502: "failed: the server is unavailable",
-                    404: "is no longer offered",
-                }.get(exc.status, "failed")
+                if isinstance(exc, CallTimeout):
+                    what = "timed out"
+                elif isinstance(exc, ServerUnavailable):
+                    what = "failed: the server is unavailable"
+                elif isinstance(exc, ToolNotFound):
+                    what = "is no longer offered"
+                else:  # a protocol error, a result over the size limit: the message says which
+                    what = "failed"
                 return error_result(f"tool {name} {what}: {exc.message}")
 
         return call

@@ -11,8 +11,6 @@ from workdock.agentapi import CallToolResult, ContentBlock
 Source = Literal["builtin", "admin", "workspace"]
 CallFn = Callable[[dict[str, Any]], Awaitable[CallToolResult]]
 
-DEFAULT_CALL_TIMEOUT_MS = 60_000
-
 
 @dataclass(frozen=True)
 class OfferedTool:

@@ -8,13 +8,7 @@ from typing import Any
 
 from workdock.agentapi import AgentClient, AgentError, CallToolResult, ToolInfo
 from workdock.chat.store.models import Workspace
-from workdock.chat.tools.base import (
-    DEFAULT_CALL_TIMEOUT_MS,
-    Gathered,
-    OfferedTool,
-    SourceFailure,
-    error_result,
-)
+from workdock.chat.tools.base import Gathered, OfferedTool, SourceFailure, error_result
 from workdock.link.registry import LinkRegistry
 
 LIST_BUDGET_S = 5.0
@@ -30,12 +24,13 @@ class _Cached:
 
 class AgentPool:
     """One client per workspace agent (keep-alive HTTP, or the agent link), and the workspace
-    tool catalogs."""
+    tool catalogs.
 
-    def __init__(
-        self, call_timeout: float = DEFAULT_CALL_TIMEOUT_MS / 1000, links: LinkRegistry | None = None
-    ) -> None:
-        self.call_timeout_ms = max(1, round(call_timeout * 1000))
+    A call sends no timeout of its own: the agent applies the server's ``timeout`` from
+    ``.mcp.json`` (60 s when it has none), up to the agent's ceiling of 600 s.
+    """
+
+    def __init__(self, links: LinkRegistry | None = None) -> None:
         self.links = links or LinkRegistry()
         self._clients: dict[str, tuple[tuple[str | None, ...], AgentClient]] = {}
         self._catalogs: dict[str, _Cached] = {}
@@ -95,7 +90,7 @@ class AgentPool:
     def _offer(self, workspace_id: str, client: AgentClient, tool: ToolInfo) -> OfferedTool:
         async def call(arguments: dict[str, Any]) -> CallToolResult:
             try:
-                return await client.call_tool(tool.name, arguments, timeout_ms=self.call_timeout_ms)
+                return await client.call_tool(tool.name, arguments)
             except AgentError as exc:
                 if exc.status == 404:  # the catalog moved on: fetch it afresh next turn
                     self.drop_catalog(workspace_id)
