@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from workdock.chat.app import create_app
+from workdock.chat.app import create_app, database_url_of, sqlite_lock_for
 from workdock.chat.auth import login_url
 from workdock.chat.models import server_only_env
 from workdock.chat.services import (
@@ -27,6 +27,7 @@ from workdock.chat.services import (
     Services,
     default_data_dir,
 )
+from workdock.chat.sqlite_lock import DatabaseInUse
 from workdock.log_redact import install_redaction, uvicorn_log_config
 from workdock.mcp.limits import MAX_RESULT_ENV, parse_limit
 
@@ -54,8 +55,15 @@ def server_config(
     public_url: str | None = None,
     proxies: Sequence[str] | None = None,
     max_result_bytes: int | None = None,
+    replica_address: str | None = None,
 ) -> ServerConfig:
     host, port = parse_listen(listen)
+    if replica_address is not None:
+        parse_listen(replica_address)  # HOST:PORT, as --listen
+    elif host in ("0.0.0.0", "::", ""):  # reachable on every interface: by this host's name
+        replica_address = f"{socket.getfqdn()}:{port}"
+    else:
+        replica_address = listen
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     # Given explicitly, it is also what agents are told to dial; else they are told the URL a
     # request came in on.
@@ -70,7 +78,21 @@ def server_config(
         agent_server_url=explicit.rstrip("/") if explicit else None,
         trusted_proxies=trusted_proxies(proxies),
         max_result_bytes=max_result_bytes or parse_limit(os.environ.get(MAX_RESULT_ENV)),
+        replica_address=replica_address,
     )
+
+
+def refuse_if_in_use(config: ServerConfig) -> None:
+    """Stop before serving when another process serves this SQLite database (the app checks it
+    too; here it is a clean message instead of a failed start)."""
+    lock = sqlite_lock_for(database_url_of(config))
+    if lock is None or not lock.path.parent.is_dir():
+        return
+    try:
+        lock.acquire()
+    except DatabaseInUse as exc:
+        raise SystemExit(f"workdock: {exc}") from None
+    lock.release()
 
 
 def uvicorn_config(
@@ -101,10 +123,14 @@ def run_server(
     *,
     max_result_bytes: int | None = None,
     verbose: bool = False,
+    replica_address: str | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Migrations run on start; the first start prints a login URL."""
     setup_server_logging(logging.DEBUG if verbose else logging.INFO)
-    config = server_config(listen, database_url, data_dir, public_url, proxies, max_result_bytes)
+    config = server_config(
+        listen, database_url, data_dir, public_url, proxies, max_result_bytes, replica_address
+    )
+    refuse_if_in_use(config)
     host, port = parse_listen(listen)
     uvicorn.Server(uvicorn_config(create_app(config), config, host, port, log_level="info")).run()
 
@@ -238,6 +264,7 @@ def run_up(
     if not directory.is_dir():
         raise SystemExit(f"workdock up: {directory} is not a directory")
     config = server_config(listen, database_url, data_dir, public_url, proxies, max_result_bytes)
+    refuse_if_in_use(config)
     asyncio.run(_up(directory, listen, config))
 
 
@@ -250,6 +277,7 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATA
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--public-url")
     parser.add_argument("--trusted-proxy", action="append")
+    parser.add_argument("--replica-address")
     parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
@@ -271,4 +299,5 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATA
             args.public_url,
             args.trusted_proxy,
             verbose=args.verbose,
+            replica_address=args.replica_address,
         )
