@@ -191,7 +191,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             stack.push_async_callback(notifier.aclose)
             earlier_lives = await replicas.start()
             stack.push_async_callback(replicas.aclose)
-            await directory.load()
+            await directory.start(earlier_lives)
             stack.push_async_callback(pool.aclose)
             stack.push_async_callback(links.aclose)
             stack.push_async_callback(events.aclose)

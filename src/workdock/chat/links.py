@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from workdock.chat import notify
 from workdock.chat.notify import Notifier
 from workdock.chat.replicas import ReplicaRegistry
-from workdock.chat.store.models import AgentLink
+from workdock.chat.store.models import AgentLink, utcnow
 from workdock.chat.store.repo import Store
 from workdock.chat.tasks import spawn
 from workdock.link.registry import Elsewhere, LinkRegistry, LinkState
@@ -62,6 +62,25 @@ class LinkDirectory:
         self.links: LinkRegistry | None = None  # the registry this is the directory of
         self._rows: dict[str, _Row] = {}
         notifier.listen(notify.LINKS, self._on_links)
+
+    async def start(self, earlier_lives: list[str] | None) -> None:
+        """The links this replica held in an earlier life (None: every other holder's, on SQLite)
+        died with it: say so, then read where every link is."""
+        held = (
+            AgentLink.replica_id.in_(earlier_lives)
+            if earlier_lives is not None
+            else AgentLink.replica_id != self.replicas.id
+        )
+        try:
+            async with self.store.sessions.begin() as s:
+                await s.execute(
+                    update(AgentLink)
+                    .where(held, AgentLink.replica_id.is_not(None))
+                    .values(replica_id=None, disconnected_since=utcnow(), last_error=HOLDER_STOPPED)
+                )
+        except Exception as exc:  # a read-only database: the rows stay, their holders are not alive
+            logger.warning("cannot mark the links of an earlier start as gone: %r", exc)
+        await self.load()
 
     async def load(self) -> None:
         async with self.store.sessions() as s:

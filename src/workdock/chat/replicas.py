@@ -94,6 +94,7 @@ class ReplicaRegistry:
         try:
             if earlier is not None:
                 earlier = await self._earlier_lives()
+            await self._forget(earlier)
             await self._register()
             await self._load_peers()
         except AddressTaken:
@@ -143,6 +144,13 @@ class ReplicaRegistry:
                 )
             earlier.append(row.id)
         return earlier
+
+    async def _forget(self, earlier: list[str] | None) -> None:
+        """The rows of this replica's earlier lives (None: of every other, on SQLite) go: those
+        processes are gone, and nothing they held is to be trusted."""
+        gone = Replica.id.in_(earlier) if earlier is not None else Replica.id != self.id
+        async with self.store.sessions.begin() as s:
+            await s.execute(delete(Replica).where(gone))
 
     def _db_now(self, minus: timedelta | None = None) -> object:
         """The database's time (PostgreSQL) less ``minus``; this process's on SQLite."""
