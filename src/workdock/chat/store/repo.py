@@ -101,6 +101,79 @@ async def _last_user_message(session: AsyncSession, chat_id: str) -> Message | N
     )
 
 
+_MESSAGE_COLUMNS = (
+    Message.id,
+    Message.chat_id,
+    Message.role,
+    Message.parts,
+    Message.model,
+    Message.usage,
+    Message.superseded,
+    Message.created_at,
+)
+
+
+def _start_next_turn(
+    connection: Connection, chat_id: str, owner: str | None, turn_seq: int | None
+) -> TurnStart | None:
+    """Store.start_next_turn's transaction."""
+    chat = connection.execute(select(Chat.lease_owner, Chat.turn_seq).where(Chat.id == chat_id)).first()
+    if chat is None or (owner is not None and chat.lease_owner != owner):
+        if owner is not None:
+            raise LeaseLost(chat_id)
+        return None
+    while True:
+        queued = connection.execute(
+            select(QueuedMessage.id, QueuedMessage.content, QueuedMessage.rerun_of)
+            .where(QueuedMessage.chat_id == chat_id)
+            .order_by(QueuedMessage.id)
+            .limit(1)
+        ).first()
+        if queued is None:
+            return None
+        connection.execute(delete(QueuedMessage).where(QueuedMessage.id == queued.id))
+        now = utcnow()
+        superseded: list[int] = []
+        if queued.rerun_of is None:
+            values: dict[str, Any] = {
+                "chat_id": chat_id,
+                "role": "user",
+                "parts": [{"type": "text", "text": queued.content}],
+                "model": None,
+                "usage": None,
+                "superseded": False,
+                "created_at": now,
+            }
+            new_id = connection.execute(insert(Message).values(**values).returning(Message.id)).scalar_one()
+            message = Message(id=new_id, **values)
+        else:
+            last = connection.execute(
+                select(*_MESSAGE_COLUMNS)
+                .where(Message.chat_id == chat_id, Message.role == "user", Message.superseded.is_(False))
+                .order_by(Message.id.desc())
+                .limit(1)
+            ).first()
+            if last is None or last.id != queued.rerun_of:
+                logger.warning("chat %s: a retry of message %s is stale, dropped", chat_id, queued.rerun_of)
+                continue
+            message = Message(**last._asdict())
+            later = (Message.chat_id == chat_id, Message.id > last.id, Message.superseded.is_(False))
+            superseded = list(
+                connection.execute(select(Message.id).where(*later).order_by(Message.id)).scalars()
+            )
+            if superseded:
+                connection.execute(update(Message).where(Message.id.in_(superseded)).values(superseded=True))
+        fields: dict[str, Any] = {"status": "running", "updated_at": now, "pending_step": None}
+        if turn_seq is not None:
+            fields["turn_seq"] = turn_seq
+            # The events of the turn before the previous one go (the previous is kept for reconnects).
+            connection.execute(
+                delete(ChatEvent).where(ChatEvent.chat_id == chat_id, ChatEvent.seq < chat.turn_seq)
+            )
+        connection.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
+        return TurnStart(message, superseded)
+
+
 def _write_step(
     connection: Connection,
     chat_id: str,
@@ -590,59 +663,8 @@ class Store:
         stays queued). ``turn_seq`` is the first event number of the new turn: the events of the
         turn before the previous one are no longer kept.
         """
-        async with self.sessions.begin() as s:
-            chat = await s.get(Chat, chat_id)
-            if chat is None or (owner is not None and chat.lease_owner != owner):
-                if owner is not None:
-                    raise LeaseLost(chat_id)
-                return None
-            previous_turn = chat.turn_seq
-            while True:
-                queued = await s.scalar(
-                    select(QueuedMessage)
-                    .where(QueuedMessage.chat_id == chat_id)
-                    .order_by(QueuedMessage.id)
-                    .limit(1)
-                )
-                if queued is None:
-                    return None
-                await s.delete(queued)
-                now = utcnow()
-                superseded: list[int] = []
-                if queued.rerun_of is None:
-                    message = Message(
-                        chat_id=chat_id,
-                        role="user",
-                        parts=[{"type": "text", "text": queued.content}],
-                        superseded=False,
-                        created_at=now,
-                    )
-                    s.add(message)
-                    await s.flush()
-                else:
-                    last = await _last_user_message(s, chat_id)
-                    if last is None or last.id != queued.rerun_of:
-                        logger.warning(
-                            "chat %s: a retry of message %s is stale, dropped", chat_id, queued.rerun_of
-                        )
-                        continue
-                    message = last
-                    later = (Message.chat_id == chat_id, Message.id > last.id, Message.superseded.is_(False))
-                    superseded = list(
-                        (await s.scalars(select(Message.id).where(*later).order_by(Message.id))).all()
-                    )
-                    if superseded:
-                        await s.execute(
-                            update(Message).where(Message.id.in_(superseded)).values(superseded=True)
-                        )
-                fields: dict[str, Any] = {"status": "running", "updated_at": now, "pending_step": None}
-                if turn_seq is not None:
-                    fields["turn_seq"] = turn_seq
-                    await s.execute(
-                        delete(ChatEvent).where(ChatEvent.chat_id == chat_id, ChatEvent.seq < previous_turn)
-                    )
-                await s.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
-                return TurnStart(message, superseded)
+        # Core statements in one transaction (one worker-thread hop on SQLite): every turn starts here.
+        return await self.write(lambda c: _start_next_turn(c, chat_id, owner, turn_seq))
 
     async def has_queue(self, chat_id: str) -> bool:
         async with self.sessions() as s:
