@@ -105,3 +105,37 @@ async def test_earlier_lives_leases_lapse_at_once(store: Store) -> None:
     [claim] = await leases.claim("new-life", limit=5)
     held = await leases.renew("someone-else")
     assert claim.chat_id in chats and claim.chat_id not in held and len(held) == 1
+
+
+async def test_a_turns_start_prunes_only_old_events_from_before_the_previous_turn(store: Store) -> None:
+    from sqlalchemy import select, update
+
+    from workdock.chat.store.events import EventRows
+    from workdock.chat.store.models import ChatEvent, utcnow
+    from workdock.chat.store.repo import EVENTS_KEPT
+
+    (chat_id,) = await _chats_with_messages(store, 1)
+    leases = Leases(store, ttl=30)
+    assert len(await leases.claim("a", limit=1)) == 1
+    rows = EventRows(store)
+    # Three turns of three events each: seq 1-3, 4-6, 7-9.
+    for turn_start in (1, 4, 7):
+        if turn_start > 1:
+            await store.enqueue(chat_id, "again")
+        assert await store.start_next_turn(chat_id, owner="a", turn_seq=turn_start) is not None
+        await rows.insert([(chat_id, seq, "{}") for seq in range(turn_start, turn_start + 3)])
+
+    async def stored() -> list[int]:
+        async with store.sessions() as s:
+            return list((await s.scalars(select(ChatEvent.seq).order_by(ChatEvent.seq))).all())
+
+    # Turn 3 started: turn 1 is before the previous turn, but fresh (a watcher may be behind).
+    assert await stored() == list(range(1, 10))
+    async with store.sessions.begin() as s:  # turns 1 and 2 stored long ago
+        await s.execute(
+            update(ChatEvent).where(ChatEvent.seq < 7).values(stored_at=utcnow() - EVENTS_KEPT * 2)
+        )
+    await store.enqueue(chat_id, "fourth")
+    assert await store.start_next_turn(chat_id, owner="a", turn_seq=10) is not None
+    # Turn 4 starts: turn 3 (the previous one) stays; turns 1 and 2 were old: gone.
+    assert await stored() == [7, 8, 9]

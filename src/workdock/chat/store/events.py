@@ -8,7 +8,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from workdock.chat.store.models import ChatEvent
+from workdock.chat.store.models import ChatEvent, utcnow
 from workdock.chat.store.repo import Store
 
 Row = tuple[str, int, str]  # chat id, seq, JSON payload
@@ -21,7 +21,10 @@ class EventRows:
     async def insert(self, rows: Sequence[Row]) -> list[str]:
         """Store a batch in one transaction; the chats whose rows were dropped because the chat is
         gone (deleted while its events waited)."""
-        values = [{"chat_id": chat_id, "seq": seq, "data": data} for chat_id, seq, data in rows]
+        now = utcnow()
+        values = [
+            {"chat_id": chat_id, "seq": seq, "data": data, "stored_at": now} for chat_id, seq, data in rows
+        ]
 
         def run(connection: Connection) -> None:
             connection.execute(insert(ChatEvent), values)

@@ -187,6 +187,9 @@ class ChatEvent(Base):
     chat_id: Mapped[str] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     data: Mapped[str] = mapped_column(Text)  # the JSON payload, as sent
+    # Older turns' events are pruned only once this old (a watcher that lags turns behind, or a
+    # quick reconnect, still finds them).
+    stored_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
 
 
 class Replica(Base):

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TOKEN_CACHE_S = 10.0
+EVENTS_KEPT = timedelta(minutes=1)  # a chat's events before its previous turn are kept this long
 AGENT_TOKEN_PREFIX = "wdk_"  # an agent link token: opens its workspace's link and nothing else
 
 
@@ -166,9 +167,14 @@ def _start_next_turn(
         fields: dict[str, Any] = {"status": "running", "updated_at": now, "pending_step": None}
         if turn_seq is not None:
             fields["turn_seq"] = turn_seq
-            # The events of the turn before the previous one go (the previous is kept for reconnects).
+            # The events before the previous turn go (it is kept for reconnects), once they are old
+            # enough that no watcher can still be reading them live.
             connection.execute(
-                delete(ChatEvent).where(ChatEvent.chat_id == chat_id, ChatEvent.seq < chat.turn_seq)
+                delete(ChatEvent).where(
+                    ChatEvent.chat_id == chat_id,
+                    ChatEvent.seq < chat.turn_seq,
+                    ChatEvent.stored_at < now - EVENTS_KEPT,
+                )
             )
         connection.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
         return TurnStart(message, superseded)

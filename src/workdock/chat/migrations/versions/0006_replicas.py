@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("chat_id", sa.String(32), sa.ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("data", sa.Text, nullable=False),
+        sa.Column("stored_at", _ts, nullable=False),
     )
     op.create_table(
         "replicas",
