@@ -325,10 +325,12 @@ async def failover(service: Service, model: FakeOpenAI) -> tuple[float, float]:
     chat_id = await new_chat(first, workspace)
     hold = threading.Event()  # set from this thread, read in the fake model's
     model.add(Reply(text="never", hold=hold))
+    asked = len(model.requests)
     (await first.post(f"/api/v0/chats/{chat_id}/messages", json={"content": "hold"})).raise_for_status()
     port = None
     deadline = time.monotonic() + 30
-    while port is None:
+    # Until the turn is running on its replica: the lease taken and the (held) model asked.
+    while port is None or len(model.requests) == asked:
         if time.monotonic() > deadline:
             raise SystemExit("no replica took the held turn")
         await asyncio.sleep(0.05)
@@ -369,6 +371,8 @@ async def main(chats: int, messages: int, delay_chats: int, failovers: int) -> N
         with tempfile.TemporaryDirectory() as tmp_text:
             tmp = Path(tmp_text)
             rates: dict[int, float] = {}
+            total = chats * messages
+            print(f"turns per second, {chats} chats x {messages} messages ({total} turns), instant model:")
             for count in (1, 3):
                 service = await start_service(tmp, pg, f"turns{count}", model, count, lambda _: {})
                 try:
@@ -376,6 +380,11 @@ async def main(chats: int, messages: int, delay_chats: int, failovers: int) -> N
                     rates[count] = await throughput(service, chats, messages)
                 finally:
                     await service.aclose()
+                ratio = f"   ratio {rates[3] / rates[1]:.2f}x" if count == 3 else ""
+                print(
+                    f"  {count} replica{'s' if count > 1 else ' '}  {rates[count]:7.1f} turns/s{ratio}",
+                    flush=True,
+                )
             model.interval = 0.005
             service = await start_service(
                 tmp, pg, "delay", model, 3, lambda i: {} if i == 0 else {"WORKDOCK_MAX_TURNS": "0"}
@@ -385,31 +394,26 @@ async def main(chats: int, messages: int, delay_chats: int, failovers: int) -> N
                 delays, events = await event_delay(service, delay_chats)
             finally:
                 await service.aclose()
+            print(
+                f"cross-replica event delay ({events} events x 2 replicas, a token every 5 ms): "
+                f"p50 {pct(delays, 0.5):6.2f} ms  p99 {pct(delays, 0.99):6.2f} ms  (target p50 <= 50 ms)",
+                flush=True,
+            )
             model.interval = 0.0
-            taken: list[tuple[float, float]] = []
             for run in range(failovers):
                 service = await start_service(tmp, pg, f"failover{run}", model, 3, lambda _: {})
                 try:
-                    taken.append(await failover(service, model))
+                    interrupted, usable = await failover(service, model)
                 finally:
                     await service.aclose()
+                print(
+                    f"failover {run + 1}: kill -9 to 'interrupted' on a survivor {interrupted:5.1f} s, "
+                    f"to the next message answered {usable:5.1f} s  (target <= 45 s; lease 30 s)",
+                    flush=True,
+                )
     finally:
         model.stop()
         next(pg_iter, None)
-
-    total = chats * messages
-    print(f"turns per second, {chats} chats x {messages} messages ({total} turns), instant model:")
-    print(f"  1 replica   {rates[1]:7.1f} turns/s")
-    print(f"  3 replicas  {rates[3]:7.1f} turns/s   ratio {rates[3] / rates[1]:.2f}x")
-    print(
-        f"cross-replica event delay ({events} events x 2 replicas, a token every 5 ms): "
-        f"p50 {pct(delays, 0.5):6.2f} ms  p99 {pct(delays, 0.99):6.2f} ms  (target p50 <= 50 ms)"
-    )
-    for run, (interrupted, usable) in enumerate(taken):
-        print(
-            f"failover {run + 1}: kill -9 to 'interrupted' on a survivor {interrupted:5.1f} s, "
-            f"to the next message answered {usable:5.1f} s  (target <= 45 s; lease 30 s)"
-        )
 
 
 if __name__ == "__main__":
