@@ -17,6 +17,7 @@ from rich.table import Table
 
 from workdock import __version__, agentapi
 from workdock.agent.token import TOKEN_ENV, agent_token, default_token_file, read_token
+from workdock.mcp.content import structured_to_send
 
 app = typer.Typer(
     name="workdock",
@@ -254,9 +255,10 @@ def _print_result(result: agentapi.CallToolResult) -> None:
                 style="dim",
                 highlight=False,
             )
-    if result.structured_content is not None:
+    # Most servers send their structured content as text too: print it only when it adds something.
+    if (structured := structured_to_send(result)) is not None:
         out.print("[dim]structured content:[/]")
-        _print_json(result.structured_content)
+        _print_json(structured)
 
 
 @app.command()

@@ -1,0 +1,70 @@
+"""What a new user meets in the browser in the first hour, with the official npm servers: a tool
+result shown once, a broken `.mcp.json` explained, and the way back in after the login URL is used."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+
+from tests.chat.conftest import Api, ChatServer
+from tests.chat.fake_openai import Call, FakeOpenAI, Reply
+from tests.support.agent import TOKEN, RunningAgent, node_server
+from tests.web.conftest import Browser, Stack
+from tests.web.test_chat_ui import log_in
+
+pytestmark = [pytest.mark.anyio, pytest.mark.browser]
+
+OBSERVATION = "wrote the first program in 1843"
+
+
+@pytest.fixture
+async def memory_stack(
+    chat_server: ChatServer,
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    tmp_path: Path,
+) -> AsyncIterator[Stack]:
+    agent = start_agent({"memory": node_server("memory", MEMORY_FILE_PATH=str(tmp_path / "memory.jsonl"))})
+    agent.wait_state("memory", "ready", timeout=60)
+    api = Api(chat_server.url, chat_server.admin_token)
+    try:
+        workspace = await api.post(
+            "/workspaces",
+            {"name": "memory-project", "agent_url": agent.url, "agent_token": TOKEN},
+            expect=201,
+        )
+        yield Stack(chat_server, api, agent, fake_model, workspace["id"])
+    finally:
+        await api.aclose()
+
+
+async def test_a_tool_card_shows_the_result_once(browser: Browser, memory_stack: Stack) -> None:
+    page, stack = browser.page, memory_stack
+    entity = {"name": "Ada", "entityType": "person", "observations": [OBSERVATION]}
+    stack.fake.add(
+        Reply(calls=[Call("memory__create_entities", {"entities": [entity]})]), Reply(text="noted")
+    )
+    chat_id = await stack.new_chat("memory")
+    await log_in(browser, stack)
+    await page.goto(f"{stack.server.url}/#/chats/{chat_id}")
+    await page.get_by_label("Message").fill("remember Ada")
+    await page.get_by_label("Message").press("Enter")
+
+    for reloaded in (False, True):
+        card = page.locator(".tool-card[data-tool='memory__create_entities']")
+        await expect(card).to_have_attribute("data-state", "done")
+        await card.locator("summary").click()
+        result = card.locator(".tool-result")
+        await expect(result).to_contain_text(OBSERVATION)
+        # The server sent the entities as text and as {"entities": ...}: one copy is shown.
+        assert (await result.inner_text()).count(OBSERVATION) == 1
+        assert json.loads(await result.locator("pre").first.inner_text()) == [entity]
+        await expect(result).not_to_contain_text("Structured content")
+        if not reloaded:
+            await browser.screenshot("result-once")
+            await page.reload()
+    browser.assert_no_errors()
