@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
-import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -16,8 +15,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from workdock import __version__, agentapi
-from workdock.agent.token import TOKEN_ENV, agent_token, default_token_file, read_token
+from workdock.agent.discovery import DEFAULT_URL, URL_ENV, find_agent
+from workdock.agent.token import TOKEN_ENV, agent_token, default_token_file
+from workdock.listen import ListenError, bind, url_host
+from workdock.listen import parse_listen as listen_address
+from workdock.logs import setup_logging
 from workdock.mcp.content import structured_to_send
+from workdock.server_table import servers_table
 
 app = typer.Typer(
     name="workdock",
@@ -30,33 +34,14 @@ out = Console(soft_wrap=True)  # never re-wrap tool output or paths
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_AGENT_LISTEN = "127.0.0.1:4571"
-AGENT_URL_ENV = "WORKDOCK_AGENT_URL"
 
 
 def parse_listen(value: str, default_port: int) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT`` or ``HOST`` → (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        return value or "127.0.0.1", default_port
     try:
-        number = int(port)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r}: the port must be a number (HOST:PORT)") from None
-    if not 0 <= number <= 65535:
-        raise typer.BadParameter(f"{value!r}: the port must be between 0 and 65535")
-    return host.strip("[]") or "127.0.0.1", number
-
-
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    # The HTTP stacks' per-request lines are noise at INFO.
-    for noisy in ("httpx2", "httpcore", "mcp", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+        return listen_address(value, default_port)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
@@ -134,6 +119,11 @@ def agent(
         token, written = agent_token(token_file)
     except FileNotFoundError:
         fail(f"token file {token_file} does not exist")
+    try:
+        sock = bind(host, port, what="workdock agent")
+    except ListenError as exc:
+        fail(str(exc))
+    port = sock.getsockname()[1]
     settings = AgentSettings(
         workspace=dir,
         token=token,
@@ -145,48 +135,55 @@ def agent(
         workspace_ops=workspace_ops,
         watch=watch,
     )
+    # The banner first: every server's state follows it, one line per change.
+    err.print(f"workdock agent for {dir} on http://{url_host(host)}:{port}", highlight=False)
     if written:
-        err.print(f"agent token written to {written}")
-    err.print(f"workdock agent for {dir} on http://{host}:{port}")
+        err.print(f"agent token written to {written}", highlight=False)
     # uvloop (from uvicorn[standard]) makes the proxy's socket and pipe I/O markedly cheaper.
-    anyio.run(serve_agent, settings, backend_options={"use_uvloop": True})
+    anyio.run(partial(serve_agent, settings, sock=sock), backend_options={"use_uvloop": True})
 
 
 # ---- client commands -----------------------------------------------------------------------------
 
-AgentUrl = Annotated[str, typer.Option("--agent", envvar=AGENT_URL_ENV, help="The agent's base URL.")]
+AgentUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--agent",
+        help=f"The agent's base URL (else ${URL_ENV}, else the agent of a running `workdock up`, "
+        f"else {DEFAULT_URL}).",
+        show_default=False,
+    ),
+]
 TokenFile = Annotated[
     Path | None,
     typer.Option(
-        help=f"File holding the agent token (else ${TOKEN_ENV}, else the agent's default token file)."
+        help=f"File holding the agent token (used when ${TOKEN_ENV} is not set; else the running "
+        "`workdock up`'s token for its agent, else the agent's default token file)."
     ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the raw JSON response.")]
 
 
-def _client_token(token_file: Path | None) -> str:
+def _with_agent(url: str | None, token_file: Path | None, work: Any) -> Any:
     try:
-        token = read_token(token_file)
+        target = find_agent(url, token_file)
     except FileNotFoundError:
         fail(f"token file {token_file} does not exist")
-    if not token:
+    if not target.token:
         fail(
             "no agent token",
-            f"set {TOKEN_ENV}, pass --token-file, or start the agent once so it writes "
-            f"{default_token_file()}",
+            f"set {TOKEN_ENV}, pass --token-file, run `workdock up`, or start `workdock agent` once so "
+            f"it writes {default_token_file()}",
         )
-    return token
 
-
-def _with_agent(url: str, token_file: Path | None, work: Any) -> Any:
     async def run() -> Any:
-        async with agentapi.AgentClient(url, _client_token(token_file)) as client:
+        async with agentapi.AgentClient(target.url, target.token or "") as client:
             return await work(client)
 
     try:
         return anyio.run(run)
     except agentapi.AgentError as exc:
-        hint = "is `workdock agent` running there?" if exc.status == 0 else None
+        hint = f"is an agent running there? (the URL came from {target.where})" if exc.status == 0 else None
         fail(str(exc), hint)
 
 
@@ -196,7 +193,7 @@ def _print_json(data: Any) -> None:
 
 @app.command()
 def tools(
-    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}",
+    agent: AgentUrl = None,
     token_file: TokenFile = None,
     json_out: JsonOut = False,
     refresh: Annotated[bool, typer.Option(help="Re-read the config and re-list every server first.")] = False,
@@ -277,7 +274,7 @@ def call(
         int | None,
         typer.Option(help="Call timeout in ms (default: server's, else 60000).", min=1, max=600_000),
     ] = None,
-    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}",
+    agent: AgentUrl = None,
     token_file: TokenFile = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -295,18 +292,9 @@ def call(
         raise typer.Exit(1)
 
 
-_STATE_STYLE = {
-    "ready": "green",
-    "connecting": "yellow",
-    "restarting": "yellow",
-    "failed": "red",
-    "disabled": "dim",
-}
-
-
 @app.command()
 def status(
-    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}",
+    agent: AgentUrl = None,
     token_file: TokenFile = None,
     json_out: JsonOut = False,
     lines: Annotated[int, typer.Option(help="stderr lines to show per server that is not ready.")] = 10,
@@ -316,20 +304,7 @@ def status(
     if json_out:
         _print_json(listing.model_dump(mode="json"))
         return
-    table = Table(title="servers", title_justify="left")
-    for column in ("name", "transport", "state", "tools", "restarts", "protocol", "error"):
-        table.add_column(column)
-    for server in listing.servers:
-        style = _STATE_STYLE.get(server.state, "")
-        table.add_row(
-            server.name,
-            server.transport or "",
-            f"[{style}]{server.state}[/]",
-            str(server.tool_count),
-            str(server.restarts),
-            server.protocol_version or "",
-            server.error or "",
-        )
+    table = servers_table(listing.servers, detail=True)
     out.print(table)
     for server in listing.servers:
         for warning in server.warnings:

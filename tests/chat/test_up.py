@@ -1,12 +1,17 @@
-"""`workdock up`: server + agent for a directory in one process, workspace registered, URL printed."""
+"""`workdock up`: server + agent for a directory in one process, workspace registered, URL printed;
+its agent recorded for the CLI; its servers shown as a table when they settle, then line by line."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -16,63 +21,180 @@ from tests.chat.conftest import MODEL, Api, model_env
 from tests.chat.fake_openai import Call, FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import turn_ended
 from tests.conftest import free_port, wait_until_sync
+from tests.support.agent import fixture_server, write_config
 from tests.support.processes import stop_group
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_up_serves_the_directory_and_prints_a_login_url(tmp_path: Path, fake_model: FakeOpenAI) -> None:
+def client_env(state: Path) -> dict[str, str]:
+    """The environment of a user's shell: no agent URL or token set, the test's own state dir."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WORKDOCK_AGENT_TOKEN", "WORKDOCK_AGENT_URL")}
+    return {**env, "XDG_STATE_HOME": str(state), "COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def workdock(state: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workdock.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**client_env(state), **extra_env},
+    )
+
+
+@dataclass
+class Up:
+    process: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+    state: Path
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        def found() -> re.Match[str] | None:
+            assert self.process.poll() is None, self.log()
+            return re.search(pattern, self.log())
+
+        return wait_until_sync(found, timeout=timeout, message=f"`up` to print {pattern!r}")
+
+    @property
+    def record(self) -> Path:
+        return self.state / "workdock" / "up.json"
+
+
+@pytest.fixture
+def start_up(tmp_path: Path, fake_model: FakeOpenAI) -> Iterator[Callable[[Path], Up]]:
+    started: list[Up] = []
+
+    def start(project: Path) -> Up:
+        data_dir, state, log_path = tmp_path / "data", tmp_path / "state", tmp_path / "up.log"
+        port = free_port()
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "workdock.cli", "up", "--dir", str(project)),
+                    *("--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir)),
+                ],
+                env={**client_env(state), **model_env(fake_model)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        up = Up(process, port, data_dir, state, log_path)
+        started.append(up)
+        return up
+
+    yield start
+    for up in started:
+        stop_group(up.process.pid)
+
+
+async def test_up_serves_the_directory_and_prints_a_login_url(
+    tmp_path: Path, fake_model: FakeOpenAI, start_up: Callable[[Path], Up]
+) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "README.md").write_text("the project readme\n")
-    data_dir, log_path = tmp_path / "data", tmp_path / "up.log"
-    port = free_port()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "workdock.chat.cli_server",
-                "--up",
-                str(project),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--data-dir",
-                str(data_dir),
-            ],
-            env={**os.environ, **model_env(fake_model)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    up = start_up(project)
+    url = up.wait_for(r"open: (http://\S+)").group(1)
+    assert url.startswith(f"http://127.0.0.1:{up.port}/login?code=")
+    assert up.log().startswith("workdock is up for")  # the banner before anything else
+    async with httpx2.AsyncClient() as browser:
+        assert (await browser.get(url)).status_code == 303
+        assert (await browser.get(f"http://127.0.0.1:{up.port}/api/v0/me")).json()["is_admin"]
+
+    api = Api(f"http://127.0.0.1:{up.port}", (up.data_dir / "admin.token").read_text().strip())
     try:
-
-        def printed_url() -> str | None:
-            assert proc.poll() is None, log_path.read_text()
-            match = re.search(r"open: (http://\S+)", log_path.read_text())
-            return match.group(1) if match else None
-
-        url = wait_until_sync(printed_url, timeout=30, message="`up` to print its URL")
-        assert url.startswith(f"http://127.0.0.1:{port}/login?code=")
-        async with httpx2.AsyncClient() as browser:
-            assert (await browser.get(url)).status_code == 303
-            assert (await browser.get(f"http://127.0.0.1:{port}/api/v0/me")).json()["is_admin"]
-
-        api = Api(f"http://127.0.0.1:{port}", (data_dir / "admin.token").read_text().strip())
-        try:
-            [workspace] = (await api.get("/workspaces"))["workspaces"]
-            assert workspace["name"] == str(project) and workspace["agent"]["reachable"]
-            chat = await api.post("/chats", {"workspace_id": workspace["id"]}, expect=201)
-            assert chat["model"] == MODEL
-            fake_model.add(Reply(calls=[Call("read_file", {"path": "README.md"})]), Reply(text="read it"))
-            await api.post(f"/chats/{chat['id']}/messages", {"content": "read the readme"}, expect=202)
-            await api.events(chat["id"], turn_ended())
-            assert "the project readme" in str(fake_model.tool_messages(1))
-        finally:
-            await api.aclose()
-
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0, log_path.read_text()
+        [workspace] = (await api.get("/workspaces"))["workspaces"]
+        assert workspace["name"] == str(project) and workspace["agent"]["reachable"]
+        chat = await api.post("/chats", {"workspace_id": workspace["id"]}, expect=201)
+        assert chat["model"] == MODEL
+        fake_model.add(Reply(calls=[Call("read_file", {"path": "README.md"})]), Reply(text="read it"))
+        await api.post(f"/chats/{chat['id']}/messages", {"content": "read the readme"}, expect=202)
+        await api.events(chat["id"], turn_ended())
+        assert "the project readme" in str(fake_model.tool_messages(1))
     finally:
-        stop_group(proc.pid)
+        await api.aclose()
+
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(timeout=20) == 0, up.log()
+
+
+def test_the_cli_reaches_the_agent_of_up_and_up_shows_its_servers(
+    tmp_path: Path, start_up: Callable[[Path], Up]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    config = write_config(
+        project / ".mcp.json",
+        {"ok": fixture_server("crash_during_call.py"), "broken": {"command": "no-such-command-for-up"}},
+    )
+    up = start_up(project)
+    up.wait_for(r"open: http://")
+    # When the servers settle: a table of them, with each one's state, tool count and error.
+    table = up.wait_for(r"MCP servers: 1 of 2 ready\n(.*\n)*?.*\bok\b.*ready.*\b2\b").group(0)
+    assert re.search(r"broken .*failed .*command not found: no-such-command-for-up", up.log()), up.log()
+    assert "ok" in table
+
+    # The record: the agent's URL and token, readable by this user only.
+    assert stat.S_IMODE(up.record.stat().st_mode) == 0o600
+    record = json.loads(up.record.read_text())
+    assert record["pid"] == up.process.pid and record["workspace"] == str(project)
+
+    # tools, status and call find the agent with no flag and no token set.
+    listed = workdock(up.state, "tools", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == {"ok__echo", "ok__crash"}
+    status = workdock(up.state, "status")
+    assert status.returncode == 0 and "no-such-command-for-up" in status.stdout, status.stderr
+    called = workdock(up.state, "call", "ok__echo", "-a", "text=through up")
+    assert called.returncode == 0 and called.stdout.strip() == "through up", called.stderr
+
+    # An explicit --agent or $WORKDOCK_AGENT_URL still wins over the record, and so does a token
+    # from the environment; the record's token is for the record's agent only.
+    elsewhere = f"http://127.0.0.1:{free_port()}"
+    for result in (
+        workdock(up.state, "tools", "--agent", elsewhere, WORKDOCK_AGENT_TOKEN="x"),
+        workdock(up.state, "tools", WORKDOCK_AGENT_URL=elsewhere, WORKDOCK_AGENT_TOKEN="x"),
+    ):
+        assert result.returncode == 1 and "agent unreachable" in result.stderr and elsewhere in result.stderr
+    assert "no agent token" in workdock(up.state, "tools", "--agent", elsewhere).stderr
+    wrong = workdock(up.state, "tools", WORKDOCK_AGENT_TOKEN="wrong-token")
+    assert wrong.returncode == 1 and "unauthorized" in wrong.stderr
+
+    # A change after the table is one line.
+    write_config(
+        config, {**json.loads(config.read_text())["mcpServers"], "later": fixture_server("paginated.py")}
+    )
+    up.wait_for(r"server later: ready")
+
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(timeout=20) == 0, up.log()
+    assert not up.record.exists()  # removed when up stops
+    # The log says each thing once: the broken server's failure is not repeated at every retry.
+    assert up.log().count("server broken: failed") == 1, up.log()
+
+
+def test_a_record_whose_up_is_gone_is_ignored(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "workdock").mkdir(parents=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    port = free_port()
+    record = {
+        "pid": int(dead.stdout),
+        "workspace": "/nowhere",
+        "agent_url": f"http://127.0.0.1:{port}",
+        "agent_token": "stale",
+        "server_url": "http://127.0.0.1:1",
+    }
+    (state / "workdock" / "up.json").write_text(json.dumps(record))
+    result = workdock(state, "tools")
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}" not in result.stderr  # the stale agent was not tried

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 
 from workdock.agent.app import create_app
@@ -24,6 +26,9 @@ def uvicorn_server(settings: AgentSettings, *, log_level: str = "warning") -> uv
     return uvicorn.Server(config)
 
 
-async def serve_agent(settings: AgentSettings, *, log_level: str = "warning") -> None:
-    """Serve until a signal arrives (uvicorn handles SIGTERM and SIGINT)."""
-    await uvicorn_server(settings, log_level=log_level).serve()
+async def serve_agent(
+    settings: AgentSettings, *, sock: socket.socket | None = None, log_level: str = "warning"
+) -> None:
+    """Serve until a signal arrives (uvicorn handles SIGTERM and SIGINT), on ``sock`` when the
+    caller bound it (``workdock.listen.bind``), else on the settings' host and port."""
+    await uvicorn_server(settings, log_level=log_level).serve(sockets=[sock] if sock else None)

@@ -1,10 +1,11 @@
-"""``workdock server``: run the chat server."""
+"""``workdock server`` and ``workdock up``: run the chat server (and, for ``up``, an agent beside it)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -12,30 +13,53 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+from rich.console import Console
 
+from workdock.agent.discovery import UpRecord, remove_record, write_record
 from workdock.chat.app import create_app
 from workdock.chat.auth import login_url
 from workdock.chat.services import ServerConfig, Services, default_data_dir
+from workdock.listen import ListenError, bind, parse_listen, url_host
+from workdock.logs import setup_logging
+from workdock.mcp.hub import Hub
+from workdock.server_table import print_servers
 
 DEFAULT_LISTEN = "127.0.0.1:3000"
+SETTLE_SECONDS = 35.0  # the agent's connect budget (30 s) and a little: then `up` shows the table
+
+out = Console(highlight=False, soft_wrap=True)
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"--listen expects HOST:PORT, got {listen!r}")
-    return host.strip("[]"), int(port)
+def _bind(listen: str, what: str) -> tuple[socket.socket, str]:
+    """The listening socket and the URL it is reached at; a ``SystemExit`` with one line if not."""
+    try:
+        host, port = parse_listen(listen, 3000)
+        sock = bind(host, port, what=what)
+    except (ValueError, ListenError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    port = sock.getsockname()[1]  # the real one when 0 was asked for
+    return sock, f"http://{url_host(host)}:{port}"
 
 
 def server_config(
-    listen: str, database_url: str | None, data_dir: Path | None, public_url: str | None = None
+    url: str, database_url: str | None, data_dir: Path | None, public_url: str | None = None
 ) -> ServerConfig:
-    host, port = parse_listen(listen)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     return ServerConfig(
         data_dir=data_dir or default_data_dir(),
         database_url=database_url,
-        public_url=public_url or f"http://{shown}:{port}",
+        public_url=public_url or url,
+    )
+
+
+def _uvicorn(app: object) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            log_level="warning",
+            log_config=None,  # our own format (workdock.logs)
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
     )
 
 
@@ -46,29 +70,19 @@ def run_server(
     public_url: str | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Migrations run on start; the first start prints a login URL."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = server_config(listen, database_url, data_dir, public_url)
-    host, port = parse_listen(listen)
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level="info",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    setup_logging()
+    sock, url = _bind(listen, "workdock server")
+    config = server_config(url, database_url, data_dir, public_url)
+    where = "PostgreSQL" if database_url else f"SQLite in {config.data_dir}"
+    # The banner comes first: what the start-up logs next (admin servers, migrations) follows it.
+    out.print(f"workdock server on {url} ({where})")
+    _uvicorn(create_app(config)).run(sockets=[sock])
 
 
 @contextlib.contextmanager
 def _no_signal_capture() -> Iterator[None]:
     """For the two uvicorn servers of ``run_up``: it handles the signals itself (they share a process)."""
     yield
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 async def register_workspace(svc: Services, directory: Path, agent_url: str, agent_token: str) -> str:
@@ -88,22 +102,33 @@ async def register_workspace(svc: Services, directory: Path, agent_url: str, age
     return await login_url(svc, admin)
 
 
-async def _up(directory: Path, listen: str, database_url: str | None, data_dir: Path | None) -> None:
-    from workdock.agent.runtime import AgentSettings
-    from workdock.agent.serve import uvicorn_server
+async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
+    while not server.started:
+        if task.done():
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
-    host, port = parse_listen(listen)
-    config = server_config(listen, database_url, data_dir)
+
+async def _show_when_settled(hub: Hub) -> None:
+    """The servers' table once none is connecting; each change after it is a log line."""
+    await hub.wait_until_settled(SETTLE_SECONDS)
+    print_servers(out, hub.statuses(), title="MCP servers")
+
+
+async def _up(directory: Path, listen: str, database_url: str | None, data_dir: Path | None) -> None:
+    from workdock.agent.app import create_app as create_agent_app
+    from workdock.agent.runtime import AgentRuntime, AgentSettings
+
+    chat_sock, url = _bind(listen, "workdock up")
+    agent_sock, agent_url = _bind("127.0.0.1:0", "workdock up (agent)")
+    config = server_config(url, database_url, data_dir)
     config.quiet = True  # `up` prints its own login URL below
     app = create_app(config)
-    chat = uvicorn.Server(
-        uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10
-        )
-    )
     agent_token = secrets.token_urlsafe(32)
-    agent_port = _free_port("127.0.0.1")
-    agent = uvicorn_server(AgentSettings(workspace=directory, token=agent_token, port=agent_port))
+    agent_app = create_agent_app(AgentSettings(workspace=directory, token=agent_token))
+    runtime: AgentRuntime = agent_app.state.runtime
+    chat, agent = _uvicorn(app), _uvicorn(agent_app)
     chat.capture_signals = agent.capture_signals = _no_signal_capture  # type: ignore[method-assign]
 
     def stop_both() -> None:
@@ -112,32 +137,42 @@ async def _up(directory: Path, listen: str, database_url: str | None, data_dir: 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_both)
-    tasks = [asyncio.create_task(agent.serve(), name="agent"), asyncio.create_task(chat.serve(), name="chat")]
-    while not (chat.started and agent.started):
-        if any(t.done() for t in tasks):
-            chat.should_exit = agent.should_exit = True
+    tasks = [asyncio.create_task(chat.serve(sockets=[chat_sock]), name="chat")]
+    try:
+        if not await _until_started(chat, tasks[0]):
             await asyncio.gather(*tasks, return_exceptions=True)
-            raise SystemExit("workdock up: a server failed to start (is the port in use?)")
-        await asyncio.sleep(0.05)
-    url = await register_workspace(
-        app.state.services, directory, f"http://127.0.0.1:{agent_port}", agent_token
-    )
-    models = app.state.services.models
-    print(
-        f"workdock is up for {directory}\n  open: {url}\n  server: {config.public_url}  "
-        f"agent: http://127.0.0.1:{agent_port}",
-        flush=True,
-    )
-    if not models.names:
-        print(
-            "  no model configured yet: set WORKDOCK_MODELS (e.g. openai:gpt-4.1 with OPENAI_API_KEY) "
-            "and restart",
-            flush=True,
+            raise SystemExit("error: workdock up: the chat server failed to start (see above)")
+        record = write_record(
+            UpRecord(
+                pid=os.getpid(),
+                workspace=str(directory),
+                agent_url=agent_url,
+                agent_token=agent_token,
+                server_url=url,
+            )
         )
-    # Either one stopping (a signal, or a crash) ends both.
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    chat.should_exit = agent.should_exit = True
-    await asyncio.gather(*tasks, return_exceptions=True)
+        login = await register_workspace(app.state.services, directory, agent_url, agent_token)
+        # The banner first; the agent (and its servers' log lines) starts after it.
+        out.print(
+            f"workdock is up for {directory}\n  open: {login}\n  server: {url}  agent: {agent_url}\n"
+            f"  the CLI finds this agent through {record} (workdock tools, status, call)"
+        )
+        if not app.state.services.models.names:
+            out.print(
+                "  no model configured yet: set WORKDOCK_MODELS (e.g. openai:gpt-4.1 with OPENAI_API_KEY) "
+                "and restart"
+            )
+        tasks.append(asyncio.create_task(agent.serve(sockets=[agent_sock]), name="agent"))
+        if await _until_started(agent, tasks[1]):
+            tasks.append(asyncio.create_task(_show_when_settled(runtime.hub), name="table"))
+        # Either server stopping (a signal, or a crash) ends both.
+        await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        remove_record(os.getpid())
+        stop_both()
+        for task in tasks[2:]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def run_up(
@@ -148,10 +183,10 @@ def run_up(
 ) -> None:
     """``workdock up``: the chat server and an agent for ``dir`` in one process, the workspace
     registered, and a login URL printed."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(level=logging.WARNING)  # servers' state changes still show (workdock.logs)
     directory = (dir or Path.cwd()).resolve()
     if not directory.is_dir():
-        raise SystemExit(f"workdock up: {directory} is not a directory")
+        raise SystemExit(f"error: workdock up: {directory} is not a directory")
     asyncio.run(_up(directory, listen, database_url, data_dir))
 
 
