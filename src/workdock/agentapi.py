@@ -87,6 +87,8 @@ class ConfigFileStatus(WireModel):
     path: str
     state: Literal["loaded", "missing", "invalid"]
     error: str | None = None
+    # invalid, but valid before: these servers of its last good version keep running
+    kept_servers: list[str] = Field(default_factory=list)
 
 
 class ServerList(WireModel):

@@ -20,6 +20,7 @@ from workdock.agent.token import TOKEN_ENV, agent_token, default_token_file
 from workdock.listen import ListenError, bind, url_host
 from workdock.listen import parse_listen as listen_address
 from workdock.logs import setup_logging
+from workdock.mcp.config import kept_note
 from workdock.mcp.content import structured_to_send
 from workdock.server_table import servers_table
 
@@ -315,8 +316,10 @@ def status(
                 out.print(f"  {line}", markup=False, highlight=False)
     for file in listing.config_files:
         note = f": {file.error}" if file.error else ""
+        if file.state == "invalid":
+            note += f"; {kept_note(file.kept_servers)}"
         style = {"loaded": "green", "missing": "dim", "invalid": "red"}[file.state]
-        out.print(f"config [{style}]{file.state}[/] {file.path}{note}", highlight=False)
+        out.print(f"config [{style}]{file.state}[/] {escape(file.path + note)}", highlight=False)
 
 
 # ---- the chat server -----------------------------------------------------------------------------

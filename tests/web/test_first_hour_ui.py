@@ -12,7 +12,7 @@ from playwright.async_api import expect
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import Call, FakeOpenAI, Reply
-from tests.support.agent import TOKEN, RunningAgent, node_server
+from tests.support.agent import TOKEN, RunningAgent, fixture_server, node_server
 from tests.web.conftest import Browser, Stack
 from tests.web.test_chat_ui import log_in
 
@@ -67,4 +67,50 @@ async def test_a_tool_card_shows_the_result_once(browser: Browser, memory_stack:
         if not reloaded:
             await browser.screenshot("result-once")
             await page.reload()
+    browser.assert_no_errors()
+
+
+async def test_the_workspaces_page_explains_a_broken_mcp_json(
+    browser: Browser,
+    chat_server: ChatServer,
+    start_agent: Callable[..., RunningAgent],
+    workspace_dir: Path,
+    tmp_path: Path,
+) -> None:
+    page = browser.page
+    edited = start_agent({"ok": fixture_server("crash_during_call.py")})
+    edited.wait_state("ok", "ready")
+    (workspace_dir / ".mcp.json").write_text('{"mcpServers": {"ok": {"command": "python",}}}')
+    edited.wait_for(
+        lambda: edited.http.get("/api/v0/mcp/servers").json()["config_files"][0]["state"] == "invalid",
+        10,
+        "the typo to be seen",
+    )
+    never = tmp_path / "never-valid"
+    never.mkdir()
+    (never / ".mcp.json").write_text('{"mcpServers": {"a": {"command": "x"} "b": {}}}')
+    fresh = RunningAgent(never, tmp_path / "never-valid.log")
+    api = Api(chat_server.url, chat_server.admin_token)
+    try:
+        for name, agent in (("edited", edited), ("never-valid", fresh)):
+            body = {"name": name, "agent_url": agent.url, "agent_token": TOKEN}
+            await api.post("/workspaces", body, expect=201)
+        me = await api.get("/me")
+        await page.goto((await api.post(f"/users/{me['id']}/login-url"))["login_url"])
+        await page.goto(f"{chat_server.url}/#/workspaces")
+
+        card = page.locator(".workspace-card", has=page.locator("h2", has_text="edited"))
+        await expect(card).to_contain_text("1 of 1 MCP server ready")
+        await expect(card.locator(".config-error")).to_contain_text("line 1, column 44")
+        await expect(card.locator(".config-error")).to_contain_text("last good servers keep running (ok)")
+
+        broken = page.locator(".workspace-card", has=page.locator("h2", has_text="never-valid"))
+        await expect(broken.locator(".config-error")).to_contain_text("Expecting ',' delimiter")
+        await expect(broken.locator(".config-error")).to_contain_text("declares no servers until it is fixed")
+        await expect(broken).to_contain_text("a config file has an error")
+        await expect(broken).not_to_contain_text("No MCP servers declared")
+        await browser.screenshot("workspaces-broken-config")
+    finally:
+        await api.aclose()
+        fresh.stop()
     browser.assert_no_errors()

@@ -158,7 +158,9 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
         return agentapi.ServerList(
             servers=runtime.hub.statuses(),
             config_files=[
-                agentapi.ConfigFileStatus(path=f.path, state=f.state, error=f.error)
+                agentapi.ConfigFileStatus(
+                    path=f.path, state=f.state, error=f.error, kept_servers=list(f.kept)
+                )
                 for f in runtime.config_files
             ],
         )

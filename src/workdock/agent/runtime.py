@@ -41,6 +41,7 @@ class AgentRuntime:
     settings: AgentSettings
     hub: Hub
     config_files: tuple[config.ConfigFile, ...] = ()
+    _loaded: config.LoadedConfig | None = None
     _reload_lock: anyio.Lock = field(default_factory=anyio.Lock)
     # watchfiles waits in a thread that cancellation cannot interrupt; this event ends it at once.
     _stop_watching: anyio.Event = field(default_factory=anyio.Event)
@@ -48,11 +49,17 @@ class AgentRuntime:
     async def reload(self) -> None:
         """Re-read every config file and apply the result; only changed servers are touched."""
         async with self._reload_lock:
-            loaded = config.load(self.settings.config_paths)
+            loaded = config.load(self.settings.config_paths, previous=self._loaded)
             previous = {f.path: f for f in self.config_files}
             for status in loaded.files:
                 if status.state == "invalid" and previous.get(status.path) != status:
-                    logger.error("config file %s is invalid: %s", status.path, status.error)
+                    logger.error(
+                        "config file %s is invalid: %s; %s",
+                        status.path,
+                        status.error,
+                        config.kept_note(status.kept),
+                    )
+            self._loaded = loaded
             self.config_files = loaded.files
             await self.hub.apply(loaded.entries)
 

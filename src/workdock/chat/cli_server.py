@@ -16,12 +16,13 @@ import uvicorn
 from rich.console import Console
 
 from workdock.agent.discovery import UpRecord, remove_record, write_record
+from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.chat.app import create_app
 from workdock.chat.auth import login_url
 from workdock.chat.services import ServerConfig, Services, default_data_dir
 from workdock.listen import ListenError, bind, parse_listen, url_host
 from workdock.logs import setup_logging
-from workdock.mcp.hub import Hub
+from workdock.mcp.config import kept_note
 from workdock.server_table import print_servers
 
 DEFAULT_LISTEN = "127.0.0.1:3000"
@@ -110,15 +111,17 @@ async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> bo
     return True
 
 
-async def _show_when_settled(hub: Hub) -> None:
+async def _show_when_settled(runtime: AgentRuntime) -> None:
     """The servers' table once none is connecting; each change after it is a log line."""
-    await hub.wait_until_settled(SETTLE_SECONDS)
-    print_servers(out, hub.statuses(), title="MCP servers")
+    await runtime.hub.wait_until_settled(SETTLE_SECONDS)
+    print_servers(out, runtime.hub.statuses(), title="MCP servers")
+    for file in runtime.config_files:
+        if file.state == "invalid":
+            out.print(f"config file {file.path} is invalid: {file.error}; {kept_note(file.kept)}")
 
 
 async def _up(directory: Path, listen: str, database_url: str | None, data_dir: Path | None) -> None:
     from workdock.agent.app import create_app as create_agent_app
-    from workdock.agent.runtime import AgentRuntime, AgentSettings
 
     chat_sock, url = _bind(listen, "workdock up")
     agent_sock, agent_url = _bind("127.0.0.1:0", "workdock up (agent)")
@@ -164,7 +167,7 @@ async def _up(directory: Path, listen: str, database_url: str | None, data_dir: 
             )
         tasks.append(asyncio.create_task(agent.serve(sockets=[agent_sock]), name="agent"))
         if await _until_started(agent, tasks[1]):
-            tasks.append(asyncio.create_task(_show_when_settled(runtime.hub), name="table"))
+            tasks.append(asyncio.create_task(_show_when_settled(runtime), name="table"))
         # Either server stopping (a signal, or a crash) ends both.
         await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
     finally:
