@@ -12,7 +12,7 @@ import anyio
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from workdock import __version__, agentapi
 from workdock.agent.discovery import DEFAULT_URL, URL_ENV, find_agent
@@ -22,7 +22,7 @@ from workdock.listen import parse_listen as listen_address
 from workdock.logs import setup_logging
 from workdock.mcp.config import kept_note
 from workdock.mcp.content import structured_to_send
-from workdock.server_table import servers_table
+from workdock.tables import servers_table, tools_table
 
 app = typer.Typer(
     name="workdock",
@@ -198,21 +198,28 @@ def tools(
     token_file: TokenFile = None,
     json_out: JsonOut = False,
     refresh: Annotated[bool, typer.Option(help="Re-read the config and re-list every server first.")] = False,
+    long: Annotated[
+        bool, typer.Option("--long", "-l", help="Whole descriptions and argument lists, wrapped.")
+    ] = False,
 ) -> None:
-    """List the tools the agent offers (name, server, description)."""
-    listing: agentapi.ToolList = _with_agent(agent, token_file, lambda c: c.list_tools(refresh=refresh))
+    """List the tools the agent offers: name, server, description and arguments (* required),
+    one line each to fit the terminal; the servers that are not ready follow."""
+
+    async def work(client: agentapi.AgentClient) -> tuple[agentapi.ToolList, agentapi.ServerList]:
+        listing = await client.list_tools(refresh=refresh)
+        assert listing is not None  # no ETag sent: never a 304
+        return listing, await client.servers()
+
+    listing, servers = _with_agent(agent, token_file, work)
     if json_out:
         _print_json(listing.model_dump(mode="json", by_alias=True))
         return
-    table = Table(
-        title=f"{len(listing.tools)} tools (catalog version {listing.version})", title_justify="left"
-    )
-    table.add_column("name", style="bold cyan", no_wrap=True)
-    table.add_column("server")
-    table.add_column("description")
-    for tool in listing.tools:
-        table.add_row(tool.name, tool.server_name, (tool.description or "").strip().split("\n")[0])
-    out.print(table)
+    title = f"{len(listing.tools)} tools (catalog version {listing.version})"
+    out.print(tools_table(listing.tools, title=title, width=out.width, long=long), soft_wrap=False)
+    for server in servers.servers:
+        if server.state not in ("ready", "disabled"):
+            why = f": {server.error}" if server.error else ""
+            out.print(Text(f"{server.name} is {server.state}{why}", style="yellow"), soft_wrap=False)
 
 
 def _parse_arguments(args_json: str | None, pairs: list[str]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from workdock.chat.services import ServerConfig, Services, default_data_dir
 from workdock.listen import ListenError, bind, parse_listen, url_host
 from workdock.logs import setup_logging
 from workdock.mcp.config import kept_note
-from workdock.server_table import print_servers
+from workdock.tables import print_servers
 
 DEFAULT_LISTEN = "127.0.0.1:3000"
 SETTLE_SECONDS = 35.0  # the agent's connect budget (30 s) and a little: then `up` shows the table
