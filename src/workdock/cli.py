@@ -388,6 +388,35 @@ def up(
     run_up(dir, listen, database_url, data_dir)
 
 
+@app.command("login-url")
+def login_url(
+    server_url: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="The chat server's URL, as users reach it (default: the running `workdock up`'s, "
+            "else $WORKDOCK_SERVER, else http://127.0.0.1:3000).",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a fresh one-time login URL for the local admin (the one printed at start works once).
+
+    It is made in the server's database (the data dir's SQLite file, or --database-url), for the
+    user of the data dir's admin.token, else the first admin. Valid for 24 hours, used once.
+    """
+    from workdock.chat.cli_login import LoginUrlError, run_login_url
+
+    try:
+        url = run_login_url(server_url, database_url, data_dir)
+    except LoginUrlError as exc:
+        fail(str(exc))
+    out.print(url, markup=False, highlight=False)
+    err.print("[dim]valid for 24 hours; it works once[/]")
+
+
 @app.command()
 def chat(
     message: Annotated[

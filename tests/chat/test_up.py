@@ -155,6 +155,10 @@ def test_the_cli_reaches_the_agent_of_up_and_up_shows_its_servers(
     called = workdock(up.state, "call", "ok__echo", "-a", "text=through up")
     assert called.returncode == 0 and called.stdout.strip() == "through up", called.stderr
 
+    # A new login URL, for this up's server.
+    fresh = workdock(up.state, "login-url", "--data-dir", str(up.data_dir))
+    assert fresh.stdout.startswith(f"http://127.0.0.1:{up.port}/login?code=wdl_"), fresh.stderr
+
     # An explicit --agent or $WORKDOCK_AGENT_URL still wins over the record, and so does a token
     # from the environment; the record's token is for the record's agent only.
     elsewhere = f"http://127.0.0.1:{free_port()}"

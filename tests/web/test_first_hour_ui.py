@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx2
 import pytest
 from playwright.async_api import expect
 
@@ -114,3 +115,27 @@ async def test_the_workspaces_page_explains_a_broken_mcp_json(
         await api.aclose()
         fresh.stop()
     browser.assert_no_errors()
+
+
+async def test_a_used_login_link_says_how_to_get_a_new_one(browser: Browser, chat_server: ChatServer) -> None:
+    page = browser.page
+    api = Api(chat_server.url, chat_server.admin_token)
+    try:
+        me = await api.get("/me")
+        url = (await api.post(f"/users/{me['id']}/login-url"))["login_url"]
+    finally:
+        await api.aclose()
+    async with httpx2.AsyncClient() as someone:  # used elsewhere (not by this browser's cookies)
+        assert (await someone.get(url)).status_code == 303
+    await page.goto(url)
+    await expect(page.locator(".login-card")).to_be_visible()
+    await expect(page.locator(".login-error")).to_contain_text("used already or has expired")
+    await expect(page.locator(".login-error")).to_contain_text("workdock login-url")
+    await expect(page.locator(".login-help")).to_contain_text("workdock login-url")
+    await expect(page.locator(".login-card")).to_contain_text("admin.token")
+    await browser.screenshot("login-used-link")
+    # A pasted token still logs in, and the address loses the used code.
+    await page.locator("#login-secret").fill(chat_server.admin_token)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.locator(".user-name")).to_have_text("admin")
+    assert page.url == chat_server.url + "/"

@@ -157,7 +157,9 @@ async def _up(directory: Path, listen: str, database_url: str | None, data_dir: 
         login = await register_workspace(app.state.services, directory, agent_url, agent_token)
         # The banner first; the agent (and its servers' log lines) starts after it.
         out.print(
-            f"workdock is up for {directory}\n  open: {login}\n  server: {url}  agent: {agent_url}\n"
+            f"workdock is up for {directory}\n  open: {login}\n"
+            "  (the link works once; `workdock login-url` prints a new one)\n"
+            f"  server: {url}  agent: {agent_url}\n"
             f"  the CLI finds this agent through {record} (workdock tools, status, call)"
         )
         if not app.state.services.models.names:

@@ -12,6 +12,7 @@ from workdock.chat.auth import COOKIE, SESSION_TTL, admin_user, current_user, lo
 from workdock.chat.services import Services
 from workdock.chat.store.models import Token, User
 from workdock.http_errors import ApiError
+from workdock.web import index_response
 
 router = APIRouter(prefix="/api/v0", tags=["users"])
 login_router = APIRouter(tags=["users"])
@@ -70,9 +71,15 @@ async def _open_session(svc: Services, user: User, response: Response) -> None:
 
 @login_router.get("/login", include_in_schema=False)
 async def login_page(code: str = Query(), svc: Services = Depends(services)) -> Response:
-    """The one-time login URL: sets the session cookie and goes to the app."""
+    """The one-time login URL: sets the session cookie and goes to the app. A used or expired one
+    is a 401 with the app's page, which tells a person how to get a new one."""
     response = RedirectResponse("/", status_code=303)
-    await _start_session(svc, code, response)
+    try:
+        await _start_session(svc, code, response)
+    except ApiError as exc:
+        if exc.status != 401:
+            raise
+        return index_response(401)
     return response
 
 
