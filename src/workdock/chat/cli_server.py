@@ -195,16 +195,12 @@ def run_up(
     asyncio.run(_up(directory, listen, database_url, data_dir))
 
 
-if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATABASE_URL]` (tests)
+if __name__ == "__main__":  # `python -m workdock.chat.cli_server --listen ... --data-dir ...` (tests)
     import argparse
 
     parser = argparse.ArgumentParser(prog="workdock server")
     parser.add_argument("--listen", default=DEFAULT_LISTEN)
     parser.add_argument("--database-url")
     parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
     args = parser.parse_args()
-    if args.up is not None:
-        run_up(args.up, args.listen, args.database_url, args.data_dir)
-    else:
-        run_server(args.listen, args.database_url, args.data_dir)
+    run_server(args.listen, args.database_url, args.data_dir)
