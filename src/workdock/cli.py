@@ -46,9 +46,10 @@ def parse_listen(value: str, default_port: int) -> tuple[str, int]:
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    # Escaped: messages carry addresses ("[::1]:3000") and servers' words, never markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     if hint:
-        err.print(f"[dim]{hint}[/]")
+        err.print(f"[dim]{escape(hint)}[/]", highlight=False)
     raise typer.Exit(1)
 
 

@@ -29,8 +29,14 @@ async def memory_stack(
     start_agent: Callable[..., RunningAgent],
     tmp_path: Path,
 ) -> AsyncIterator[Stack]:
-    agent = start_agent({"memory": node_server("memory", MEMORY_FILE_PATH=str(tmp_path / "memory.jsonl"))})
+    agent = start_agent(
+        {
+            "memory": node_server("memory", MEMORY_FILE_PATH=str(tmp_path / "memory.jsonl")),
+            "kinds": fixture_server("content_kinds.py"),
+        }
+    )
     agent.wait_state("memory", "ready", timeout=60)
+    agent.wait_state("kinds", "ready")
     api = Api(chat_server.url, chat_server.admin_token)
     try:
         workspace = await api.post(
@@ -47,7 +53,13 @@ async def test_a_tool_card_shows_the_result_once(browser: Browser, memory_stack:
     page, stack = browser.page, memory_stack
     entity = {"name": "Ada", "entityType": "person", "observations": [OBSERVATION]}
     stack.fake.add(
-        Reply(calls=[Call("memory__create_entities", {"entities": [entity]})]), Reply(text="noted")
+        Reply(
+            calls=[
+                Call("memory__create_entities", {"entities": [entity]}),
+                Call("kinds__structured_summary", {}),
+            ]
+        ),
+        Reply(text="noted"),
     )
     chat_id = await stack.new_chat("memory")
     await log_in(browser, stack)
@@ -65,6 +77,15 @@ async def test_a_tool_card_shows_the_result_once(browser: Browser, memory_stack:
         assert (await result.inner_text()).count(OBSERVATION) == 1
         assert json.loads(await result.locator("pre").first.inner_text()) == [entity]
         await expect(result).not_to_contain_text("Structured content")
+        # A text that does not carry the data: the data shows under it, once.
+        summary = page.locator(".tool-card[data-tool='kinds__structured_summary']")
+        await summary.locator("summary").click()
+        await expect(summary.locator(".tool-result pre.result-text").first).to_have_text(
+            "a reading in celsius"
+        )
+        await expect(summary.locator(".tool-section-title.sub")).to_have_text("Structured content")
+        data = json.loads(await summary.locator(".tool-result pre.json").inner_text())
+        assert data == {"temperature": 21.5, "unit": "celsius"}
         if not reloaded:
             await browser.screenshot("result-once")
             await page.reload()
