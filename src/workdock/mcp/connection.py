@@ -285,6 +285,7 @@ class Connection:
                         await client.session.send_discover(self.protocol_version)
                     else:
                         await client.session.send_ping()
+                continue  # it answered: it is there
             except MCPError as exc:
                 if exc.error.code != types.CONNECTION_CLOSED:
                     continue  # it answered, if only with an error: it is there
