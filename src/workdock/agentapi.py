@@ -7,7 +7,7 @@ is what keeps them in step.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -394,7 +394,7 @@ class AgentClient:
 
     async def call_tool_events(
         self, tool_name: str, arguments: dict[str, Any] | None = None, *, timeout_ms: int | None = None
-    ) -> AsyncIterator[CallEvent]:
+    ) -> AsyncGenerator[CallEvent, None]:
         """Call a tool with its progress and requests for input streamed: the last item is the
         result. Leaving the iteration early hangs up, which cancels the call upstream."""
         body: dict[str, Any] = {"tool_name": tool_name, "arguments": arguments or {}}
@@ -431,7 +431,7 @@ class AgentClient:
 
     async def exec_events(
         self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None
-    ) -> AsyncIterator[ExecEvent]:
+    ) -> AsyncGenerator[ExecEvent, None]:
         """Run a command in the foreground with its output streamed: the last item is the result.
         Leaving the iteration early hangs up, which ends the command."""
         body = ExecRequest(command=command, cwd=cwd, timeout_ms=timeout_ms).model_dump(exclude_none=True)

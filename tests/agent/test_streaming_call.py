@@ -151,9 +151,7 @@ async def test_stream_errors_before_and_during_the_call(start_agent) -> None:
         with pytest.raises(AgentError) as late:
             [e async for e in client.call_tool_events("slow__sleep", {"seconds": 5}, timeout_ms=300)]
         assert late.value.status == 504 and "did not answer" in late.value.message
-    bad = agent.http.post(
-        "/api/v0/mcp/call-tool", content=b"{", headers={"Accept": "text/event-stream"}
-    )
+    bad = agent.http.post("/api/v0/mcp/call-tool", content=b"{", headers={"Accept": "text/event-stream"})
     assert bad.status_code == 400 and set(bad.json()) == {"message", "detail"}
 
 

@@ -34,11 +34,16 @@ from workdock.http_openapi import without_422
 from workdock.link.registry import LinkRegistry
 from workdock.link.session import timings_from_env
 from workdock.mcp.hub import Hub
+from workdock.mcp.questions import Questions
 from workdock.ratelimit import FailedAttempts
 from workdock.secretbox import LoadedKey, SecretKeyError, load_key
 from workdock.web import mount
 
 logger = logging.getLogger(__name__)
+
+CHAT_QUESTIONS = (
+    1024  # requests for input kept at once by all running turns (answered ones until the turn ends)
+)
 
 ADMIN_TOKEN_FILE = "admin.token"
 
@@ -108,7 +113,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             models = config.models or ModelCatalog.from_env()
             gatherer = ToolGatherer(pool, admin)
             bus = EventBus()
-            runner = TurnRunner(store, bus, gatherer, models)
+            questions = Questions(limit=CHAT_QUESTIONS)
+            runner = TurnRunner(store, bus, gatherer, models, questions=questions)
             manager = ChatManager(store, runner)
             svc = Services(
                 config=config,
@@ -120,6 +126,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 models=models,
                 chats=manager,
                 attempts=FailedAttempts(config.auth_failures),
+                questions=questions,
             )
             app.state.services = svc
             stack.callback(bus.close_all)

@@ -15,6 +15,7 @@ from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.http_limits import size_from_env
 from workdock.mcp.limits import MAX_RESULT_ENV, parse_limit
+from workdock.mcp.questions import Questions
 from workdock.ratelimit import FailedAttempts, RateLimitSettings
 from workdock.secretbox import key_from_env
 
@@ -73,3 +74,4 @@ class Services:
     models: ModelCatalog
     chats: ChatManager
     attempts: FailedAttempts
+    questions: Questions  # the running turns' requests for input, answered through the API

@@ -40,6 +40,7 @@ class Question:
     id: str
     params: types.ElicitRequestParams
     owner: Hashable
+    expired: bool = False  # closed before anyone answered (the call ended, the turn was stopped)
     future: asyncio.Future[types.ElicitResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -49,17 +50,8 @@ class Question:
         return self.future.done()
 
     def describe(self) -> dict[str, Any]:
-        """The request as the streams show it: id, mode, message, and the schema or the URL."""
-        body: dict[str, Any] = {
-            "id": self.id,
-            "mode": self.params.mode or "form",
-            "message": self.params.message,
-        }
-        if isinstance(self.params, types.ElicitRequestURLParams):
-            body["url"] = self.params.url
-        else:
-            body["requested_schema"] = self.params.requested_schema
-        return body
+        """The request as the streams show it: its id, and :func:`describe_request`."""
+        return {"id": self.id, **describe_request(self.params)}
 
     async def wait(self) -> types.ElicitResult:
         return await asyncio.shield(self.future)
@@ -109,7 +101,29 @@ class Questions:
         """The call is over (or gone): forget the question; one still waiting counts as cancelled."""
         self._open.pop(question.id, None)
         if not question.future.done():
+            question.expired = True
             question.future.set_result(types.ElicitResult(action="cancel"))
+
+
+def describe_request(params: types.ElicitRequestParams) -> dict[str, Any]:
+    """mode, message, and the requested schema (form) or the URL to open (url)."""
+    body: dict[str, Any] = {"mode": params.mode or "form", "message": params.message}
+    if isinstance(params, types.ElicitRequestURLParams):
+        body["url"] = params.url
+    else:
+        body["requested_schema"] = params.requested_schema
+    return body
+
+
+def request_params(request: dict[str, Any]) -> types.ElicitRequestParams:
+    """The params again from :func:`describe_request`'s shape (as relayed by an agent)."""
+    message = str(request.get("message") or "")
+    if request.get("mode") == "url":
+        return types.ElicitRequestURLParams(message=message, url=str(request.get("url")), elicitation_id="")
+    schema = request.get("requested_schema")
+    return types.ElicitRequestFormParams(
+        message=message, requested_schema=schema if isinstance(schema, dict) else {"type": "object"}
+    )
 
 
 def too_many() -> types.ElicitResult:
