@@ -213,3 +213,13 @@ async def test_exec_stream_hung_up_ends_the_command(start_agent, workspace_dir: 
         return False
 
     agent.wait_for(ended, 15, "the shell to be ended when the caller hung up")
+
+
+async def test_hanging_up_a_streamed_call_cancels_it_upstream(start_agent, tmp_path: Path) -> None:
+    log = tmp_path / "cancelled.jsonl"
+    agent = start_agent({"slow": fixture_server("slow_tool.py", CANCEL_LOG=str(log))})
+    agent.wait_state("slow", "ready")
+    async with AgentClient(agent.url, TOKEN) as client:
+        async with aclosing(client.call_tool_events("slow__sleep", {"seconds": 120})) as events:
+            assert isinstance(await _next(events), Progress)
+    agent.wait_for(lambda: log.exists() and log.read_text().strip(), 15, "notifications/cancelled upstream")

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 EVENT_STREAM = "text/event-stream"
 PING_S = 10  # a comment line this often: a caller waiting on a person must not time out the read
+CLEANUP_S = 5.0  # for the work to end once the caller hung up
 MAX_QUEUED = 1000  # reports not yet sent; past this, progress reports are dropped (the newest win)
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -74,8 +76,11 @@ def event_stream(work: Callable[[Emit], Awaitable[dict[str, Any]]]) -> EventSour
                 )
         finally:
             if not task.done():  # the caller hung up: the work stops with it
+                # Cancelled once, then waited for (shielded, bounded): a second cancel would cut
+                # short the cleanup that tells the MCP server the call is cancelled.
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                with anyio.move_on_after(CLEANUP_S, shield=True):
+                    await asyncio.wait({task})
 
     return EventSourceResponse(
         generate(), ping=PING_S, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
