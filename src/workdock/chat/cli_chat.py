@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from workdock.chat.app import ADMIN_TOKEN_FILE
+from workdock.chat.cli_ask import ask_at_prompt
 from workdock.chat.services import default_data_dir
 
 DEFAULT_SERVER = "http://127.0.0.1:3000"
@@ -148,11 +149,30 @@ class ChatSession:
             if kind == "start":
                 started = True
             self.render(event)
+            if kind == "data-tool-elicitation" and event["data"]["status"] == "pending":
+                await self.answer(chat_id, event["data"])
             if kind == "error":
                 ok = False
             if kind == "data-status" and started and event["data"]["status"] in TERMINAL:
                 self.end_text()
                 return ok and event["data"]["status"] == "idle"
+
+    async def answer(self, chat_id: str, request: dict[str, Any]) -> None:
+        """Ask a tool's request for input at the prompt and send the answer (input that ends declines)."""
+        self.end_text()
+        tool = self._tools.get(request["toolCallId"], ("a tool", None))[0]
+        path = f"/chats/{chat_id}/elicitations/{request['elicitationId']}"
+        for _ in range(3):
+            answer = await ask_at_prompt(self.console, tool, request)
+            action, content = answer if answer is not None else ("decline", None)
+            body: dict[str, Any] = {"action": action} | ({"content": content} if content is not None else {})
+            try:
+                await self.api("POST", path, json=body)
+                return
+            except ChatClientError as exc:
+                self.console.print(f"[red]not taken:[/] {exc}", highlight=False)
+                if answer is None or "→ 400" not in str(exc):
+                    return  # answered elsewhere (409) or over (404): nothing to ask again
 
     # ---- rendering ------------------------------------------------------------------------------
 
@@ -189,6 +209,15 @@ class ChatSession:
             self.console.print(
                 f"[red]✗ {name}[/] {_cut(event.get('errorText', ''), PREVIEW)}", highlight=False
             )
+        elif kind == "data-tool-output":
+            self.end_text()
+            self.console.print(event["data"]["text"], end="", style="dim", markup=False, highlight=False)
+        elif kind == "data-tool-progress":
+            data = event["data"]
+            name = self._tools.get(data["toolCallId"], ("?", None))[0]
+            amount = f"{data['progress']:g}" + (f"/{data['total']:g}" if data.get("total") else "")
+            note = f" {data['message']}" if data.get("message") else ""
+            self.console.print(f"[dim]… {name} {amount}{note}[/]", highlight=False)
         elif kind == "data-status" and event["data"].get("tool_failures"):
             for failure in event["data"]["tool_failures"]:
                 where = failure["source"] + (f"/{failure['server']}" if failure.get("server") else "")
