@@ -56,8 +56,11 @@ setup_check_python() {
     SETUP_PYTHON="$python"
 }
 
-# .venv with `pip install -e ".[test]"`, redone when pyproject.toml changes.
+# setup_venv [test]: .venv with `pip install -e .` (what running workdock needs), or with
+# `pip install -e ".[test]"` (the test tools too: pytest, Playwright, ...) when given `test`.
+# Redone when pyproject.toml or the Python changes; a venv set up for the tests also serves `up`.
 setup_venv() {
+    local extras="${1:-}"
     setup_check_python
     if [[ -x "$VENV/bin/python" ]] && ! "$VENV/bin/python" -c "" >/dev/null 2>&1; then
         fail "$VENV exists but its python does not run (was it made by another Python?)" \
@@ -69,17 +72,22 @@ setup_venv() {
             fail "could not create the virtualenv $VENV" \
                 "install the venv module (Debian: apt-get install python3-venv), then run this again"
     fi
-    local stamp="$VENV/.workdock-python-setup" want
-    want="$(hash_of "$WORKDOCK_ROOT/pyproject.toml")-$("$VENV/bin/python" -c 'import sys; print(sys.version)' | head -n1)"
-    if stamp_matches "$stamp" "$want"; then
+    local stamp="$VENV/.workdock-python-setup" base target="$WORKDOCK_ROOT" what="pip install -e ."
+    base="$(hash_of "$WORKDOCK_ROOT/pyproject.toml")-$("$VENV/bin/python" -c 'import sys; print(sys.version)' | head -n1)"
+    if stamp_matches "$stamp" "$base test" || { [[ -z "$extras" ]] && stamp_matches "$stamp" "$base run"; }; then
         return 0
     fi
-    say "installing workdock and its test dependencies into .venv (pip install -e \".[test]\")"
+    if [[ "$extras" == test ]]; then
+        target="${WORKDOCK_ROOT}[test]" what='pip install -e ".[test]"'
+        say "installing workdock and its test tools into .venv ($what)"
+    else
+        say "installing workdock into .venv ($what)"
+    fi
     run_logged "$VENV/pip-install.log" \
-        "$VENV/bin/python" -m pip install --disable-pip-version-check -e "${WORKDOCK_ROOT}[test]" ||
-        fail "pip install -e \".[test]\" failed (full log: $VENV/pip-install.log)" \
+        "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$target" ||
+        fail "$what failed (full log: $VENV/pip-install.log)" \
             "check network access to PyPI and the error above; rerun once fixed"
-    printf '%s' "$want" >"$stamp"
+    printf '%s' "$base ${extras:-run}" >"$stamp"
 }
 
 # tests/node_modules from tests/package-lock.json (`npm ci`), redone when the lock changes.

@@ -108,6 +108,8 @@ class ConfigFileStatus(WireModel):
     error: str | None = None
     # Added later; absent from older agents, hence the default.
     warnings: list[str] = Field(default_factory=list)
+    # invalid, but valid before: these servers of its last good version keep running
+    kept_servers: list[str] = Field(default_factory=list)
 
 
 class ServerList(WireModel):

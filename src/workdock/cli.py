@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
-import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -13,11 +12,18 @@ import anyio
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from workdock import __version__, agentapi
+from workdock.agent.discovery import DEFAULT_URL, URL_ENV, find_agent
 from workdock.agent.token import TOKEN_ENV, agent_token, default_token_file, read_token
+from workdock.listen import ListenError, bind, url_host
+from workdock.listen import parse_listen as listen_address
+from workdock.logs import setup_logging
+from workdock.mcp.config import kept_note
+from workdock.mcp.content import structured_to_send
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_ENV, MIN_RESULT_BYTES
+from workdock.tables import servers_table, tools_table
 
 app = typer.Typer(
     name="workdock",
@@ -30,42 +36,21 @@ out = Console(soft_wrap=True)  # never re-wrap tool output or paths
 err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_AGENT_LISTEN = "127.0.0.1:4571"
-AGENT_URL_ENV = "WORKDOCK_AGENT_URL"
 
 
 def parse_listen(value: str, default_port: int) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT`` or ``HOST`` → (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        return value or "127.0.0.1", default_port
     try:
-        number = int(port)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r}: the port must be a number (HOST:PORT)") from None
-    if not 0 <= number <= 65535:
-        raise typer.BadParameter(f"{value!r}: the port must be between 0 and 65535")
-    return host.strip("[]") or "127.0.0.1", number
-
-
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    # The HTTP stacks' per-request lines are noise at INFO.
-    for noisy in ("httpx2", "httpcore", "mcp", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
-    from workdock.log_redact import install_redaction
-
-    install_redaction()
+        return listen_address(value, default_port)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    # Escaped: messages carry addresses ("[::1]:3000") and servers' words, never markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     if hint:
-        err.print(f"[dim]{hint}[/]")
+        err.print(f"[dim]{escape(hint)}[/]", highlight=False)
     raise typer.Exit(1)
 
 
@@ -189,6 +174,13 @@ def agent(
         auth_failures, max_request_bytes = RateLimitSettings.from_env(), max_request_bytes_from_env()
     except ValueError as exc:
         fail(str(exc))
+    sock = None
+    if server is None or listen is not None:  # bound now: a taken address is one clear line
+        try:
+            sock = bind(host, port, what="workdock agent")
+        except ListenError as exc:
+            fail(str(exc))
+        port = sock.getsockname()[1]
     settings = AgentSettings(
         auth_failures=auth_failures,
         max_request_bytes=max_request_bytes,
@@ -203,19 +195,22 @@ def agent(
         watch=watch,
         max_result_bytes=max_result_bytes,
     )
+    # The banner first: every server's state follows it, one line per change.
+    if server is None:
+        err.print(f"workdock agent for {dir} on http://{url_host(host)}:{port}", highlight=False)
+    else:
+        where = f" and on http://{url_host(host)}:{port}" if sock else " (no listening socket)"
+        err.print(f"workdock agent for {dir}, linked to {url}{where}", highlight=False)
     if written:
-        err.print(f"agent token written to {written}")
+        err.print(f"agent token written to {written}", highlight=False)
     # uvloop (from uvicorn[standard]) makes the proxy's socket and pipe I/O markedly cheaper.
     if server is None:
-        err.print(f"workdock agent for {dir} on http://{host}:{port}")
-        anyio.run(serve_agent, settings, backend_options={"use_uvloop": True})
+        anyio.run(partial(serve_agent, settings, sock=sock), backend_options={"use_uvloop": True})
         return
-    where = f" and on http://{host}:{port}" if listen else " (no listening socket)"
-    err.print(f"workdock agent for {dir}, linked to {url}{where}")
     link = LinkSettings(server, token, ping_interval=ping_interval, silence_limit=silence_limit)
 
     async def run() -> int:
-        return await serve_linked_agent(settings, link, listen=listen is not None)
+        return await serve_linked_agent(settings, link, sock=sock)
 
     status = anyio.run(run, backend_options={"use_uvloop": True})
     if status:
@@ -224,39 +219,45 @@ def agent(
 
 # ---- client commands -----------------------------------------------------------------------------
 
-AgentUrl = Annotated[str, typer.Option("--agent", envvar=AGENT_URL_ENV, help="The agent's base URL.")]
+AgentUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--agent",
+        help=f"The agent's base URL (else ${URL_ENV}, else the agent of a running `workdock up`, "
+        f"else {DEFAULT_URL}).",
+        show_default=False,
+    ),
+]
 TokenFile = Annotated[
     Path | None,
     typer.Option(
-        help=f"File holding the agent token (else ${TOKEN_ENV}, else the agent's default token file)."
+        help=f"File holding the agent token (used when ${TOKEN_ENV} is not set; else the running "
+        "`workdock up`'s token for its agent, else the agent's default token file)."
     ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the raw JSON response.")]
 
 
-def _client_token(token_file: Path | None) -> str:
+def _with_agent(url: str | None, token_file: Path | None, work: Any) -> Any:
     try:
-        token = read_token(token_file)
+        target = find_agent(url, token_file)
     except FileNotFoundError:
         fail(f"token file {token_file} does not exist")
-    if not token:
+    if not target.token:
         fail(
             "no agent token",
-            f"set {TOKEN_ENV}, pass --token-file, or start the agent once so it writes "
-            f"{default_token_file()}",
+            f"set {TOKEN_ENV}, pass --token-file, run `workdock up`, or start `workdock agent` once so "
+            f"it writes {default_token_file()}",
         )
-    return token
 
-
-def _with_agent(url: str, token_file: Path | None, work: Any) -> Any:
     async def run() -> Any:
-        async with agentapi.AgentClient(url, _client_token(token_file)) as client:
+        async with agentapi.AgentClient(target.url, target.token or "") as client:
             return await work(client)
 
     try:
         return anyio.run(run)
     except agentapi.AgentError as exc:
-        hint = "is `workdock agent` running there?" if exc.status == 0 else None
+        hint = f"is an agent running there? (the URL came from {target.where})" if exc.status == 0 else None
         fail(str(exc), hint)
 
 
@@ -266,25 +267,32 @@ def _print_json(data: Any) -> None:
 
 @app.command()
 def tools(
-    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}",
+    agent: AgentUrl = None,
     token_file: TokenFile = None,
     json_out: JsonOut = False,
     refresh: Annotated[bool, typer.Option(help="Re-read the config and re-list every server first.")] = False,
+    long: Annotated[
+        bool, typer.Option("--long", "-l", help="Whole descriptions and argument lists, wrapped.")
+    ] = False,
 ) -> None:
-    """List the tools the agent offers (name, server, description)."""
-    listing: agentapi.ToolList = _with_agent(agent, token_file, lambda c: c.list_tools(refresh=refresh))
+    """List the tools the agent offers: name, server, description and arguments (* required),
+    one line each to fit the terminal; the servers that are not ready follow."""
+
+    async def work(client: agentapi.AgentClient) -> tuple[agentapi.ToolList, agentapi.ServerList]:
+        listing = await client.list_tools(refresh=refresh)
+        assert listing is not None  # no ETag sent: never a 304
+        return listing, await client.servers()
+
+    listing, servers = _with_agent(agent, token_file, work)
     if json_out:
         _print_json(listing.model_dump(mode="json", by_alias=True))
         return
-    table = Table(
-        title=f"{len(listing.tools)} tools (catalog version {listing.version})", title_justify="left"
-    )
-    table.add_column("name", style="bold cyan", no_wrap=True)
-    table.add_column("server")
-    table.add_column("description")
-    for tool in listing.tools:
-        table.add_row(tool.name, tool.server_name, (tool.description or "").strip().split("\n")[0])
-    out.print(table)
+    title = f"{len(listing.tools)} tools (catalog version {listing.version})"
+    out.print(tools_table(listing.tools, title=title, width=out.width, long=long), soft_wrap=False)
+    for server in servers.servers:
+        if server.state not in ("ready", "disabled"):
+            why = f": {server.error}" if server.error else ""
+            out.print(Text(f"{server.name} is {server.state}{why}", style="yellow"), soft_wrap=False)
 
 
 def _parse_arguments(args_json: str | None, pairs: list[str]) -> dict[str, Any]:
@@ -325,9 +333,10 @@ def _print_result(result: agentapi.CallToolResult) -> None:
                 style="dim",
                 highlight=False,
             )
-    if result.structured_content is not None:
+    # Most servers send their structured content as text too: print it only when it adds something.
+    if (structured := structured_to_send(result)) is not None:
         out.print("[dim]structured content:[/]")
-        _print_json(result.structured_content)
+        _print_json(structured)
 
 
 @app.command()
@@ -346,7 +355,7 @@ def call(
         int | None,
         typer.Option(help="Call timeout in ms (default: server's, else 60000).", min=1, max=600_000),
     ] = None,
-    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}",
+    agent: AgentUrl = None,
     token_file: TokenFile = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -364,18 +373,9 @@ def call(
         raise typer.Exit(1)
 
 
-_STATE_STYLE = {
-    "ready": "green",
-    "connecting": "yellow",
-    "restarting": "yellow",
-    "failed": "red",
-    "disabled": "dim",
-}
-
-
 @app.command()
 def status(
-    agent: AgentUrl = f"http://{DEFAULT_AGENT_LISTEN}",
+    agent: AgentUrl = None,
     token_file: TokenFile = None,
     json_out: JsonOut = False,
     lines: Annotated[int, typer.Option(help="stderr lines to show per server that is not ready.")] = 10,
@@ -385,20 +385,7 @@ def status(
     if json_out:
         _print_json(listing.model_dump(mode="json"))
         return
-    table = Table(title="servers", title_justify="left")
-    for column in ("name", "transport", "state", "tools", "restarts", "protocol", "error"):
-        table.add_column(column)
-    for server in listing.servers:
-        style = _STATE_STYLE.get(server.state, "")
-        table.add_row(
-            server.name,
-            server.transport or "",
-            f"[{style}]{server.state}[/]",
-            str(server.tool_count),
-            str(server.restarts),
-            server.protocol_version or "",
-            server.error or "",
-        )
+    table = servers_table(listing.servers, detail=True)
     out.print(table)
     for server in listing.servers:
         for warning in server.warnings:
@@ -409,8 +396,10 @@ def status(
                 out.print(f"  {line}", markup=False, highlight=False)
     for file in listing.config_files:
         note = f": {file.error}" if file.error else ""
+        if file.state == "invalid":
+            note += f"; {kept_note(file.kept_servers)}"
         style = {"loaded": "green", "missing": "dim", "invalid": "red"}[file.state]
-        out.print(f"config [{style}]{file.state}[/] {escape(file.path)}{escape(note)}", highlight=False)
+        out.print(f"config [{style}]{file.state}[/] {escape(file.path + note)}", highlight=False)
         for warning in file.warnings:
             out.print(f"  [yellow]{escape(warning)}[/]", highlight=False)
 
@@ -534,6 +523,35 @@ def up(
         )
     except ValueError as exc:
         _chat_config_error(exc)
+
+
+@app.command("login-url")
+def login_url(
+    server_url: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="The chat server's URL, as users reach it (default: the running `workdock up`'s, "
+            "else $WORKDOCK_SERVER, else http://127.0.0.1:3000).",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a fresh one-time login URL for the local admin (the one printed at start works once).
+
+    It is made in the server's database (the data dir's SQLite file, or --database-url), for the
+    user of the data dir's admin.token, else the first admin. Valid for 24 hours, used once.
+    """
+    from workdock.chat.cli_login import LoginUrlError, run_login_url
+
+    try:
+        url = run_login_url(server_url, database_url, data_dir)
+    except LoginUrlError as exc:
+        fail(str(exc))
+    out.print(url, markup=False, highlight=False)
+    err.print("[dim]valid for 24 hours; it works once[/]")
 
 
 @app.command()

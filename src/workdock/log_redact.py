@@ -7,12 +7,9 @@ shaped like one of our own tokens (``wd_...``, ``wdl_...``), wherever in a line 
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from typing import Any
-
-import uvicorn.config
 
 REDACTED = "[redacted]"
 _SECRET_PARAMS = (
@@ -54,12 +51,3 @@ def install_redaction(logger: logging.Logger | None = None) -> None:
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, RedactSecrets) for f in handler.filters):
             handler.addFilter(RedactSecrets())
-
-
-def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's own logging set-up, with the filter on its handlers (the access log among them)."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact"] = {"()": RedactSecrets}
-    for handler in config["handlers"].values():
-        handler.setdefault("filters", []).append("redact")
-    return config

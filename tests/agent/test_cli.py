@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -55,6 +56,26 @@ def test_tools_prints_a_table_and_json(agent: RunningAgent) -> None:
     assert "kinds__structured" in table.stdout and "crashy__echo" in table.stdout
     raw = workdock("tools", "--json", env=client_env(agent))
     assert {t["name"] for t in json.loads(raw.stdout)["tools"]} >= {"kinds__text", "crashy__crash"}
+
+
+def test_tools_fit_the_terminal_one_line_each_with_argument_names(agent: RunningAgent) -> None:
+    listed = json.loads(workdock("tools", "--json", env=client_env(agent)).stdout)["tools"]
+    narrow = workdock("tools", env={**client_env(agent), "COLUMNS": "80"})
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = [line for line in lines if line.strip().split(" ")[0] in {t["name"] for t in listed}]
+    assert len(rows) == len(listed)  # one line per tool, the name never cut
+    assert len(lines) <= len(listed) + 8
+    [echo] = [row for row in rows if row.split()[0] == "crashy__echo"]
+    assert echo.split()[1] == "crashy" and echo.rstrip().endswith("text*")  # required, marked
+    assert "* required" in narrow.stdout
+    # The servers that are not ready are listed under the table, with why.
+    assert re.search(r"^hung is (failed|connecting).*connect budget", narrow.stdout, re.MULTILINE)
+    mismatch = "Structured content that does NOT match its own output schema."
+    assert mismatch not in narrow.stdout  # cut to fit...
+    long = workdock("tools", "--long", env={**client_env(agent), "COLUMNS": "80"})
+    assert mismatch in " ".join(" ".join(long.stdout.split()).split(" │ "))  # ...and whole with --long
 
 
 def test_call_with_key_value_and_json_arguments(agent: RunningAgent) -> None:

@@ -6,7 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from tests.support.agent import fixture_server, write_config
+from tests.agent.test_cli import workdock
+from tests.support.agent import TOKEN, fixture_server, write_config
 
 RELOAD_DEADLINE = 5  # the spec says "about a second"; the deadline only bounds a failing test
 
@@ -106,3 +107,40 @@ def test_unset_variable_fails_that_server_only(start_agent) -> None:
     needs = agent.server("needs")
     assert needs["state"] == "failed" and "WORKDOCK_TEST_UNSET_URL" in needs["error"]
     assert json.dumps(agent.tools()).count("ok__echo") == 1
+
+
+def test_a_typo_keeps_the_last_good_servers_of_that_file_running(start_agent, workspace_dir: Path) -> None:
+    config = workspace_dir / ".mcp.json"
+    agent = start_agent({"keep": fixture_server("list_changed.py"), "other": fixture_server("paginated.py")})
+    agent.wait_state("keep", "ready")
+    agent.wait_state("other", "ready")
+    # Live state a restart would lose: a tool the server adds at runtime.
+    assert agent.call("keep__add_tool").status_code == 200
+    agent.wait_for(lambda: "keep__second" in agent.tool_names(), 5, "keep__second")
+
+    good = config.read_text()
+    config.write_text(good.replace('"keep": {', '"keep": {,', 1))  # a stray comma
+    invalid = agent.wait_for(
+        lambda: (
+            (f := agent.http.get("/api/v0/mcp/servers").json()["config_files"][0])["state"] == "invalid" and f
+        ),
+        RELOAD_DEADLINE,
+        "the typo to be reported",
+    )
+    assert "line 3, column 14" in invalid["error"] and invalid["kept_servers"] == ["keep", "other"]
+    assert agent.server("keep")["state"] == "ready" and agent.server("keep")["restarts"] == 0
+    assert "keep__second" in agent.tool_names()  # not restarted: its state lives on
+    assert agent.call("other__tool_01").status_code == 200
+    agent.wait_for(lambda: "its last good servers keep running (keep, other)" in agent.log(), 5, "the log")
+
+    status = workdock("status", env={"WORKDOCK_AGENT_TOKEN": TOKEN, "WORKDOCK_AGENT_URL": agent.url})
+    assert (
+        "config invalid" in status.stdout and "last good servers keep running (keep, other)" in status.stdout
+    )
+
+    # Fixed, the file applies as any edit does: only what changed is touched.
+    write_config(config, {"keep": fixture_server("list_changed.py")})
+    agent.wait_for(lambda: "other" not in agent.servers(), RELOAD_DEADLINE, "other to be removed")
+    files = agent.http.get("/api/v0/mcp/servers").json()["config_files"]
+    assert files[0]["state"] == "loaded" and files[0]["kept_servers"] == []
+    assert "keep__second" in agent.tool_names()

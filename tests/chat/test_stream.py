@@ -124,17 +124,19 @@ async def test_interrupt_true_stops_the_running_turn_and_runs_the_new_message(
         await admin_api.post(f"/chats/{chat_id}/messages", {"content": "slow one"}, expect=202)
         await wait_until(lambda: len(fake_model.requests) == 1, message="the first turn to reach the model")
         collected: list[tuple[str, dict[str, Any]]] = []
+        watching = anyio.Event()
+
+        def fresh_answer_finished(event: dict[str, Any]) -> bool:
+            watching.set()  # the first event arrived: the watcher is subscribed
+            return event["type"] == "finish" and event["messageMetadata"]["finish_reason"] == "stop"
 
         async def watch() -> None:
-            collected.extend(
-                await admin_api.events(
-                    chat_id,
-                    lambda e: e["type"] == "finish" and e["messageMetadata"]["finish_reason"] == "stop",
-                )
-            )
+            collected.extend(await admin_api.events(chat_id, fresh_answer_finished))
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
+            with anyio.fail_after(30):
+                await watching.wait()  # interrupt only once the watcher sees the running turn
             await admin_api.post(
                 f"/chats/{chat_id}/messages", {"content": "now this", "interrupt": True}, expect=202
             )

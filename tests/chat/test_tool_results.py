@@ -17,8 +17,7 @@ from tests.chat.fake_openai import Call, FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import new_chat, turn_ended
 from tests.support.agent import RunningAgent, fixture_server
 from tests.support.helpers import FIXTURES
-from workdock.agentapi import CallToolResult, ContentBlock
-from workdock.chat.convert import TEXT_CAP, for_model, for_storage
+from workdock.chat.convert import TEXT_CAP
 
 sys.path.insert(0, str(FIXTURES))
 from content_kinds import PNG_BYTES, STRUCTURED
@@ -80,16 +79,3 @@ def _file_id(content: str) -> str:
     found = re.search(r"See file (\w+)\.", content)
     assert found, content
     return found.group(1)
-
-
-def test_structured_content_alone_is_sent_as_json_and_not_twice_with_its_text() -> None:
-    alone = CallToolResult(structured_content={"a": [1, 2]})
-    assert json.loads(for_model(for_storage(alone))) == {"a": [1, 2]}  # type: ignore[arg-type]
-    both = CallToolResult(
-        content=[ContentBlock(type="text", text='{"a": [1, 2]}')], structured_content={"a": [1, 2]}
-    )
-    assert for_model(for_storage(both)) == '{"a": [1, 2]}'
-    summary = CallToolResult(
-        content=[ContentBlock(type="text", text="two items")], structured_content={"a": [1, 2]}
-    )
-    assert for_model(for_storage(summary)) == 'two items\n{"a":[1,2]}'

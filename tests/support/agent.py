@@ -21,7 +21,7 @@ import httpx2
 import psutil
 
 from . import processes
-from .helpers import free_port, wait_until_sync
+from .helpers import NODE_BIN, free_port, require, wait_until_sync
 
 TOKEN = "test-token-0123456789"
 SHUTDOWN_LIMIT_SECONDS = 10.0
@@ -38,6 +38,17 @@ def fixture_server(script: str, **env: str) -> dict[str, Any]:
         "command": sys.executable,
         "args": [str(Path(__file__).parent.parent / "fixtures" / "servers" / script)],
     }
+    if env:
+        entry["env"] = env
+    return entry
+
+
+def node_server(name: str, *args: str, **env: str) -> dict[str, Any]:
+    """A `.mcp.json` entry for one of the official npm servers in tests/node_modules
+    (`memory`, `filesystem`, `everything`); skips (fails under CI=true) if it is not installed."""
+    path = NODE_BIN / f"mcp-server-{name}"
+    require(path.exists(), f"{path} is missing: run `npm ci` in tests/ (scripts/test does)")
+    entry: dict[str, Any] = {"command": str(path), "args": list(args)}
     if env:
         entry["env"] = env
     return entry

@@ -230,7 +230,11 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
             servers=runtime.hub.statuses(),
             config_files=[
                 agentapi.ConfigFileStatus(
-                    path=f.path, state=f.state, error=f.error, warnings=list(f.warnings)
+                    path=f.path,
+                    state=f.state,
+                    error=f.error,
+                    warnings=list(f.warnings),
+                    kept_servers=list(f.kept),
                 )
                 for f in runtime.config_files
             ],

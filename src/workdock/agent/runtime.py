@@ -64,6 +64,7 @@ class AgentRuntime:
     settings: AgentSettings
     hub: Hub
     config_files: tuple[config.ConfigFile, ...] = ()
+    _loaded: config.LoadedConfig | None = None
     _reload_lock: anyio.Lock = field(default_factory=anyio.Lock)
     # watchfiles waits in a thread that cancellation cannot interrupt; this event ends it at once.
     _stop_watching: anyio.Event = field(default_factory=anyio.Event)
@@ -72,15 +73,21 @@ class AgentRuntime:
         """Re-read every config file and apply the result; only changed servers are touched."""
         async with self._reload_lock:
             # ${VAR} expands from what a child would see: a config cannot pass on what is withheld.
-            loaded = config.load(self.settings.config_paths, self.settings.child_env())
+            loaded = config.load(self.settings.config_paths, self.settings.child_env(), previous=self._loaded)
             previous = {f.path: f for f in self.config_files}
             for status in loaded.files:
                 if previous.get(status.path) == status:
                     continue
                 if status.state == "invalid":
-                    logger.error("config file %s is invalid: %s", status.path, status.error)
+                    logger.error(
+                        "config file %s is invalid: %s; %s",
+                        status.path,
+                        status.error,
+                        config.kept_note(status.kept),
+                    )
                 for warning in status.warnings:
                     logger.warning("config file %s: %s", status.path, warning)
+            self._loaded = loaded
             self.config_files = loaded.files
             await self.hub.apply(loaded.entries)
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 from collections.abc import Iterator
+from functools import partial
 from typing import Literal
 
 import anyio
@@ -18,7 +20,6 @@ from fastapi import FastAPI
 from workdock.agent.app import create_app
 from workdock.agent.runtime import AgentSettings
 from workdock.link.dialer import LinkSettings, run_link
-from workdock.log_redact import uvicorn_log_config
 
 # In-flight requests get this long on shutdown; a call stuck on a hung server must not hold the exit.
 GRACEFUL_SHUTDOWN_SECONDS = 2
@@ -40,7 +41,7 @@ def uvicorn_server(
         # No proxy in front of an agent: X-Forwarded-For from any peer (localhost included) is
         # ignored, so a token guesser cannot pose as many addresses.
         proxy_headers=False,
-        log_config=uvicorn_log_config(),
+        log_config=None,  # our own format and secret redaction (workdock.logs)
         lifespan=lifespan,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
@@ -52,16 +53,19 @@ def _no_signal_capture() -> Iterator[None]:
     yield  # serve_linked_agent handles the signals for the link and the HTTP server alike
 
 
-async def serve_agent(settings: AgentSettings, *, log_level: str = "warning") -> None:
-    """Serve the HTTP API until a signal arrives (uvicorn handles SIGTERM and SIGINT)."""
-    await uvicorn_server(settings, log_level=log_level).serve()
+async def serve_agent(
+    settings: AgentSettings, *, sock: socket.socket | None = None, log_level: str = "warning"
+) -> None:
+    """Serve until a signal arrives (uvicorn handles SIGTERM and SIGINT), on ``sock`` when the
+    caller bound it (``workdock.listen.bind``), else on the settings' host and port."""
+    await uvicorn_server(settings, log_level=log_level).serve(sockets=[sock] if sock else None)
 
 
 async def serve_linked_agent(
-    settings: AgentSettings, link: LinkSettings, *, listen: bool, log_level: str = "warning"
+    settings: AgentSettings, link: LinkSettings, *, sock: socket.socket | None, log_level: str = "warning"
 ) -> int:
-    """Keep the link to the chat server up (and serve HTTP too with ``listen``) until a signal
-    arrives or the link must stop; returns the exit status (0 after a signal)."""
+    """Keep the link to the chat server up (and serve HTTP too on ``sock``, bound by the caller)
+    until a signal arrives or the link must stop; returns the exit status (0 after a signal)."""
     app = create_app(settings)
     status = 0
     stop = anyio.Event()
@@ -84,10 +88,10 @@ async def serve_linked_agent(
         tg.start_soon(until_signal)
         tg.start_soon(keep_linked)
         server: uvicorn.Server | None = None
-        if listen:
+        if sock is not None:
             server = uvicorn_server(settings, log_level=log_level, app=app, lifespan="off")
             server.capture_signals = _no_signal_capture  # type: ignore[method-assign]
-            tg.start_soon(server.serve)
+            tg.start_soon(partial(server.serve, sockets=[sock]))
         await stop.wait()
         link_scope.cancel()
         signal_scope.cancel()

@@ -62,7 +62,8 @@ async def first_start(svc: Services) -> None:
     logger.info("created the admin user; its API token is in %s", path)
     if not svc.config.quiet:
         print(
-            f"workdock: admin user created. Log in once at:\n  {url}\nAPI token for the CLI: {path}",
+            f"workdock: admin user created. Log in once at:\n  {url}\n"
+            f"(the link works once; `workdock login-url` prints a new one)\nAPI token for the CLI: {path}",
             flush=True,
         )
 

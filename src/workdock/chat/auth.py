@@ -13,7 +13,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from workdock.chat.services import Services
 from workdock.chat.store.models import User
-from workdock.chat.store.repo import AGENT_TOKEN_PREFIX
+from workdock.chat.store.repo import AGENT_TOKEN_PREFIX, Store
 from workdock.http_errors import ApiError
 from workdock.ratelimit import blocked_error, client_address
 
@@ -79,5 +79,10 @@ async def admin_user(user: User = Depends(current_user)) -> User:
 
 async def login_url(svc: Services, user: User) -> str:
     """A one-time URL that logs ``user`` in (valid for a day, used once)."""
-    _, code = await svc.store.create_token(user.id, "login", kind="login", ttl=LOGIN_CODE_TTL)
-    return f"{svc.config.public_url.rstrip('/')}/login?code={code}"
+    return await new_login_url(svc.store, svc.config.public_url, user)
+
+
+async def new_login_url(store: Store, base_url: str, user: User) -> str:
+    """The same, from a store alone (``workdock login-url`` runs without the server)."""
+    _, code = await store.create_token(user.id, "login", kind="login", ttl=LOGIN_CODE_TTL)
+    return f"{base_url.rstrip('/')}/login?code={code}"

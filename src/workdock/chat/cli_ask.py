@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 Answer = tuple[str, dict[str, Any] | None]
 _ACTIONS = {"": "accept", "a": "accept", "accept": "accept", "d": "decline", "decline": "decline"}
@@ -58,9 +59,10 @@ def _convert(prop: dict[str, Any], text: str) -> Any:
 
 async def ask_at_prompt(console: Console, tool: str, request: dict[str, Any]) -> Answer | None:
     """The user's answer, or None when the input ended (the caller declines then)."""
-    console.print(f"[bold yellow]? {tool} asks:[/] {request.get('message', '')}", highlight=False)
+    # Text, not markup: the message and the schema come from the MCP server.
+    console.print(Text(f"? {tool} asks: ", style="bold yellow") + Text(str(request.get("message", ""))))
     if request.get("mode") == "url":
-        console.print(f"  open: {request.get('url')}", highlight=False)
+        console.print(Text(f"  open: {request.get('url')}"))
     reply = await _line("  [a]ccept, [d]ecline or [c]ancel? ")
     if reply is None:
         return None
@@ -88,11 +90,11 @@ async def ask_at_prompt(console: Console, tool: str, request: dict[str, Any]) ->
                     break
                 if name not in required:
                     break
-                console.print("  [red]required[/]")
+                console.print(Text("  required", style="red"))
                 continue
             try:
                 content[name] = _convert(prop, text)
                 break
             except ValueError as exc:
-                console.print(f"  [red]{exc or 'not valid'}[/]", highlight=False)
+                console.print(Text(f"  {exc or 'not valid'}", style="red"))
     return "accept", content

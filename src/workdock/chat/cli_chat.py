@@ -1,8 +1,10 @@
 """``workdock chat``: a terminal client on the chat server's API.
 
-Pick or create a chat, type messages, watch the turn stream in: text as it comes, each tool
-call with its arguments, a preview of its result, its duration and any error. ``--message``
-runs one turn without prompting; the exit code says whether it succeeded.
+Pick or create a chat (a resumed one shows its last messages), type messages, watch the turn
+stream in: the model's markdown rendered as it comes, each tool call with its arguments, a
+preview of its result, its duration and any error (``cli_render``). Ctrl-C stops the running turn
+and the chat stays open; Ctrl-D quits. ``--message`` runs one turn without prompting; the exit
+code says whether it succeeded.
 """
 
 from __future__ import annotations
@@ -11,20 +13,22 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import httpx2
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from workdock.chat.app import ADMIN_TOKEN_FILE
 from workdock.chat.cli_ask import ask_at_prompt
+from workdock.chat.cli_render import ChatView, ago
 from workdock.chat.services import default_data_dir
 
 DEFAULT_SERVER = "http://127.0.0.1:3000"
 TERMINAL = ("idle", "error", "interrupted")
-PREVIEW = 300
 
 
 class ChatClientError(Exception):
@@ -45,13 +49,15 @@ def resolve_token(token: str | None, data_dir: Path | None) -> str:
 class ChatSession:
     def __init__(self, server: str, token: str, console: Console) -> None:
         self.console = console
+        self.view = ChatView(console)
         self.http = httpx2.AsyncClient(
             base_url=server.rstrip("/"), timeout=30, headers={"Authorization": f"Bearer {token}"}
         )
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
-        self._tools: dict[str, tuple[str, Any]] = {}
-        self._in_text = False
+        self.chat_id = ""
+        self._turn: asyncio.Task[Any] | None = None
+        self._interrupting = False
 
     async def aclose(self) -> None:
         if self._reader is not None:
@@ -84,13 +90,18 @@ class ChatSession:
             return chat_id
         chats = (await self.api("GET", "/chats"))["chats"]
         if interactive and chats:
-            table = Table(title="chats")
-            table.add_column("#")
-            table.add_column("title")
-            table.add_column("status")
-            table.add_column("updated")
+            names = {w["id"]: w["name"] for w in (await self.api("GET", "/workspaces"))["workspaces"]}
+            table = Table(title="chats", title_justify="left")
+            for column in ("#", "title", "workspace", "status", "updated"):
+                table.add_column(column)
             for index, chat in enumerate(chats, 1):
-                table.add_row(str(index), chat["title"], chat["status"], chat["updated_at"][:19])
+                table.add_row(
+                    str(index),
+                    Text(chat["title"]),
+                    Text(names.get(chat["workspace_id"], "?")),
+                    chat["status"],
+                    ago(chat["updated_at"]),
+                )
             self.console.print(table)
             answer = (await asyncio.to_thread(input, "chat number, or Enter for a new chat: ")).strip()
             if answer.isdigit() and 1 <= int(answer) <= len(chats):
@@ -109,6 +120,19 @@ class ChatSession:
         if model:
             body["model"] = model
         return str((await self.api("POST", "/chats", json=body))["id"])
+
+    async def show(self, chat_id: str, *, history: bool) -> None:
+        """The chat's header (title, workspace, model, tool count) and, for a chat with a past, its
+        last messages."""
+        chat = await self.api("GET", f"/chats/{chat_id}")
+        workspace = await self.api("GET", f"/workspaces/{chat['workspace_id']}")
+        try:
+            tools = await self.api("GET", f"/chats/{chat_id}/tools")
+        except ChatClientError:
+            tools = None  # the header says less; the turn reports failing sources itself
+        self.view.header(chat, workspace["name"], tools)
+        if history:
+            self.view.history((await self.api("GET", f"/chats/{chat_id}/messages"))["messages"])
 
     # ---- streaming ------------------------------------------------------------------------------
 
@@ -135,12 +159,26 @@ class ChatSession:
         )
         if self._reader in done:
             self._reader.result()  # raises what went wrong
-        while not self.events.empty():  # the snapshot of where the chat stood
+        self._drain()  # the snapshot of where the chat stood
+
+    def _drain(self) -> None:
+        while not self.events.empty():
             self.events.get_nowait()
 
     async def turn(self, chat_id: str, content: str) -> bool:
-        """Send one message and render its turn; True if it ended well."""
+        """Send one message and render its turn; True if it ended well. Ctrl-C (see
+        :meth:`on_interrupt`) stops it: the turn ends as interrupted and this returns False."""
+        self._drain()  # what is left of a turn that was given up on
         await self.api("POST", f"/chats/{chat_id}/messages", json={"content": content})
+        self._turn = asyncio.current_task()
+        self._interrupting = False
+        try:
+            return await self._follow_turn()
+        finally:
+            self._turn = None
+            self.view.end_text()
+
+    async def _follow_turn(self) -> bool:
         started = False
         ok = True
         while True:
@@ -148,20 +186,19 @@ class ChatSession:
             kind = event.get("type")
             if kind == "start":
                 started = True
-            self.render(event)
+            self.view.event(event)
             if kind == "data-tool-elicitation" and event["data"]["status"] == "pending":
-                await self.answer(chat_id, event["data"])
+                await self.answer(event["data"])
             if kind == "error":
                 ok = False
             if kind == "data-status" and started and event["data"]["status"] in TERMINAL:
-                self.end_text()
                 return ok and event["data"]["status"] == "idle"
 
-    async def answer(self, chat_id: str, request: dict[str, Any]) -> None:
+    async def answer(self, request: dict[str, Any]) -> None:
         """Ask a tool's request for input at the prompt and send the answer (input that ends declines)."""
-        self.end_text()
-        tool = self._tools.get(request["toolCallId"], ("a tool", None))[0]
-        path = f"/chats/{chat_id}/elicitations/{request['elicitationId']}"
+        self.view.end_text()
+        tool = self.view.tool_name(request["toolCallId"]) or "a tool"
+        path = f"/chats/{self.chat_id}/elicitations/{request['elicitationId']}"
         for _ in range(3):
             answer = await ask_at_prompt(self.console, tool, request)
             action, content = answer if answer is not None else ("decline", None)
@@ -170,70 +207,31 @@ class ChatSession:
                 await self.api("POST", path, json=body)
                 return
             except ChatClientError as exc:
-                self.console.print(f"[red]not taken:[/] {exc}", highlight=False)
+                self.console.print(Text(f"not taken: {exc}", style="red"))
                 if answer is None or "→ 400" not in str(exc):
                     return  # answered elsewhere (409) or over (404): nothing to ask again
 
-    # ---- rendering ------------------------------------------------------------------------------
+    def on_interrupt(self) -> None:
+        """Ctrl-C: stop the running turn (the chat stays open; Ctrl-D quits). A second Ctrl-C gives
+        up waiting for the turn to end. At the prompt it only says how to quit."""
+        turn = self._turn
+        if turn is None:
+            self.console.print(Text("\n(Ctrl-D quits)", style="dim"))
+            self.console.print("› ", end="")
+            return
+        if self._interrupting:
+            turn.cancel()
+            return
+        self._interrupting = True
+        self.view.end_text()
+        self.console.print(Text("stopping the turn… (Ctrl-C again to stop waiting)", style="yellow"))
+        asyncio.get_running_loop().create_task(self._interrupt())
 
-    def end_text(self) -> None:
-        if self._in_text:
-            self.console.print()
-            self._in_text = False
-
-    def render(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "text-delta":
-            self.console.print(event["delta"], end="", markup=False, highlight=False)
-            self._in_text = True
-        elif kind == "text-end":
-            self.end_text()
-        elif kind == "tool-input-available":
-            self.end_text()
-            self._tools[event["toolCallId"]] = (event["toolName"], event.get("input"))
-            args = json.dumps(event.get("input"), ensure_ascii=False)
-            self.console.print(
-                f"[bold cyan]▶ {event['toolName']}[/] [dim]{_cut(args, 200)}[/]", highlight=False
-            )
-        elif kind == "tool-output-available":
-            name = self._tools.get(event["toolCallId"], ("?", None))[0]
-            output = event.get("output") or {}
-            text = "\n".join(c.get("text", "") for c in output.get("content", []) if c.get("type") == "text")
-            self.console.print(
-                f"[green]✓ {name}[/] [dim]({output.get('duration_ms', '?')} ms)[/]", highlight=False
-            )
-            if text.strip():
-                self.console.print(_cut(text.strip(), PREVIEW), style="dim", markup=False, highlight=False)
-        elif kind == "tool-output-error":
-            name = self._tools.get(event["toolCallId"], ("?", None))[0]
-            self.console.print(
-                f"[red]✗ {name}[/] {_cut(event.get('errorText', ''), PREVIEW)}", highlight=False
-            )
-        elif kind == "data-tool-output":
-            self.end_text()
-            self.console.print(event["data"]["text"], end="", style="dim", markup=False, highlight=False)
-        elif kind == "data-tool-progress":
-            data = event["data"]
-            name = self._tools.get(data["toolCallId"], ("?", None))[0]
-            amount = f"{data['progress']:g}" + (f"/{data['total']:g}" if data.get("total") else "")
-            note = f" {data['message']}" if data.get("message") else ""
-            self.console.print(f"[dim]… {name} {amount}{note}[/]", highlight=False)
-        elif kind == "data-status" and event["data"].get("tool_failures"):
-            for failure in event["data"]["tool_failures"]:
-                where = failure["source"] + (f"/{failure['server']}" if failure.get("server") else "")
-                self.console.print(
-                    f"[yellow]! tools from {where} skipped: {failure['error']}[/]", highlight=False
-                )
-        elif kind == "error":
-            self.end_text()
-            self.console.print(f"[bold red]error:[/] {event.get('errorText')}", highlight=False)
-        elif kind == "abort":
-            self.end_text()
-            self.console.print("[yellow]interrupted[/]")
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"… (+{len(text) - limit} chars)"
+    async def _interrupt(self) -> None:
+        try:
+            await self.api("POST", f"/chats/{self.chat_id}/interrupt")
+        except ChatClientError as exc:
+            self.console.print(Text(f"could not interrupt: {exc}", style="red"))
 
 
 async def _run(
@@ -246,26 +244,37 @@ async def _run(
     console: Console,
 ) -> int:
     session = ChatSession(server, token, console)
+    loop = asyncio.get_running_loop()
     try:
         chat_id = await session.pick_chat(chat_id, workspace_id, model, interactive=message is None)
+        session.chat_id = chat_id
         await session.watch(chat_id)
+        await session.show(chat_id, history=message is None)
+        loop.add_signal_handler(signal.SIGINT, session.on_interrupt)
         if message is not None:
-            return 0 if await session.turn(chat_id, message) else 1
-        console.print(f"[dim]chat {chat_id} — Ctrl-C interrupts a turn, Ctrl-D quits[/]")
+            return 0 if await _one_turn(session, chat_id, message) else 1
+        console.print(Text("Ctrl-C stops a turn, Ctrl-D quits", style="dim"))
         while True:
             try:
                 content = await asyncio.to_thread(input, "› ")
             except EOFError:
+                console.print()
                 return 0
-            if not content.strip():
-                continue
-            try:
-                await session.turn(chat_id, content)
-            except asyncio.CancelledError:
-                await session.api("POST", f"/chats/{chat_id}/interrupt")
-                raise
+            if content.strip():
+                await _one_turn(session, chat_id, content)
     finally:
+        loop.remove_signal_handler(signal.SIGINT)
         await session.aclose()
+
+
+async def _one_turn(session: ChatSession, chat_id: str, content: str) -> bool:
+    try:
+        return await session.turn(chat_id, content)
+    except asyncio.CancelledError:  # a second Ctrl-C: stop waiting for the turn's end
+        if (task := asyncio.current_task()) is not None:
+            task.uncancel()
+        session.console.print(Text("stopped waiting; the turn ends on the server", style="yellow"))
+        return False
 
 
 def run_chat(

@@ -1,4 +1,4 @@
-"""``workdock server``: run the chat server."""
+"""``workdock server`` and ``workdock up``: run the chat server (and, for ``up``, an agent beside it)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from rich.console import Console
 
+from workdock.agent.discovery import UpRecord, remove_record, write_record
+from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.chat.app import create_app
 from workdock.chat.auth import login_url
 from workdock.chat.models import server_only_env
@@ -27,17 +30,27 @@ from workdock.chat.services import (
     Services,
     default_data_dir,
 )
-from workdock.log_redact import install_redaction, uvicorn_log_config
+from workdock.listen import ListenError, bind, parse_listen, url_host
+from workdock.logs import setup_logging
+from workdock.mcp.config import kept_note
 from workdock.mcp.limits import MAX_RESULT_ENV, parse_limit
+from workdock.tables import print_servers
 
 DEFAULT_LISTEN = "127.0.0.1:3000"
+SETTLE_SECONDS = 35.0  # the agent's connect budget (30 s) and a little: then `up` shows the table
+
+out = Console(highlight=False, soft_wrap=True)
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"--listen expects HOST:PORT, got {listen!r}")
-    return host.strip("[]"), int(port)
+def _bind(listen: str, what: str) -> tuple[socket.socket, str]:
+    """The listening socket and the URL it is reached at; a ``SystemExit`` with one line if not."""
+    try:
+        host, port = parse_listen(listen, 3000)
+        sock = bind(host, port, what=what)
+    except (ValueError, ListenError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    port = sock.getsockname()[1]  # the real one when 0 was asked for
+    return sock, f"http://{url_host(host)}:{port}"
 
 
 def trusted_proxies(given: Sequence[str] | None) -> tuple[str, ...]:
@@ -48,25 +61,24 @@ def trusted_proxies(given: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def server_config(
-    listen: str,
+    url: str,
     database_url: str | None,
     data_dir: Path | None,
     public_url: str | None = None,
     proxies: Sequence[str] | None = None,
     max_result_bytes: int | None = None,
 ) -> ServerConfig:
-    host, port = parse_listen(listen)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    """The server's settings; ``url`` is where it listens (the public URL's default)."""
     # Given explicitly, it is also what agents are told to dial; else they are told the URL a
     # request came in on.
     explicit = public_url or os.environ.get(PUBLIC_URL_ENV)
-    public_url = explicit or f"http://{shown}:{port}"
-    if not public_url.startswith(("http://", "https://")):
-        raise ValueError(f"the public URL must start with http:// or https://, got {public_url!r}")
+    public = explicit or url
+    if not public.startswith(("http://", "https://")):
+        raise ValueError(f"the public URL must start with http:// or https://, got {public!r}")
     return ServerConfig(
         data_dir=data_dir or default_data_dir(),
         database_url=database_url,
-        public_url=public_url.rstrip("/"),
+        public_url=public.rstrip("/"),
         agent_server_url=explicit.rstrip("/") if explicit else None,
         trusted_proxies=trusted_proxies(proxies),
         max_result_bytes=max_result_bytes or parse_limit(os.environ.get(MAX_RESULT_ENV)),
@@ -74,20 +86,28 @@ def server_config(
 
 
 def uvicorn_config(
-    app: FastAPI, config: ServerConfig, host: str, port: int, **options: Any
+    app: FastAPI,
+    config: ServerConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    log_level: str | None = None,
+    **options: Any,
 ) -> uvicorn.Config:
-    """How the chat server is served, for ``server``, ``up`` and the tests alike."""
+    """How the chat server is served, for ``server``, ``up`` and the tests alike. The log levels
+    are ``workdock.logs``' unless ``log_level`` is given (uvicorn would then set its own loggers')."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        log_level=log_level,
+        log_config=None,  # our own format and secret redaction (workdock.logs)
         lifespan="on",
         timeout_graceful_shutdown=10,
         # X-Forwarded-Proto/-For are believed from the configured proxies only (none by default;
         # uvicorn's own default would trust 127.0.0.1).
         proxy_headers=bool(config.trusted_proxies),
         forwarded_allow_ips=list(config.trusted_proxies) or None,
-        log_config=uvicorn_log_config(),
         **options,
     )
 
@@ -103,31 +123,29 @@ def run_server(
     verbose: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Migrations run on start; the first start prints a login URL."""
-    setup_server_logging(logging.DEBUG if verbose else logging.INFO)
-    config = server_config(listen, database_url, data_dir, public_url, proxies, max_result_bytes)
-    host, port = parse_listen(listen)
-    uvicorn.Server(uvicorn_config(create_app(config), config, host, port, log_level="info")).run()
+    setup_logging(verbose, access_log=True)  # a shared server keeps an access log (secrets redacted)
+    config_url = _config_url(listen)
+    config = server_config(config_url, database_url, data_dir, public_url, proxies, max_result_bytes)
+    sock, url = _bind(listen, "workdock server")
+    where = "PostgreSQL" if database_url else f"SQLite in {config.data_dir}"
+    # The banner comes first: what the start-up logs next (admin servers, migrations) follows it.
+    out.print(f"workdock server on {url} ({where})")
+    uvicorn.Server(uvicorn_config(create_app(config), config)).run(sockets=[sock])
 
 
-def setup_server_logging(level: int) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level <= logging.DEBUG:
-        # Our debug detail, not every byte the HTTP and MCP stacks move.
-        for noisy in ("httpx2", "httpcore", "httpcore2", "mcp", "aiosqlite", "asyncio"):
-            logging.getLogger(noisy).setLevel(logging.INFO)
-    install_redaction()
+def _config_url(listen: str) -> str:
+    """The URL ``listen`` is reached at, checked before anything is bound."""
+    try:
+        host, port = parse_listen(listen, 3000)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return f"http://{url_host(host)}:{port}"
 
 
 @contextlib.contextmanager
 def _no_signal_capture() -> Iterator[None]:
     """For the two uvicorn servers of ``run_up``: it handles the signals itself (they share a process)."""
     yield
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def workspace_name(directory: Path, taken: set[str]) -> str:
@@ -164,26 +182,44 @@ async def register_workspace(svc: Services, directory: Path, agent_url: str, age
     return await login_url(svc, admin)
 
 
+async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
+    while not server.started:
+        if task.done():
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _show_when_settled(runtime: AgentRuntime) -> None:
+    """The servers' table once none is connecting; each change after it is a log line."""
+    await runtime.hub.wait_until_settled(SETTLE_SECONDS)
+    print_servers(out, runtime.hub.statuses(), title="MCP servers")
+    for file in runtime.config_files:
+        if file.state == "invalid":
+            out.print(f"config file {file.path} is invalid: {file.error}; {kept_note(file.kept)}")
+
+
 async def _up(directory: Path, listen: str, config: ServerConfig) -> None:
-    from workdock.agent.runtime import AgentSettings
+    from workdock.agent.app import create_app as create_agent_app
     from workdock.agent.serve import uvicorn_server
 
-    host, port = parse_listen(listen)
+    chat_sock, url = _bind(listen, "workdock up")
+    agent_sock, agent_url = _bind("127.0.0.1:0", "workdock up (agent)")
     config.quiet = True  # `up` prints its own login URL below
     app = create_app(config)
-    chat = uvicorn.Server(uvicorn_config(app, config, host, port, log_level="warning"))
     agent_token = secrets.token_urlsafe(32)
-    agent_port = _free_port("127.0.0.1")
     # The agent shares this process, so its environment: the workspace's commands and MCP servers
     # must not get the server's own settings and secrets (provider keys, WORKDOCK_* tokens).
     agent_settings = AgentSettings(
         workspace=directory,
         token=agent_token,
-        port=agent_port,
         max_result_bytes=config.max_result_bytes,
         withheld_env=server_only_env,
     )
-    agent = uvicorn_server(agent_settings)
+    agent_app = create_agent_app(agent_settings)
+    runtime: AgentRuntime = agent_app.state.runtime
+    chat = uvicorn.Server(uvicorn_config(app, config))
+    agent = uvicorn_server(agent_settings, app=agent_app)
     chat.capture_signals = agent.capture_signals = _no_signal_capture  # type: ignore[method-assign]
 
     def stop_both() -> None:
@@ -192,32 +228,44 @@ async def _up(directory: Path, listen: str, config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_both)
-    tasks = [asyncio.create_task(agent.serve(), name="agent"), asyncio.create_task(chat.serve(), name="chat")]
-    while not (chat.started and agent.started):
-        if any(t.done() for t in tasks):
-            chat.should_exit = agent.should_exit = True
+    tasks = [asyncio.create_task(chat.serve(sockets=[chat_sock]), name="chat")]
+    try:
+        if not await _until_started(chat, tasks[0]):
             await asyncio.gather(*tasks, return_exceptions=True)
-            raise SystemExit("workdock up: a server failed to start (is the port in use?)")
-        await asyncio.sleep(0.05)
-    url = await register_workspace(
-        app.state.services, directory, f"http://127.0.0.1:{agent_port}", agent_token
-    )
-    models = app.state.services.models
-    print(
-        f"workdock is up for {directory}\n  open: {url}\n  server: {config.public_url}  "
-        f"agent: http://127.0.0.1:{agent_port}",
-        flush=True,
-    )
-    if not models.names:
-        print(
-            "  no model configured yet: set WORKDOCK_MODELS (e.g. openai:gpt-4.1 with OPENAI_API_KEY) "
-            "and restart",
-            flush=True,
+            raise SystemExit("error: workdock up: the chat server failed to start (see above)")
+        record = write_record(
+            UpRecord(
+                pid=os.getpid(),
+                workspace=str(directory),
+                agent_url=agent_url,
+                agent_token=agent_token,
+                server_url=url,
+            )
         )
-    # Either one stopping (a signal, or a crash) ends both.
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    chat.should_exit = agent.should_exit = True
-    await asyncio.gather(*tasks, return_exceptions=True)
+        login = await register_workspace(app.state.services, directory, agent_url, agent_token)
+        # The banner first; the agent (and its servers' log lines) starts after it.
+        out.print(
+            f"workdock is up for {directory}\n  open: {login}\n"
+            "  (the link works once; `workdock login-url` prints a new one)\n"
+            f"  server: {config.public_url}  agent: {agent_url}\n"
+            f"  the CLI finds this agent through {record} (workdock tools, status, call)"
+        )
+        if not app.state.services.models.names:
+            out.print(
+                "  no model configured yet: set WORKDOCK_MODELS (e.g. openai:gpt-4.1 with OPENAI_API_KEY) "
+                "and restart"
+            )
+        tasks.append(asyncio.create_task(agent.serve(sockets=[agent_sock]), name="agent"))
+        if await _until_started(agent, tasks[1]):
+            tasks.append(asyncio.create_task(_show_when_settled(runtime), name="table"))
+        # Either server stopping (a signal, or a crash) ends both.
+        await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        remove_record(os.getpid())
+        stop_both()
+        for task in tasks[2:]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def run_up(
@@ -233,15 +281,15 @@ def run_up(
 ) -> None:
     """``workdock up``: the chat server and an agent for ``dir`` in one process, the workspace
     registered, and a login URL printed."""
-    setup_server_logging(logging.DEBUG if verbose else logging.WARNING)
+    setup_logging(verbose, level=logging.WARNING)  # servers' state changes still show (workdock.logs)
     directory = (dir or Path.cwd()).resolve()
     if not directory.is_dir():
-        raise SystemExit(f"workdock up: {directory} is not a directory")
-    config = server_config(listen, database_url, data_dir, public_url, proxies, max_result_bytes)
+        raise SystemExit(f"error: workdock up: {directory} is not a directory")
+    config = server_config(_config_url(listen), database_url, data_dir, public_url, proxies, max_result_bytes)
     asyncio.run(_up(directory, listen, config))
 
 
-if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATABASE_URL]` (tests)
+if __name__ == "__main__":  # `python -m workdock.chat.cli_server --listen ... --data-dir ...` (tests)
     import argparse
 
     parser = argparse.ArgumentParser(prog="workdock server")
@@ -253,22 +301,8 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server [LISTEN] [DATA
     parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
+    common = (args.listen, args.database_url, args.data_dir, args.public_url, args.trusted_proxy)
     if args.up is not None:
-        run_up(
-            args.up,
-            args.listen,
-            args.database_url,
-            args.data_dir,
-            args.public_url,
-            args.trusted_proxy,
-            verbose=args.verbose,
-        )
+        run_up(args.up, *common, verbose=args.verbose)
     else:
-        run_server(
-            args.listen,
-            args.database_url,
-            args.data_dir,
-            args.public_url,
-            args.trusted_proxy,
-            verbose=args.verbose,
-        )
+        run_server(*common, verbose=args.verbose)

@@ -25,6 +25,7 @@ from pydantic_ai.messages import (
 
 from workdock.agentapi import CallToolResult, ContentBlock
 from workdock.chat.store.models import Message
+from workdock.mcp.content import carries_structured, structured_to_send
 
 TEXT_CAP = 64 * 1024
 _MODEL_MEDIA = ("image/",)  # file kinds we hand to the model as files; pydantic-ai notes what it cannot send
@@ -53,38 +54,39 @@ def _block_text(block: ContentBlock) -> str | None:
     return None
 
 
+def _content_text(blocks: Sequence[ContentBlock]) -> str:
+    return "\n".join(t for t in (_block_text(b) for b in blocks) if t is not None)
+
+
 def result_text(result: CallToolResult) -> str:
-    """All of a result's text in one capped string: text blocks joined, structured content as JSON."""
-    texts = [t for t in (_block_text(b) for b in result.content) if t is not None]
-    if result.structured_content is not None and not _has_json(texts, result.structured_content):
-        texts.append(orjson.dumps(result.structured_content).decode())
-    return cap_text("\n".join(texts))
+    """All of a result's text in one capped string, with its structured content as JSON when the
+    text does not already carry it (the error text streamed for a failed call)."""
+    text = _content_text(result.content)
+    if (structured := structured_to_send(result)) is not None:
+        text = f"{text}\n{orjson.dumps(structured).decode()}" if text else orjson.dumps(structured).decode()
+    return cap_text(text)
 
 
-def _has_json(texts: list[str], value: Any) -> bool:
-    """Whether a text block already is ``value`` as JSON: MCP asks servers that return structured
-    content to send it serialised as text too, and the model need not read it twice."""
-    for text in texts:
-        try:
-            if orjson.loads(text) == value:
-                return True
-        except orjson.JSONDecodeError:
-            continue
-    return False
-
-
-def for_storage(result: CallToolResult) -> list[dict[str, Any]]:
-    """Content blocks as persisted and streamed: text capped once, files kept as they came."""
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": result_text(result)}]
+def for_storage(result: CallToolResult) -> tuple[list[dict[str, Any]], Any]:
+    """Content blocks as persisted and streamed (text capped once, files kept as they came), and the
+    structured content to keep beside them: ``None`` when the text already carries it."""
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": cap_text(_content_text(result.content))}]
     for block in result.content:
         if block.type == "image" and block.data:
             blocks.append(block.model_dump(exclude_none=True))
-    return blocks
+    return blocks, structured_to_send(result)
 
 
-def for_model(content: Sequence[dict[str, Any]]) -> str | list[Any]:
-    """Stored content → a ToolReturnPart's content: a string, or text plus images."""
-    text = "\n".join(b.get("text") or "" for b in content if b.get("type") == "text")
+def for_model(content: Sequence[dict[str, Any]], structured: Any = None) -> str | list[Any]:
+    """A stored result → a ToolReturnPart's content: a string, or text plus images. The structured
+    content is added as JSON unless the text carries it (results stored before it was kept only
+    when needed carry it in their text), within the same 64 KiB as the text."""
+    text = "\n".join(t for t in (b.get("text") for b in content if b.get("type") == "text") if t)
+    if structured is not None and not carries_structured(content, structured):
+        # The stored text is already capped; the JSON gets what is left of the same budget.
+        budget = max(TEXT_CAP - len(text.encode()), 0)
+        data = cap_text(orjson.dumps(structured).decode(), budget)
+        text = f"{text}\n{data}" if text else data
     files: list[Any] = []
     for block in content:
         if block.get("type") != "text" and str(block.get("media_type", "")).startswith(_MODEL_MEDIA):
@@ -154,7 +156,7 @@ def to_model_messages(rows: Sequence[Message]) -> list[ModelMessage]:
                 returns.append(
                     ToolReturnPart(
                         tool_name=part["tool_name"],
-                        content=for_model(part.get("content") or []),
+                        content=for_model(part.get("content") or [], part.get("structured_content")),
                         tool_call_id=part["tool_call_id"],
                         outcome="failed" if part.get("is_error") else "success",
                     )

@@ -199,7 +199,10 @@ class TurnRunner:
                     parts=[
                         ToolReturnPart(
                             tool_name=call.tool_name,
-                            content=for_model(step.results[call.tool_call_id]["content"]),
+                            content=for_model(
+                                step.results[call.tool_call_id]["content"],
+                                step.results[call.tool_call_id].get("structured_content"),
+                            ),
                             tool_call_id=call.tool_call_id,
                             outcome="failed" if outcome.result.is_error else "success",
                         )
@@ -327,7 +330,7 @@ class TurnRunner:
             finally:
                 reporter.close()
         duration_ms = round((time.perf_counter() - started) * 1000)
-        content = for_storage(result)
+        content, structured = for_storage(result)
         step.results[call.tool_call_id] = {
             "type": "tool-result",
             "tool_call_id": call.tool_call_id,
@@ -336,8 +339,8 @@ class TurnRunner:
             "content": content,
             "duration_ms": duration_ms,
         }
-        if result.structured_content is not None:
-            step.results[call.tool_call_id]["structured_content"] = result.structured_content
+        if structured is not None:  # only what the text does not already carry
+            step.results[call.tool_call_id]["structured_content"] = structured
         if result.is_error:
             channel.publish(
                 events.tool_output_error(call.tool_call_id, result_text(result)[:STREAM_ERROR_PREVIEW])
@@ -348,7 +351,7 @@ class TurnRunner:
                     call.tool_call_id,
                     {
                         "content": content,
-                        "structured_content": result.structured_content,
+                        "structured_content": structured,
                         "duration_ms": duration_ms,
                     },
                 )

@@ -70,12 +70,23 @@ class ConfigFile:
     error: str | None = None
     # What the user should know that did not stop the file: servers under a key we do not read.
     warnings: tuple[str, ...] = ()
+    # An invalid file that was valid before keeps its last good servers running: their names.
+    kept: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class LoadedConfig:
     entries: tuple[Entry, ...]
     files: tuple[ConfigFile, ...]
+    # Each file's entries as last parsed from a valid version (for the next load to fall back on).
+    last_good: Mapping[str, tuple[Entry, ...]] = field(default_factory=dict)
+
+
+def kept_note(kept: Sequence[str]) -> str:
+    """What an invalid file still contributes, said the same way in the log, status and UI."""
+    if kept:
+        return f"its last good servers keep running ({', '.join(kept)})"
+    return "it declares no servers until it is fixed"
 
 
 class _MissingVariable(Exception):
@@ -254,14 +265,30 @@ def config_paths(workspace: Path, extra: Sequence[Path] = (), user_config: bool 
     return [p.resolve() for p in paths]
 
 
-def load(paths: Sequence[Path], environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Read every file; the first declaration of a name wins, later ones become warnings on it."""
+def load(
+    paths: Sequence[Path],
+    environ: Mapping[str, str] | None = None,
+    previous: LoadedConfig | None = None,
+) -> LoadedConfig:
+    """Read every file; the first declaration of a name wins, later ones become warnings on it.
+
+    A file that turns invalid (a typo while editing) keeps the entries of its last valid version
+    from ``previous``, so its servers and their state live on; a file never valid gives nothing.
+    """
     environ = os.environ if environ is None else environ
     files: list[ConfigFile] = []
     chosen: dict[str, Entry] = {}
     ignored: dict[str, list[str]] = {}
+    last_good: dict[str, tuple[Entry, ...]] = {}
     for path in paths:
         status, entries = _read_file(path, environ)
+        if status.state == "loaded":
+            last_good[status.path] = tuple(entries)
+        elif status.state == "invalid" and previous is not None and status.path in previous.last_good:
+            kept = previous.last_good[status.path]
+            last_good[status.path] = kept
+            entries = list(kept)
+            status = replace(status, kept=tuple(e.name for e in kept))
         files.append(status)
         for entry in entries:
             if entry.name in chosen:
@@ -273,7 +300,7 @@ def load(paths: Sequence[Path], environ: Mapping[str, str] | None = None) -> Loa
         if name in ignored:
             entry = _with_warnings(entry, tuple(ignored[name]))
         result.append(entry)
-    return LoadedConfig(entries=tuple(result), files=tuple(files))
+    return LoadedConfig(entries=tuple(result), files=tuple(files), last_good=last_good)
 
 
 def _with_warnings(entry: Entry, warnings: tuple[str, ...]) -> Entry:

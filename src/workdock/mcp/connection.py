@@ -140,6 +140,9 @@ class Connection:
         self._mode: str = "auto"
         self._prior_discover: types.DiscoverResult | None = None
         self._calls: list[_Call] = []  # in flight, oldest first: a 2025-era elicitation goes to one
+        # The last (state, error) logged, and when: the terminal hears of a failure once, not per retry.
+        self._reported: tuple[ServerState, str | None] | None = None
+        self._reported_at = 0.0
 
     @property
     def name(self) -> str:
@@ -155,7 +158,12 @@ class Connection:
         """Connect, serve, and come back after every loss, until cancelled."""
         spec = self.spec
         if spec is None or spec.disabled:
-            return  # invalid or disabled: shown in status, never started
+            # invalid or disabled: shown in status, never started
+            if spec is None:
+                logger.warning("server %s: failed: %s", self.name, self.error)
+            else:
+                logger.info("server %s: disabled", self.name)
+            return
         failures = 0
         while True:
             ready_since = await self._session_once(spec)
@@ -165,10 +173,7 @@ class Connection:
             delay = backoff_delay(failures)
             if self.state == "ready":
                 self.state = "restarting"
-            if self.state == "restarting":
-                logger.warning("server %s: lost; restarting in %.0f s", self.name, delay)
-            else:
-                logger.warning("server %s: failed: %s (retrying in %.0f s)", self.name, self.error, delay)
+            self._report_failure(delay)
             self._changed()
             await anyio.sleep(delay)
             if self.state == "failed":
@@ -206,7 +211,7 @@ class Connection:
             else:
                 # Shown while it comes back ("restarting: ..."), until an attempt says otherwise.
                 self.error = _describe(exc)
-                logger.info("server %s: session ended: %s", self.name, self.error)
+                logger.debug("server %s: session ended: %s", self.name, self.error)
         finally:
             self._client = None
         if ready_since is not None:
@@ -225,9 +230,34 @@ class Connection:
         self.tools = tools
         self.state = "ready"
         self.error = None
+        self._reported = ("ready", None)
         self._listed.set()
         logger.info("server %s: ready (%d tools, protocol %s)", self.name, len(tools), self.protocol_version)
         self._changed()
+
+    def _report_failure(self, delay: float) -> None:
+        """Log a loss or failure when it is news: a new state or error, or the same one again once
+        per backoff ceiling, never at every retry."""
+        what = (self.state, self.error)
+        now = time.monotonic()
+        if what == self._reported and now - self._reported_at < MAX_BACKOFF:
+            return
+        again = what == self._reported
+        self._reported, self._reported_at = what, now
+        if self.state == "restarting" and self.error is None:
+            logger.warning("server %s: lost; restarting in %.0f s", self.name, delay)
+        elif self.state == "restarting" and not again:
+            logger.warning(
+                "server %s: could not restart: %s (retrying in %.0f s)", self.name, self.error, delay
+            )
+        elif self.state == "restarting":
+            logger.warning(
+                "server %s: still restarting: %s (next try in %.0f s)", self.name, self.error, delay
+            )
+        elif not again:
+            logger.warning("server %s: failed: %s (retrying in %.0f s)", self.name, self.error, delay)
+        else:
+            logger.warning("server %s: still failing: %s (next try in %.0f s)", self.name, self.error, delay)
 
     def _connect_failed(self, error: str, *, reset_era: bool) -> None:
         if self.state != "restarting":
@@ -302,7 +332,7 @@ class Connection:
                 async for _event in subscription:
                     self.request_refresh()
         except (ListenNotSupportedError, MCPError, SubscriptionLost, TimeoutError) as exc:
-            logger.info("server %s: no change notifications: %s", self.name, exc)
+            logger.debug("server %s: no change notifications: %s", self.name, exc)
 
     @asynccontextmanager
     async def _open_client(self, spec: ServerSpec) -> AsyncIterator[Client]:
@@ -362,7 +392,7 @@ class Connection:
         if isinstance(message, types.ToolListChangedNotification):
             self.request_refresh()
         elif isinstance(message, Exception):
-            logger.info("server %s: transport: %s", self.name, _describe(message))
+            logger.debug("server %s: transport: %s", self.name, _describe(message))
 
     async def _on_elicitation(
         self, context: ClientRequestContext, params: types.ElicitRequestParams
@@ -382,7 +412,7 @@ class Connection:
 
     def _on_stderr(self, line: str) -> None:
         self.stderr_tail.append(line)
-        logger.info("server %s stderr: %s", self.name, line)
+        logger.debug("server %s stderr: %s", self.name, line)  # shown with -v; status keeps the tail
 
     def _changed(self) -> None:
         self._on_change()

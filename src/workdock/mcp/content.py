@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import mcp_types as types
+import orjson
 
 from workdock import agentapi
 
@@ -59,3 +61,69 @@ def result_to_wire(result: types.CallToolResult) -> agentapi.CallToolResult:
 def error_result(message: str) -> agentapi.CallToolResult:
     """A tool result that tells the model the call failed and why."""
     return agentapi.CallToolResult(content=[agentapi.ContentBlock(type="text", text=message)], is_error=True)
+
+
+# ---- structured content that repeats the text -------------------------------------------------
+# MCP asks a server that returns structuredContent to send it as text too, for older clients; the
+# official servers do (the text's own JSON, or {"content": <the text>}). Whoever shows or forwards a
+# result sends the structured content only when the content does not already carry it.
+
+_BLOCK_STRINGS = ("text", "data", "uri", "media_type", "name", "description")
+_NOTHING = object()
+
+
+def carries_structured(blocks: Iterable[Mapping[str, Any]], value: Any) -> bool:
+    """Whether the wire content ``blocks`` already hold ``value`` (a result's structured content):
+    a text block parses to it (or to the value of its only field), the text contains it as JSON, or
+    every string and number in it already appears in the content (and it has a string)."""
+    if value is None:
+        return True
+    blocks = list(blocks)
+    texts = [str(b.get("text") or "") for b in blocks if b.get("type") == "text"]
+    wrapped = next(iter(value.values())) if isinstance(value, dict) and len(value) == 1 else _NOTHING
+    for text in texts:
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue
+        if parsed in (value, wrapped):
+            return True
+    corpus = "\n".join(str(b.get(k)) for b in blocks for k in ("type", *_BLOCK_STRINGS) if b.get(k))
+    if orjson.dumps(value).decode() in corpus:
+        return True
+    strings: list[str] = []
+    numbers: list[str] = []
+    _leaves(value, strings, numbers)
+    if not strings:
+        return False
+    return all(s in corpus or _escaped(s) in corpus for s in strings) and all(n in corpus for n in numbers)
+
+
+def _leaves(value: Any, strings: list[str], numbers: list[str]) -> None:
+    if isinstance(value, str):
+        strings.append(value)
+    elif isinstance(value, bool) or value is None:
+        return  # true/false/null say too little to look for
+    elif isinstance(value, int | float):
+        # 3.0 is "3" in the JavaScript that wrote most texts
+        integral = isinstance(value, int) or value.is_integer()
+        numbers.append(str(int(value)) if integral else repr(value))
+    elif isinstance(value, dict):
+        for item in value.values():
+            _leaves(item, strings, numbers)
+    elif isinstance(value, list):
+        for item in value:
+            _leaves(item, strings, numbers)
+
+
+def _escaped(text: str) -> str:
+    """``text`` as it appears inside a JSON string (the text blocks are often JSON themselves)."""
+    return orjson.dumps(text).decode()[1:-1]
+
+
+def structured_to_send(result: agentapi.CallToolResult) -> Any:
+    """The result's structured content when its content does not already carry it, else ``None``."""
+    if result.structured_content is None:
+        return None
+    blocks = [b.model_dump(exclude_none=True) for b in result.content]
+    return None if carries_structured(blocks, result.structured_content) else result.structured_content

@@ -57,9 +57,11 @@ class _Static(StaticFiles):
         await super().__call__(scope, receive, send_with_headers)
 
 
-def _index_response() -> Response:
+def index_response(status_code: int = 200) -> Response:
+    """The app's page (a used login link answers 401 with it: the app then says what to do)."""
     return FileResponse(
         WEB_DIR / "index.html",
+        status_code=status_code,
         media_type="text/html; charset=utf-8",
         headers={**SECURITY_HEADERS, "Cache-Control": CACHE_CONTROL},
     )
@@ -70,7 +72,7 @@ def mount(app: FastAPI) -> None:
 
     @app.get("/", include_in_schema=False)
     async def index(_: Request) -> Response:
-        return _index_response()
+        return index_response()
 
     static: ASGIApp = _Static(WEB_DIR / "assets")
     app.mount("/assets", static, name="web-assets")

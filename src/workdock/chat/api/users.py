@@ -23,6 +23,7 @@ from workdock.chat.services import Services
 from workdock.chat.store.models import Token, User
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
+from workdock.web import index_response
 
 router = api_router(prefix="/api/v0", tags=["users"])
 login_router = api_router(tags=["users"])
@@ -85,9 +86,15 @@ async def _open_session(svc: Services, user: User, request: Request, response: R
 
 @login_router.get("/login", include_in_schema=False)
 async def login_page(request: Request, code: str = Query(), svc: Services = Depends(services)) -> Response:
-    """The one-time login URL: sets the session cookie and goes to the app."""
+    """The one-time login URL: sets the session cookie and goes to the app. A used or expired one
+    is a 401 with the app's page, which tells a person how to get a new one."""
     response = RedirectResponse("/", status_code=303)
-    await _start_session(svc, code, request, response)
+    try:
+        await _start_session(svc, code, request, response)
+    except ApiError as exc:
+        if exc.status != 401:
+            raise
+        return index_response(401)
     return response
 
 

@@ -24,9 +24,13 @@ class App {
     try {
       this.user = await api.me();
     } catch (error) {
-      this.showLogin(error.status === 401 ? null : error.message);
+      // The server answers a used or expired login link with this page at /login.
+      const usedLink = location.pathname === "/login"
+        ? "That login link was used already or has expired. Run workdock login-url for a new one." : null;
+      this.showLogin(error.status === 401 ? usedLink : error.message);
       return;
     }
+    if (location.pathname !== "/") history.replaceState(null, "", "/" + location.hash);
     this.showShell();
   }
 
@@ -43,8 +47,11 @@ class App {
     const form = h("form", { class: "login-card" },
       h("div", { class: "brand brand-lg" }, h("img", { src: "/assets/logo.svg", alt: "" }), "workdock"),
       h("p", { class: "muted" }, "Open the one-time login URL that ", h("code", {}, "workdock up"), " or ",
-        h("code", {}, "workdock server"), " printed, or paste it (or an API token) here."),
-      input, error, button);
+        h("code", {}, "workdock server"), " printed, or paste it here. An API token works too (the local admin's is in ",
+        h("code", {}, "admin.token"), " in the server's data dir)."),
+      input, error, button,
+      h("p", { class: "muted small login-help" }, "A login URL works once and for a day. For a new one, run ",
+        h("code", {}, "workdock login-url"), " where the server runs."));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const secret = input.value.trim();
@@ -57,7 +64,9 @@ class App {
         if (location.pathname !== "/") history.replaceState(null, "", "/");
         this.showShell();
       } catch (failure) {
-        error.textContent = failure.status === 401 ? "That login URL or token is not valid (a login URL works once)." : failure.message;
+        error.textContent = failure.status === 401
+          ? "That login URL or token is not valid (a login URL works once): run workdock login-url for a new one."
+          : failure.message;
         error.hidden = false;
         button.disabled = false;
       }

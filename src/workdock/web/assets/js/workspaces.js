@@ -86,6 +86,7 @@ export class WorkspacesView {
     });
     const servers = agent.servers || [];
     const ready = servers.filter((s) => s.state === "ready").length;
+    const broken = (agent.config_files || []).filter((f) => f.state === "invalid");
     const linked = workspace.connection === "link";
     const actions = [refresh];
     if (linked) {
@@ -117,12 +118,13 @@ export class WorkspacesView {
       agent.reachable
         ? h("div", { class: "muted small" }, servers.length
           ? `${ready} of ${servers.length} MCP server${servers.length === 1 ? "" : "s"} ready`
-          : "No MCP servers declared (.mcp.json). The built-in tools still work.")
+          : broken.length ? "No MCP servers running: a config file has an error (below). The built-in tools still work."
+            : "No MCP servers declared (.mcp.json). The built-in tools still work.")
         : h("div", { class: "failure" }, icon("alert"), h("div", {}, h("strong", {}, linked ? "Agent not connected" : "Agent unreachable"),
           h("div", { class: "small" }, agent.error || ""))),
       servers.length ? h("div", { class: "server-list" }, servers.map((s) => serverRow(s))) : null,
-      (agent.config_files || []).filter((f) => f.state === "invalid").map((f) =>
-        h("div", { class: "failure small" }, icon("alert"), `${f.path}: ${f.error}`)));
+      broken.map((f) => h("div", { class: "failure small config-error" }, icon("alert"),
+        h("div", {}, `${f.path}: ${f.error}`, h("div", { class: "muted" }, keptNote(f.kept_servers || []))))));
     return card;
   }
 
@@ -185,6 +187,12 @@ function linkLine(agent) {
       agent.last_error ? `last error: ${agent.last_error}` : null];
   return h("div", { class: `link-state small ${agent.connected ? "link-up" : "link-down"}` },
     h("span", { class: `dot dot-${agent.connected ? "ok" : "off"}` }), parts.filter(Boolean).join(" · "));
+}
+
+/** What an invalid config file still contributes (the agent's log and `workdock status` say the same). */
+function keptNote(kept) {
+  return kept.length ? `Its last good servers keep running (${kept.join(", ")}) until it is fixed.`
+    : "It declares no servers until it is fixed.";
 }
 
 function serverRow(server) {

@@ -1,0 +1,80 @@
+"""Terminal tables: the MCP servers (``workdock status``, ``workdock up``) and the tools
+(``workdock tools``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from workdock.agentapi import ServerStatus, ToolInfo
+
+STATE_STYLE = {
+    "ready": "green",
+    "connecting": "yellow",
+    "restarting": "yellow",
+    "failed": "red",
+    "disabled": "dim",
+}
+
+
+def servers_table(servers: Sequence[ServerStatus], *, title: str = "servers", detail: bool = False) -> Table:
+    """Name, state, tools and error of each server; ``detail`` adds transport, restarts, protocol."""
+    table = Table(title=title, title_justify="left")
+    columns = ["name", "transport", "state", "tools", "restarts", "protocol", "error"]
+    if not detail:
+        columns = ["name", "state", "tools", "error"]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for server in servers:
+        cells = {
+            "name": Text(server.name),
+            "transport": Text(server.transport or ""),
+            "state": Text(server.state, style=STATE_STYLE.get(server.state, "")),
+            "tools": Text(str(server.tool_count) if server.state == "ready" else ""),
+            "restarts": Text(str(server.restarts)),
+            "protocol": Text(server.protocol_version or ""),
+            "error": Text(server.error or ""),  # Text: an error is never read as markup
+        }
+        table.add_row(*(cells[c] for c in columns))
+    return table
+
+
+def print_servers(console: Console, servers: Sequence[ServerStatus], *, title: str = "servers") -> None:
+    if not servers:
+        console.print(f"{title}: none declared (.mcp.json)")
+        return
+    ready = sum(1 for s in servers if s.state == "ready")
+    console.print(servers_table(servers, title=f"{title}: {ready} of {len(servers)} ready"))
+
+
+def argument_names(tool: ToolInfo) -> str:
+    """The tool's argument names, required ones marked with ``*``."""
+    required = set(tool.required)
+    return ", ".join(f"{name}*" if name in required else name for name in tool.schema_)
+
+
+def tools_table(tools: Sequence[ToolInfo], *, title: str, width: int, long: bool = False) -> Table:
+    """One line per tool within ``width`` columns (descriptions cut to their first line, what does
+    not fit ends in an ellipsis; the name is never cut: it is what ``call`` takes). ``long`` wraps
+    every description and argument list in full instead."""
+    table = Table(title=title, title_justify="left", caption="* required", caption_justify="left")
+    table.box = box.SIMPLE_HEAD
+    name_width = max((len(t.name) for t in tools), default=4)
+    server_width = min(max((len(t.server_name) for t in tools), default=6), 12)
+    # Left after the two fixed columns, each column's padding (2) and the dividers and edges (5).
+    rest = max(width - name_width - server_width - 13, 20)
+    cut = {"no_wrap": not long, "overflow": "fold" if long else "ellipsis"}
+    table.add_column("name", style="bold cyan", no_wrap=True, min_width=name_width)
+    table.add_column("server", no_wrap=True, width=server_width, overflow="ellipsis")
+    table.add_column("description", width=None if long else rest * 3 // 5, **cut)  # type: ignore[arg-type]
+    table.add_column("args", width=None if long else rest - rest * 3 // 5, **cut)  # type: ignore[arg-type]
+    for tool in tools:
+        description = (tool.description or "").strip()
+        if not long:
+            description = description.split("\n", 1)[0]
+        table.add_row(Text(tool.name), Text(tool.server_name), Text(description), Text(argument_names(tool)))
+    return table

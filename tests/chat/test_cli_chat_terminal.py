@@ -1,0 +1,150 @@
+"""`workdock chat` in a real pseudo-terminal (pexpect): a resumed chat shows its last messages under
+a header naming its workspace, model and tools; markdown is rendered; Ctrl-C stops the running turn
+and the chat stays open; Ctrl-D quits; the chat list gives human times."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+import pexpect
+import pytest
+
+from tests.chat.conftest import Api, ChatServer
+from tests.chat.fake_openai import FakeOpenAI, Reply
+from tests.chat.test_turn_e2e import new_chat
+from tests.support.agent import RunningAgent, fixture_server
+from tests.support.helpers import wait_until
+
+pytestmark = pytest.mark.anyio
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+ANSWER = "The answer is **3**.\n\n| left | right |\n|------|-------|\n| one  | two   |\n"
+
+
+def plain(text: str) -> str:
+    """What a person sees: the terminal's control sequences taken out."""
+    return ANSI.sub("", text)
+
+
+@pytest.fixture
+def terminal(chat_server: ChatServer) -> Iterator[Callable[..., pexpect.spawn]]:
+    children: list[pexpect.spawn] = []
+
+    def spawn(*args: str) -> pexpect.spawn:
+        child = pexpect.spawn(
+            sys.executable,
+            [
+                *("-m", "workdock.chat.cli_chat", "--server", chat_server.url),
+                *("--token", chat_server.admin_token, *args),
+            ],
+            env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40"},
+            dimensions=(40, 100),
+            encoding="utf-8",
+            timeout=30,
+        )
+        child.logfile_read = io.StringIO()
+        children.append(child)
+        return child
+
+    yield spawn
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+        child.close()
+
+
+def seen(child: pexpect.spawn) -> str:
+    return plain(child.logfile_read.getvalue())
+
+
+async def test_resume_render_interrupt_and_quit(
+    admin_api: Api,
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    terminal: Callable[..., pexpect.spawn],
+) -> None:
+    agent = start_agent({"ok": fixture_server("crash_during_call.py")})
+    agent.wait_state("ok", "ready")
+    chat_id = await new_chat(admin_api, agent.url, title="arithmetic")
+    fake_model.add(Reply(text=ANSWER))
+    await admin_api.post(f"/chats/{chat_id}/messages", {"content": "what is 1+2?"}, expect=202)
+    await admin_api.wait_status(chat_id, "idle")
+
+    child = terminal("--chat", chat_id)
+    # The header: title, workspace, model and how many tools the next turn gets.
+    child.expect(r"arithmetic.*workspace ws · model openai:fake-model · (\d+) tools")
+    assert int(child.match.group(1)) >= 9  # 7 built-ins and the server's 2
+    # The history: the question and the answer, rendered.
+    child.expect("Ctrl-C stops a turn, Ctrl-D quits")  # after the history, before the prompt
+    child.expect("› ")
+    history = seen(child)
+    assert "› what is 1+2?" in history and "The answer is 3." in history
+    assert "**" not in history and "|------|" not in history  # markdown rendered, not shown raw
+    assert re.search(r"left\s+[│┃]?\s*right", history) and ("━" in history or "─" in history)
+
+    # A long turn: Ctrl-C stops it, and the chat stays open.
+    hold = threading.Event()
+    fake_model.add(Reply(text="this would take long", hold=hold))
+    try:
+        child.sendline("take your time")
+
+        async def running() -> bool:
+            return bool((await admin_api.get(f"/chats/{chat_id}"))["running"])
+
+        await wait_until(running, timeout=30, message="the turn to run")
+        child.sendintr()
+        child.expect("interrupted")
+        child.expect("› ")
+    finally:
+        hold.set()
+    assert child.isalive()
+    assert (await admin_api.wait_status(chat_id, "interrupted"))["status"] == "interrupted"
+
+    # The next message runs as usual.
+    fake_model.add(Reply(text="Back with **bold** news."))
+    child.sendline("again")
+    child.expect(r"news\.")
+    child.expect("› ")
+    assert "Back with bold news." in seen(child)
+    # Ctrl-C at the prompt only says how to quit; Ctrl-D quits.
+    child.sendintr()
+    child.expect(r"\(Ctrl-D quits\)")
+    assert child.isalive()
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, seen(child)
+    assert "Traceback" not in seen(child)
+
+
+async def test_the_chat_list_says_when_in_words(
+    admin_api: Api,
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    terminal: Callable[..., pexpect.spawn],
+) -> None:
+    agent = start_agent({})
+    chat_id = await new_chat(admin_api, agent.url, title="listed chat")
+    fake_model.add(Reply(text="hello there"))
+    await admin_api.post(f"/chats/{chat_id}/messages", {"content": "hi"}, expect=202)
+    await admin_api.wait_status(chat_id, "idle")
+
+    child = terminal()
+    child.expect("chat number, or Enter for a new chat: ")
+    listing = seen(child)
+    assert re.search(r"1\s.*listed chat\s.*ws\s.*idle\s.*just now", listing), listing
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", listing)  # no raw ISO times
+    child.sendline("1")
+    child.expect("Ctrl-D quits")
+    history = seen(child)
+    assert "› hi" in history and "hello there" in history  # the chosen chat's history
+    child.expect("› ")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
