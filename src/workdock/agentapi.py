@@ -461,6 +461,15 @@ class AgentClient:
             if response.status_code != 200:
                 await response.aread()
                 raise _status_error(response)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                # An agent from before streaming ignores Accept: its plain body is the result
+                # (which must then come within the read timeout, as no pings keep it waiting).
+                try:
+                    await response.aread()
+                except httpx2.HTTPError as exc:
+                    raise _transport_error(self.base_url, exc) from exc
+                yield _plain_result(response)
+                return
 
             async def events() -> AsyncIterator[tuple[str, Any]]:
                 try:
@@ -564,6 +573,14 @@ def _transport_error(base_url: str, exc: httpx2.HTTPError) -> AgentError:
     if isinstance(exc, httpx2.TimeoutException):
         return AgentError(0, "agent did not answer in time", f"{base_url}: {exc!r}")
     return AgentError(0, "agent unreachable", f"{base_url}: {exc}")
+
+
+async def _plain_result(response: httpx2.Response) -> AsyncIterator[tuple[str, Any]]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise AgentError(502, "the agent answered neither events nor JSON", response.text[:500]) from None
+    yield "result", data
 
 
 def _status_error(response: httpx2.Response) -> AgentError:

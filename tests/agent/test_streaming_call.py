@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.agent import TOKEN, RunningAgent, fixture_server
 from tests.support.helpers import wait_until
+from tests.support.http_stub import Answer
 from workdock.agentapi import (
     AgentClient,
     AgentError,
@@ -87,6 +88,10 @@ async def test_a_request_for_input_is_relayed_and_answered_by_id(start_agent, er
                 await client.answer_elicitation(asked.id, "decline")
             assert twice.value.status == 409
             result = await _next(events)
+        # the call is over, and its question is still known to have been answered
+        with pytest.raises(AgentError) as late:
+            await client.answer_elicitation(asked.id, "accept", {"answer": "Bob"})
+        assert late.value.status == 409
     assert isinstance(result, CallToolResult) and _text(result) == "accepted: Ada x2 sure=None"
 
 
@@ -223,3 +228,25 @@ async def test_hanging_up_a_streamed_call_cancels_it_upstream(start_agent, tmp_p
         async with aclosing(client.call_tool_events("slow__sleep", {"seconds": 120})) as events:
             assert isinstance(await _next(events), Progress)
     agent.wait_for(lambda: log.exists() and log.read_text().strip(), 15, "notifications/cancelled upstream")
+
+
+async def test_an_agent_that_answers_plain_json_is_understood(start_agent, http_stub) -> None:
+    """An agent from before streaming ignores `Accept` and answers the plain body: the streaming
+    methods take it as the result (the chat server keeps working with such an agent)."""
+    agent = start_agent({"slow": fixture_server("slow_tool.py")})
+    agent.wait_state("slow", "ready")
+    # What a plain agent answers, taken from the real agent in this run.
+    answers = {
+        "/api/v0/mcp/call-tool": agent.call("slow__echo", {"text": "plain"}).content,
+        "/api/v0/exec": agent.http.post("/api/v0/exec", json={"command": "echo plain"}).content,
+    }
+    older = http_stub(
+        lambda request: Answer(200, {"content-type": "application/json"}, answers[request.path])
+    )
+    async with AgentClient(older.url, TOKEN) as client:
+        called = [e async for e in client.call_tool_events("slow__echo", {"text": "plain"})]
+        ran = [e async for e in client.exec_events("echo plain")]
+    assert called == [CallToolResult.model_validate_json(answers["/api/v0/mcp/call-tool"])]
+    assert _text(called[0]) == "plain"
+    assert len(ran) == 1 and isinstance(ran[0], ExecResult) and ran[0].output == "plain\n"
+    assert [r.headers["accept"] for r in older.requests] == ["text/event-stream"] * 2

@@ -110,6 +110,7 @@ async def test_a_request_for_input_is_answered_from_the_api_and_every_watcher_se
     seen = await admin_api.events(chat_id, _settled, last_event_id=pending_id)
     statuses = [e["data"]["status"] for _, e in seen if e["type"] == "data-tool-elicitation"]
     assert statuses == ["accept"]
+    await admin_api.post(path, {"action": "cancel"}, expect=409)  # the turn is over: still answered
     assert _result_text(await admin_api.messages(chat_id), "asks__ask") == "accepted: Ada x1 sure=True"
 
 

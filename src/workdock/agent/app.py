@@ -193,10 +193,7 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
             try:
                 return await question.wait()
             finally:
-                if (
-                    not question.answered
-                ):  # an answered one stays until the call ends: a second answer is a 409
-                    questions.close(question)
+                questions.close(question)  # answered or not: its id stays known (409) once answered
 
         try:
             result = await runtime.hub.call(tool_name, arguments, timeout, CallHooks(on_progress, ask))

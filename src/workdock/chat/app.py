@@ -41,9 +41,7 @@ from workdock.web import mount
 
 logger = logging.getLogger(__name__)
 
-CHAT_QUESTIONS = (
-    1024  # requests for input kept at once by all running turns (answered ones until the turn ends)
-)
+CHAT_QUESTIONS = 1024  # requests for input waiting at once in all running turns
 
 ADMIN_TOKEN_FILE = "admin.token"
 

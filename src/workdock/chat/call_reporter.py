@@ -110,9 +110,7 @@ class TurnCallReporter:
             content = dict(result.content) if result.content is not None else None
             return Answer(result.action, content)
         finally:
-            if question.expired or not question.answered:
-                self._questions.close(question)
-            # An answered one is kept until the turn ends (TurnRunner.run): a second answer is a 409.
+            self._questions.close(question)  # an answered one's id stays known: a second answer is a 409
             self._publish(events.tool_elicitation(self._call_id, question.id, shown, status))
 
     def close(self) -> None:

@@ -141,7 +141,7 @@ class TurnRunner:
             end.stored = await self._fail(chat_id, channel, why)
             return
         finally:
-            for question in self.questions.owned_by(chat_id):  # answered ones were kept for their 409
+            for question in self.questions.owned_by(chat_id):  # a safety net: each call closes its own
                 self.questions.close(question)
         # _run's last write set the chat idle, with the step or the step-limit notice.
         end.status, end.stored = "idle", True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from workdock.mcp.hooks import declined
 
 Action = Literal["accept", "decline", "cancel"]
 DEFAULT_LIMIT = 64  # waiting at once; more are declined at once
+REMEMBERED = 1024  # answered ids kept after their question closed: a late second answer is a 409
 MAX_PROBLEMS = 5
 
 
@@ -61,6 +63,7 @@ class Questions:
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = limit
         self._open: dict[str, Question] = {}
+        self._answered: OrderedDict[str, Hashable] = OrderedDict()  # closed after an answer → owner
 
     def __len__(self) -> int:
         return len(self._open)
@@ -90,6 +93,8 @@ class Questions:
         answered already) or 400 (content that does not fit the request)."""
         question = self.get(question_id, owner)
         if question is None:
+            if question_id in self._answered and owner in (None, self._answered[question_id]):
+                raise QuestionError(409, "already answered", "a request for input takes one answer")
             raise QuestionError(404, "no such request for input", "it was never made, or its call is over")
         if question.answered:
             raise QuestionError(409, "already answered", "a request for input takes one answer")
@@ -98,11 +103,17 @@ class Questions:
         return result
 
     def close(self, question: Question) -> None:
-        """The call is over (or gone): forget the question; one still waiting counts as cancelled."""
-        self._open.pop(question.id, None)
+        """The question is settled, or its call is over (or gone): forget it. One still waiting
+        counts as cancelled; an answered one's id is remembered, so a second answer stays a 409."""
+        if self._open.pop(question.id, None) is None:
+            return
         if not question.future.done():
             question.expired = True
             question.future.set_result(types.ElicitResult(action="cancel"))
+        elif not question.expired:
+            self._answered[question.id] = question.owner
+            while len(self._answered) > REMEMBERED:
+                self._answered.popitem(last=False)
 
 
 def describe_request(params: types.ElicitRequestParams) -> dict[str, Any]:
