@@ -108,7 +108,7 @@ async def test_progress_output_and_a_question_answered_at_the_prompt(
         input="a\nAda\n\nyes\n",  # accept; answer; count left at its default; sure
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,  # a deadline only: three tools and two model steps, on a loaded machine
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
     )
     out = result.stdout
