@@ -7,6 +7,9 @@ is what keeps them in step.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, overload
 
@@ -68,6 +71,22 @@ class CallToolResult(WireModel):
     content: list[ContentBlock] = Field(default_factory=list)
     is_error: bool = False
     structured_content: Any = None
+
+
+class ElicitationAnswer(WireModel):
+    """The user's answer to a server's request for input (``action`` accept, decline or cancel)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, str | int | float | bool | list[str] | None] | None = Field(
+        default=None, description="the form's values, with accept only; checked against the requested schema"
+    )
+
+
+class ElicitationAnswered(WireModel):
+    id: str
+    action: Literal["accept", "decline", "cancel"]
 
 
 class ServerStatus(WireModel):
@@ -226,6 +245,53 @@ class SignalRequest(WireModel):
     signal: Literal["TERM", "KILL", "INT"]
 
 
+# ---- streamed answers (Accept: text/event-stream) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A ``notifications/progress`` of the running call."""
+
+    progress: float
+    total: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """A piece of a running command's output (stdout and stderr interleaved)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Elicitation:
+    """The server asks the user for input; answer with :meth:`AgentClient.answer_elicitation`."""
+
+    id: str
+    message: str
+    mode: str = "form"
+    requested_schema: dict[str, Any] | None = None
+    url: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"mode": self.mode, "message": self.message}
+        if self.url is not None:
+            body["url"] = self.url
+        else:
+            body["requested_schema"] = self.requested_schema or {"type": "object", "properties": {}}
+        return body
+
+
+CallEvent = Progress | Elicitation | CallToolResult
+"""What a streamed call-tool yields: progress and requests for input, and last its result."""
+ExecEvent = Output | ExecResult
+"""What a streamed exec yields: output as it comes, and last the result."""
+
+MAX_STREAM_EVENT_BYTES = 64 * 1024 * 1024  # one event: the result, with its images, is the largest
+STREAM_READ_TIMEOUT = 60.0  # the agent pings every 10 s, however long a person takes to answer
+
+
 # ---- client --------------------------------------------------------------------------------------
 
 
@@ -294,20 +360,10 @@ class AgentClient:
             response = await self._http.request(
                 method, path, json=json, params=params, headers=headers, **extra
             )
-        except AgentUnavailable as exc:
-            raise AgentError(0, str(exc)) from exc
-        except httpx2.TimeoutException as exc:
-            raise AgentError(0, "agent did not answer in time", f"{self.base_url}: {exc!r}") from exc
         except httpx2.TransportError as exc:
-            raise AgentError(0, "agent unreachable", f"{self.base_url}: {exc}") from exc
+            raise _transport_error(self.base_url, exc) from exc
         if response.status_code not in ok:
-            try:
-                body = ErrorBody.model_validate_json(response.content)
-                raise AgentError(response.status_code, body.message, body.detail)
-            except ValueError:
-                raise AgentError(
-                    response.status_code, f"HTTP {response.status_code}", response.text[:500]
-                ) from None
+            raise _status_error(response)
         return response
 
     async def healthz(self, *, timeout: float | None = None) -> bool:
@@ -337,6 +393,103 @@ class AgentClient:
         wait = (timeout_ms or 600_000) / 1000 + 10
         response = await self._request("POST", "/api/v0/mcp/call-tool", json=body, timeout=wait)
         return CallToolResult.model_validate_json(response.content)
+
+    async def call_tool_events(
+        self, tool_name: str, arguments: dict[str, Any] | None = None, *, timeout_ms: int | None = None
+    ) -> AsyncGenerator[CallEvent, None]:
+        """Call a tool with its progress and requests for input streamed: the last item is the
+        result. Leaving the iteration early hangs up, which cancels the call upstream."""
+        body: dict[str, Any] = {"tool_name": tool_name, "arguments": arguments or {}}
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        async with self._events("/api/v0/mcp/call-tool", body) as events:
+            async for name, data in events:
+                if name == "progress":
+                    yield Progress(data["progress"], data.get("total"), data.get("message"))
+                elif name == "elicitation":
+                    yield Elicitation(
+                        id=data["id"],
+                        message=data.get("message", ""),
+                        mode=data.get("mode", "form"),
+                        requested_schema=data.get("requested_schema"),
+                        url=data.get("url"),
+                    )
+                elif name == "result":
+                    yield CallToolResult.model_validate(data)
+                    return
+
+    async def answer_elicitation(
+        self,
+        elicitation_id: str,
+        action: Literal["accept", "decline", "cancel"],
+        content: dict[str, Any] | None = None,
+    ) -> ElicitationAnswered:
+        """Answer a request for input of a streamed call (400 bad content, 404 over, 409 answered)."""
+        body = ElicitationAnswer.model_validate({"action": action, "content": content}).model_dump(
+            exclude_none=True
+        )
+        response = await self._request("POST", f"/api/v0/mcp/elicitations/{elicitation_id}", json=body)
+        return ElicitationAnswered.model_validate_json(response.content)
+
+    async def exec_events(
+        self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None
+    ) -> AsyncGenerator[ExecEvent, None]:
+        """Run a command in the foreground with its output streamed: the last item is the result.
+        Leaving the iteration early hangs up, which ends the command."""
+        body = ExecRequest(command=command, cwd=cwd, timeout_ms=timeout_ms).model_dump(exclude_none=True)
+        async with self._events("/api/v0/exec", body) as events:
+            async for name, data in events:
+                if name == "output":
+                    yield Output(data["text"])
+                elif name == "result":
+                    yield ExecResult.model_validate(data)
+                    return
+
+    @asynccontextmanager
+    async def _events(self, path: str, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[tuple[str, Any]]]:
+        """POST ``body`` asking for Server-Sent Events; yields (event, data) until ``result``. An
+        error status, an ``error`` event or a stream that ends without a result is an AgentError."""
+        timeout = httpx2.Timeout(30.0, read=STREAM_READ_TIMEOUT)
+        request = self._http.build_request(
+            "POST", path, json=body, headers={"Accept": "text/event-stream"}, timeout=timeout
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            raise _transport_error(self.base_url, exc) from exc
+        try:
+            if response.status_code != 200:
+                await response.aread()
+                raise _status_error(response)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                # An agent from before streaming ignores Accept: its plain body is the result
+                # (which must then come within the read timeout, as no pings keep it waiting).
+                try:
+                    await response.aread()
+                except httpx2.HTTPError as exc:
+                    raise _transport_error(self.base_url, exc) from exc
+                yield _plain_result(response)
+                return
+
+            async def events() -> AsyncIterator[tuple[str, Any]]:
+                try:
+                    async for event in httpx2.EventSource(response, max_event_size=MAX_STREAM_EVENT_BYTES):
+                        data: Any = event.json()
+                        if event.event == "error":
+                            error = data
+                            raise AgentError(
+                                int(error.get("status") or 502), error["message"], error.get("detail")
+                            )
+                        yield event.event, data
+                        if event.event == "result":
+                            return
+                except httpx2.HTTPError as exc:
+                    raise _transport_error(self.base_url, exc) from exc
+                raise AgentError(0, "the agent's answer ended before its result", f"{self.base_url}{path}")
+
+            yield events()
+        finally:
+            await response.aclose()
 
     async def servers(self, *, timeout: float | None = None) -> ServerList:
         response = await self._request("GET", "/api/v0/mcp/servers", timeout=timeout)
@@ -412,3 +565,27 @@ class AgentClient:
         body = SignalRequest(signal=signal).model_dump()
         response = await self._request("POST", f"/api/v0/processes/{process_id}/signal", json=body)
         return ProcessInfo.model_validate_json(response.content)
+
+
+def _transport_error(base_url: str, exc: httpx2.HTTPError) -> AgentError:
+    if isinstance(exc, AgentUnavailable):
+        return AgentError(0, str(exc))
+    if isinstance(exc, httpx2.TimeoutException):
+        return AgentError(0, "agent did not answer in time", f"{base_url}: {exc!r}")
+    return AgentError(0, "agent unreachable", f"{base_url}: {exc}")
+
+
+async def _plain_result(response: httpx2.Response) -> AsyncIterator[tuple[str, Any]]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise AgentError(502, "the agent answered neither events nor JSON", response.text[:500]) from None
+    yield "result", data
+
+
+def _status_error(response: httpx2.Response) -> AgentError:
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except ValueError:
+        return AgentError(response.status_code, f"HTTP {response.status_code}", response.text[:500])
+    return AgentError(response.status_code, body.message, body.detail)

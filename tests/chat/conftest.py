@@ -239,7 +239,7 @@ class ChatServer:
 
             self._thread = threading.Thread(target=serve, name="chat-server", daemon=True)
             self._thread.start()
-        wait_until_sync(self._healthy, timeout=30, message="the chat server to answer /healthz")
+        wait_until_sync(self._healthy, timeout=90, message="the chat server to answer /healthz")
         return self
 
     def _healthy(self) -> bool:

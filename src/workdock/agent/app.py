@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import mcp_types as types
 import orjson
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Request, Response
 
 from workdock import __version__, agentapi
 from workdock.agent.auth import BearerAuth
 from workdock.agent.disconnect import until_disconnect
 from workdock.agent.runtime import AgentRuntime, AgentSettings
+from workdock.agent.streaming import Emit, event_stream, sse_openapi, wants_events
 from workdock.agent.workspace.processes import ProcessTable
 from workdock.agent.workspace.router import workspace_router
 from workdock.http_errors import ApiError, JSONResponse, install_error_handlers
@@ -22,7 +24,9 @@ from workdock.http_json import api_router
 from workdock.http_limits import BodyLimit
 from workdock.http_openapi import error_responses, without_422
 from workdock.mcp.content import result_to_dict
+from workdock.mcp.hooks import CallHooks
 from workdock.mcp.hub import Catalog, Hub, HubError
+from workdock.mcp.questions import QuestionError, Questions, too_many
 from workdock.ratelimit import FailedAttempts
 
 logger = logging.getLogger(__name__)
@@ -77,6 +81,11 @@ _CALL_TOOL_BODY = {
     }
 }
 MAX_TIMEOUT_MS = 600_000
+_CALL_EVENTS = (
+    'event: progress\ndata: {"progress": 1, "total": 5, "message": null}\n\n'
+    'event: elicitation\ndata: {"id": "…", "mode": "form", "message": "…", "requested_schema": {}}\n\n'
+    'event: result\ndata: {"content": [], "is_error": false, "structured_content": null}\n\n'
+)
 # Declared by hand: the handler reads the query itself (no per-request parameter machinery).
 _REFRESH_PARAMETER = {
     "parameters": [
@@ -120,6 +129,7 @@ def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
 def mcp_router(runtime: AgentRuntime) -> APIRouter:
     router = api_router(prefix="/api/v0/mcp", tags=["mcp"])
     tool_list = _ToolListCache()
+    questions = Questions()
 
     @router.get(
         "/tools",
@@ -142,19 +152,73 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
     @router.post(
         "/call-tool",
         response_model=agentapi.CallToolResult,
-        responses=error_responses(400, 401, 404, 413, 429, 502, 504),
+        responses={
+            200: {
+                "description": "The result; with `Accept: text/event-stream`, Server-Sent Events: "
+                "`progress`, `elicitation`, then one `result` (this body) or `error` (status and error)",
+                **sse_openapi(_CALL_EVENTS),
+            },
+            **error_responses(400, 401, 404, 413, 429, 502, 504),
+        },
         openapi_extra=_CALL_TOOL_BODY,
     )
-    async def call_tool(request: Request) -> JSONResponse:
+    async def call_tool(request: Request) -> Response:
         """Call a tool by its offered name; a tool that ran and failed is a 200 with ``is_error``."""
         tool_name, arguments, timeout_ms = parse_call_request(await request.body())
         timeout = timeout_ms / 1000 if timeout_ms is not None else None
+        if wants_events(request):
+            if not runtime.hub.has_tool(tool_name):  # known before anything streams: a plain 404
+                raise ApiError(404, f"no tool named {tool_name!r} in the catalog")
+            return event_stream(lambda emit: _streamed_call(tool_name, arguments, timeout, emit))
         try:
             # If the caller hangs up (a chat turn interrupted), the call is cancelled upstream too.
             result = await until_disconnect(request, runtime.hub.call(tool_name, arguments, timeout))
         except HubError as exc:
             raise ApiError(exc.status, exc.message) from None
         return JSONResponse(result_to_dict(result))
+
+    async def _streamed_call(
+        tool_name: str, arguments: dict[str, Any], timeout: float | None, emit: Emit
+    ) -> dict[str, Any]:
+        owner = object()  # this call's questions, closed (as cancelled) when it ends
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            emit("progress", {"progress": progress, "total": total, "message": message})
+
+        async def ask(params: types.ElicitRequestParams) -> types.ElicitResult:
+            question = questions.open(params, owner)
+            if question is None:
+                return too_many()
+            emit("elicitation", question.describe())
+            try:
+                return await question.wait()
+            finally:
+                questions.close(question)  # answered or not: its id stays known (409) once answered
+
+        try:
+            result = await runtime.hub.call(tool_name, arguments, timeout, CallHooks(on_progress, ask))
+        except HubError as exc:
+            raise ApiError(exc.status, exc.message) from None
+        finally:
+            for question in questions.owned_by(owner):
+                questions.close(question)
+        return result_to_dict(result)
+
+    @router.post(
+        "/elicitations/{elicitation_id}",
+        response_model=agentapi.ElicitationAnswered,
+        responses=error_responses(400, 401, 404, 409, 413, 429),
+    )
+    async def answer_elicitation(
+        body: agentapi.ElicitationAnswer,
+        elicitation_id: str = Path(max_length=64, description="the id of an `elicitation` event"),
+    ) -> agentapi.ElicitationAnswered:
+        """Answer a request for input that a streaming call-tool relayed; one answer each."""
+        try:
+            result = questions.answer(elicitation_id, body.action, body.content)
+        except QuestionError as exc:
+            raise ApiError(exc.status, exc.message, exc.detail) from None
+        return agentapi.ElicitationAnswered(id=elicitation_id, action=result.action)
 
     @router.get("/servers", response_model=agentapi.ServerList, responses=error_responses(401, 429))
     async def servers() -> agentapi.ServerList:

@@ -44,11 +44,14 @@ from workdock.link.registry import LinkRegistry
 from workdock.link.relay import RELAY_PATH, RelayClient, RelayEndpoint
 from workdock.link.session import timings_from_env
 from workdock.mcp.hub import Hub
+from workdock.mcp.questions import Questions
 from workdock.ratelimit import FailedAttempts, blocked_error, client_address
 from workdock.secretbox import LoadedKey, SecretKeyError, load_key
 from workdock.web import mount
 
 logger = logging.getLogger(__name__)
+
+CHAT_QUESTIONS = 1024  # requests for input waiting at once in all running turns
 
 ADMIN_TOKEN_FILE = "admin.token"
 
@@ -169,7 +172,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             gatherer = ToolGatherer(pool, admin)
             events = EventLog(store, notifier)
             leases = Leases(store, ttl=config.scheduling.lease_s)
-            runner = TurnRunner(store, gatherer, models, leases=leases, owner=replicas.id)
+            questions = Questions(limit=CHAT_QUESTIONS)
+            runner = TurnRunner(
+                store, gatherer, models, leases=leases, owner=replicas.id, questions=questions
+            )
             scheduler = Scheduler(store, runner, events, notifier, replicas.id, config.scheduling, leases)
             svc = Services(
                 config=config,
@@ -183,6 +189,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 attempts=FailedAttempts(config.auth_failures),
                 notifier=notifier,
                 replicas=replicas,
+                questions=questions,
             )
             app.state.services = svc
             # Admin servers changed, or tokens deleted, through any replica: this one follows.

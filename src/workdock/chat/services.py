@@ -18,6 +18,7 @@ from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.http_limits import size_from_env
 from workdock.mcp.limits import MAX_RESULT_ENV, parse_limit
+from workdock.mcp.questions import Questions
 from workdock.ratelimit import FailedAttempts, RateLimitSettings
 from workdock.secretbox import key_from_env
 
@@ -101,3 +102,4 @@ class Services:
     attempts: FailedAttempts
     notifier: Notifier
     replicas: ReplicaRegistry
+    questions: Questions  # the running turns' requests for input, answered through the API

@@ -35,6 +35,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 
 from workdock.agentapi import CallToolResult
 from workdock.chat import events
+from workdock.chat.call_reporter import TurnCallReporter
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.eventlog import ChatChannel
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
@@ -45,6 +46,7 @@ from workdock.chat.store.models import Message
 from workdock.chat.store.repo import LeaseLost, NewMessage, Store, TurnStart
 from workdock.chat.tools.base import error_result
 from workdock.chat.toolset import ToolGatherer, ToolSet
+from workdock.mcp.questions import Questions
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class _Step:
     texts: dict[int, str] = field(default_factory=dict)
     response: ModelResponse | None = None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # tool_call_id → stored part
+    reporters: dict[str, TurnCallReporter] = field(default_factory=dict)  # what each call reported
     # Set once the step is being stored: an interrupt then waits for it instead of storing it twice.
     persisting: asyncio.Future[list[Message]] | None = None
     published: bool = False
@@ -95,6 +98,7 @@ class TurnRunner:
         *,
         leases: Leases,
         owner: str,
+        questions: Questions | None = None,
     ) -> None:
         self.store = store
         self.gatherer = gatherer
@@ -103,6 +107,8 @@ class TurnRunner:
         # Every write of a turn is made only while this replica (``owner``) holds the chat's lease.
         self.leases = leases
         self.owner = owner
+        # the running calls' requests for input
+        self.questions = questions if questions is not None else Questions()
         self.stopping = False  # the server is shutting down: turns cancelled now say so
 
     async def run(
@@ -147,6 +153,9 @@ class TurnRunner:
                 why = f"{type(exc).__name__}: {exc}"
             end.stored = await self._fail(chat_id, channel, why)
             return
+        finally:
+            for question in self.questions.owned_by(chat_id):  # a safety net: each call closes its own
+                self.questions.close(question)
         # _run's last write set the chat idle, with the step or the step-limit notice.
         end.status, end.stored = "idle", True
         publish(events.finish(final))
@@ -181,7 +190,9 @@ class TurnRunner:
             calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
             if calls:  # noted before they run: a replica taking the chat over must not run them again
                 await self._record_calls(chat_id, model_name, toolset, response, calls, step)
-            outcomes = await asyncio.gather(*(self._call(toolset, call, channel, step) for call in calls))
+            outcomes = await asyncio.gather(
+                *(self._call(chat_id, toolset, call, channel, step) for call in calls)
+            )
             # The last step also settles the chat's status: one transaction, not two.
             step.persisting = asyncio.ensure_future(
                 self.store.add_messages(
@@ -306,10 +317,13 @@ class TurnRunner:
         return response
 
     async def _call(
-        self, toolset: ToolSet, call: ToolCallPart, channel: ChatChannel, step: _Step
+        self, chat_id: str, toolset: ToolSet, call: ToolCallPart, channel: ChatChannel, step: _Step
     ) -> CallOutcome:
         """Run one tool call; any failure becomes an error result the model can read."""
         started = time.perf_counter()
+        reporter = step.reporters[call.tool_call_id] = TurnCallReporter(
+            channel.publish, chat_id, call.tool_call_id, self.questions
+        )
         tool = toolset.tools.get(call.tool_name)
         try:
             arguments = call.args_as_dict(raise_if_invalid=True)
@@ -324,12 +338,14 @@ class TurnRunner:
             result = error_result(f"the arguments for {call.tool_name} are not a JSON object: {call.args!r}")
         else:
             try:
-                result = await tool.call(arguments)
+                result = await tool.call(arguments, reporter)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a source's bug must not end the turn
                 logger.exception("tool %s raised", call.tool_name)
                 result = error_result(f"tool {call.tool_name} failed: {type(exc).__name__}: {exc}")
+            finally:
+                reporter.close()
         duration_ms = round((time.perf_counter() - started) * 1000)
         content, structured = for_storage(result)
         step.results[call.tool_call_id] = {
@@ -411,18 +427,7 @@ class TurnRunner:
                 }
             messages.append(NewMessage("assistant", parts, model=model_name, usage=usage))
         if calls:
-            results = [
-                step.results.get(call.tool_call_id)
-                or {
-                    "type": "tool-result",
-                    "tool_call_id": call.tool_call_id,
-                    "tool_name": call.tool_name,
-                    "is_error": True,
-                    "duration_ms": None,
-                    "content": [{"type": "text", "text": "interrupted before this call finished"}],
-                }
-                for call in calls
-            ]
+            results = [step.results.get(call.tool_call_id) or _unfinished(call, step) for call in calls]
             messages.append(NewMessage("tool", results))
         return messages
 
@@ -476,6 +481,24 @@ class TurnRunner:
         channel.publish(events.finish("error"))
         channel.publish(events.status("error", error=message))
         return stored
+
+
+def _unfinished(call: ToolCallPart, step: _Step) -> dict[str, Any]:
+    """The stored result of a call the turn's end cut off: what it printed so far, and that it was
+    interrupted."""
+    reporter = step.reporters.get(call.tool_call_id)
+    printed = reporter.output_so_far() if reporter is not None else ""
+    note = "interrupted before this call finished"
+    text = f"{printed}\n[{note}]" if printed else note
+    return {
+        "type": "tool-result",
+        "tool_call_id": call.tool_call_id,
+        "tool_name": call.tool_name,
+        "is_error": True,
+        "duration_ms": None,
+        "content": [{"type": "text", "text": text}],
+        "interrupted": True,
+    }
 
 
 def _args(part: ToolCallPart) -> Any:

@@ -26,17 +26,20 @@ import anyio
 import httpx2
 import mcp_types as types
 from mcp import Client
+from mcp.client._input_required import InputRequiredRoundsExceededError, run_input_required_driver
+from mcp.client.session import ClientRequestContext
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from workdock import __version__
 from workdock.agentapi import ServerState
 from workdock.log_redact import redact
 from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
+from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
 from workdock.mcp.stdio import stdio_transport
@@ -56,6 +59,10 @@ _SSE_FRAMING = 4096
 _CLIENT_INFO = types.Implementation(name="workdock", version=__version__)
 # Transport-level failures: the server is gone, not merely answering with an error.
 _LOST_ERRORS = (httpx2.TransportError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+# A 2026-07-28 server may answer a call with input_required instead of its result.
+_CALL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = TypeAdapter(
+    types.CallToolResult | types.InputRequiredResult
+)
 
 
 class HubError(Exception):
@@ -133,6 +140,7 @@ class Connection:
         # never pays the server/discover probe's timeout again.
         self._mode: str = "auto"
         self._prior_discover: types.DiscoverResult | None = None
+        self._calls: list[_Call] = []  # in flight, oldest first: a 2025-era elicitation goes to one
         # The last (state, error) logged, and when: the terminal hears of a failure once, not per retry.
         self._reported: tuple[ServerState, str | None] | None = None
         self._reported_at = 0.0
@@ -365,6 +373,7 @@ class Connection:
                 mode=self._mode,
                 prior_discover=self._prior_discover,
                 message_handler=self._on_message,
+                elicitation_callback=self._on_elicitation,
                 client_info=_CLIENT_INFO,
                 cache=None,
             )
@@ -386,6 +395,22 @@ class Connection:
             self.request_refresh()
         elif isinstance(message, Exception):
             logger.debug("server %s: transport: %s", self.name, _describe(message))
+
+    async def _on_elicitation(
+        self, context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
+        """A 2025-era ``elicitation/create``: the protocol does not say which call it is for, so it
+        goes to the call in flight when there is exactly one; otherwise it is declined."""
+        calls = list(self._calls)
+        if len(calls) == 1:
+            return await calls[0].ask(params)
+        reason = (
+            "no tool call is in flight on this server"
+            if not calls
+            else f"{len(calls)} tool calls are in flight on this server; the request cannot be told apart"
+        )
+        logger.info("server %s: a request for input was declined: %s", self.name, reason)
+        return declined(reason)
 
     def _on_stderr(self, line: str) -> None:
         line = redact(line)  # the tail is shown in status and the UI: no credentials a server prints
@@ -409,18 +434,36 @@ class Connection:
         with anyio.move_on_after(timeout):
             await self._listed.wait()
 
-    async def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> types.CallToolResult:
+    async def call(
+        self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks = NO_HOOKS
+    ) -> types.CallToolResult:
+        """Call ``tool``; ``hooks`` get its progress and the server's requests for input."""
         client = self._client
         if client is None or self.state != "ready":
             reason = f": {self.error}" if self.error else ""
             raise ServerUnavailable(f"server {self.name!r} is {self.state}{reason}")
-        request = types.CallToolRequest(params=types.CallToolRequestParams(name=tool, arguments=arguments))
+        call = _Call(self.name, tool, hooks)
+        self._calls.append(call)
         try:
-            # Not ClientSession.call_tool: it validates structuredContent against the tool's
-            # outputSchema (and may re-list to do so); a proxy passes results through as they are.
-            return await client.session.send_request(
-                request, types.CallToolResult, request_read_timeout_seconds=timeout
-            )
+            first = await self._send_call(client, call, arguments, timeout)
+            if isinstance(first, types.CallToolResult):
+                return first
+
+            async def dispatch(
+                key: str, request: types.InputRequest
+            ) -> types.InputResponse | types.ErrorData:
+                if isinstance(request, types.ElicitRequest):
+                    return await call.ask(request.params)
+                # Sampling and roots are not offered: the SDK's callbacks refuse them.
+                context = ClientRequestContext(session=client.session, request_id=key)
+                return await client.session.dispatch_input_request(context, request)
+
+            async def retry(
+                responses: types.InputResponses | None, state: str | None
+            ) -> types.CallToolResult | types.InputRequiredResult:
+                return await self._send_call(client, call, arguments, timeout, responses, state)
+
+            return await run_input_required_driver(first, dispatch=dispatch, retry=retry)
         except MCPError as exc:
             if is_oversize(exc.error):
                 raise ResultTooLarge(f"tool {tool!r} on server {self.name!r}: {exc.error.message}") from exc
@@ -437,6 +480,10 @@ class Connection:
             raise UpstreamError(
                 f"server {self.name!r} answered with an error: {exc.error.message} (code {exc.error.code})"
             ) from exc
+        except InputRequiredRoundsExceededError as exc:
+            raise UpstreamError(
+                f"server {self.name!r} asked for input more than {exc.max_rounds} times in one call"
+            ) from exc
         except ValidationError as exc:
             raise UpstreamError(
                 f"server {self.name!r} sent a result that is not a valid tool result: "
@@ -445,6 +492,46 @@ class Connection:
         except _LOST_ERRORS as exc:
             self._lost.set()
             raise ServerUnavailable(f"server {self.name!r} is unreachable: {_describe(exc)}") from exc
+        finally:
+            self._calls.remove(call)
+
+    async def _send_call(
+        self,
+        client: Client,
+        call: _Call,
+        arguments: dict[str, Any],
+        timeout: float,
+        responses: types.InputResponses | None = None,
+        state: str | None = None,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        params = types.CallToolRequestParams(
+            name=call.tool, arguments=arguments, input_responses=responses, request_state=state
+        )
+        # Not ClientSession.call_tool: it validates structuredContent against the tool's
+        # outputSchema (and may re-list to do so); a proxy passes results through as they are.
+        return await client.session.send_request(
+            types.CallToolRequest(params=params),
+            _CALL_RESULT,
+            request_read_timeout_seconds=timeout,
+            progress_callback=call.hooks.on_progress,
+        )
+
+
+class _Call:
+    """A call in flight, and where its requests for input go."""
+
+    def __init__(self, server: str, tool: str, hooks: CallHooks) -> None:
+        self.server = server
+        self.tool = tool
+        self.hooks = hooks
+
+    async def ask(self, params: types.ElicitRequestParams) -> types.ElicitResult:
+        if self.hooks.ask is None:
+            logger.info(
+                "server %s: tool %s asked for input; declined: %s", self.server, self.tool, CANNOT_ASK
+            )
+            return declined(CANNOT_ASK)
+        return await self.hooks.ask(params)
 
 
 def _describe(exc: BaseException) -> str:

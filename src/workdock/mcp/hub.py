@@ -30,6 +30,7 @@ from workdock.mcp.connection import (
     ToolNotFound,
     UpstreamError,
 )
+from workdock.mcp.hooks import NO_HOOKS, CallHooks
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
 
 __all__ = [
@@ -225,9 +226,17 @@ class Hub:
 
     # ---- calls ----------------------------------------------------------------------------------
 
+    def has_tool(self, name: str) -> bool:
+        return name in self._routes
+
     async def call(
-        self, name: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        hooks: CallHooks = NO_HOOKS,
     ) -> types.CallToolResult:
+        """Route a call; ``hooks`` receive its progress and the server's requests for input."""
         route = self._routes.get(name)
         if route is None:
             raise ToolNotFound(f"no tool named {name!r} in the catalog")
@@ -236,7 +245,7 @@ class Hub:
             spec = connection.spec
             timeout = spec.timeout_ms / 1000 if spec and spec.timeout_ms else DEFAULT_CALL_TIMEOUT
             timeout = min(timeout, MAX_CALL_TIMEOUT)
-        return await connection.call(route.original_name, arguments or {}, timeout)
+        return await connection.call(route.original_name, arguments or {}, timeout, hooks)
 
     # ---- status ---------------------------------------------------------------------------------
 

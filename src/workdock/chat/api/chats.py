@@ -10,16 +10,19 @@ from fastapi import Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from workdock.agentapi import ElicitationAnswer, ElicitationAnswered
 from workdock.chat import events, notify
 from workdock.chat.api import schemas
 from workdock.chat.api.workspaces import owned_workspace
 from workdock.chat.auth import current_user, services
+from workdock.chat.elicitations import answer_elicitation
 from workdock.chat.models import ModelError
 from workdock.chat.services import Services
 from workdock.chat.store.models import Chat, User
 from workdock.chat.store.repo import RerunRefused
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
+from workdock.mcp.questions import QuestionError
 
 router = api_router(prefix="/api/v0", tags=["chats"])
 
@@ -243,6 +246,30 @@ async def interrupt(
 ) -> dict[str, bool]:
     await owned_chat(svc, chat_id, user)
     return {"interrupted": await svc.scheduler.interrupt(chat_id)}
+
+
+@router.post(
+    "/chats/{chat_id}/elicitations/{elicitation_id}",
+    response_model=ElicitationAnswered,
+    responses=schemas.writes(404, 409),
+)
+async def answer(
+    chat_id: str,
+    body: ElicitationAnswer,
+    elicitation_id: str = Path(
+        max_length=64, description="the elicitationId of a data-tool-elicitation chunk"
+    ),
+    user: User = Depends(current_user),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Answer a running tool call's request for input: accept (with the form's content, checked
+    against its schema), decline or cancel. 404 when the call is over, 409 once it was answered."""
+    await owned_chat(svc, chat_id, user)
+    try:
+        result = answer_elicitation(svc.questions, chat_id, elicitation_id, body.action, body.content)
+    except QuestionError as exc:
+        raise ApiError(exc.status, exc.message, exc.detail) from exc
+    return {"id": elicitation_id, "action": result.action}
 
 
 @router.get("/chats/{chat_id}/tools", response_model=schemas.ToolSetOut, responses=schemas.reads(404))

@@ -66,4 +66,5 @@ export const api = {
   interrupt: (id) => request("POST", `/chats/${id}/interrupt`, {}),
   retry: (id) => request("POST", `/chats/${id}/retry`, {}),
   tools: (id) => request("GET", `/chats/${id}/tools`),
+  answerElicitation: (id, elicitationId, body) => request("POST", `/chats/${id}/elicitations/${encodeURIComponent(elicitationId)}`, body),
 };
