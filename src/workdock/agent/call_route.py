@@ -23,6 +23,7 @@ from workdock.agent.disconnect import until_disconnect
 from workdock.agent.streaming import EVENT_STREAM
 from workdock.http_errors import ApiError, HTTPApiError
 from workdock.mcp.hub import Hub, HubError
+from workdock.memory import give_back
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class CallToolEndpoint:
             await _answer(send, 500, body, None)
             return
         await _answer(send, 200, body, None)
+        give_back(len(body))
 
 
 class HotPathApp(FastAPI):

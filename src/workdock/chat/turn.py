@@ -46,6 +46,7 @@ from workdock.chat.stream import ChatChannel, EventBus
 from workdock.chat.tools.base import error_result
 from workdock.chat.toolset import ToolGatherer, ToolSet
 from workdock.mcp.questions import Questions
+from workdock.memory import give_back, rss
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class TurnRunner:
         publish(events.message(start.message))
         publish(events.start(uuid.uuid4().hex))
         step = _Step()
+        grown_from = rss()
         try:
             final = await self._run(chat_id, channel, step)
         except asyncio.CancelledError:
@@ -143,6 +145,7 @@ class TurnRunner:
         finally:
             for question in self.questions.owned_by(chat_id):  # answered ones were kept for their 409
                 self.questions.close(question)
+            give_back(rss() - grown_from)  # a large tool result is stored and sent by now
         # _run's last write set the chat idle, with the step or the step-limit notice.
         end.status, end.stored = "idle", True
         publish(events.finish(final))
