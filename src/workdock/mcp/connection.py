@@ -45,6 +45,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from workdock import __version__
 from workdock.agentapi import ServerState
+from workdock.log_redact import redact
 from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
 from workdock.mcp.content import raw_result_to_dict, result_to_dict
 from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
@@ -422,6 +423,7 @@ class Connection:
         return declined(reason)
 
     def _on_stderr(self, line: str) -> None:
+        line = redact(line)  # the tail is shown in status and the UI: no credentials a server prints
         self.stderr_tail.append(line)
         logger.debug("server %s stderr: %s", self.name, line)  # shown with -v; status keeps the tail
 
