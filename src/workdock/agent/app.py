@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Path, Request, Response
 
 from workdock import __version__, agentapi
 from workdock.agent.auth import BearerAuth
-from workdock.agent.disconnect import until_disconnect
+from workdock.agent.call_route import CallToolEndpoint, HotPathApp, call_body, parse_call_request
 from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.agent.streaming import Emit, event_stream, sse_openapi, wants_events
 from workdock.agent.workspace.processes import ProcessTable
@@ -23,7 +23,6 @@ from workdock.http_errors import ApiError, JSONResponse, install_error_handlers
 from workdock.http_json import api_router
 from workdock.http_limits import BodyLimit
 from workdock.http_openapi import error_responses, without_422
-from workdock.mcp.content import result_to_dict
 from workdock.mcp.hooks import CallHooks
 from workdock.mcp.hub import Catalog, Hub, HubError
 from workdock.mcp.questions import QuestionError, Questions, too_many
@@ -80,7 +79,6 @@ _CALL_TOOL_BODY = {
         "content": {"application/json": {"schema": agentapi.CallToolRequest.model_json_schema()}},
     }
 }
-MAX_TIMEOUT_MS = 600_000
 _CALL_EVENTS = (
     'event: progress\ndata: {"progress": 1, "total": 5, "message": null}\n\n'
     'event: elicitation\ndata: {"id": "…", "mode": "form", "message": "…", "requested_schema": {}}\n\n'
@@ -98,32 +96,6 @@ _REFRESH_PARAMETER = {
         }
     ]
 }
-
-
-def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
-    """Validate a call-tool body: (tool_name, arguments, timeout_ms) or an ApiError 400."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "the body is not JSON", str(exc)) from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    tool_name = body.get("tool_name")
-    if not isinstance(tool_name, str) or not tool_name:
-        raise ApiError(400, "tool_name is required and must be a non-empty string")
-    arguments = body.get("arguments")
-    if arguments is None:
-        arguments = {}
-    elif not isinstance(arguments, dict):
-        raise ApiError(400, "arguments must be a JSON object")
-    timeout_ms = body.get("timeout_ms")
-    if timeout_ms is not None and (
-        isinstance(timeout_ms, bool)
-        or not isinstance(timeout_ms, int)
-        or not 0 < timeout_ms <= MAX_TIMEOUT_MS
-    ):
-        raise ApiError(400, f"timeout_ms must be a positive integer of at most {MAX_TIMEOUT_MS}")
-    return tool_name, arguments, timeout_ms
 
 
 def mcp_router(runtime: AgentRuntime) -> APIRouter:
@@ -164,18 +136,16 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
     )
     async def call_tool(request: Request) -> Response:
         """Call a tool by its offered name; a tool that ran and failed is a 200 with ``is_error``."""
-        tool_name, arguments, timeout_ms = parse_call_request(await request.body())
+        raw = await request.body()
+        if not wants_events(request):
+            # HotPathApp answers these before routing; this is the same answer, should one get here.
+            body = await call_body(runtime.hub, raw, request.receive)
+            return Response(body, media_type="application/json")
+        tool_name, arguments, timeout_ms = parse_call_request(raw)
         timeout = timeout_ms / 1000 if timeout_ms is not None else None
-        if wants_events(request):
-            if not runtime.hub.has_tool(tool_name):  # known before anything streams: a plain 404
-                raise ApiError(404, f"no tool named {tool_name!r} in the catalog")
-            return event_stream(lambda emit: _streamed_call(tool_name, arguments, timeout, emit))
-        try:
-            # If the caller hangs up (a chat turn interrupted), the call is cancelled upstream too.
-            result = await until_disconnect(request, runtime.hub.call(tool_name, arguments, timeout))
-        except HubError as exc:
-            raise ApiError(exc.status, exc.message) from None
-        return JSONResponse(result_to_dict(result))
+        if not runtime.hub.has_tool(tool_name):  # known before anything streams: a plain 404
+            raise ApiError(404, f"no tool named {tool_name!r} in the catalog")
+        return event_stream(lambda emit: _streamed_call(tool_name, arguments, timeout, emit))
 
     async def _streamed_call(
         tool_name: str, arguments: dict[str, Any], timeout: float | None, emit: Emit
@@ -196,13 +166,12 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
                 questions.close(question)  # answered or not: its id stays known (409) once answered
 
         try:
-            result = await runtime.hub.call(tool_name, arguments, timeout, CallHooks(on_progress, ask))
+            return await runtime.hub.call_wire(tool_name, arguments, timeout, CallHooks(on_progress, ask))
         except HubError as exc:
             raise ApiError(exc.status, exc.message) from None
         finally:
             for question in questions.owned_by(owner):
                 questions.close(question)
-        return result_to_dict(result)
 
     @router.post(
         "/elicitations/{elicitation_id}",
@@ -283,7 +252,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
                             closing.start_soon(processes.shutdown)
 
     # The OpenAPI document comes from a route of our own: it adds the bearer scheme the middleware enforces.
-    app = FastAPI(
+    app = HotPathApp(
         title="workdock agent",
         version=__version__,
         lifespan=lifespan,
@@ -294,9 +263,16 @@ def create_app(settings: AgentSettings) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    attempts = FailedAttempts(settings.auth_failures)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     # Outermost: a request without the token learns nothing, not even the body limit.
-    app.add_middleware(BearerAuth, token=settings.token, attempts=FailedAttempts(settings.auth_failures))
+    app.add_middleware(BearerAuth, token=settings.token, attempts=attempts)
+    # The plain call-tool's own chain, in the same order, sharing the count of failed attempts.
+    app.hot_path = BearerAuth(
+        BodyLimit(CallToolEndpoint(hub), max_bytes=settings.max_request_bytes),
+        token=settings.token,
+        attempts=attempts,
+    )
 
     @app.get("/healthz", tags=["health"], response_model=agentapi.Health)
     async def healthz() -> dict[str, str]:

@@ -20,6 +20,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 
 from workdock.http_errors import ApiError
+from workdock.memory import give_back
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def event_stream(work: Callable[[Emit], Awaitable[dict[str, Any]]]) -> EventSour
                 await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
             try:
-                yield _event("result", task.result())
+                result = _event("result", task.result())
+                yield result
+                give_back(len(result.data or ""))
             except ApiError as exc:
                 yield _event("error", {"status": exc.status, "message": exc.message, "detail": exc.detail})
             except Exception:

@@ -47,6 +47,7 @@ from workdock.chat.store.repo import LeaseLost, NewMessage, Store, TurnStart
 from workdock.chat.tools.base import error_result
 from workdock.chat.toolset import ToolGatherer, ToolSet
 from workdock.mcp.questions import Questions
+from workdock.memory import give_back, rss
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ class TurnRunner:
         publish(events.message(start.message))
         publish(events.start(uuid.uuid4().hex))
         step = _Step()
+        grown_from = rss()
         try:
             final = await self._run(chat_id, channel, step)
         except asyncio.CancelledError:
@@ -156,6 +158,7 @@ class TurnRunner:
         finally:
             for question in self.questions.owned_by(chat_id):  # a safety net: each call closes its own
                 self.questions.close(question)
+            give_back(rss() - grown_from)  # a large tool result is stored and sent by now
         # _run's last write set the chat idle, with the step or the step-limit notice.
         end.status, end.stored = "idle", True
         publish(events.finish(final))

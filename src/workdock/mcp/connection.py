@@ -18,7 +18,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,19 @@ import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client._input_required import InputRequiredRoundsExceededError, run_input_required_driver
-from mcp.client.session import ClientRequestContext
+from mcp.client.session import (
+    ClientRequestContext,
+    ClientSession,
+    _clamp_inbound_ttl,
+    _later_revision_fields,
+)
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
+from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_NAME_HEADER, encode_header_value
+from mcp_types import methods as _methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter, ValidationError
 
@@ -39,12 +47,15 @@ from workdock import __version__
 from workdock.agentapi import ServerState
 from workdock.log_redact import redact
 from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
+from workdock.mcp.content import raw_result_to_dict, result_to_dict
 from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
 from workdock.mcp.stdio import stdio_transport
+from workdock.mcp.tracing import skip_untraced_spans
 
 logger = logging.getLogger(__name__)
+skip_untraced_spans()  # every connection's requests: the SDK's no-op spans cost a tenth of a call
 
 STDERR_TAIL_LINES = 50
 MAX_BACKOFF = 60.0
@@ -438,6 +449,21 @@ class Connection:
         self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks = NO_HOOKS
     ) -> types.CallToolResult:
         """Call ``tool``; ``hooks`` get its progress and the server's requests for input."""
+        result = await self._call(tool, arguments, timeout, hooks, raw=False)
+        assert isinstance(result, types.CallToolResult)
+        return result
+
+    async def call_wire(
+        self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks = NO_HOOKS
+    ) -> dict[str, Any]:
+        """As :meth:`call`, answered as the call-tool response body; a plain result is passed
+        through from its JSON-RPC dict, never built as models (``content.raw_result_to_dict``)."""
+        result = await self._call(tool, arguments, timeout, hooks, raw=True)
+        return result if isinstance(result, dict) else result_to_dict(result)
+
+    async def _call(
+        self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks, *, raw: bool
+    ) -> types.CallToolResult | dict[str, Any]:
         client = self._client
         if client is None or self.state != "ready":
             reason = f": {self.error}" if self.error else ""
@@ -445,8 +471,12 @@ class Connection:
         call = _Call(self.name, tool, hooks)
         self._calls.append(call)
         try:
-            first = await self._send_call(client, call, arguments, timeout)
-            if isinstance(first, types.CallToolResult):
+            first: types.CallToolResult | types.InputRequiredResult | dict[str, Any]
+            if raw:
+                first = await self._send_passed_through(client, call, arguments, timeout)
+            else:
+                first = await self._send_call(client, call, arguments, timeout)
+            if isinstance(first, types.CallToolResult | dict):
                 return first
 
             async def dispatch(
@@ -495,6 +525,15 @@ class Connection:
         finally:
             self._calls.remove(call)
 
+    async def _send_passed_through(
+        self, client: Client, call: _Call, arguments: dict[str, Any], timeout: float
+    ) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
+        """The first ``tools/call`` round, a plain result answered as the wire dict."""
+        result = await _send_raw_call(client.session, call.tool, arguments, timeout, call.hooks.on_progress)
+        wire = raw_result_to_dict(result)
+        # Not the plain shape (input_required, or something to refuse): the models' way.
+        return wire if wire is not None else _validated_call_result(client.session, result)
+
     async def _send_call(
         self,
         client: Client,
@@ -515,6 +554,40 @@ class Connection:
             request_read_timeout_seconds=timeout,
             progress_callback=call.hooks.on_progress,
         )
+
+
+async def _send_raw_call(
+    session: ClientSession,
+    tool: str,
+    arguments: dict[str, Any],
+    timeout: float,
+    on_progress: ProgressFnT | None,
+) -> dict[str, Any]:
+    """``ClientSession.send_request`` for ``tools/call`` without its two validations of the result
+    (the session's own steps otherwise: its era's stamp, the Mcp-Name header, timeout, progress);
+    its protocol errors, timeout and cancellation are the dispatcher's, exactly as there."""
+    data: dict[str, Any] = {"method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+    opts: CallOptions = {"timeout": timeout}
+    session._stamp(data, opts)
+    headers = opts.setdefault("headers", {})
+    if MCP_NAME_HEADER not in headers:
+        headers[MCP_NAME_HEADER] = encode_header_value(tool)
+    if on_progress is not None:
+        opts["on_progress"] = on_progress
+    return await session._dispatcher.send_raw_request("tools/call", data.get("params"), opts)
+
+
+def _validated_call_result(
+    session: ClientSession, raw: dict[str, Any]
+) -> types.CallToolResult | types.InputRequiredResult:
+    """A raw ``tools/call`` result checked and parsed exactly as ``send_request`` does."""
+    _clamp_inbound_ttl(raw)
+    version = session.protocol_version or "2025-11-25"
+    with suppress(KeyError):
+        _methods.validate_server_result("tools/call", version, raw)
+    if not (foreign := _later_revision_fields("tools/call", version)).isdisjoint(raw):
+        raw = {key: value for key, value in raw.items() if key not in foreign}
+    return _CALL_RESULT.validate_python(raw, by_name=False)
 
 
 class _Call:

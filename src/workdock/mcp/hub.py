@@ -237,6 +237,21 @@ class Hub:
         hooks: CallHooks = NO_HOOKS,
     ) -> types.CallToolResult:
         """Route a call; ``hooks`` receive its progress and the server's requests for input."""
+        connection, tool, timeout = self._route(name, timeout)
+        return await connection.call(tool, arguments or {}, timeout, hooks)
+
+    async def call_wire(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        hooks: CallHooks = NO_HOOKS,
+    ) -> dict[str, Any]:
+        """As :meth:`call`, answered as the agent's call-tool response body (passed through)."""
+        connection, tool, timeout = self._route(name, timeout)
+        return await connection.call_wire(tool, arguments or {}, timeout, hooks)
+
+    def _route(self, name: str, timeout: float | None) -> tuple[Connection, str, float]:
         route = self._routes.get(name)
         if route is None:
             raise ToolNotFound(f"no tool named {name!r} in the catalog")
@@ -245,7 +260,7 @@ class Hub:
             spec = connection.spec
             timeout = spec.timeout_ms / 1000 if spec and spec.timeout_ms else DEFAULT_CALL_TIMEOUT
             timeout = min(timeout, MAX_CALL_TIMEOUT)
-        return await connection.call(route.original_name, arguments or {}, timeout, hooks)
+        return connection, route.original_name, timeout
 
     # ---- status ---------------------------------------------------------------------------------
 

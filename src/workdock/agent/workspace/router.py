@@ -126,7 +126,7 @@ def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
                 return result.model_dump(mode="json")
 
             return event_stream(streamed)
-        return await until_disconnect(http, processes.run(request.command, cwd, timeout))
+        return await until_disconnect(http.receive, processes.run(request.command, cwd, timeout))
 
     @router.get("/processes", response_model=ProcessList, responses=_errors())
     async def list_processes() -> ProcessList:
