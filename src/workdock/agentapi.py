@@ -357,7 +357,10 @@ class AgentClient:
     async def auth_callback(self, server: str, callback: AuthCallback) -> None:
         """Hand a sign-in's authorization code to the agent, which finishes the flow it started."""
         await self._request(
-            "POST", f"/api/v0/mcp/servers/{server}/auth/callback", json=callback.model_dump(exclude_none=True)
+            "POST",
+            f"/api/v0/mcp/servers/{server}/auth/callback",
+            json=callback.model_dump(exclude_none=True),
+            ok=(204,),
         )
 
     # ---- workspace operations (spec/chat.md section 5) ---------------------------------------------
