@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import httpx2
 import orjson
-from mcp.client.auth import OAuthClientProvider
+from mcp.client.auth import OAuthClientProvider, OAuthFlowError, OAuthRegistrationError, OAuthTokenError
 from mcp.shared.auth import (
     AuthorizationCodeResult,
     OAuthClientInformationFull,
@@ -40,6 +40,7 @@ from pydantic import AnyUrl, ValidationError
 
 from workdock import __version__
 from workdock.mcp.config import OAuthSettings
+from workdock.mcp.http import explain_status
 from workdock.secretbox import SecretBox, SecretKeyError, key_from_env, load_key
 
 logger = logging.getLogger(__name__)
@@ -236,6 +237,28 @@ class Provider(OAuthClientProvider):
 
         storage.revocation_endpoint = revocation_endpoint
 
+    async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """The SDK's flow, with its failures said as what they mean for the user: the server wants
+        credentials, and signing in did not work (a 401 from a server that does no OAuth, say)."""
+        flow = super()._auth_flow(request)
+        refused: httpx2.Response | None = None
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                response = yield outgoing
+                if outgoing is request and response.status_code in (401, 403):
+                    refused = response
+                outgoing = await flow.asend(response)
+        except StopAsyncIteration:
+            return
+        except (OAuthFlowError, OAuthRegistrationError, OAuthTokenError, ValidationError) as exc:
+            what = (
+                explain_status(refused.status_code, refused.reason_phrase, request.method, request.url)
+                if refused is not None
+                else "the server wants credentials"
+            )
+            raise OAuthFlowError(f"{what}; signing in with OAuth did not work: {_reason(exc)}") from exc
+
     def _refresh_early(self, expires_at: float | None, lifetime: float | None) -> None:
         if expires_at is None:
             self.context.token_expiry_time = None
@@ -265,6 +288,11 @@ class Provider(OAuthClientProvider):
         tokens = self.context.current_tokens
         if tokens is not None and tokens.expires_in is not None:
             self._refresh_early(time.time() + int(tokens.expires_in), float(tokens.expires_in))
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 async def revoke(vault: TokenVault, name: str, settings: OAuthSettings | None) -> None:
