@@ -110,4 +110,4 @@ def test_a_proxy_from_the_environment_is_used_and_its_answers_explained_too(star
     assert error.startswith(f"POST {server} answered 401 Unauthorized: the server wants credentials.")
     # Absolute-form, each one: the OAuth discovery a 401 sets off goes through the proxy as well.
     assert proxy.requests and all(r.path.startswith("http://127.0.0.1:9/") for r in proxy.requests)
-    assert proxy.requests[0].path == server  # a proxy's
+    assert proxy.requests[0].path == server
