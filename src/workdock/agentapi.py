@@ -16,7 +16,7 @@ from typing import Any, Literal, overload
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field
 
-ServerState = Literal["connecting", "ready", "restarting", "failed", "disabled"]
+ServerState = Literal["connecting", "ready", "restarting", "failed", "disabled", "needs_auth"]
 
 
 class WireModel(BaseModel):
@@ -100,6 +100,18 @@ class ServerStatus(WireModel):
     protocol_version: str | None = None
     config_file: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    # needs_auth: where the user signs in (it carries no secret: state and a PKCE challenge)
+    authorization_url: str | None = None
+
+
+class AuthCallback(WireModel):
+    """What the authorization server sent back to the redirect URI, handed to the agent."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    code: str = Field(min_length=1, max_length=4096)
+    state: str = Field(min_length=1, max_length=1024)
+    iss: str | None = Field(default=None, max_length=2048)
 
 
 class ConfigFileStatus(WireModel):
@@ -494,6 +506,15 @@ class AgentClient:
     async def servers(self, *, timeout: float | None = None) -> ServerList:
         response = await self._request("GET", "/api/v0/mcp/servers", timeout=timeout)
         return ServerList.model_validate_json(response.content)
+
+    async def auth_callback(self, server: str, callback: AuthCallback) -> None:
+        """Hand a sign-in's authorization code to the agent, which finishes the flow it started."""
+        await self._request(
+            "POST",
+            f"/api/v0/mcp/servers/{server}/auth/callback",
+            json=callback.model_dump(exclude_none=True),
+            ok=(204,),
+        )
 
     # ---- workspace operations (spec/chat.md section 5) ---------------------------------------------
 

@@ -404,6 +404,32 @@ def status(
             out.print(f"  [yellow]{escape(warning)}[/]", highlight=False)
 
 
+@app.command()
+def auth(
+    server: Annotated[str, typer.Argument(help="The server to sign in to (its name in .mcp.json).")],
+    agent: AgentUrl = None,
+    token_file: TokenFile = None,
+    browser: Annotated[
+        bool, typer.Option(help="Open a browser at the sign-in URL when there is one.")
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the sign-in to come back.")] = 300,
+) -> None:
+    """Sign in to a server that needs OAuth: prints its URL, receives the answer on 127.0.0.1."""
+    from workdock.agent.signin import SignInFailed, sign_in
+
+    async def work(client: agentapi.AgentClient) -> None:
+        try:
+            await sign_in(client, server, open_browser=browser, timeout=timeout, say=_say)
+        except SignInFailed as exc:
+            fail(str(exc))
+
+    _with_agent(agent, token_file, work)
+
+
+def _say(text: str) -> None:
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 # ---- the chat server -----------------------------------------------------------------------------
 
 DatabaseUrl = Annotated[

@@ -18,6 +18,7 @@ STATE_STYLE = {
     "restarting": "yellow",
     "failed": "red",
     "disabled": "dim",
+    "needs_auth": "magenta",
 }
 
 

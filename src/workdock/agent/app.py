@@ -25,6 +25,7 @@ from workdock.http_limits import BodyLimit
 from workdock.http_openapi import error_responses, without_422
 from workdock.mcp.hooks import CallHooks
 from workdock.mcp.hub import Catalog, Hub, HubError
+from workdock.mcp.oauth import SignInError, TokenVault
 from workdock.mcp.questions import QuestionError, Questions, too_many
 from workdock.ratelimit import FailedAttempts
 
@@ -206,6 +207,19 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
             ],
         )
 
+    @router.post(
+        "/servers/{name}/auth/callback",
+        status_code=204,
+        responses=error_responses(400, 401, 404, 409, 429),
+    )
+    async def auth_callback(name: str, callback: agentapi.AuthCallback) -> Response:
+        """Finish a server's sign-in with the code its authorization server sent to the redirect URI."""
+        try:
+            runtime.hub.deliver_auth(name, callback.code, callback.state, callback.iss)
+        except SignInError as exc:
+            raise ApiError(exc.status, exc.message) from None
+        return Response(status_code=204)
+
     return router
 
 
@@ -229,6 +243,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         connect_timeout=settings.connect_timeout,
         child_env=settings.child_env,
         max_result_bytes=settings.max_result_bytes,
+        vault=TokenVault(settings.state_dir / "oauth", settings.state_dir),
     )
     runtime = AgentRuntime(settings=settings, hub=hub)
     processes = ProcessTable(environment=settings.child_env) if settings.workspace_ops else None

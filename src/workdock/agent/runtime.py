@@ -11,6 +11,7 @@ import anyio
 from watchfiles import Change, awatch
 
 from workdock.agent.child_env import Withheld, workspace_env
+from workdock.agent.token import state_dir
 from workdock.http_limits import size_from_env
 from workdock.mcp import config
 from workdock.mcp.hub import Hub
@@ -49,6 +50,8 @@ class AgentSettings:
     # What the workspace's children must not see besides the agent token (`workdock up`: the chat
     # server's own settings and secrets).
     withheld_env: Withheld | None = None
+    # OAuth sign-ins are kept (sealed) under here, with the key that seals them.
+    state_dir: Path = field(default_factory=state_dir)
 
     @property
     def config_paths(self) -> list[Path]:

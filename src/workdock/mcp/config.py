@@ -31,6 +31,19 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)
+class OAuthSettings:
+    """A pre-registered OAuth client (``oauth`` in an http/sse entry, as Claude Code and VS Code take it).
+
+    Without it a server that asks for sign-in gets a client registered dynamically (RFC 7591).
+    """
+
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+    callback_port: int | None = None
+
+
+@dataclass(frozen=True)
 class ServerSpec:
     """One server to run or dial, with every ``${VAR}`` already expanded."""
 
@@ -42,6 +55,7 @@ class ServerSpec:
     cwd: str | None = None
     url: str | None = None
     headers: Mapping[str, str] | None = None
+    oauth: OAuthSettings | None = None
     timeout_ms: int | None = None
     disabled: bool = False
     # Where it was declared: reported in status, not part of what makes two specs "the same server".
@@ -142,6 +156,34 @@ def _timeout_ms(value: Any) -> int | None:
     return value
 
 
+def _oauth(value: Any, environ: Mapping[str, str]) -> OAuthSettings | None:
+    """``oauth: {"clientId", "clientSecret"?, "scopes"?, "callbackPort"?}``; scopes as a list or a string."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("'oauth' must be an object")
+    client_id = value.get("clientId")
+    secret = value.get("clientSecret")
+    for what, item in (("clientId", client_id), ("clientSecret", secret)):
+        if item is not None and (not isinstance(item, str) or not item):
+            raise ValueError(f"'oauth.{what}' must be a non-empty string")
+    if secret is not None and client_id is None:
+        raise ValueError("'oauth.clientSecret' needs 'oauth.clientId'")
+    scopes = value.get("scopes", [])
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    scopes = _strings(scopes, "oauth.scopes")
+    port = value.get("callbackPort")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        raise ValueError(f"'oauth.callbackPort' must be a port number, not {port!r}")
+    return OAuthSettings(
+        client_id=expand(client_id, environ) if client_id else None,
+        client_secret=expand(secret, environ) if secret else None,
+        scopes=tuple(scopes),
+        callback_port=port,
+    )
+
+
 def _transport_of(raw: Mapping[str, Any]) -> Transport:
     declared = raw.get("type")
     if declared is not None:
@@ -197,6 +239,7 @@ def parse_entry(name: str, raw: Any, environ: Mapping[str, str], config_file: st
         return ServerSpec(
             url=expanded_url,
             headers={k: expand(v, environ) for k, v in headers.items()} or None,
+            oauth=_oauth(raw.get("oauth"), environ),
             **common,  # type: ignore[arg-type]
         )
     except _MissingVariable as missing:

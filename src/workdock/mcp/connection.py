@@ -51,6 +51,7 @@ from workdock.mcp.content import raw_result_to_dict, result_to_dict
 from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
+from workdock.mcp.oauth import Provider, ServerTokens, SignIn, TokenVault
 from workdock.mcp.stdio import stdio_transport
 from workdock.mcp.tracing import skip_untraced_spans
 
@@ -128,8 +129,10 @@ class Connection:
         on_change: Callable[[], None],
         child_env: ChildEnv,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        vault: TokenVault | None = None,
     ) -> None:
         self.entry = entry
+        self.vault = vault  # where sign-ins are kept; without one a server that wants OAuth fails
         self.workspace = workspace
         self.connect_timeout = connect_timeout
         self._on_change = on_change
@@ -155,6 +158,12 @@ class Connection:
         # The last (state, error) logged, and when: the terminal hears of a failure once, not per retry.
         self._reported: tuple[ServerState, str | None] | None = None
         self._reported_at = 0.0
+        # OAuth (http/sse with a vault): the sign-in waiting for a person, and the connect budget
+        # it suspends while it waits.
+        self.sign_in = SignIn(self._on_authorization_url)
+        self._auth: Provider | None = None
+        self._budget: anyio.CancelScope | None = None
+        self._state_before_auth: ServerState = "connecting"
 
     @property
     def name(self) -> str:
@@ -197,6 +206,7 @@ class Connection:
         self._lost = anyio.Event()
         ready_since: float | None = None
         budget = anyio.CancelScope(deadline=anyio.current_time() + self.connect_timeout)
+        self._budget = budget
         try:
             with budget:
                 async with self._open_client(spec) as client:
@@ -226,6 +236,7 @@ class Connection:
                 logger.debug("server %s: session ended: %s", self.name, self.error)
         finally:
             self._client = None
+            self._budget = None
         if ready_since is not None:
             self.restarts += 1
         return ready_since
@@ -270,6 +281,34 @@ class Connection:
             logger.warning("server %s: failed: %s (retrying in %.0f s)", self.name, self.error, delay)
         else:
             logger.warning("server %s: still failing: %s (next try in %.0f s)", self.name, self.error, delay)
+
+    def _on_authorization_url(self, url: str | None) -> None:
+        """The sign-in started (``url``) or its code arrived (``None``)."""
+        if url is not None:
+            if self.state != "needs_auth":
+                self._state_before_auth = self.state
+            self.state = "needs_auth"
+            self.error = f"sign in to use this server: run workdock auth {self.name}"
+            if self._budget is not None:
+                self._budget.deadline = math.inf  # a person may take a while; nothing retries meanwhile
+            logger.warning("server %s: needs sign-in (workdock auth %s)", self.name, self.name)
+        else:
+            self.state = "ready" if self._state_before_auth == "ready" else "connecting"
+            self.error = None
+            if self._budget is not None and self.state == "connecting":
+                self._budget.deadline = anyio.current_time() + self.connect_timeout
+            logger.info("server %s: sign-in received", self.name)
+        self._changed()
+
+    def _auth_for(self, spec: ServerSpec) -> Provider | None:
+        """One provider per spec, kept across reconnects (it holds what discovery found)."""
+        if self.vault is None or spec.url is None:
+            return None
+        if any(name.lower() == "authorization" for name in spec.headers or {}):
+            return None  # a static token from the config: its 401 is an error, not a sign-in
+        if self._auth is None:
+            self._auth = Provider(ServerTokens(self.vault, self.name, spec.url, spec.oauth), self.sign_in)
+        return self._auth
 
     def _connect_failed(self, error: str, *, reset_era: bool) -> None:
         if self.state != "restarting":
@@ -366,7 +405,9 @@ class Connection:
             elif spec.transport == "http":
                 assert spec.url is not None
                 http = await stack.enter_async_context(
-                    client_factory(self.max_result_bytes)(headers=dict(spec.headers or {}))
+                    client_factory(self.max_result_bytes)(
+                        headers=dict(spec.headers or {}), auth=self._auth_for(spec)
+                    )
                 )
                 transport = streamable_http_client(
                     spec.url, http_client=http, max_sse_event_size=self.max_result_bytes + _SSE_FRAMING
@@ -377,7 +418,10 @@ class Connection:
                     self.max_result_bytes, sse_line_limit=sse_line_limit(self.max_result_bytes)
                 )
                 transport = sse_client(
-                    spec.url, headers=dict(spec.headers or {}), httpx_client_factory=factory
+                    spec.url,
+                    headers=dict(spec.headers or {}),
+                    httpx_client_factory=factory,
+                    auth=self._auth_for(spec),
                 )
             client = Client(
                 transport,

@@ -32,6 +32,7 @@ from workdock.mcp.connection import (
 )
 from workdock.mcp.hooks import NO_HOOKS, CallHooks
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
+from workdock.mcp.oauth import SignInError, TokenVault, revoke
 
 __all__ = [
     "CallTimeout",
@@ -101,8 +102,11 @@ class Hub:
         child_env: ChildEnv,
         connect_timeout: float = 30.0,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        vault: TokenVault | None = None,
     ) -> None:
-        """``child_env`` makes a stdio server's environment; ``max_result_bytes`` caps each message."""
+        """``child_env`` makes a stdio server's environment; ``max_result_bytes`` caps each message;
+        ``vault`` keeps OAuth sign-ins (without one, a server that wants sign-in fails)."""
+        self.vault = vault
         self.workspace = (workspace or Path.cwd()).resolve()
         self.connect_timeout = connect_timeout
         self.child_env = child_env
@@ -143,6 +147,13 @@ class Hub:
         for running in stale:
             del self._running[running.connection.name]
         await self._stop_all(stale)
+        if self.vault is not None:
+            for running in stale:
+                old = running.connection.spec
+                new = wanted.get(running.connection.name)
+                if old is not None and old.url and (new is None or getattr(new, "url", None) != old.url):
+                    # Removed (or now another server): its sign-in goes, revoked where possible.
+                    self._task_group.start_soon(revoke, self.vault, old.name, old.oauth)
         for name, entry in wanted.items():
             if name in self._running:
                 # Same server; only its metadata (file, duplicate warnings) may differ.
@@ -155,6 +166,7 @@ class Hub:
                 on_change=self._rebuild,
                 child_env=self.child_env,
                 max_result_bytes=self.max_result_bytes,
+                vault=self.vault,
             )
             running = _Running(connection)
             self._running[name] = running
@@ -262,6 +274,13 @@ class Hub:
             timeout = min(timeout, MAX_CALL_TIMEOUT)
         return connection, route.original_name, timeout
 
+    def deliver_auth(self, server: str, code: str, state: str, iss: str | None = None) -> None:
+        """Hand a sign-in's authorization code to the server's flow (``SignInError`` if it cannot take it)."""
+        running = self._running.get(server)
+        if running is None:
+            raise SignInError(404, f"no server named {server!r}")
+        running.connection.sign_in.deliver(code, state, iss)
+
     # ---- status ---------------------------------------------------------------------------------
 
     def statuses(self) -> list[ServerStatus]:
@@ -281,6 +300,7 @@ class Hub:
                     protocol_version=c.protocol_version,
                     config_file=c.entry.config_file,
                     warnings=[*c.entry.warnings, *self._naming_warnings.get(c.name, [])],
+                    authorization_url=c.sign_in.authorization_url if c.state == "needs_auth" else None,
                 )
             )
         return sorted(result, key=lambda s: s.name)

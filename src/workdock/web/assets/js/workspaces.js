@@ -9,6 +9,7 @@ import { copyButton, h, icon, timeAgo } from "./dom.js";
 const POLL_MS = 3000;
 
 const STATE_CLASS = { ready: "ok", connecting: "busy", restarting: "busy", starting: "busy", failed: "bad",
+  needs_auth: "busy",
   disabled: "off", stopped: "off" };
 
 export class WorkspacesView {
