@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from workdock import __version__
 from workdock.agentapi import ServerState
-from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
+from workdock.mcp.config import Entry, HeldEntry, InvalidEntry, ServerSpec
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
 from workdock.mcp.stdio import stdio_transport
@@ -92,6 +92,20 @@ ChildEnv = Callable[[Mapping[str, str] | None], dict[str, str]]
 (the agent: ``workdock.agent.child_env.workspace_env``)."""
 
 
+def _initial_state(entry: Entry) -> ServerState:
+    if isinstance(entry, InvalidEntry):
+        return "failed"
+    if isinstance(entry, HeldEntry):
+        return entry.state  # needs_input or pending_approval: never started
+    return "disabled" if entry.disabled else "connecting"
+
+
+def _initial_error(entry: Entry) -> str | None:
+    if isinstance(entry, InvalidEntry):
+        return entry.error
+    return entry.message if isinstance(entry, HeldEntry) else None
+
+
 def backoff_delay(failures: int) -> float:
     """1 s, doubling per consecutive failure, capped at 60 s."""
     return min(MAX_BACKOFF, 2.0 ** max(0, failures - 1))
@@ -116,10 +130,8 @@ class Connection:
         self._on_change = on_change
         self._child_env = child_env
         self.max_result_bytes = max_result_bytes
-        self.state: ServerState = (
-            "failed" if isinstance(entry, InvalidEntry) else ("disabled" if entry.disabled else "connecting")
-        )
-        self.error: str | None = entry.error if isinstance(entry, InvalidEntry) else None
+        self.state: ServerState = _initial_state(entry)
+        self.error: str | None = _initial_error(entry)
         self.tools: tuple[types.Tool, ...] = ()
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self.restarts = 0
@@ -151,7 +163,9 @@ class Connection:
         spec = self.spec
         if spec is None or spec.disabled:
             # invalid or disabled: shown in status, never started
-            if spec is None:
+            if isinstance(self.entry, HeldEntry):
+                logger.warning("server %s: %s: %s", self.name, self.state, self.error)
+            elif spec is None:
                 logger.warning("server %s: failed: %s", self.name, self.error)
             else:
                 logger.info("server %s: disabled", self.name)

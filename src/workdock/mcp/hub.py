@@ -30,6 +30,7 @@ from workdock.mcp.connection import (
     ToolNotFound,
     UpstreamError,
 )
+from workdock.mcp.held import held_fields
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
 
 __all__ = [
@@ -257,6 +258,7 @@ class Hub:
                     protocol_version=c.protocol_version,
                     config_file=c.entry.config_file,
                     warnings=[*c.entry.warnings, *self._naming_warnings.get(c.name, [])],
+                    **held_fields(c.entry),
                 )
             )
         return sorted(result, key=lambda s: s.name)
