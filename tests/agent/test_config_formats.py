@@ -70,7 +70,9 @@ def write_vscode(workspace: Path, everything_url: str) -> Path:
     path.write_text(
         VSCODE_FILE % {"python": sys.executable, "print_env": PRINT_ENV, "everything": everything_url}
     )
-    (workspace / ".env").write_text("# local settings\nDB_URL=postgres://localhost/dev\nexport MODE='debug'\n")
+    (workspace / ".env").write_text(
+        "# local settings\nDB_URL=postgres://localhost/dev\nexport MODE='debug'\n"
+    )
     return path
 
 

@@ -86,7 +86,9 @@ def test_a_project_server_waits_for_approval_and_trust_starts_it(
     agent.wait_state("other", "ready")
 
 
-def test_an_approval_is_kept_until_the_entry_changes(start_agent, workspace_dir: Path, tmp_path: Path) -> None:
+def test_an_approval_is_kept_until_the_entry_changes(
+    start_agent, workspace_dir: Path, tmp_path: Path
+) -> None:
     state = tmp_path / "state"
     first = start_agent({"proj": server_with_secret()}, env=gated(state))
     first.wait_state("proj", "pending_approval")
@@ -119,9 +121,7 @@ def test_up_asks_in_a_terminal_and_starts_only_what_was_approved(tmp_path: Path)
         {"yes-one": fixture_server("print_env.py"), "no-one": fixture_server("crash_during_call.py")},
     )
     state, port = tmp_path / "state", free_port()
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("WORKDOCK_AGENT_TOKEN", "WORKDOCK_AGENT_URL")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("WORKDOCK_AGENT_TOKEN", "WORKDOCK_AGENT_URL")}
     env.update(WORKDOCK_TRUST="0", XDG_STATE_HOME=str(state), TERM="dumb", COLUMNS="200", NO_COLOR="1")
     child = pexpect.spawn(
         sys.executable,

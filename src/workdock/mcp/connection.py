@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from workdock import __version__
 from workdock.agentapi import ServerState
 from workdock.mcp.config import Entry, HeldEntry, InvalidEntry, ServerSpec
+from workdock.mcp.headers_helper import HeadersHelperAuth
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
 from workdock.mcp.stdio import stdio_transport
@@ -359,7 +360,9 @@ class Connection:
             elif spec.transport == "http":
                 assert spec.url is not None
                 http = await stack.enter_async_context(
-                    client_factory(self.max_result_bytes)(headers=dict(spec.headers or {}))
+                    client_factory(self.max_result_bytes)(
+                        headers=dict(spec.headers or {}), auth=self._headers_helper(spec)
+                    )
                 )
                 transport = streamable_http_client(
                     spec.url, http_client=http, max_sse_event_size=self.max_result_bytes + _SSE_FRAMING
@@ -370,7 +373,10 @@ class Connection:
                     self.max_result_bytes, sse_line_limit=sse_line_limit(self.max_result_bytes)
                 )
                 transport = sse_client(
-                    spec.url, headers=dict(spec.headers or {}), httpx_client_factory=factory
+                    spec.url,
+                    headers=dict(spec.headers or {}),
+                    httpx_client_factory=factory,
+                    auth=self._headers_helper(spec),
                 )
             client = Client(
                 transport,
@@ -381,6 +387,14 @@ class Connection:
                 cache=None,
             )
             yield await stack.enter_async_context(client)
+
+    def _headers_helper(self, spec: ServerSpec) -> HeadersHelperAuth | None:
+        """A new one per connection: each (re)connect runs the helper afresh."""
+        if spec.headers_helper is None:
+            return None
+        return HeadersHelperAuth(
+            spec.headers_helper, cwd=self.workspace, env=self._child_env(None), server=self.name
+        )
 
     async def _list_tools(self, client: Client) -> tuple[types.Tool, ...]:
         tools: list[types.Tool] = []
