@@ -398,6 +398,23 @@ def call(
         raise typer.Exit(1)
 
 
+def _print_held(server: agentapi.ServerStatus) -> None:
+    """What a held server waits for: the command to approve, or the inputs to give."""
+    if server.state == "pending_approval":
+        out.print(
+            f"[bold]{escape(server.name)}[/] waits for approval (`workdock trust {escape(server.name)}`); "
+            f"it runs: {escape(server.launch or '')}",
+            highlight=False,
+        )
+    for needed in server.inputs:
+        what = f" ({needed.description})" if needed.description else ""
+        out.print(
+            f"[bold]{escape(server.name)}[/] needs input {escape(needed.id)}{escape(what)}: set "
+            f"{needed.env} or enter it in the web UI (Workspaces)",
+            highlight=False,
+        )
+
+
 @app.command()
 def status(
     agent: AgentUrl = None,
@@ -415,6 +432,7 @@ def status(
     for server in listing.servers:
         for warning in server.warnings:
             out.print(f"[yellow]{server.name}: {warning}[/]", highlight=False)
+        _print_held(server)
         if server.state != "ready" and server.stderr_tail and lines > 0:
             out.print(f"[bold]{server.name}[/] stderr (last {min(lines, len(server.stderr_tail))} lines):")
             for line in server.stderr_tail[-lines:]:

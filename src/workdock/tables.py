@@ -18,6 +18,8 @@ STATE_STYLE = {
     "restarting": "yellow",
     "failed": "red",
     "disabled": "dim",
+    "pending_approval": "magenta",
+    "needs_input": "magenta",
 }
 
 

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.agent import RunningAgent
+from tests.agent.test_cli import workdock
+from tests.support.agent import TOKEN, RunningAgent
 from tests.support.helpers import FIXTURES
 
 PRINT_ENV = str(FIXTURES / "print_env.py")
@@ -101,6 +102,11 @@ def test_a_vscode_file_with_comments_inputs_and_an_env_file(
     ]
     assert "WORKDOCK_INPUT_PERPLEXITY_KEY" in waiting["error"]
     assert not any("perplexity__" in n for n in agent.tool_names())
+
+    status = workdock("status", env={"WORKDOCK_AGENT_TOKEN": TOKEN, "WORKDOCK_AGENT_URL": agent.url})
+    assert (
+        "needs input perplexity-key (Perplexity API Key): set WORKDOCK_INPUT_PERPLEXITY_KEY" in status.stdout
+    )
 
     given = agent.http.post("/api/v0/mcp/inputs", json={"id": "perplexity-key", "value": SECRET})
     assert given.status_code == 200, given.text

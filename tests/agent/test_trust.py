@@ -67,6 +67,13 @@ def test_a_project_server_waits_for_approval_and_trust_starts_it(
     assert listed.returncode == 0, listed.stderr
     assert "proj" in listed.stdout and "other" in listed.stdout and SECRET not in listed.stdout
 
+    status = workdock("status", env=client(agent, state))
+    assert status.returncode == 0, status.stderr
+    assert (
+        "pending_approval" in status.stdout and "waits for approval (`workdock trust proj`)" in status.stdout
+    )
+    assert SECRET not in status.stdout
+
     approved = workdock("trust", "proj", env=client(agent, state))
     assert approved.returncode == 0, approved.stderr
     assert "proj" in approved.stdout

@@ -219,7 +219,7 @@ function keptNote(kept) {
 function heldBlock(server, actions) {
   if (server.state === "pending_approval") {
     return h("div", { class: "held" },
-      h("div", { class: "small" }, "This workspace's own config asks to run:"),
+      h("div", { class: "small" }, "This workspace's own config ", h("code", {}, server.config_file || ""), " asks to run:"),
       h("pre", { class: "launch" }, server.launch || ""),
       h("div", { class: "row-actions" },
         h("button", { class: "btn-primary btn-sm", type: "button", onclick: () => actions.approve(server) }, icon("check"), "Approve"),
