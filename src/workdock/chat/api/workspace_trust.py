@@ -17,7 +17,6 @@ from workdock.chat.services import Services
 from workdock.chat.store.models import User
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
-from workdock.http_openapi import error_responses
 
 router = api_router(prefix="/api/v0", tags=["workspaces"])
 
@@ -25,16 +24,17 @@ AGENT_BUDGET_S = 15.0
 
 
 def _passed_on(exc: AgentError) -> ApiError:
-    """The agent's 4xx as ours (what the user asked for is wrong); anything else is a 502."""
+    """The agent's 4xx as ours (what the user asked for is wrong); an agent that cannot be reached
+    (or fails) is a 409: the workspace is not in a state to take it now, and says why."""
     if 400 <= exc.status < 500 and exc.status not in (401, 429):
         return ApiError(exc.status, exc.message, exc.detail)
-    return ApiError(502, f"the workspace's agent: {exc.message}", exc.detail)
+    return ApiError(409, f"the workspace's agent: {exc.message}", exc.detail)
 
 
 @router.post(
     "/workspaces/{workspace_id}/trust",
     response_model=schemas.WorkspaceDetail,
-    responses={**schemas.writes(404), **error_responses(502)},
+    responses=schemas.writes(404, 409),
 )
 async def trust_servers(
     workspace_id: str,
@@ -52,7 +52,7 @@ async def trust_servers(
     except AgentError as exc:
         raise _passed_on(exc) from None
     except TimeoutError:
-        raise ApiError(502, "the workspace's agent did not answer in time") from None
+        raise ApiError(409, "the workspace's agent did not answer in time") from None
     if result.approved:
         svc.pool.drop_catalog(workspace.id)
     return {**workspace_json(workspace), "agent": await agent_status(svc, workspace)}
@@ -61,7 +61,7 @@ async def trust_servers(
 @router.post(
     "/workspaces/{workspace_id}/inputs",
     response_model=schemas.WorkspaceDetail,
-    responses={**schemas.writes(404), **error_responses(502)},
+    responses=schemas.writes(404, 409),
 )
 async def give_input(
     workspace_id: str,
@@ -77,6 +77,6 @@ async def give_input(
     except AgentError as exc:
         raise _passed_on(exc) from None
     except TimeoutError:
-        raise ApiError(502, "the workspace's agent did not answer in time") from None
+        raise ApiError(409, "the workspace's agent did not answer in time") from None
     svc.pool.drop_catalog(workspace.id)
     return {**workspace_json(workspace), "agent": await agent_status(svc, workspace)}
