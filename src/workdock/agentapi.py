@@ -16,7 +16,16 @@ from typing import Any, Literal, overload
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field
 
-ServerState = Literal["connecting", "ready", "restarting", "failed", "disabled", "needs_auth"]
+ServerState = Literal[
+    "connecting",
+    "ready",
+    "restarting",
+    "failed",
+    "disabled",
+    "needs_auth",
+    "pending_approval",
+    "needs_input",
+]
 
 
 class WireModel(BaseModel):
@@ -89,6 +98,13 @@ class ElicitationAnswered(WireModel):
     action: Literal["accept", "decline", "cancel"]
 
 
+class InputNeeded(WireModel):
+    id: str
+    description: str = ""
+    password: bool = Field(default=False, description="a secret: never shown, kept in memory only")
+    env: str = Field(description="the agent's environment variable that gives it (WORKDOCK_INPUT_<ID>)")
+
+
 class ServerStatus(WireModel):
     name: str
     transport: Literal["stdio", "http", "sse"] | None = None
@@ -102,6 +118,10 @@ class ServerStatus(WireModel):
     warnings: list[str] = Field(default_factory=list)
     # needs_auth: where the user signs in (it carries no secret: state and a PKCE challenge)
     authorization_url: str | None = None
+    # pending_approval: what it would run or dial (variables as written, env and header names only)
+    launch: str | None = None
+    # needs_input: the values it waits for
+    inputs: list[InputNeeded] = Field(default_factory=list)
 
 
 class AuthCallback(WireModel):
@@ -127,6 +147,33 @@ class ConfigFileStatus(WireModel):
 class ServerList(WireModel):
     servers: list[ServerStatus] = Field(default_factory=list)
     config_files: list[ConfigFileStatus] = Field(default_factory=list)
+
+
+class TrustRequest(WireModel):
+    """Approve project servers: by name, every one from a file, or every one pending (one of the three)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    servers: list[str] = Field(default_factory=list, max_length=1000)
+    file: str | None = Field(default=None, max_length=4096, description="a config file's path, as listed")
+    all: bool = False
+
+
+class TrustResult(WireModel):
+    approved: list[str] = Field(description="the servers approved, now starting")
+
+
+class InputRequest(WireModel):
+    """A value for ``${input:ID}``: kept in the agent's memory only, never written or logged."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    value: str = Field(max_length=65536)
+
+
+class InputResult(WireModel):
+    servers: list[str] = Field(description="the servers that waited for it")
 
 
 class ErrorBody(WireModel):
@@ -515,6 +562,18 @@ class AgentClient:
             json=callback.model_dump(exclude_none=True),
             ok=(204,),
         )
+
+    async def trust(
+        self, servers: list[str] | None = None, *, file: str | None = None, all: bool = False
+    ) -> TrustResult:
+        """Approve project servers that wait for it (``pending_approval``); they start."""
+        body = TrustRequest(servers=servers or [], file=file, all=all).model_dump(exclude_none=True)
+        response = await self._request("POST", "/api/v0/mcp/trust", json=body)
+        return TrustResult.model_validate_json(response.content)
+
+    async def give_input(self, input_id: str, value: str) -> InputResult:
+        response = await self._request("POST", "/api/v0/mcp/inputs", json={"id": input_id, "value": value})
+        return InputResult.model_validate_json(response.content)
 
     # ---- workspace operations (spec/chat.md section 5) ---------------------------------------------
 

@@ -19,6 +19,8 @@ STATE_STYLE = {
     "failed": "red",
     "disabled": "dim",
     "needs_auth": "magenta",
+    "pending_approval": "magenta",
+    "needs_input": "magenta",
 }
 
 

@@ -336,9 +336,9 @@ def everything_stdio() -> dict[str, Any]:
 def start_agent(workspace_dir: Path, tmp_path: Path) -> Iterator[Callable[..., RunningAgent]]:
     agents: list[RunningAgent] = []
 
-    def start(servers: dict[str, Any]) -> RunningAgent:
+    def start(servers: dict[str, Any], env: dict[str, str] | None = None) -> RunningAgent:
         write_config(workspace_dir / ".mcp.json", servers)
-        agent = RunningAgent(workspace_dir, tmp_path / f"agent-{len(agents)}.log")
+        agent = RunningAgent(workspace_dir, tmp_path / f"agent-{len(agents)}.log", env=env)
         agents.append(agent)
         return agent
 

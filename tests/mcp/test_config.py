@@ -35,7 +35,12 @@ def test_file_order_is_config_flags_then_workspace_then_user(tmp_path: Path, mon
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     workspace = tmp_path / "ws"
     extra = tmp_path / "extra.json"
-    assert config_paths(workspace, [extra]) == [extra.resolve(), (workspace / ".mcp.json").resolve()]
+    assert config_paths(workspace, [extra]) == [
+        extra.resolve(),
+        (workspace / ".mcp.json").resolve(),
+        (workspace / ".vscode" / "mcp.json").resolve(),
+        (workspace / ".cursor" / "mcp.json").resolve(),
+    ]
     assert config_paths(workspace, [], user_config=True)[-1] == (tmp_path / "home" / ".mcp.json").resolve()
 
 

@@ -17,6 +17,7 @@ from workdock.agent.auth import BearerAuth
 from workdock.agent.call_route import CallToolEndpoint, HotPathApp, call_body, parse_call_request
 from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.agent.streaming import Emit, event_stream, sse_openapi, wants_events
+from workdock.agent.trust_routes import trust_router
 from workdock.agent.workspace.processes import ProcessTable
 from workdock.agent.workspace.router import workspace_router
 from workdock.http_errors import ApiError, JSONResponse, install_error_handlers
@@ -299,6 +300,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         return _with_bearer_security(without_422(app.openapi()))
 
     app.include_router(mcp_router(runtime))
+    app.include_router(trust_router(runtime))
     if processes is not None:
         app.include_router(workspace_router(settings.workspace, processes))
     return app

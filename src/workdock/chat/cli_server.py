@@ -10,6 +10,7 @@ import re
 import secrets
 import signal
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from rich.console import Console
 
 from workdock.agent.discovery import UpRecord, remove_record, write_record
 from workdock.agent.runtime import AgentRuntime, AgentSettings
+from workdock.agent.trust import trust_all_from_env
+from workdock.agent.trust_prompt import ask_for_approval
 from workdock.chat.app import create_app, database_url_of, sqlite_lock_for
 from workdock.chat.auth import login_url
 from workdock.chat.models import server_only_env
@@ -238,7 +241,7 @@ async def _show_when_settled(runtime: AgentRuntime) -> None:
             out.print(f"config file {file.path} is invalid: {file.error}; {kept_note(file.kept)}")
 
 
-async def _up(directory: Path, listen: str, config: ServerConfig) -> None:
+async def _up(directory: Path, listen: str, config: ServerConfig, agent_settings: AgentSettings) -> None:
     from workdock.agent.app import create_app as create_agent_app
     from workdock.agent.serve import uvicorn_server
 
@@ -246,15 +249,7 @@ async def _up(directory: Path, listen: str, config: ServerConfig) -> None:
     agent_sock, agent_url = _bind("127.0.0.1:0", "workdock up (agent)")
     config.quiet = True  # `up` prints its own login URL below
     app = create_app(config)
-    agent_token = secrets.token_urlsafe(32)
-    # The agent shares this process, so its environment: the workspace's commands and MCP servers
-    # must not get the server's own settings and secrets (provider keys, WORKDOCK_* tokens).
-    agent_settings = AgentSettings(
-        workspace=directory,
-        token=agent_token,
-        max_result_bytes=config.max_result_bytes,
-        withheld_env=server_only_env,
-    )
+    agent_token = agent_settings.token
     agent_app = create_agent_app(agent_settings)
     runtime: AgentRuntime = agent_app.state.runtime
     chat = uvicorn.Server(uvicorn_config(app, config))
@@ -316,6 +311,7 @@ def run_up(
     proxies: Sequence[str] | None = None,
     *,
     max_result_bytes: int | None = None,
+    trust: bool = False,
     verbose: bool = False,
 ) -> None:
     """``workdock up``: the chat server and an agent for ``dir`` in one process, the workspace
@@ -326,7 +322,19 @@ def run_up(
         raise SystemExit(f"error: workdock up: {directory} is not a directory")
     config = server_config(_config_url(listen), database_url, data_dir, public_url, proxies, max_result_bytes)
     refuse_if_in_use(config)
-    asyncio.run(_up(directory, listen, config))
+    # The agent shares this process, so its environment: the workspace's commands and MCP servers
+    # must not get the server's own settings and secrets (provider keys, WORKDOCK_* tokens).
+    agent_settings = AgentSettings(
+        workspace=directory,
+        token=secrets.token_urlsafe(32),
+        max_result_bytes=config.max_result_bytes,
+        withheld_env=server_only_env,
+        trust_all=trust or trust_all_from_env(),
+    )
+    if not agent_settings.trust_all and sys.stdin.isatty():
+        # Asked before anything starts: only what the user approves here starts with the agent.
+        ask_for_approval(agent_settings, out)
+    asyncio.run(_up(directory, listen, config, agent_settings))
 
 
 if __name__ == "__main__":  # `python -m workdock.chat.cli_server --listen ... --data-dir ...` (tests)

@@ -46,8 +46,9 @@ from pydantic import TypeAdapter, ValidationError
 from workdock import __version__
 from workdock.agentapi import ServerState
 from workdock.log_redact import redact
-from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
+from workdock.mcp.config import Entry, HeldEntry, InvalidEntry, ServerSpec
 from workdock.mcp.content import raw_result_to_dict, result_to_dict
+from workdock.mcp.headers_helper import HeadersHelperAuth
 from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
@@ -112,6 +113,20 @@ ChildEnv = Callable[[Mapping[str, str] | None], dict[str, str]]
 (the agent: ``workdock.agent.child_env.workspace_env``)."""
 
 
+def _initial_state(entry: Entry) -> ServerState:
+    if isinstance(entry, InvalidEntry):
+        return "failed"
+    if isinstance(entry, HeldEntry):
+        return entry.state  # needs_input or pending_approval: never started
+    return "disabled" if entry.disabled else "connecting"
+
+
+def _initial_error(entry: Entry) -> str | None:
+    if isinstance(entry, InvalidEntry):
+        return entry.error
+    return entry.message if isinstance(entry, HeldEntry) else None
+
+
 def backoff_delay(failures: int) -> float:
     """1 s, doubling per consecutive failure, capped at 60 s."""
     return min(MAX_BACKOFF, 2.0 ** max(0, failures - 1))
@@ -138,10 +153,8 @@ class Connection:
         self._on_change = on_change
         self._child_env = child_env
         self.max_result_bytes = max_result_bytes
-        self.state: ServerState = (
-            "failed" if isinstance(entry, InvalidEntry) else ("disabled" if entry.disabled else "connecting")
-        )
-        self.error: str | None = entry.error if isinstance(entry, InvalidEntry) else None
+        self.state: ServerState = _initial_state(entry)
+        self.error: str | None = _initial_error(entry)
         self.tools: tuple[types.Tool, ...] = ()
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self.restarts = 0
@@ -180,7 +193,9 @@ class Connection:
         spec = self.spec
         if spec is None or spec.disabled:
             # invalid or disabled: shown in status, never started
-            if spec is None:
+            if isinstance(self.entry, HeldEntry):
+                logger.warning("server %s: %s: %s", self.name, self.state, self.error)
+            elif spec is None:
                 logger.warning("server %s: failed: %s", self.name, self.error)
             else:
                 logger.info("server %s: disabled", self.name)
@@ -406,7 +421,7 @@ class Connection:
                 assert spec.url is not None
                 http = await stack.enter_async_context(
                     client_factory(self.max_result_bytes)(
-                        headers=dict(spec.headers or {}), auth=self._auth_for(spec)
+                        headers=dict(spec.headers or {}), auth=self._auth_of(spec)
                     )
                 )
                 transport = streamable_http_client(
@@ -421,7 +436,7 @@ class Connection:
                     spec.url,
                     headers=dict(spec.headers or {}),
                     httpx_client_factory=factory,
-                    auth=self._auth_for(spec),
+                    auth=self._auth_of(spec),
                 )
             client = Client(
                 transport,
@@ -433,6 +448,18 @@ class Connection:
                 cache=None,
             )
             yield await stack.enter_async_context(client)
+
+    def _auth_of(self, spec: ServerSpec) -> HeadersHelperAuth | Provider | None:
+        """A headers helper brings its own credentials (as a static header does); else OAuth."""
+        return self._headers_helper(spec) or self._auth_for(spec)
+
+    def _headers_helper(self, spec: ServerSpec) -> HeadersHelperAuth | None:
+        """A new one per connection: each (re)connect runs the helper afresh."""
+        if spec.headers_helper is None:
+            return None
+        return HeadersHelperAuth(
+            spec.headers_helper, cwd=self.workspace, env=self._child_env(None), server=self.name
+        )
 
     async def _list_tools(self, client: Client) -> tuple[types.Tool, ...]:
         tools: list[types.Tool] = []

@@ -30,6 +30,7 @@ from workdock.mcp.connection import (
     ToolNotFound,
     UpstreamError,
 )
+from workdock.mcp.held import held_fields
 from workdock.mcp.hooks import NO_HOOKS, CallHooks
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
 from workdock.mcp.oauth import SignInError, TokenVault, revoke
@@ -301,6 +302,7 @@ class Hub:
                     config_file=c.entry.config_file,
                     warnings=[*c.entry.warnings, *self._naming_warnings.get(c.name, [])],
                     authorization_url=c.sign_in.authorization_url if c.state == "needs_auth" else None,
+                    **held_fields(c.entry),
                 )
             )
         return sorted(result, key=lambda s: s.name)

@@ -113,6 +113,9 @@ async def agent_status(svc: Services, workspace: Workspace) -> dict[str, Any]:
                 "restarts": s.restarts,
                 "stderr_tail": s.stderr_tail,
                 "warnings": s.warnings,
+                "config_file": s.config_file,
+                "launch": s.launch,
+                "inputs": [i.model_dump() for i in s.inputs],
             }
             for s in listing.servers
         ],
