@@ -13,7 +13,9 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from workdock import __version__, agentapi
 from workdock.agent.auth import BearerAuth
+from workdock.agent.catalog_routes import catalog_router
 from workdock.agent.disconnect import until_disconnect
+from workdock.agent.etag import REFRESH_PARAMETER, etag_matches, wants_refresh
 from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.agent.workspace.processes import ProcessTable
 from workdock.agent.workspace.router import workspace_router
@@ -62,13 +64,6 @@ class _ToolListCache:
         return self._body
 
 
-def _etag_matches(header: str | None, version: str) -> bool:
-    if not header:
-        return False
-    candidates = {c.strip().removeprefix("W/").strip('"') for c in header.split(",")}
-    return version in candidates or "*" in candidates
-
-
 # The body is parsed by hand (whatever its Content-Type) so each mistake gets its own clear 400.
 _CALL_TOOL_BODY = {
     "requestBody": {
@@ -77,18 +72,6 @@ _CALL_TOOL_BODY = {
     }
 }
 MAX_TIMEOUT_MS = 600_000
-# Declared by hand: the handler reads the query itself (no per-request parameter machinery).
-_REFRESH_PARAMETER = {
-    "parameters": [
-        {
-            "name": "refresh",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "boolean", "default": False},
-            "description": "Re-read the config files and re-list every server before answering.",
-        }
-    ]
-}
 
 
 def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
@@ -125,17 +108,17 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
         "/tools",
         response_model=agentapi.ToolList,
         responses={304: {"description": "Not modified"}, **error_responses(401, 429)},
-        openapi_extra=_REFRESH_PARAMETER,
+        openapi_extra=REFRESH_PARAMETER,
     )
     async def list_tools(request: Request) -> Response:
         """The catalog of every ready server's tools, sorted by name; ETag is the catalog version."""
-        if request.query_params.get("refresh", "").lower() in ("true", "1", "yes"):
+        if wants_refresh(request.query_params.get("refresh")):
             await runtime.reload()
             await runtime.hub.refresh(timeout=min(DEFAULT_REFRESH_WAIT, runtime.settings.connect_timeout))
         catalog = runtime.hub.catalog
         version = str(catalog.version)
         etag = f'"{version}"'
-        if _etag_matches(request.headers.get("if-none-match"), version):
+        if etag_matches(request.headers.get("if-none-match"), version):
             return Response(status_code=304, headers={"ETag": etag})
         return Response(tool_list.body(catalog), media_type="application/json", headers={"ETag": etag})
 
@@ -244,6 +227,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         return _with_bearer_security(without_422(app.openapi()))
 
     app.include_router(mcp_router(runtime))
+    app.include_router(catalog_router(runtime))
     if processes is not None:
         app.include_router(workspace_router(settings.workspace, processes))
     return app

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx2
@@ -38,6 +38,7 @@ from workdock.agentapi import ServerState
 from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
+from workdock.mcp.offerings import Offerings, list_offerings
 from workdock.mcp.stdio import stdio_transport
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ CLOSE_GRACE = 2.0  # for closing the session of a server that was lost
 _SSE_FRAMING = 4096
 _CLIENT_INFO = types.Implementation(name="workdock", version=__version__)
 # Transport-level failures: the server is gone, not merely answering with an error.
+RESOURCE_NOT_FOUND = -32002  # the MCP specification's code for an unknown resource URI
+_Result = TypeVar("_Result", bound=types.Result)
 _LOST_ERRORS = (httpx2.TransportError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
@@ -68,6 +71,12 @@ class HubError(Exception):
 
 
 class ToolNotFound(HubError):
+    status = 404
+
+
+class NotFound(HubError):
+    """The server says the resource (or prompt) does not exist."""
+
     status = 404
 
 
@@ -121,6 +130,7 @@ class Connection:
         )
         self.error: str | None = entry.error if isinstance(entry, InvalidEntry) else None
         self.tools: tuple[types.Tool, ...] = ()
+        self.offerings = Offerings()  # resources, resource templates, prompts
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self.restarts = 0
         self.protocol_version: str | None = None
@@ -181,6 +191,7 @@ class Connection:
             with budget:
                 async with self._open_client(spec) as client:
                     tools = await self._list_tools(client)
+                    self.offerings = await list_offerings(client, self.name)
                     budget.deadline = math.inf  # connected: the connect budget no longer applies
                     self._became_ready(client, tools)
                     ready_since = time.monotonic()
@@ -303,6 +314,7 @@ class Connection:
             self._refresh_wanted = anyio.Event()
             try:
                 tools = await self._list_tools(client)
+                offerings = await list_offerings(client, self.name)
             except MCPError as exc:
                 logger.warning("server %s: re-listing tools failed: %s", self.name, exc)
                 self._listed.set()
@@ -311,16 +323,21 @@ class Connection:
                 self._lost.set()
                 return
             changed = tools != self.tools
+            offerings_changed = offerings != self.offerings
             self.tools = tools
+            self.offerings = offerings
             self._listed.set()
             if changed:
                 logger.info("server %s: tool list changed (%d tools)", self.name, len(tools))
+            if changed or offerings_changed:
                 self._changed()
 
     async def _listen_for_changes(self, client: Client) -> None:
         """On the 2026-07-28 era, list_changed arrives only on a ``subscriptions/listen`` stream."""
         try:
-            async with client.listen(tools_list_changed=True) as subscription:
+            async with client.listen(
+                tools_list_changed=True, resources_list_changed=True, prompts_list_changed=True
+            ) as subscription:
                 async for _event in subscription:
                     self.request_refresh()
         except (ListenNotSupportedError, MCPError, SubscriptionLost, TimeoutError) as exc:
@@ -380,7 +397,12 @@ class Connection:
         return tuple(tools)
 
     async def _on_message(self, message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
+        if isinstance(
+            message,
+            types.ToolListChangedNotification
+            | types.ResourceListChangedNotification
+            | types.PromptListChangedNotification,
+        ):
             self.request_refresh()
         elif isinstance(message, Exception):
             logger.debug("server %s: transport: %s", self.name, _describe(message))
@@ -407,23 +429,43 @@ class Connection:
             await self._listed.wait()
 
     async def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> types.CallToolResult:
+        request = types.CallToolRequest(params=types.CallToolRequestParams(name=tool, arguments=arguments))
+        # Not ClientSession.call_tool: it validates structuredContent against the tool's
+        # outputSchema (and may re-list to do so); a proxy passes results through as they are.
+        return await self.send(request, types.CallToolResult, timeout, f"tool {tool!r}")
+
+    async def read_resource(self, uri: str, timeout: float) -> types.ReadResourceResult:
+        request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
+        return await self.send(request, types.ReadResourceResult, timeout, f"resource {uri!r}")
+
+    async def get_prompt(
+        self, prompt: str, arguments: dict[str, str], timeout: float
+    ) -> types.GetPromptResult:
+        request = types.GetPromptRequest(
+            params=types.GetPromptRequestParams(name=prompt, arguments=arguments)
+        )
+        return await self.send(request, types.GetPromptResult, timeout, f"prompt {prompt!r}")
+
+    async def send(
+        self, request: types.ClientRequest, result_type: type[_Result], timeout: float, what: str
+    ) -> _Result:
+        """One request to the server, its failures mapped to :class:`HubError` (``what`` names it)."""
         client = self._client
         if client is None or self.state != "ready":
             reason = f": {self.error}" if self.error else ""
             raise ServerUnavailable(f"server {self.name!r} is {self.state}{reason}")
-        request = types.CallToolRequest(params=types.CallToolRequestParams(name=tool, arguments=arguments))
         try:
-            # Not ClientSession.call_tool: it validates structuredContent against the tool's
-            # outputSchema (and may re-list to do so); a proxy passes results through as they are.
             return await client.session.send_request(
-                request, types.CallToolResult, request_read_timeout_seconds=timeout
+                request, result_type, request_read_timeout_seconds=timeout
             )
         except MCPError as exc:
             if is_oversize(exc.error):
-                raise ResultTooLarge(f"tool {tool!r} on server {self.name!r}: {exc.error.message}") from exc
+                raise ResultTooLarge(f"{what} on server {self.name!r}: {exc.error.message}") from exc
+            if exc.error.code == RESOURCE_NOT_FOUND:
+                raise NotFound(f"{what} on server {self.name!r}: {exc.error.message}") from exc
             if exc.error.code == types.REQUEST_TIMEOUT:
                 raise CallTimeout(
-                    f"tool {tool!r} on server {self.name!r} did not answer within {timeout:g} s"
+                    f"{what} on server {self.name!r} did not answer within {timeout:g} s"
                     " (the server was sent notifications/cancelled)"
                 ) from exc
             if exc.error.code == types.CONNECTION_CLOSED:
@@ -436,7 +478,7 @@ class Connection:
             ) from exc
         except ValidationError as exc:
             raise UpstreamError(
-                f"server {self.name!r} sent a result that is not a valid tool result: "
+                f"server {self.name!r} sent a result for {what} that is not valid: "
                 f"{exc.error_count()} problems"
             ) from exc
         except _LOST_ERRORS as exc:
