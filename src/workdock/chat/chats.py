@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from workdock.chat.store.models import Chat, QueuedMessage
 from workdock.chat.store.repo import RerunRefused, Store
@@ -40,9 +41,15 @@ class ChatManager:
         return turn is not None and not turn.done()
 
     async def submit(
-        self, chat_id: str, content: str, *, interrupt: bool = False, title: str | None = None
+        self,
+        chat_id: str,
+        content: str,
+        *,
+        interrupt: bool = False,
+        title: str | None = None,
+        parts: list[dict[str, Any]] | None = None,
     ) -> QueuedMessage:
-        queued = await self.store.enqueue(chat_id, content, title=title)
+        queued = await self.store.enqueue(chat_id, content, title=title, parts=parts)
         if interrupt:
             await self.interrupt(chat_id)
         self.kick(chat_id)

@@ -507,9 +507,17 @@ class Store:
         with self._step_writer.begin() as connection:
             return _write_step(connection, chat_id, values, fields)
 
-    async def enqueue(self, chat_id: str, content: str, *, title: str | None = None) -> QueuedMessage:
-        """Queue a user message (and, for a chat's first message, set its title in the same write)."""
-        queued = QueuedMessage(chat_id=chat_id, content=content, created_at=utcnow())
+    async def enqueue(
+        self,
+        chat_id: str,
+        content: str,
+        *,
+        title: str | None = None,
+        parts: list[dict[str, Any]] | None = None,
+    ) -> QueuedMessage:
+        """Queue a user message (and, for a chat's first message, set its title in the same write);
+        ``parts`` when it is more than ``content`` as text."""
+        queued = QueuedMessage(chat_id=chat_id, content=content, parts=parts, created_at=utcnow())
         async with self.sessions.begin() as s:
             s.add(queued)
             if title is not None:
@@ -584,7 +592,7 @@ class Store:
                     message = Message(
                         chat_id=chat_id,
                         role="user",
-                        parts=[{"type": "text", "text": queued.content}],
+                        parts=queued.parts or [{"type": "text", "text": queued.content}],
                         superseded=False,
                         created_at=now,
                     )
