@@ -48,7 +48,7 @@ class RunPrompt(BaseModel):
     interrupt: bool = False
 
 
-def _admin_on(svc: Services, chat: Chat) -> bool:
+def _admin_on(chat: Chat) -> bool:
     return bool(chat.use_admin_servers)
 
 
@@ -75,7 +75,7 @@ async def list_resources(svc: Services, chat: Chat, client: AgentClient) -> dict
         templates += [{"source": "workspace", **t.model_dump(mode="json")} for t in found.resource_templates]
     except (AgentError, TimeoutError) as exc:
         failures.append(_failure("workspace", exc))
-    if _admin_on(svc, chat):
+    if _admin_on(chat):
         catalog = svc.admin.hub.catalog
         for item in catalog.resources:
             r = item.resource
@@ -117,7 +117,7 @@ async def list_prompts(svc: Services, chat: Chat, client: AgentClient) -> dict[s
         prompts += [{"source": "workspace", **p.model_dump(mode="json")} for p in listing.prompts]
     except (AgentError, TimeoutError) as exc:
         failures.append(_failure("workspace", exc))
-    if _admin_on(svc, chat):
+    if _admin_on(chat):
         for item in svc.admin.hub.catalog.prompts:
             p = item.prompt
             prompts.append(
@@ -187,7 +187,7 @@ async def attachment_parts(
     async def read(item: Attachment) -> dict[str, Any]:
         what = f"reading {item.uri!r}"
         if item.source == "admin":
-            if not _admin_on(svc, chat):
+            if not _admin_on(chat):
                 raise ApiError(400, f"{what}: this chat does not use the admin servers")
             try:
                 server, result = await svc.admin.hub.read_resource(
@@ -212,7 +212,7 @@ async def prompt_parts(
     """A prompt's messages as one user message's parts, after a ``prompt`` part that names it."""
     what = f"prompt {run.name!r}"
     if run.source == "admin":
-        if not _admin_on(svc, chat):
+        if not _admin_on(chat):
             raise ApiError(400, f"{what}: this chat does not use the admin servers")
         try:
             prompt, result = await svc.admin.hub.get_prompt(run.name, run.arguments, svc.admin.call_timeout)
