@@ -8,8 +8,8 @@ import pytest
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import FakeOpenAI, Reply
+from tests.chat.test_chat_resources_prompts import user_texts
 from tests.chat.test_cli_chat import run_chat
-from tests.chat.test_resources_prompts import user_texts
 from tests.chat.test_turn_e2e import new_chat
 from tests.support.agent import RunningAgent, fixture_server
 
