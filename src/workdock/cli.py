@@ -460,6 +460,14 @@ def server(
     trusted_proxy: TrustedProxy = None,
     max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
     verbose: Verbose = False,
+    replica_address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WORKDOCK_REPLICA_ADDRESS",
+            help="HOST:PORT where the other replicas of the service (servers on one PostgreSQL) reach "
+            "this one. Default: the listen address (this host's name when it listens on all of them).",
+        ),
+    ] = None,
 ) -> None:
     """Run the chat server (API, stream and web UI). The first start prints a one-time admin login URL.
 
@@ -477,6 +485,7 @@ def server(
             trusted_proxy,
             max_result_bytes=max_result_bytes,
             verbose=verbose,
+            replica_address=replica_address,
         )
     except ValueError as exc:
         _chat_config_error(exc)

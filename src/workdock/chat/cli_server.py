@@ -20,7 +20,7 @@ from rich.console import Console
 
 from workdock.agent.discovery import UpRecord, remove_record, write_record
 from workdock.agent.runtime import AgentRuntime, AgentSettings
-from workdock.chat.app import create_app
+from workdock.chat.app import create_app, database_url_of, sqlite_lock_for
 from workdock.chat.auth import login_url
 from workdock.chat.models import server_only_env
 from workdock.chat.services import (
@@ -30,6 +30,7 @@ from workdock.chat.services import (
     Services,
     default_data_dir,
 )
+from workdock.chat.sqlite_lock import DatabaseInUse
 from workdock.listen import ListenError, bind, parse_listen, url_host
 from workdock.logs import setup_logging
 from workdock.mcp.config import kept_note
@@ -67,8 +68,10 @@ def server_config(
     public_url: str | None = None,
     proxies: Sequence[str] | None = None,
     max_result_bytes: int | None = None,
+    replica_address: str | None = None,
 ) -> ServerConfig:
-    """The server's settings; ``url`` is where it listens (the public URL's default)."""
+    """The server's settings; ``url`` is where it listens (the public URL's default), and
+    ``replica_address`` where the other replicas reach it (``replica_address_for``)."""
     # Given explicitly, it is also what agents are told to dial; else they are told the URL a
     # request came in on.
     explicit = public_url or os.environ.get(PUBLIC_URL_ENV)
@@ -82,7 +85,33 @@ def server_config(
         agent_server_url=explicit.rstrip("/") if explicit else None,
         trusted_proxies=trusted_proxies(proxies),
         max_result_bytes=max_result_bytes or parse_limit(os.environ.get(MAX_RESULT_ENV)),
+        replica_address=replica_address,
     )
+
+
+def replica_address_for(listen: str, given: str | None) -> str:
+    """Where the other replicas reach this one: ``given`` (HOST:PORT), else the listen address,
+    by this host's name when it listens on every interface."""
+    if given is not None:
+        host, port = parse_listen(given, 3000)
+        return f"{url_host(host)}:{port}"
+    host, port = parse_listen(listen, 3000)
+    if host in ("0.0.0.0", "::", ""):
+        return f"{socket.getfqdn()}:{port}"
+    return f"{url_host(host)}:{port}"
+
+
+def refuse_if_in_use(config: ServerConfig) -> None:
+    """Stop before serving when another process serves this SQLite database (the app checks it
+    too; here it is a clean message instead of a failed start)."""
+    lock = sqlite_lock_for(database_url_of(config))
+    if lock is None or not lock.path.parent.is_dir():
+        return
+    try:
+        lock.acquire()
+    except DatabaseInUse as exc:
+        raise SystemExit(f"error: {exc}") from None
+    lock.release()
 
 
 def uvicorn_config(
@@ -121,11 +150,21 @@ def run_server(
     *,
     max_result_bytes: int | None = None,
     verbose: bool = False,
+    replica_address: str | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Migrations run on start; the first start prints a login URL."""
     setup_logging(verbose, access_log=True)  # a shared server keeps an access log (secrets redacted)
     config_url = _config_url(listen)
-    config = server_config(config_url, database_url, data_dir, public_url, proxies, max_result_bytes)
+    config = server_config(
+        config_url,
+        database_url,
+        data_dir,
+        public_url,
+        proxies,
+        max_result_bytes,
+        replica_address_for(listen, replica_address),
+    )
+    refuse_if_in_use(config)
     sock, url = _bind(listen, "workdock server")
     where = "PostgreSQL" if database_url else f"SQLite in {config.data_dir}"
     # The banner comes first: what the start-up logs next (admin servers, migrations) follows it.
@@ -286,6 +325,7 @@ def run_up(
     if not directory.is_dir():
         raise SystemExit(f"error: workdock up: {directory} is not a directory")
     config = server_config(_config_url(listen), database_url, data_dir, public_url, proxies, max_result_bytes)
+    refuse_if_in_use(config)
     asyncio.run(_up(directory, listen, config))
 
 
@@ -298,6 +338,7 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server --listen ... -
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--public-url")
     parser.add_argument("--trusted-proxy", action="append")
+    parser.add_argument("--replica-address")
     parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
@@ -305,4 +346,4 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server --listen ... -
     if args.up is not None:
         run_up(args.up, *common, verbose=args.verbose)
     else:
-        run_server(*common, verbose=args.verbose)
+        run_server(*common, verbose=args.verbose, replica_address=args.replica_address)

@@ -37,12 +37,13 @@ from workdock.agentapi import CallToolResult
 from workdock.chat import events
 from workdock.chat.call_reporter import TurnCallReporter
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
+from workdock.chat.eventlog import ChatChannel
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
 from workdock.chat.store.faults import database_fault
+from workdock.chat.store.leases import Leases
 from workdock.chat.store.models import Message
-from workdock.chat.store.repo import NewMessage, Store, TurnStart
-from workdock.chat.stream import ChatChannel, EventBus
+from workdock.chat.store.repo import LeaseLost, NewMessage, Store, TurnStart
 from workdock.chat.tools.base import error_result
 from workdock.chat.toolset import ToolGatherer, ToolSet
 from workdock.mcp.questions import Questions
@@ -73,10 +74,12 @@ class TurnFailed(Exception):
 @dataclass
 class TurnEnd:
     """How a turn ended, for its scheduler: the chat's new status, and whether it was stored (a
-    database that cannot be written leaves it unstored; the scheduler then keeps trying)."""
+    database that cannot be written leaves it unstored; the scheduler then keeps trying), or that
+    the chat was lost to another replica (nothing of it may be written)."""
 
     status: str = "error"
     stored: bool = False
+    lost: bool = False
 
 
 @dataclass
@@ -89,30 +92,34 @@ class TurnRunner:
     def __init__(
         self,
         store: Store,
-        bus: EventBus,
         gatherer: ToolGatherer,
         models: ModelCatalog,
         max_steps: int = MAX_STEPS,
+        *,
+        leases: Leases,
+        owner: str,
         questions: Questions | None = None,
     ) -> None:
         self.store = store
-        self.bus = bus
         self.gatherer = gatherer
         self.models = models
         self.max_steps = max_steps
-        self.questions = (
-            questions if questions is not None else Questions()
-        )  # the running calls' requests for input
+        # Every write of a turn is made only while this replica (``owner``) holds the chat's lease.
+        self.leases = leases
+        self.owner = owner
+        # The running calls' requests for input (kept by the replica that runs the turn).
+        self.questions = questions if questions is not None else Questions()
         self.stopping = False  # the server is shutting down: turns cancelled now say so
 
-    async def run(self, chat_id: str, start: TurnStart, end: TurnEnd | None = None) -> None:
-        """Run the turn for ``start.message`` (already stored); never raises except on cancellation.
+    async def run(
+        self, chat_id: str, start: TurnStart, channel: ChatChannel, end: TurnEnd | None = None
+    ) -> None:
+        """Run the turn for ``start.message`` (already stored), publishing on ``channel``; never
+        raises except on cancellation.
 
         ``end`` is filled in with the status the chat ends in and whether it was stored.
         """
         end = end or TurnEnd()
-        channel = self.bus.channel(chat_id)
-        channel.begin_turn()
         publish = channel.publish
         publish(events.status("running"))
         if start.superseded:
@@ -125,8 +132,14 @@ class TurnRunner:
         except asyncio.CancelledError:
             # Interrupted (by the user or a shutdown): keep what the step produced, then say so.
             end.status = "interrupted"
+            if channel.lost:  # another replica has the chat: it says what became of this turn
+                end.lost = True
+                raise
             end.stored = await asyncio.shield(self._store_interrupted(chat_id, channel, step))
             raise
+        except LeaseLost:
+            end.lost = True
+            return
         except TurnFailed as exc:
             end.stored = await self._fail(chat_id, channel, str(exc))
             return
@@ -175,6 +188,8 @@ class TurnRunner:
                 logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
                 raise TurnFailed(message) from exc
             calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
+            if calls:  # noted before they run: a replica taking the chat over must not run them again
+                await self._record_calls(chat_id, model_name, toolset, response, calls, step)
             outcomes = await asyncio.gather(
                 *(self._call(chat_id, toolset, call, channel, step) for call in calls)
             )
@@ -184,6 +199,7 @@ class TurnRunner:
                     chat_id,
                     self._step_messages(model_name, toolset, response, step),
                     status=None if calls else "idle",
+                    owner=self.owner,
                 )
             )
             rows = await asyncio.shield(step.persisting)
@@ -227,6 +243,7 @@ class TurnRunner:
             chat_id,
             [NewMessage("assistant", [{"type": "error", "text": notice, "reason": "step-limit"}])],
             status="idle",
+            owner=self.owner,
         )
         for row in rows:
             channel.publish(events.message(row))
@@ -358,6 +375,22 @@ class TurnRunner:
             )
         return CallOutcome(result, duration_ms)
 
+    async def _record_calls(
+        self,
+        chat_id: str,
+        model_name: str,
+        toolset: ToolSet,
+        response: ModelResponse,
+        calls: list[ToolCallPart],
+        step: _Step,
+    ) -> None:
+        assistant = self._step_messages(model_name, toolset, response, step)[0]
+        pending = {
+            "message": {"parts": assistant.parts, "model": assistant.model, "usage": assistant.usage},
+            "calls": [{"tool_call_id": c.tool_call_id, "tool_name": c.tool_name} for c in calls],
+        }
+        await self.leases.record_calls(chat_id, self.owner, pending)
+
     def _step_messages(
         self, model_name: str, toolset: ToolSet | None, response: ModelResponse | None, step: _Step
     ) -> list[NewMessage]:
@@ -415,9 +448,13 @@ class TurnRunner:
                 else:
                     model_name = chat.model or self.models.default or ""
                     messages = [*self._step_messages(model_name, None, step.response, step), mark]
-                for row in await self.store.add_messages(chat_id, messages, status="interrupted"):
+                for row in await self.store.add_messages(
+                    chat_id, messages, status="interrupted", owner=self.owner
+                ):
                     channel.publish(events.message(row))
             stored = True
+        except LeaseLost:
+            return False  # another replica has the chat (or it was deleted): it is not ours to mark
         except Exception as exc:
             logger.error("chat %s: could not store the interrupted step: %r", chat_id, exc)
         channel.publish(events.abort())
@@ -430,7 +467,10 @@ class TurnRunner:
         stored = False
         try:
             rows = await self.store.add_messages(
-                chat_id, [NewMessage("assistant", [{"type": "error", "text": message}])], status="error"
+                chat_id,
+                [NewMessage("assistant", [{"type": "error", "text": message}])],
+                status="error",
+                owner=self.owner,
             )
             for row in rows:
                 channel.publish(events.message(row))

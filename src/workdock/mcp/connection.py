@@ -37,6 +37,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from workdock import __version__
 from workdock.agentapi import ServerState
+from workdock.log_redact import redact
 from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
 from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
@@ -292,6 +293,7 @@ class Connection:
                         await client.session.send_discover(self.protocol_version)
                     else:
                         await client.session.send_ping()
+                continue  # it answered: it is there
             except MCPError as exc:
                 if exc.error.code != types.CONNECTION_CLOSED:
                     continue  # it answered, if only with an error: it is there
@@ -411,6 +413,7 @@ class Connection:
         return declined(reason)
 
     def _on_stderr(self, line: str) -> None:
+        line = redact(line)  # the tail is shown in status and the UI: no credentials a server prints
         self.stderr_tail.append(line)
         logger.debug("server %s stderr: %s", self.name, line)  # shown with -v; status keeps the tail
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from workdock.agentapi import ElicitationAnswer, ElicitationAnswered
-from workdock.chat import events
+from workdock.chat import events, notify
 from workdock.chat.api import schemas
 from workdock.chat.api.workspaces import owned_workspace
 from workdock.chat.auth import current_user, services
@@ -20,7 +20,6 @@ from workdock.chat.models import ModelError
 from workdock.chat.services import Services
 from workdock.chat.store.models import Chat, User
 from workdock.chat.store.repo import RerunRefused
-from workdock.chat.stream import BOOT
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
 from workdock.mcp.questions import QuestionError
@@ -70,8 +69,8 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
         "workspace_id": chat.workspace_id,
         "title": chat.title,
         "model": chat.model or svc.models.default,
-        "status": svc.chats.status(chat),
-        "running": svc.chats.is_running(chat.id),
+        "status": svc.scheduler.status(chat),
+        "running": svc.scheduler.is_running(chat),
         "use_admin_servers": chat.use_admin_servers,
         "created_at": chat.created_at.isoformat(),
         "updated_at": chat.updated_at.isoformat(),
@@ -170,9 +169,10 @@ async def delete_chat(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:
     await owned_chat(svc, chat_id, user)
-    await svc.chats.forget(chat_id)
+    await svc.scheduler.forget(chat_id)
     await svc.store.delete_chat(chat_id, user.id)
-    svc.bus.drop(chat_id)
+    svc.events.drop(chat_id)
+    await svc.notifier.notify(notify.CHAT, chat_id)  # a replica running or watching it lets go
 
 
 @router.get(
@@ -200,9 +200,9 @@ async def send_message(
         raise ApiError(
             413, "message too long", f"the limit is {limit} bytes (UTF-8); set WORKDOCK_MAX_MESSAGE_BYTES"
         )
-    was_running = svc.chats.is_running(chat_id)
+    was_running = svc.scheduler.is_running(chat)
     title = _title(body.content) if chat.title == "New chat" else None
-    queued = await svc.chats.submit(chat_id, body.content, interrupt=body.interrupt, title=title)
+    queued = await svc.scheduler.submit(chat_id, body.content, interrupt=body.interrupt, title=title)
     return {"queued_id": queued.id, "queued": was_running and not body.interrupt}
 
 
@@ -222,7 +222,7 @@ async def retry(
     marked ``superseded``; the model no longer sees them. 409 while a turn runs or messages wait."""
     await owned_chat(svc, chat_id, user)
     try:
-        queued = await svc.chats.retry(chat_id)
+        queued = await svc.scheduler.retry(chat_id)
     except RerunRefused as exc:
         raise ApiError(409, exc.message, exc.detail) from exc
     return {"queued_id": queued.id, "message_id": queued.rerun_of}
@@ -245,7 +245,7 @@ async def interrupt(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, bool]:
     await owned_chat(svc, chat_id, user)
-    return {"interrupted": await svc.chats.interrupt(chat_id)}
+    return {"interrupted": await svc.scheduler.interrupt(chat_id)}
 
 
 @router.post(
@@ -301,23 +301,17 @@ async def stream(
     after: str | None = Query(default=None, description="same as the Last-Event-ID header"),
 ) -> EventSourceResponse:
     """Server-Sent Events of the chat: the running turn from its start (or after ``Last-Event-ID``),
-    then live events."""
+    then live events, on whichever replica it runs."""
     chat = await owned_chat(svc, chat_id, user)
-    channel = svc.bus.channel(chat_id)
     resume = last_event_id or after
+    start, snapshot = await svc.events.start_point(chat, resume, svc.scheduler.is_running(chat))
 
     async def generate() -> AsyncIterator[ServerSentEvent]:
-        replay_from = channel.seq
-        if resume is None and not svc.chats.is_running(chat_id):
-            # Nothing to replay: tell the newcomer where the chat stands.
-            now = svc.chats.status(chat)
-            snapshot = events.status(cast(events.ChatStatus, now) if now != "running" else "idle")
-            yield ServerSentEvent(data=_dump(snapshot), id=f"{BOOT}-{replay_from}")
-        async for event in channel.watch(
-            resume
-            if resume is not None
-            else (None if svc.chats.is_running(chat_id) else f"{BOOT}-{replay_from}")
-        ):
+        if snapshot:  # nothing to replay: tell the newcomer where the chat stands
+            now = svc.scheduler.status(chat)
+            state = events.status(cast(events.ChatStatus, now) if now != "running" else "idle")
+            yield ServerSentEvent(data=_dump(state), id=str(start))
+        async for event in svc.events.watch(chat_id, start):
             yield ServerSentEvent(data=event.data.decode(), id=event.id)
 
     return EventSourceResponse(

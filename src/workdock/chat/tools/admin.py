@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,13 @@ class AdminServers:
         self._offered: tuple[tuple[int, int], list[OfferedTool]] | None = (
             None  # by (catalog, policies) version
         )
+        self._applying = asyncio.Lock()
+
+    async def reload(self, read: Callable[[], Awaitable[Sequence[McpServer]]]) -> None:
+        """Apply the servers as ``read`` finds them now (after a change here or on another
+        replica). One reload at a time, each reading afresh, so the last one applies the newest."""
+        async with self._applying:
+            await self.apply(await read())
 
     async def apply(self, rows: Sequence[McpServer]) -> None:
         enabled = [row for row in rows if row.enabled]
