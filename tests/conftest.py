@@ -11,8 +11,11 @@ here for tests that already import them from this module.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,10 @@ __all__ = [
 # The suite's workspaces are its own: their project servers start without asking. The trust
 # gate's tests turn this off for the agents they start (WORKDOCK_TRUST=0).
 os.environ["WORKDOCK_TRUST"] = "1"
+# Agents keep tokens, approvals and sign-ins under $XDG_STATE_HOME: the suite's own, never the
+# user's, and one per test process (parallel workers do not share it).
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="workdock-test-state-")
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -106,7 +106,8 @@ def test_up_installs_only_what_running_needs_and_test_adds_the_rest(checkout: Pa
     tested, calls = run(checkout, "test", "-q")
     assert tested.returncode == 0, tested.stderr
     assert calls[0] == f"-m pip install --disable-pip-version-check -e {checkout}[test]"
-    assert any(c.startswith("npm ci") for c in calls) and calls[-1] == "-m pytest -q"
+    # the files run on three parallel workers unless told otherwise
+    assert any(c.startswith("npm ci") for c in calls) and calls[-1] == "-m pytest -n 3 --dist loadfile -q"
 
     # A venv set up for the tests serves `up` as it is.
     after, calls = run(checkout, "up")
