@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 import workdock
 from workdock.agent.child_env import workspace_env
 from workdock.chat import datadir
-from workdock.chat.api import agent_link, chats, mcp_servers, users, workspaces
+from workdock.chat.api import agent_link, approvals, chats, mcp_servers, users, workspaces
 from workdock.chat.api.schemas import Health
 from workdock.chat.auth import login_url
 from workdock.chat.chats import ChatManager
@@ -150,7 +150,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
     app.include_router(users.login_router)
-    for module in (users, workspaces, mcp_servers, chats, agent_link):
+    for module in (users, workspaces, mcp_servers, chats, approvals, agent_link):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"], response_model=Health)

@@ -27,6 +27,7 @@ class ChatManager:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._turns: dict[str, asyncio.Task[None]] = {}
         self._kicked: set[str] = set()
+        self._resume: set[str] = set()  # chats whose turn a restart left waiting for an approval
         # Chats whose turn is over but whose new status the database did not take (disk full,
         # read-only): shown from here, and written as soon as the database takes it.
         self._unsettled: dict[str, str] = {}
@@ -68,6 +69,17 @@ class ChatManager:
         if worker is None or worker.done():
             self._workers[chat_id] = asyncio.create_task(self._work(chat_id), name=f"chat {chat_id}")
 
+    async def answer(
+        self, chat_id: str, tool_call_id: str, *, approve: bool, reason: str | None, always: bool
+    ) -> list[str]:
+        """Store the user's answer to a pending call and wake the turn that waits for it (the
+        ids of the calls answered; raises ``NotPending``)."""
+        answered = await self.runner.approvals.answer(
+            chat_id, tool_call_id, approve=approve, reason=reason, always=always
+        )
+        self.runner.waiters.wake(chat_id)
+        return answered
+
     async def interrupt(self, chat_id: str) -> bool:
         """Stop the running turn (its finished steps stay stored); True if one was running."""
         turn = self._turns.get(chat_id)
@@ -82,7 +94,12 @@ class ChatManager:
         while True:
             self._kicked.discard(chat_id)
             try:
-                start = await self.store.start_next_turn(chat_id)
+                start = None
+                if chat_id in self._resume:
+                    start = await self.store.resume_turn(chat_id)
+                    self._resume.discard(chat_id)
+                if start is None:
+                    start = await self.store.start_next_turn(chat_id)
             except Exception as exc:  # the database cannot be written: the message stays queued
                 logger.error(
                     "chat %s: cannot start the next turn (retrying in %g s): %r", chat_id, retry, exc
@@ -144,7 +161,11 @@ class ChatManager:
             logger.warning(
                 "marked %d chat(s) interrupted: the server stopped during their turn", len(interrupted)
             )
-        for chat_id in await self.store.chats_with_queue():
+        waiting = await self.runner.approvals.waiting_chats()
+        if waiting:
+            logger.info("taking up %d turn(s) that wait for an approval", len(waiting))
+        self._resume.update(waiting)
+        for chat_id in {*waiting, *await self.store.chats_with_queue()}:
             self.kick(chat_id)
 
     async def shutdown(self) -> None:

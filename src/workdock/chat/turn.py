@@ -12,8 +12,9 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic_ai.direct import model_request_stream
 from pydantic_ai.messages import (
@@ -35,11 +36,13 @@ from pydantic_ai.models import Model, ModelRequestParameters
 
 from workdock.agentapi import CallToolResult
 from workdock.chat import events
+from workdock.chat.approvals import ApprovalWaiters, ChatPolicy
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
+from workdock.chat.store.approvals import ApprovalStore, WaitingCall
 from workdock.chat.store.faults import database_fault
-from workdock.chat.store.models import Message
+from workdock.chat.store.models import Message, StepCall
 from workdock.chat.store.repo import NewMessage, Store, TurnStart
 from workdock.chat.stream import ChatChannel, EventBus
 from workdock.chat.tools.base import error_result
@@ -61,6 +64,24 @@ class _Step:
     # Set once the step is being stored: an interrupt then waits for it instead of storing it twice.
     persisting: asyncio.Future[list[Message]] | None = None
     published: bool = False
+    # The step waits for approval: its assistant message is stored already, and its calls' state
+    # is in ``step_calls`` (tool_call_id → the state this turn last saw).
+    waiting: dict[str, str] | None = None
+    resumed: bool = False  # taken up after a restart: a call stored as running was cut off
+
+
+class Publisher(Protocol):
+    def publish(self, chunk: events.Chunk) -> object: ...
+
+
+@dataclass
+class _Held:
+    """Chunks kept back until what they tell is stored."""
+
+    chunks: list[events.Chunk] = field(default_factory=list)
+
+    def publish(self, chunk: events.Chunk) -> None:
+        self.chunks.append(chunk)
 
 
 class TurnFailed(Exception):
@@ -90,12 +111,15 @@ class TurnRunner:
         gatherer: ToolGatherer,
         models: ModelCatalog,
         max_steps: int = MAX_STEPS,
+        waiters: ApprovalWaiters | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.gatherer = gatherer
         self.models = models
         self.max_steps = max_steps
+        self.approvals = ApprovalStore(store)
+        self.waiters = waiters or ApprovalWaiters()
         self.stopping = False  # the server is shutting down: turns cancelled now say so
 
     async def run(self, chat_id: str, start: TurnStart, end: TurnEnd | None = None) -> None:
@@ -114,8 +138,13 @@ class TurnRunner:
         publish(events.start(uuid.uuid4().hex))
         step = _Step()
         try:
-            final = await self._run(chat_id, channel, step)
+            final = await self._run(chat_id, channel, step, start)
         except asyncio.CancelledError:
+            if self.stopping and step.waiting is not None and step.persisting is None:
+                # A shutdown while the step waits for approval: its state is stored, and the next
+                # start takes the turn up again (the chat stays running until then).
+                end.status, end.stored = "running", True
+                raise
             # Interrupted (by the user or a shutdown): keep what the step produced, then say so.
             end.status = "interrupted"
             end.stored = await asyncio.shield(self._store_interrupted(chat_id, channel, step))
@@ -138,7 +167,7 @@ class TurnRunner:
         publish(events.finish(final))
         publish(events.status("idle", **({"reason": final} if final != "stop" else {})))
 
-    async def _run(self, chat_id: str, channel: ChatChannel, step: _Step) -> str:
+    async def _run(self, chat_id: str, channel: ChatChannel, step: _Step, start: TurnStart) -> str:
         """The step loop; returns the finish reason."""
         chat = await self.store.get_chat(chat_id)
         workspace = await self.store.get_workspace(chat.workspace_id) if chat else None
@@ -152,32 +181,61 @@ class TurnRunner:
         if toolset.failures:
             channel.publish(events.status("running", tool_failures=[f.describe() for f in toolset.failures]))
         params = ModelRequestParameters(function_tools=toolset.definitions)
-        history = to_model_messages(await self.store.list_messages(chat_id, include_superseded=False))
-        for _ in range(self.max_steps):
+        stored = await self.store.list_messages(chat_id, include_superseded=False)
+        resumed: tuple[ModelResponse, Sequence[StepCall]] | None = None
+        taken = 0
+        if start.resume:
+            # Taken up after a restart: the history ends with the waiting step's assistant message;
+            # the model's answer is rebuilt from it and its calls' state from ``step_calls``.
+            waiting, stored = stored[-1], stored[:-1]
+            rebuilt = to_model_messages([waiting])[0]
+            assert isinstance(rebuilt, ModelResponse)
+            resumed = (rebuilt, await self.approvals.calls(chat_id))
+            channel.publish(events.message(waiting))
+            taken = sum(1 for m in stored if m.id > start.message.id and m.role == "assistant")
+        history = to_model_messages(stored)
+        for _ in range(taken, self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
             channel.publish(events.start_step())
-            try:
-                response = await self._model_step(model, history, params, channel, step)
-            except MODEL_FAILURES as exc:
-                # The provider failed, not us: one line for the user; the traceback only at debug level.
-                message = describe_model_error(model_name, model, exc)
-                logger.warning("chat %s: %s", chat_id, message)
-                logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
-                raise TurnFailed(message) from exc
-            calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
-            outcomes = await asyncio.gather(*(self._call(toolset, call, channel, step) for call in calls))
-            # The last step also settles the chat's status: one transaction, not two.
-            step.persisting = asyncio.ensure_future(
-                self.store.add_messages(
-                    chat_id,
-                    self._step_messages(model_name, toolset, response, step),
-                    status=None if calls else "idle",
+            if resumed is not None:
+                response, rows_before = resumed
+                resumed = None
+                step.response = response
+                calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
+                for call in calls:
+                    channel.publish(
+                        events.tool_input_available(call.tool_call_id, call.tool_name, _args(call))
+                    )
+                await self._waiting_step(
+                    chat_id, model_name, toolset, calls, set(), channel, step, rows_before
                 )
-            )
-            rows = await asyncio.shield(step.persisting)
-            for row in rows:
-                channel.publish(events.message(row))
-            step.published = True
+            else:
+                try:
+                    response = await self._model_step(model, history, params, channel, step)
+                except MODEL_FAILURES as exc:
+                    # The provider failed, not us: one line for the user; the traceback only at debug level.
+                    message = describe_model_error(model_name, model, exc)
+                    logger.warning("chat %s: %s", chat_id, message)
+                    logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
+                    raise TurnFailed(message) from exc
+                calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
+                asking = await self._asking(chat_id, toolset, calls)
+                if asking:
+                    await self._waiting_step(chat_id, model_name, toolset, calls, asking, channel, step, None)
+                else:
+                    await asyncio.gather(*(self._call(toolset, call, channel, step) for call in calls))
+                    # The last step also settles the chat's status: one transaction, not two.
+                    step.persisting = asyncio.ensure_future(
+                        self.store.add_messages(
+                            chat_id,
+                            self._step_messages(model_name, toolset, response, step),
+                            status=None if calls else "idle",
+                        )
+                    )
+                    rows = await asyncio.shield(step.persisting)
+                    for row in rows:
+                        channel.publish(events.message(row))
+                    step.published = True
             channel.publish(events.finish_step())
             if not calls:
                 return "stop"
@@ -192,9 +250,9 @@ class TurnRunner:
                                 step.results[call.tool_call_id].get("structured_content"),
                             ),
                             tool_call_id=call.tool_call_id,
-                            outcome="failed" if outcome.result.is_error else "success",
+                            outcome="failed" if step.results[call.tool_call_id]["is_error"] else "success",
                         )
-                        for call, outcome in zip(calls, outcomes, strict=True)
+                        for call in calls
                     ]
                 )
             )
@@ -288,7 +346,7 @@ class TurnRunner:
         return response
 
     async def _call(
-        self, toolset: ToolSet, call: ToolCallPart, channel: ChatChannel, step: _Step
+        self, toolset: ToolSet, call: ToolCallPart, channel: Publisher, step: _Step
     ) -> CallOutcome:
         """Run one tool call; any failure becomes an error result the model can read."""
         started = time.perf_counter()
@@ -313,6 +371,19 @@ class TurnRunner:
                 logger.exception("tool %s raised", call.tool_name)
                 result = error_result(f"tool {call.tool_name} failed: {type(exc).__name__}: {exc}")
         duration_ms = round((time.perf_counter() - started) * 1000)
+        return self._record(call, result, duration_ms, channel, step)
+
+    def _record(
+        self,
+        call: ToolCallPart,
+        result: CallToolResult,
+        duration_ms: int | None,
+        channel: Publisher,
+        step: _Step,
+        *,
+        denied: bool = False,
+    ) -> CallOutcome:
+        """Keep a call's result for the step's tool message and stream it."""
         content, structured = for_storage(result)
         step.results[call.tool_call_id] = {
             "type": "tool-result",
@@ -324,7 +395,10 @@ class TurnRunner:
         }
         if structured is not None:  # only what the text does not already carry
             step.results[call.tool_call_id]["structured_content"] = structured
-        if result.is_error:
+        if denied:
+            step.results[call.tool_call_id]["denied"] = True
+            channel.publish(events.tool_output_denied(call.tool_call_id))
+        elif result.is_error:
             channel.publish(
                 events.tool_output_error(call.tool_call_id, result_text(result)[:STREAM_ERROR_PREVIEW])
             )
@@ -339,7 +413,128 @@ class TurnRunner:
                     },
                 )
             )
-        return CallOutcome(result, duration_ms)
+        return CallOutcome(result, duration_ms or 0)
+
+    # ---- steps that wait for approval (chat/approvals.py, store/approvals.py) --------------------
+
+    async def _asking(self, chat_id: str, toolset: ToolSet, calls: list[ToolCallPart]) -> set[str]:
+        """The ids of the calls that must wait for the user, by the chat's policy as it is now (an
+        "always allow" given during the turn counts from the next step on)."""
+        if not calls:
+            return set()
+        chat = await self.store.get_chat(chat_id)
+        policy = ChatPolicy.of(chat.approval_policy if chat else None, chat.always_allow if chat else None)
+        return {c.tool_call_id for c in calls if policy.asks(toolset.tools.get(c.tool_name))}
+
+    async def _waiting_step(
+        self,
+        chat_id: str,
+        model_name: str,
+        toolset: ToolSet,
+        calls: list[ToolCallPart],
+        asking: set[str],
+        channel: ChatChannel,
+        step: _Step,
+        stored: Sequence[StepCall] | None,
+    ) -> None:
+        """Run a step of which some calls wait for the user's answer; the others run meanwhile.
+
+        New: the assistant message and the calls' state are stored first. Taken up after a
+        restart (``stored``): calls that had finished keep their result, a call that was running
+        is recorded as interrupted (a call runs at most once), pending ones wait again.
+        """
+        if stored is None:
+            assistant = self._step_messages(model_name, toolset, step.response, step)[0]
+            row = await self.approvals.begin_wait(
+                chat_id,
+                assistant,
+                [WaitingCall(c.tool_call_id, c.tool_name, c.tool_call_id in asking) for c in calls],
+            )
+            channel.publish(events.message(row))
+            step.waiting = {
+                c.tool_call_id: "pending" if c.tool_call_id in asking else "running" for c in calls
+            }
+            results: dict[str, dict[str, Any]] = {}
+        else:
+            step.waiting = {r.tool_call_id: r.state for r in stored}
+            step.resumed = True
+            results = {r.tool_call_id: r.result for r in stored if r.result is not None}
+        for call in calls:
+            if step.waiting.get(call.tool_call_id) == "pending":
+                channel.publish(events.tool_approval_request(call.tool_call_id))
+        await asyncio.gather(
+            *(
+                self._settle_call(chat_id, toolset, call, results.get(call.tool_call_id), channel, step)
+                for call in calls
+            )
+        )
+        tool_message = NewMessage("tool", [step.results[c.tool_call_id] for c in calls])
+        step.persisting = asyncio.ensure_future(
+            self.approvals.finish_step(chat_id, [tool_message], status=None)
+        )
+        for row in await asyncio.shield(step.persisting):
+            channel.publish(events.message(row))
+        step.published = True
+
+    async def _settle_call(
+        self,
+        chat_id: str,
+        toolset: ToolSet,
+        call: ToolCallPart,
+        done: dict[str, Any] | None,
+        channel: ChatChannel,
+        step: _Step,
+    ) -> None:
+        """One call of a waiting step, from the state it is stored in to its stored result."""
+        assert step.waiting is not None
+        call_id = call.tool_call_id
+        state = step.waiting.get(call_id, "running")
+        if done is not None:  # finished before a restart
+            step.results[call_id] = done
+            text = "\n".join(
+                c.get("text") or "" for c in done.get("content") or [] if c.get("type") == "text"
+            )
+            channel.publish(
+                events.tool_output_error(call_id, text[:STREAM_ERROR_PREVIEW])
+                if done.get("is_error")
+                else events.tool_output_available(
+                    call_id,
+                    {
+                        "content": done.get("content"),
+                        "structured_content": done.get("structured_content"),
+                        "duration_ms": done.get("duration_ms"),
+                    },
+                )
+            )
+            return
+        reason: str | None = None
+        if state in ("pending", "approved", "denied"):
+            if state == "pending":
+                answer = await self.waiters.wait_answer(self.approvals, chat_id, call_id)
+                state, reason = answer.state, answer.reason
+            else:
+                reason = next(
+                    (r.reason for r in await self.approvals.calls(chat_id) if r.tool_call_id == call_id), None
+                )
+            step.waiting[call_id] = state
+            channel.publish(events.tool_approval_response(call_id, state == "approved", reason))
+        # The result is streamed once it is stored: what a watcher saw survives a restart.
+        held = _Held()
+        if state == "denied":
+            text = "the user denied this call" + (f": {reason}" if reason else " (no reason given)")
+            self._record(call, error_result(text), None, held, step, denied=True)
+        elif state == "approved" or (state == "running" and not step.resumed):
+            if state == "approved":
+                step.waiting[call_id] = "running"
+                await self.approvals.set_state(chat_id, call_id, "running")
+            await self._call(toolset, call, held, step)
+        else:  # it was running when the server stopped: recorded as cut off, never run again
+            text = "the server stopped while this call ran; it was not run again"
+            self._record(call, error_result(text), None, held, step)
+        step.waiting[call_id] = "done"
+        await self.approvals.set_state(chat_id, call_id, "done", result=step.results[call_id])
+        for chunk in held.chunks:
+            channel.publish(chunk)
 
     def _step_messages(
         self, model_name: str, toolset: ToolSet | None, response: ModelResponse | None, step: _Step
@@ -406,11 +601,24 @@ class TurnRunner:
                     if not step.published:
                         for row in rows:
                             channel.publish(events.message(row))
+                elif step.waiting is not None:
+                    # Its assistant message is stored: add its results (a call that still waited
+                    # for an answer is stored as not run) and the mark, and drop the waiting state.
+                    results = [
+                        step.results.get(call_id) or _not_run(call_id, name, step.waiting.get(call_id))
+                        for call_id, name in _call_names(step.response)
+                    ]
+                    for row in await self.approvals.finish_step(
+                        chat_id, [NewMessage("tool", results), mark], status="interrupted"
+                    ):
+                        channel.publish(events.message(row))
+                    messages = []
                 else:
                     model_name = chat.model or self.models.default or ""
                     messages = [*self._step_messages(model_name, None, step.response, step), mark]
-                for row in await self.store.add_messages(chat_id, messages, status="interrupted"):
-                    channel.publish(events.message(row))
+                if messages:
+                    for row in await self.store.add_messages(chat_id, messages, status="interrupted"):
+                        channel.publish(events.message(row))
             stored = True
         except Exception as exc:
             logger.error("chat %s: could not store the interrupted step: %r", chat_id, exc)
@@ -442,3 +650,32 @@ def _args(part: ToolCallPart) -> Any:
         return part.args_as_dict(raise_if_invalid=True)
     except (ValueError, AssertionError):
         return part.args
+
+
+def _call_names(response: ModelResponse | None) -> list[tuple[str, str]]:
+    return [
+        (p.tool_call_id, p.tool_name)
+        for p in (response.parts if response else [])
+        if isinstance(p, ToolCallPart)
+    ]
+
+
+def _not_run(call_id: str, tool_name: str, state: str | None) -> dict[str, Any]:
+    """The stored result of a call an interrupt cut off."""
+    waited = state in ("pending", "approved", "denied")
+    text = (
+        "not run: the turn was interrupted while this call waited for approval"
+        if waited
+        else "interrupted before this call finished"
+    )
+    part: dict[str, Any] = {
+        "type": "tool-result",
+        "tool_call_id": call_id,
+        "tool_name": tool_name,
+        "is_error": True,
+        "duration_ms": None,
+        "content": [{"type": "text", "text": text}],
+    }
+    if waited:
+        part["not_run"] = True
+    return part

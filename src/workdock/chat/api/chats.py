@@ -4,7 +4,7 @@ interrupt, the next turn's tool set, and the SSE stream."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +13,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from workdock.chat import events
 from workdock.chat.api import schemas
 from workdock.chat.api.workspaces import owned_workspace
+from workdock.chat.approvals import Policy, default_policy
 from workdock.chat.auth import current_user, services
 from workdock.chat.models import ModelError
 from workdock.chat.services import Services
@@ -33,6 +34,7 @@ class NewChat(BaseModel):
     model: str | None = None
     title: str | None = Field(default=None, max_length=200)
     use_admin_servers: bool = True
+    approval_policy: Policy | None = Field(default=None, description="default: the admin's setting")
 
 
 class ChatPatch(BaseModel):
@@ -41,6 +43,9 @@ class ChatPatch(BaseModel):
     title: str = Field(default="", min_length=1, max_length=200)
     model: str | None = None
     use_admin_servers: bool = True
+    approval_policy: Policy = "auto"
+    # To take back "always allow" of some tools: the list as it should be.
+    always_allow: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=500)
 
 
 class NewMessage(BaseModel):
@@ -70,6 +75,8 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
         "status": svc.chats.status(chat),
         "running": svc.chats.is_running(chat.id),
         "use_admin_servers": chat.use_admin_servers,
+        "approval_policy": chat.approval_policy,
+        "always_allow": list(chat.always_allow or []),
         "created_at": chat.created_at.isoformat(),
         "updated_at": chat.updated_at.isoformat(),
     }
@@ -82,6 +89,10 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
                 "rerun_of": q.rerun_of,
             }
             for q in await svc.store.list_queued(chat.id)
+        ]
+        body["pending_approvals"] = [
+            {"tool_call_id": c.tool_call_id, "tool_name": c.tool_name}
+            for c in await svc.chats.runner.approvals.pending(chat.id)
         ]
     return body
 
@@ -134,6 +145,7 @@ async def create_chat(
         title=body.title,
         model=body.model,
         use_admin_servers=body.use_admin_servers,
+        approval_policy=body.approval_policy or await default_policy(svc.store),
     )
     return await chat_json(svc, chat)
 

@@ -171,12 +171,28 @@ class ChatOut(Out):
     status: ChatStatus
     running: bool
     use_admin_servers: bool
+    approval_policy: Literal["auto", "ask", "ask-all"]
+    always_allow: list[str] = Field(description="tools this chat runs without asking")
     created_at: str = Timestamp
     updated_at: str = Timestamp
 
 
+class PendingApproval(Out):
+    tool_call_id: str
+    tool_name: str
+
+
 class ChatDetail(ChatOut):
     queued: list[QueuedOut]
+    pending_approvals: list[PendingApproval] = Field(description="tool calls waiting for an answer")
+
+
+class Answered(Out):
+    answered: list[str] = Field(description="the calls this answer settled (several with always)")
+
+
+class SettingsOut(Out):
+    default_approval_policy: Literal["auto", "ask", "ask-all"]
 
 
 class ChatList(Out):

@@ -25,6 +25,8 @@ from workdock.chat.store.models import (
     McpServer,
     Message,
     QueuedMessage,
+    Setting,
+    StepCall,
     Token,
     User,
     Workspace,
@@ -70,6 +72,8 @@ class TurnStart:
 
     message: Message
     superseded: list[int]
+    # Take up a turn a restart left waiting for an approval (its steps so far are stored).
+    resume: bool = False
 
 
 class RerunRefused(Exception):
@@ -398,6 +402,7 @@ class Store:
         title: str | None,
         model: str | None,
         use_admin_servers: bool = True,
+        approval_policy: str = "auto",
     ) -> Chat:
         now = utcnow()
         chat = Chat(
@@ -408,6 +413,8 @@ class Store:
             model=model,
             status="idle",
             use_admin_servers=use_admin_servers,
+            approval_policy=approval_policy,
+            always_allow=[],
             created_at=now,
             updated_at=now,
         )
@@ -439,9 +446,15 @@ class Store:
 
     async def interrupt_running_chats(self) -> list[str]:
         """After a restart: a turn that was running is gone; mark its chat ``interrupted`` and end its
-        history with the interrupted mark."""
+        history with the interrupted mark. A turn that waits for an approval is not gone: its
+        state is stored and it is taken up again (``resume_turn``)."""
         async with self.sessions.begin() as s:
-            ids = list((await s.scalars(select(Chat.id).where(Chat.status == "running"))).all())
+            waiting = select(StepCall.chat_id).distinct()
+            ids = list(
+                (
+                    await s.scalars(select(Chat.id).where(Chat.status == "running", Chat.id.not_in(waiting)))
+                ).all()
+            )
             if ids:
                 now = utcnow()
                 s.add_all(
@@ -610,6 +623,28 @@ class Store:
                     update(Chat).where(Chat.id == chat_id).values(status="running", updated_at=now)
                 )
                 return TurnStart(message, superseded)
+
+    async def resume_turn(self, chat_id: str) -> TurnStart | None:
+        """The turn a restart left waiting for an approval, to be taken up again (None if none)."""
+        async with self.sessions() as s:
+            waiting = await s.scalar(select(StepCall.chat_id).where(StepCall.chat_id == chat_id).limit(1))
+            last = await _last_user_message(s, chat_id) if waiting is not None else None
+        return TurnStart(last, [], resume=True) if last is not None else None
+
+    # ---- settings ----------------------------------------------------------------------------------
+
+    async def get_setting(self, key: str, default: Any = None) -> Any:
+        async with self.sessions() as s:
+            row = await s.get(Setting, key)
+        return default if row is None else row.value
+
+    async def set_setting(self, key: str, value: Any) -> None:
+        async with self.sessions.begin() as s:
+            row = await s.get(Setting, key)
+            if row is None:
+                s.add(Setting(key=key, value=value))
+            else:
+                row.value = value
 
     async def chats_with_queue(self) -> list[str]:
         async with self.sessions() as s:

@@ -113,6 +113,8 @@ SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 RESERVED = frozenset(SCHEMAS)
+# The built-ins that change nothing: they run unasked under the ``ask`` approval policy.
+READ_ONLY = frozenset({"read_file", "process_list", "process_output"})
 
 
 def _dump(value: BaseModel) -> str:
@@ -227,6 +229,7 @@ def builtin_tools(client: AgentClient) -> Gathered:
             description=description,
             parameters=schema,
             call=call,
+            read_only=name in READ_ONLY,
         )
 
     # Versioned by the client: the same client means the same seven tools.
