@@ -128,6 +128,13 @@ class ChatView:
             self._output(event["toolCallId"], output.get("content") or [], output.get("duration_ms"))
         elif kind == "tool-output-error":
             self._error(event["toolCallId"], event.get("errorText", ""))
+        elif kind == "tool-output-denied":
+            name = self._tools.get(event["toolCallId"], "?")
+            self.console.print(Text(f"✗ {name} ", style="red") + Text("denied", style="dim"))
+        elif kind == "tool-approval-response":
+            name = self._tools.get(event["toolCallId"] if "toolCallId" in event else event["approvalId"], "?")
+            said = "approved" if event.get("approved") else "denied"
+            self.console.print(Text(f"  {name} {said}", style="dim"))
         elif kind == "data-status" and event["data"].get("tool_failures"):
             for failure in event["data"]["tool_failures"]:
                 where = failure["source"] + (f"/{failure['server']}" if failure.get("server") else "")
@@ -140,6 +147,9 @@ class ChatView:
             self.console.print(Text("interrupted", style="yellow"))
 
     # ---- tool calls -----------------------------------------------------------------------------
+
+    def tool_name(self, call_id: str) -> str:
+        return self._tools.get(call_id, "?")
 
     def _call(self, call_id: str, name: str, args: Any) -> None:
         self._tools[call_id] = name
