@@ -66,4 +66,7 @@ export const api = {
   interrupt: (id) => request("POST", `/chats/${id}/interrupt`, {}),
   retry: (id) => request("POST", `/chats/${id}/retry`, {}),
   tools: (id) => request("GET", `/chats/${id}/tools`),
+  answer: (id, callId, body) => request("POST", `/chats/${id}/approvals/${encodeURIComponent(callId)}`, body),
+  settings: () => request("GET", "/settings"),
+  patchSettings: (body) => request("PATCH", "/settings", body),
 };

@@ -17,6 +17,7 @@ import { copyText, h, icon, timeAgo } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { ToolCard, tickDurations } from "./toolcard.js";
 import { ToolsPanel, unavailableServers } from "./toolspanel.js";
+import { POLICIES } from "./workspaces.js";
 
 const RECONNECT_MS = 1500;
 
@@ -30,6 +31,9 @@ export class ChatView {
     this.live = newLive();
     this.liveError = null;
     this.toolInfo = new Map();
+    // Calls that wait for the user's answer (tool_call_id → true): from the chat's
+    // `pending_approvals` and the stream's `tool-approval-request`, until answered.
+    this.approvals = new Map();
     this.sourceFailures = []; // tool sources that failed (the agent, an admin server), with why
     this.serverFailures = []; // workspace servers that offer no tools right now
     this.openAttempts = new Set(); // keys of superseded runs the user opened
@@ -47,13 +51,17 @@ export class ChatView {
     this.titleEl.addEventListener("keydown", (e) => { if (e.key === "Enter") this.rename(); });
     this.metaEl = h("div", { class: "chat-meta" });
     this.statusEl = h("span", { class: "status-pill", "aria-live": "polite" });
+    this.policySelect = h("select", { class: "approval-select", "aria-label": "Tool approval",
+      title: "Tool approval: Auto runs every call; Ask waits before tools that are not read-only; Ask all before every call" },
+      POLICIES.map(([value, label]) => h("option", { value }, label)));
+    this.policySelect.addEventListener("change", () => this.setPolicy(this.policySelect.value));
     this.toolsButton = h("button", { class: "btn-ghost tools-button", type: "button", title: "Tools the next turn gets",
       "aria-label": "Tools", onclick: () => this.toggleTools() }, icon("tools"), h("span", { class: "label" }, "Tools"));
     const header = h("header", { class: "chat-header" },
       h("button", { class: "btn-icon only-mobile", type: "button", title: "Menu", "aria-label": "Menu",
         onclick: () => this.app.toggleSidebar() }, icon("menu")),
       h("div", { class: "chat-heading" }, this.titleEl, this.metaEl),
-      h("div", { class: "chat-actions" }, this.statusEl, this.toolsButton,
+      h("div", { class: "chat-actions" }, this.statusEl, this.policySelect, this.toolsButton,
         h("button", { class: "btn-icon rename-button", type: "button", title: "Rename chat", "aria-label": "Rename chat",
           onclick: () => this.rename() }, icon("pencil")),
         h("button", { class: "btn-icon danger", type: "button", title: "Delete chat", "aria-label": "Delete chat",
@@ -173,6 +181,9 @@ export class ChatView {
   async refreshChat() {
     try {
       this.chat = await api.chat(this.chatId);
+      // Merged, not replaced: a request streamed while this answer was on its way stays.
+      if (!this.chat.running) this.approvals.clear();
+      for (const pending of this.chat.pending_approvals || []) this.approvals.set(pending.tool_call_id, true);
       this.render();
     } catch { /* the stream's own error handling reports a lost server */ }
   }
@@ -274,7 +285,19 @@ export class ChatView {
         call.startedAt = Date.now();
         break;
       }
+      case "tool-approval-request":
+        this.approvals.set(chunk.toolCallId, true);
+        break;
+      case "tool-approval-response":
+        this.approvals.delete(chunk.approvalId);
+        break;
+      case "tool-output-denied":
+        this.approvals.delete(chunk.toolCallId);
+        this.results.set(chunk.toolCallId, { is_error: true, denied: true, duration_ms: null,
+          content: [{ type: "text", text: "Denied" }] });
+        break;
       case "tool-output-available":
+        this.approvals.delete(chunk.toolCallId);
         this.results.set(chunk.toolCallId, { is_error: false, ...chunk.output });
         break;
       case "tool-output-error": {
@@ -381,10 +404,12 @@ export class ChatView {
   persistedCard(part) {
     const live = this.live.calls.get(part.tool_call_id);
     const result = this.results.get(part.tool_call_id);
-    const stopped = !result && !(this.chat?.running && live);
+    const waiting = this.approvals.has(part.tool_call_id) && !result;
+    const stopped = !result && !waiting && !(this.chat?.running && live);
     return { id: part.tool_call_id, name: part.tool_name, source: part.source, server: part.server,
       args: part.args, hasArgs: true, argsText: "", startedAt: live?.startedAt, result,
-      interrupted: stopped };
+      interrupted: stopped, approval: waiting ? "pending" : null,
+      answer: (body) => this.answer(part.tool_call_id, body) };
   }
 
   liveCard(id, call) {
@@ -392,7 +417,21 @@ export class ChatView {
     let args = call.args;
     return { id, name: call.name, source: info?.source, server: info?.server, args, hasArgs: Boolean(call.hasArgs),
       argsText: call.argsText, startedAt: call.startedAt, result: this.results.get(id),
-      interrupted: !this.chat?.running && !this.results.get(id) };
+      interrupted: !this.chat?.running && !this.results.get(id),
+      approval: this.approvals.has(id) && !this.results.get(id) ? "pending" : null,
+      answer: (body) => this.answer(id, body) };
+  }
+
+  async answer(callId, body) {
+    try {
+      await api.answer(this.chatId, callId, body);
+      this.approvals.delete(callId);
+      if (body.always) this.refreshChat();
+      this.scheduleRender();
+    } catch (error) {
+      this.app.toast(`Could not send the answer: ${error.message}`, "error");
+      this.refreshChat();
+    }
   }
 
   render() {
@@ -534,6 +573,16 @@ export class ChatView {
     this.statusEl.replaceChildren(status === "running" ? h("span", { class: "spinner spinner-xs" }) : h("span", { class: "status-dot" }),
       h("span", { class: "label" }, label));
     this.stopButton.hidden = !chat.running;
+    if (document.activeElement !== this.policySelect) this.policySelect.value = chat.approval_policy || "auto";
+  }
+
+  async setPolicy(policy) {
+    try {
+      this.chat = { ...this.chat, ...(await api.patchChat(this.chatId, { approval_policy: policy })) };
+      this.render();
+    } catch (error) {
+      this.app.toast(error.message, "error");
+    }
   }
 
   // Counts, not alarm: a failed optional server is worth a number. Red only when a whole source
@@ -679,7 +728,7 @@ function signature(item) {
       return item.open ? "open" : "closed";
     case "tool":
       return JSON.stringify([item.call.hasArgs, item.call.argsText?.length, item.call.source, item.call.server,
-        item.call.interrupted, item.call.result?.duration_ms, item.call.result?.is_error,
+        item.call.interrupted, item.call.approval, item.call.result?.duration_ms, item.call.result?.is_error,
         item.call.result ? JSON.stringify(item.call.result.content).length : -1]);
     default:
       return item.text ?? "";

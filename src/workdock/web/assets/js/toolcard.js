@@ -1,6 +1,10 @@
 // One tool call as a collapsible card: name, origin, arguments (as they stream in), state badge,
 // duration and result. `execute` and `edit_files` get views of their own.
 //
+// A call that waits for approval shows Approve / Deny (with an optional reason) and "always allow
+// in this chat" in a slot of its own, so other requests to the user (such as a request for input)
+// can sit beside it on the same card.
+//
 // A card keeps its element for the whole life of the call (streaming → running → done, live →
 // persisted) and is only updated, so an open card stays open while the turn goes on.
 
@@ -11,7 +15,8 @@ const TEXT_PREVIEW_LINES = 24;
 const IMAGE_TYPES = /^image\/(png|jpeg|gif|webp|bmp|avif)$/i;
 
 /**
- * call: {id, name, source, server, argsText, args, hasArgs, startedAt, result}
+ * call: {id, name, source, server, argsText, args, hasArgs, startedAt, result, approval, answer}
+ * approval: "pending" while the call waits for the user; answer(body) sends {approve, reason?, always?}
  * result: {is_error, content: [{type, text|data, media_type}], structured_content, duration_ms}
  */
 export class ToolCard {
@@ -25,17 +30,20 @@ export class ToolCard {
   }
 
   state(call) {
-    if (call.result) return call.result.is_error ? "error" : "done";
+    if (call.result) return call.result.denied ? "denied" : call.result.is_error ? "error" : "done";
+    if (call.approval === "pending") return "approval";
     if (call.interrupted) return "stopped";
     return call.hasArgs ? "running" : "streaming";
   }
 
   update(call) {
     const state = this.state(call);
-    const signature = JSON.stringify([state, call.argsText?.length, call.hasArgs, call.source, call.server,
+    const signature = JSON.stringify([state, call.approval, call.argsText?.length, call.hasArgs, call.source, call.server,
       call.result ? [call.result.duration_ms, call.result.content?.length, JSON.stringify(call.result.content).length] : null]);
     this.el.dataset.state = state;
     if (signature === this.signature) return;
+    if (state === "approval" && this.shown !== "approval") this.el.open = true; // the question is in the body
+    this.shown = state;
     this.signature = signature;
     this.call = call;
     this.renderSummary(call, state);
@@ -69,6 +77,7 @@ export class ToolCard {
     } else {
       sections.push(section("Arguments", argsView(call)));
     }
+    if (state === "approval") sections.push(approvalView(call));
     if (call.result) {
       const title = call.name === "execute" ? "Output" : call.result.is_error ? "Error" : "Result";
       sections.push(section(title, resultView(call)));
@@ -80,12 +89,33 @@ export class ToolCard {
   }
 }
 
+function approvalView(call) {
+  const reason = h("input", { class: "approval-reason", type: "text", maxlength: "2000",
+    placeholder: "Reason (optional, the model reads it)", "aria-label": "Reason for denying" });
+  const always = h("input", { type: "checkbox", class: "approval-always" });
+  const buttons = [];
+  const send = (body) => {
+    for (const button of buttons) button.disabled = true;
+    call.answer?.(body);
+  };
+  const approve = h("button", { class: "btn-primary btn-sm approve", type: "button",
+    onclick: () => send({ approve: true, always: always.checked }) }, "Approve");
+  const deny = h("button", { class: "btn-ghost btn-sm deny", type: "button",
+    onclick: () => send({ approve: false, ...(reason.value.trim() ? { reason: reason.value.trim() } : {}) }) }, "Deny");
+  buttons.push(approve, deny);
+  return h("section", { class: "tool-section tool-approval", role: "group", "aria-label": "Approve this call" },
+    h("div", { class: "tool-section-title" }, "This call waits for your approval"),
+    h("div", { class: "approval-row" }, approve, deny, reason),
+    h("label", { class: "approval-always-label small" }, always, ` Always allow ${call.name} in this chat`));
+}
+
 function section(title, ...content) {
   return h("section", { class: "tool-section" }, h("div", { class: "tool-section-title" }, title), ...content);
 }
 
 function badge(state) {
-  const labels = { streaming: "preparing", running: "running", done: "done", error: "error", stopped: "stopped" };
+  const labels = { streaming: "preparing", running: "running", done: "done", error: "error", stopped: "stopped",
+    approval: "needs approval", denied: "denied" };
   return h("span", { class: `badge badge-${state}` },
     state === "running" || state === "streaming" ? h("span", { class: "spinner spinner-xs" }) : null,
     labels[state]);
