@@ -52,7 +52,7 @@ export class ChatView {
     this.metaEl = h("div", { class: "chat-meta" });
     this.statusEl = h("span", { class: "status-pill", "aria-live": "polite" });
     this.policySelect = h("select", { class: "approval-select", "aria-label": "Tool approval",
-      title: "Tool approval: Auto runs every call; Ask waits before tools that are not read-only; Ask all before every call" },
+      title: "Auto runs every call; Ask waits before tools that are not read-only; Ask all before every call" },
       POLICIES.map(([value, label]) => h("option", { value }, label)));
     this.policySelect.addEventListener("change", () => this.setPolicy(this.policySelect.value));
     this.toolsButton = h("button", { class: "btn-ghost tools-button", type: "button", title: "Tools the next turn gets",
@@ -61,7 +61,7 @@ export class ChatView {
       h("button", { class: "btn-icon only-mobile", type: "button", title: "Menu", "aria-label": "Menu",
         onclick: () => this.app.toggleSidebar() }, icon("menu")),
       h("div", { class: "chat-heading" }, this.titleEl, this.metaEl),
-      h("div", { class: "chat-actions" }, this.statusEl, this.policySelect, this.toolsButton,
+      h("div", { class: "chat-actions" }, this.statusEl, this.toolsButton,
         h("button", { class: "btn-icon rename-button", type: "button", title: "Rename chat", "aria-label": "Rename chat",
           onclick: () => this.rename() }, icon("pencil")),
         h("button", { class: "btn-icon danger", type: "button", title: "Delete chat", "aria-label": "Delete chat",

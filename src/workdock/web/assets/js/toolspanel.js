@@ -29,6 +29,8 @@ export class ToolsPanel {
         h("button", { class: "btn-icon", type: "button", title: "Close", "aria-label": "Close tools",
           onclick: () => view.toggleTools(false) }, icon("x"))),
       h("div", { class: "panel-toolbar" }, this.search, this.refreshButton),
+      // The chat's approval policy: which of these tools' calls wait for the user.
+      h("label", { class: "panel-approval small" }, h("span", {}, "Ask before a call"), view.policySelect),
       this.summary,
       this.content);
   }
