@@ -35,12 +35,12 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 
 from workdock.agentapi import CallToolResult
-from workdock.chat import events
-from workdock.chat.approvals import ApprovalWaiters, ChatPolicy
+from workdock.chat import approval_step, events
+from workdock.chat.approvals import ApprovalWaiters
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
-from workdock.chat.store.approvals import ApprovalStore, WaitingCall
+from workdock.chat.store.approvals import ApprovalStore
 from workdock.chat.store.faults import database_fault
 from workdock.chat.store.models import Message, StepCall
 from workdock.chat.store.repo import NewMessage, Store, TurnStart
@@ -72,16 +72,6 @@ class _Step:
 
 class Publisher(Protocol):
     def publish(self, chunk: events.Chunk) -> object: ...
-
-
-@dataclass
-class _Held:
-    """Chunks kept back until what they tell is stored."""
-
-    chunks: list[events.Chunk] = field(default_factory=list)
-
-    def publish(self, chunk: events.Chunk) -> None:
-        self.chunks.append(chunk)
 
 
 class TurnFailed(Exception):
@@ -206,8 +196,8 @@ class TurnRunner:
                     channel.publish(
                         events.tool_input_available(call.tool_call_id, call.tool_name, _args(call))
                     )
-                await self._waiting_step(
-                    chat_id, model_name, toolset, calls, set(), channel, step, rows_before
+                await approval_step.run(
+                    self, chat_id, model_name, toolset, calls, set(), channel, step, rows_before
                 )
             else:
                 try:
@@ -219,9 +209,11 @@ class TurnRunner:
                     logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
                     raise TurnFailed(message) from exc
                 calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
-                asking = await self._asking(chat_id, toolset, calls)
+                asking = await approval_step.asking(self, chat_id, toolset, calls)
                 if asking:
-                    await self._waiting_step(chat_id, model_name, toolset, calls, asking, channel, step, None)
+                    await approval_step.run(
+                        self, chat_id, model_name, toolset, calls, asking, channel, step, None
+                    )
                 else:
                     await asyncio.gather(*(self._call(toolset, call, channel, step) for call in calls))
                     # The last step also settles the chat's status: one transaction, not two.
@@ -414,127 +406,6 @@ class TurnRunner:
                 )
             )
         return CallOutcome(result, duration_ms or 0)
-
-    # ---- steps that wait for approval (chat/approvals.py, store/approvals.py) --------------------
-
-    async def _asking(self, chat_id: str, toolset: ToolSet, calls: list[ToolCallPart]) -> set[str]:
-        """The ids of the calls that must wait for the user, by the chat's policy as it is now (an
-        "always allow" given during the turn counts from the next step on)."""
-        if not calls:
-            return set()
-        chat = await self.store.get_chat(chat_id)
-        policy = ChatPolicy.of(chat.approval_policy if chat else None, chat.always_allow if chat else None)
-        return {c.tool_call_id for c in calls if policy.asks(toolset.tools.get(c.tool_name))}
-
-    async def _waiting_step(
-        self,
-        chat_id: str,
-        model_name: str,
-        toolset: ToolSet,
-        calls: list[ToolCallPart],
-        asking: set[str],
-        channel: ChatChannel,
-        step: _Step,
-        stored: Sequence[StepCall] | None,
-    ) -> None:
-        """Run a step of which some calls wait for the user's answer; the others run meanwhile.
-
-        New: the assistant message and the calls' state are stored first. Taken up after a
-        restart (``stored``): calls that had finished keep their result, a call that was running
-        is recorded as interrupted (a call runs at most once), pending ones wait again.
-        """
-        if stored is None:
-            assistant = self._step_messages(model_name, toolset, step.response, step)[0]
-            row = await self.approvals.begin_wait(
-                chat_id,
-                assistant,
-                [WaitingCall(c.tool_call_id, c.tool_name, c.tool_call_id in asking) for c in calls],
-            )
-            channel.publish(events.message(row))
-            step.waiting = {
-                c.tool_call_id: "pending" if c.tool_call_id in asking else "running" for c in calls
-            }
-            results: dict[str, dict[str, Any]] = {}
-        else:
-            step.waiting = {r.tool_call_id: r.state for r in stored}
-            step.resumed = True
-            results = {r.tool_call_id: r.result for r in stored if r.result is not None}
-        for call in calls:
-            if step.waiting.get(call.tool_call_id) == "pending":
-                channel.publish(events.tool_approval_request(call.tool_call_id))
-        await asyncio.gather(
-            *(
-                self._settle_call(chat_id, toolset, call, results.get(call.tool_call_id), channel, step)
-                for call in calls
-            )
-        )
-        tool_message = NewMessage("tool", [step.results[c.tool_call_id] for c in calls])
-        step.persisting = asyncio.ensure_future(
-            self.approvals.finish_step(chat_id, [tool_message], status=None)
-        )
-        for row in await asyncio.shield(step.persisting):
-            channel.publish(events.message(row))
-        step.published = True
-
-    async def _settle_call(
-        self,
-        chat_id: str,
-        toolset: ToolSet,
-        call: ToolCallPart,
-        done: dict[str, Any] | None,
-        channel: ChatChannel,
-        step: _Step,
-    ) -> None:
-        """One call of a waiting step, from the state it is stored in to its stored result."""
-        assert step.waiting is not None
-        call_id = call.tool_call_id
-        state = step.waiting.get(call_id, "running")
-        if done is not None:  # finished before a restart
-            step.results[call_id] = done
-            text = "\n".join(
-                c.get("text") or "" for c in done.get("content") or [] if c.get("type") == "text"
-            )
-            channel.publish(
-                events.tool_output_error(call_id, text[:STREAM_ERROR_PREVIEW])
-                if done.get("is_error")
-                else events.tool_output_available(
-                    call_id,
-                    {
-                        "content": done.get("content"),
-                        "structured_content": done.get("structured_content"),
-                        "duration_ms": done.get("duration_ms"),
-                    },
-                )
-            )
-            return
-        reason: str | None = None
-        if state in ("pending", "approved", "denied"):
-            if state == "pending":
-                answer = await self.waiters.wait_answer(self.approvals, chat_id, call_id)
-                state, reason = answer.state, answer.reason
-            else:
-                reason = next(
-                    (r.reason for r in await self.approvals.calls(chat_id) if r.tool_call_id == call_id), None
-                )
-            step.waiting[call_id] = state
-            channel.publish(events.tool_approval_response(call_id, state == "approved", reason))
-        # The result is streamed once it is stored: what a watcher saw survives a restart.
-        held = _Held()
-        if state == "denied":
-            text = "the user denied this call" + (f": {reason}" if reason else " (no reason given)")
-            self._record(call, error_result(text), None, held, step, denied=True)
-        elif state == "approved" or (state == "running" and not step.resumed):
-            if state == "approved":
-                step.waiting[call_id] = "running"
-                await self.approvals.set_state(chat_id, call_id, "running")
-            await self._call(toolset, call, held, step)
-        else:  # it was running when the server stopped: recorded as cut off, never run again
-            text = "the server stopped while this call ran; it was not run again"
-            self._record(call, error_result(text), None, held, step)
-        step.waiting[call_id] = "done"
-        await self.approvals.set_state(chat_id, call_id, "done", result=step.results[call_id])
-        for chunk in held.chunks:
-            channel.publish(chunk)
 
     def _step_messages(
         self, model_name: str, toolset: ToolSet | None, response: ModelResponse | None, step: _Step
