@@ -19,7 +19,7 @@ async def test_approve_deny_and_always_allow_on_the_tool_card(browser: Browser, 
     chat_id = await stack.new_chat("careful")
     await log_in(browser, stack)
     await page.goto(f"{stack.server.url}/#/chats/{chat_id}")
-    await page.get_by_role("button", name="Tools", exact=True).click()  # the policy is set in the tools panel
+    await page.locator(".tools-button").click()  # the policy is set in the tools panel
     policy = page.get_by_label("Tool approval")
     await expect(policy).to_have_value("auto")
     await policy.select_option("ask")
@@ -90,6 +90,6 @@ async def test_the_admin_sets_the_default_policy_of_new_chats(browser: Browser, 
     assert await stack.api.get("/settings") == {"default_approval_policy": "ask-all"}
     chat_id = await stack.new_chat("strict")
     await page.goto(f"{stack.server.url}/#/chats/{chat_id}")
-    await page.get_by_role("button", name="Tools", exact=True).click()
+    await page.locator(".tools-button").click()
     await expect(page.get_by_label("Tool approval")).to_have_value("ask-all")
     browser.assert_no_errors()
