@@ -81,8 +81,7 @@ async def test_a_waiting_step_is_stored_answered_and_survives_recovery(store: St
     )
     assert [c.tool_call_id for c in await approvals.pending(chat.id)] == ["a", "b"]
 
-    # A restart: the waiting chat is not marked interrupted; its turn is taken up again.
-    assert await store.interrupt_running_chats() == []
+    # A restart: the waiting turn is taken up again.
     assert await approvals.waiting_chats() == [chat.id]
     resumed = await store.resume_turn(chat.id)
     assert resumed is not None and resumed.resume and resumed.message.id == start.message.id

@@ -17,10 +17,10 @@ from pydantic_ai.messages import ToolCallPart
 
 from workdock.chat import events
 from workdock.chat.approvals import ChatPolicy
+from workdock.chat.eventlog import ChatChannel
 from workdock.chat.store.approvals import WaitingCall
 from workdock.chat.store.models import StepCall
 from workdock.chat.store.repo import NewMessage
-from workdock.chat.stream import ChatChannel
 from workdock.chat.tools.base import error_result
 from workdock.chat.toolset import ToolSet
 
@@ -30,14 +30,22 @@ if TYPE_CHECKING:
 STREAM_ERROR_PREVIEW = 4000
 
 
+_RESULTS = frozenset({"tool-output-available", "tool-output-error", "tool-output-denied"})
+
+
 @dataclass
 class _Held:
-    """Chunks kept back until what they tell is stored."""
+    """A call's result chunk kept back until the result is stored; its progress, output and
+    requests for input go out at once."""
 
+    channel: ChatChannel
     chunks: list[events.Chunk] = field(default_factory=list)
 
     def publish(self, chunk: events.Chunk) -> None:
-        self.chunks.append(chunk)
+        if chunk.get("type") in _RESULTS:
+            self.chunks.append(chunk)
+        else:
+            self.channel.publish(chunk)
 
 
 async def asking(runner: TurnRunner, chat_id: str, toolset: ToolSet, calls: list[ToolCallPart]) -> set[str]:
@@ -73,6 +81,7 @@ async def run(
             chat_id,
             assistant,
             [WaitingCall(c.tool_call_id, c.tool_name, c.tool_call_id in asking) for c in calls],
+            owner=runner.owner,
         )
         channel.publish(events.message(row))
         step.waiting = {c.tool_call_id: "pending" if c.tool_call_id in asking else "running" for c in calls}
@@ -92,7 +101,7 @@ async def run(
     )
     tool_message = NewMessage("tool", [step.results[c.tool_call_id] for c in calls])
     step.persisting = asyncio.ensure_future(
-        runner.approvals.finish_step(chat_id, [tool_message], status=None)
+        runner.approvals.finish_step(chat_id, [tool_message], status=None, owner=runner.owner)
     )
     for row in await asyncio.shield(step.persisting):
         channel.publish(events.message(row))
@@ -140,19 +149,21 @@ async def _settle_call(
         step.waiting[call_id] = state
         channel.publish(events.tool_approval_response(call_id, state == "approved", reason))
     # The result is streamed once it is stored: what a watcher saw survives a restart.
-    held = _Held()
+    held = _Held(channel)
     if state == "denied":
         text = "the user denied this call" + (f": {reason}" if reason else " (no reason given)")
         runner._record(call, error_result(text), None, held, step, denied=True)
     elif state == "approved" or (state == "running" and not step.resumed):
         if state == "approved":
             step.waiting[call_id] = "running"
-            await runner.approvals.set_state(chat_id, call_id, "running")
-        await runner._call(toolset, call, held, step)
+            await runner.approvals.set_state(chat_id, call_id, "running", owner=runner.owner)
+        await runner._call(chat_id, toolset, call, held, step)
     else:  # it was running when the server stopped: recorded as cut off, never run again
         text = "the server stopped while this call ran; it was not run again"
         runner._record(call, error_result(text), None, held, step)
     step.waiting[call_id] = "done"
-    await runner.approvals.set_state(chat_id, call_id, "done", result=step.results[call_id])
+    await runner.approvals.set_state(
+        chat_id, call_id, "done", result=step.results[call_id], owner=runner.owner
+    )
     for chunk in held.chunks:
         channel.publish(chunk)

@@ -52,7 +52,9 @@ class ApprovalWaiters:
     """Wakes the turn of a chat when an answer to one of its pending calls is stored.
 
     A turn that waits re-reads the stored calls after each wake-up; it holds no CPU while it
-    waits (an ``asyncio.Event``, set by :meth:`wake`).
+    waits (an ``asyncio.Event``, set by :meth:`wake`). The answer may be posted to any replica:
+    it is stored there, and ``notify.CHAT`` has the replica running the turn call :meth:`wake`
+    (``Scheduler._check``), as for an interrupt.
     """
 
     def __init__(self) -> None:

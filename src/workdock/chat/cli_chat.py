@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workdock.chat.app import ADMIN_TOKEN_FILE
+from workdock.chat.cli_ask import ask_at_prompt
 from workdock.chat.cli_render import ChatView, ago
 from workdock.chat.services import default_data_dir
 
@@ -224,6 +225,8 @@ class ChatSession:
                 asked := self._questions.pop(event["approvalId"], None)
             ):
                 asked.cancel()  # answered (here or elsewhere): no need to ask
+            elif kind == "data-tool-elicitation" and event["data"]["status"] == "pending":
+                await self.answer(event["data"])
             if kind == "error":
                 ok = False
             if kind == "data-status" and started and event["data"]["status"] in TERMINAL:
@@ -231,7 +234,7 @@ class ChatSession:
 
     def _question(self, call_id: str) -> None:
         if not self.interactive:
-            name = self.view.tool_name(call_id)
+            name = self.view.tool_name(call_id) or "?"
             self.console.print(Text(f"? {name} waits for approval (web UI or API)", style="yellow"))
             return
         self._questions[call_id] = asyncio.get_running_loop().create_task(self._ask(call_id))
@@ -240,7 +243,7 @@ class ChatSession:
         """Ask whether the call may run, and send the answer."""
         async with self._asking:
             self.view.end_text()
-            name = self.view.tool_name(call_id)
+            name = self.view.tool_name(call_id) or "?"
             while True:
                 try:
                     said = (await self.lines.read(APPROVAL_PROMPT.format(name=name))).strip().lower()
@@ -260,6 +263,23 @@ class ChatSession:
                 await self.api("POST", f"/chats/{self.chat_id}/approvals/{call_id}", json=body)
             except ChatClientError as exc:
                 self.console.print(Text(f"not sent: {exc}", style="yellow"))
+
+    async def answer(self, request: dict[str, Any]) -> None:
+        """Ask a tool's request for input at the prompt and send the answer (input that ends declines)."""
+        self.view.end_text()
+        tool = self.view.tool_name(request["toolCallId"]) or "a tool"
+        path = f"/chats/{self.chat_id}/elicitations/{request['elicitationId']}"
+        for _ in range(3):
+            answer = await ask_at_prompt(self.console, tool, request)
+            action, content = answer if answer is not None else ("decline", None)
+            body: dict[str, Any] = {"action": action} | ({"content": content} if content is not None else {})
+            try:
+                await self.api("POST", path, json=body)
+                return
+            except ChatClientError as exc:
+                self.console.print(Text(f"not taken: {exc}", style="red"))
+                if answer is None or "→ 400" not in str(exc):
+                    return  # answered elsewhere (409) or over (404): nothing to ask again
 
     def on_interrupt(self) -> None:
         """Ctrl-C: stop the running turn (the chat stays open; Ctrl-D quits). A second Ctrl-C gives

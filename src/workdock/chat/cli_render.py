@@ -135,6 +135,15 @@ class ChatView:
             name = self._tools.get(event["toolCallId"] if "toolCallId" in event else event["approvalId"], "?")
             said = "approved" if event.get("approved") else "denied"
             self.console.print(Text(f"  {name} {said}", style="dim"))
+        elif kind == "data-tool-output":  # what a running command prints, as it comes
+            self.end_text()
+            self.console.print(Text(event["data"]["text"], style="dim"), end="")
+        elif kind == "data-tool-progress":
+            data = event["data"]
+            amount = f"{data['progress']:g}" + (f"/{data['total']:g}" if data.get("total") else "")
+            note = f" {data['message']}" if data.get("message") else ""
+            name = self.tool_name(data["toolCallId"]) or "?"
+            self.console.print(Text(f"… {name} {amount}{note}", style="dim"))
         elif kind == "data-status" and event["data"].get("tool_failures"):
             for failure in event["data"]["tool_failures"]:
                 where = failure["source"] + (f"/{failure['server']}" if failure.get("server") else "")
@@ -148,8 +157,8 @@ class ChatView:
 
     # ---- tool calls -----------------------------------------------------------------------------
 
-    def tool_name(self, call_id: str) -> str:
-        return self._tools.get(call_id, "?")
+    def tool_name(self, call_id: str) -> str | None:
+        return self._tools.get(call_id)
 
     def _call(self, call_id: str, name: str, args: Any) -> None:
         self._tools[call_id] = name

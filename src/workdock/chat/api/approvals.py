@@ -56,7 +56,7 @@ async def answer(
     reason. 404 when the chat has no such pending call, 409 when it was answered already."""
     await owned_chat(svc, chat_id, user)
     try:
-        answered = await svc.chats.answer(
+        answered = await svc.scheduler.answer(
             chat_id, tool_call_id, approve=body.approve, reason=body.reason, always=body.always
         )
     except NotPending as exc:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workdock.chat.store.models import Chat, Message, StepCall, utcnow
-from workdock.chat.store.repo import NewMessage, Store
+from workdock.chat.store.repo import LeaseLost, NewMessage, Store, _affected
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,27 @@ class NotPending(Exception):
         self.status = status
 
 
+async def _held(s: AsyncSession, chat_id: str, owner: str | None, **fields: Any) -> None:
+    """Touch the chat in the write's transaction; with ``owner``, only while that replica holds
+    its lease (else ``LeaseLost``, and the transaction stores nothing)."""
+    held = (Chat.id == chat_id, Chat.lease_owner == owner) if owner is not None else (Chat.id == chat_id,)
+    result = await s.execute(update(Chat).where(*held).values(updated_at=utcnow(), **fields))
+    if owner is not None and not _affected(result):
+        raise LeaseLost(chat_id)
+
+
 class ApprovalStore:
     def __init__(self, store: Store) -> None:
         self.sessions = store.sessions
 
-    async def begin_wait(self, chat_id: str, message: NewMessage, calls: Sequence[WaitingCall]) -> Message:
+    async def begin_wait(
+        self, chat_id: str, message: NewMessage, calls: Sequence[WaitingCall], *, owner: str | None = None
+    ) -> Message:
         """Store the step's assistant message and its calls: those to approve ``pending``, the
         others ``running`` (they start now)."""
         now = utcnow()
         async with self.sessions.begin() as s:
+            await _held(s, chat_id, owner, pending_step=None)
             row = Message(
                 chat_id=chat_id,
                 role=message.role,
@@ -68,7 +81,6 @@ class ApprovalStore:
                 )
                 for position, call in enumerate(calls)
             )
-            await s.execute(update(Chat).where(Chat.id == chat_id).values(updated_at=now))
         return row
 
     async def calls(self, chat_id: str) -> Sequence[StepCall]:
@@ -90,12 +102,19 @@ class ApprovalStore:
             ).all()
 
     async def set_state(
-        self, chat_id: str, tool_call_id: str, state: str, *, result: dict[str, Any] | None = None
+        self,
+        chat_id: str,
+        tool_call_id: str,
+        state: str,
+        *,
+        result: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> None:
         values: dict[str, Any] = {"state": state}
         if result is not None:
             values["result"] = result
         async with self.sessions.begin() as s:
+            await _held(s, chat_id, owner)
             await s.execute(
                 update(StepCall)
                 .where(StepCall.chat_id == chat_id, StepCall.tool_call_id == tool_call_id)
@@ -139,11 +158,12 @@ class ApprovalStore:
             return [call.tool_call_id for call in answered]
 
     async def finish_step(
-        self, chat_id: str, messages: Sequence[NewMessage], *, status: str | None
+        self, chat_id: str, messages: Sequence[NewMessage], *, status: str | None, owner: str | None = None
     ) -> list[Message]:
         """Store the step's tool message (and, for an interrupt, its mark) and drop its calls."""
         now = utcnow()
         async with self.sessions.begin() as s:
+            await _held(s, chat_id, owner, **({"status": status} if status is not None else {}))
             rows = [
                 Message(
                     chat_id=chat_id,
@@ -158,10 +178,6 @@ class ApprovalStore:
             ]
             s.add_all(rows)
             await s.execute(delete(StepCall).where(StepCall.chat_id == chat_id))
-            fields: dict[str, Any] = {"updated_at": now}
-            if status is not None:
-                fields["status"] = status
-            await s.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
         return rows
 
     async def waiting_chats(self) -> list[str]:

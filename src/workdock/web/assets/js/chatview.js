@@ -20,6 +20,7 @@ import { ToolsPanel, unavailableServers } from "./toolspanel.js";
 import { POLICIES } from "./workspaces.js";
 
 const RECONNECT_MS = 1500;
+const LIVE_OUTPUT_CHARS = 64 * 1024; // of a running command's output shown on its card (the result has it all)
 
 export class ChatView {
   constructor(app, chatId) {
@@ -40,6 +41,7 @@ export class ChatView {
     this.nodes = new Map(); // item key → {el, sig, update}
     this.connected = false;
     this.closed = false;
+    this.answer = (elicitationId, action, content) => this.answerElicitation(elicitationId, action, content);
     this.build();
   }
 
@@ -306,6 +308,22 @@ export class ChatView {
           duration_ms: started ? Date.now() - started : null });
         break;
       }
+      case "data-tool-progress":
+        this.report(chunk.data.toolCallId).progress = chunk.data;
+        break;
+      case "data-tool-output": {
+        const report = this.report(chunk.data.toolCallId);
+        report.output = (report.output + chunk.data.text).slice(-LIVE_OUTPUT_CHARS);
+        break;
+      }
+      case "data-tool-elicitation": {
+        // A later chunk with the same id (answered, expired) replaces the earlier one.
+        const report = this.report(chunk.data.toolCallId);
+        const index = report.elicitations.findIndex((r) => r.elicitationId === chunk.data.elicitationId);
+        if (index >= 0) report.elicitations[index] = chunk.data;
+        else report.elicitations.push(chunk.data);
+        break;
+      }
       case "error":
         this.liveError = chunk.errorText;
         break;
@@ -316,6 +334,21 @@ export class ChatView {
         return; // finish, finish-step, text-end, ...: nothing to show
     }
     this.scheduleRender();
+  }
+
+  /** What a running call reported (progress, live output, requests for input); bumped on change. */
+  report(callId) {
+    let report = this.live.reports.get(callId);
+    if (!report) {
+      report = { progress: null, output: "", elicitations: [], version: 0 };
+      this.live.reports.set(callId, report);
+    }
+    report.version += 1;
+    return report;
+  }
+
+  answerElicitation(elicitationId, action, content) {
+    return api.answerElicitation(this.chatId, elicitationId, content === undefined ? { action } : { action, content });
   }
 
   persistedCall(callId) {
@@ -408,8 +441,8 @@ export class ChatView {
     const stopped = !result && !waiting && !(this.chat?.running && live);
     return { id: part.tool_call_id, name: part.tool_name, source: part.source, server: part.server,
       args: part.args, hasArgs: true, argsText: "", startedAt: live?.startedAt, result,
-      interrupted: stopped, approval: waiting ? "pending" : null,
-      answer: (body) => this.answer(part.tool_call_id, body) };
+      interrupted: stopped, reports: this.live.reports.get(part.tool_call_id), answer: this.answer,
+      approval: waiting ? "pending" : null, approve: (body) => this.answerApproval(part.tool_call_id, body) };
   }
 
   liveCard(id, call) {
@@ -417,14 +450,14 @@ export class ChatView {
     let args = call.args;
     return { id, name: call.name, source: info?.source, server: info?.server, args, hasArgs: Boolean(call.hasArgs),
       argsText: call.argsText, startedAt: call.startedAt, result: this.results.get(id),
-      interrupted: !this.chat?.running && !this.results.get(id),
+      interrupted: !this.chat?.running && !this.results.get(id), reports: this.live.reports.get(id), answer: this.answer,
       approval: this.approvals.has(id) && !this.results.get(id) ? "pending" : null,
-      answer: (body) => this.answer(id, body) };
+      approve: (body) => this.answerApproval(id, body) };
   }
 
-  async answer(callId, body) {
+  async answerApproval(callId, body) {
     try {
-      await api.answer(this.chatId, callId, body);
+      await api.answerApproval(this.chatId, callId, body);
       this.approvals.delete(callId);
       if (body.always) this.refreshChat();
       this.scheduleRender();
@@ -716,7 +749,7 @@ function messageActions(getText) {
 }
 
 function newLive() {
-  return { texts: new Map(), calls: new Map(), order: [] };
+  return { texts: new Map(), calls: new Map(), order: [], reports: new Map() };
 }
 
 function signature(item) {
@@ -729,6 +762,7 @@ function signature(item) {
     case "tool":
       return JSON.stringify([item.call.hasArgs, item.call.argsText?.length, item.call.source, item.call.server,
         item.call.interrupted, item.call.approval, item.call.result?.duration_ms, item.call.result?.is_error,
+        item.call.reports?.version,
         item.call.result ? JSON.stringify(item.call.result.content).length : -1]);
     default:
       return item.text ?? "";
