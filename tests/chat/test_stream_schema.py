@@ -71,6 +71,11 @@ def every_event_maker() -> list[dict[str, Any]]:
         "row": row,
         "approved": False,
         "reason": "no",
+        "progress": 1.0,
+        "total": 2.0,
+        "message": "half",
+        "elicitation_id": "e1",
+        "request": {"message": "name?", "requestedSchema": {"type": "object", "properties": {}}},
     }
     made = []
     for name, fn in inspect.getmembers(events, inspect.isfunction):
