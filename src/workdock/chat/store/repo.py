@@ -129,7 +129,7 @@ def _start_next_turn(
         return None
     while True:
         queued = connection.execute(
-            select(QueuedMessage.id, QueuedMessage.content, QueuedMessage.rerun_of)
+            select(QueuedMessage.id, QueuedMessage.content, QueuedMessage.parts, QueuedMessage.rerun_of)
             .where(QueuedMessage.chat_id == chat_id)
             .order_by(QueuedMessage.id)
             .limit(1)
@@ -143,7 +143,7 @@ def _start_next_turn(
             values: dict[str, Any] = {
                 "chat_id": chat_id,
                 "role": "user",
-                "parts": [{"type": "text", "text": queued.content}],
+                "parts": queued.parts or [{"type": "text", "text": queued.content}],
                 "model": None,
                 "usage": None,
                 "superseded": False,
@@ -610,9 +610,17 @@ class Store:
         if self._step_writer is not None:
             self._step_writer.dispose()
 
-    async def enqueue(self, chat_id: str, content: str, *, title: str | None = None) -> QueuedMessage:
-        """Queue a user message (and, for a chat's first message, set its title in the same write)."""
-        queued = QueuedMessage(chat_id=chat_id, content=content, created_at=utcnow())
+    async def enqueue(
+        self,
+        chat_id: str,
+        content: str,
+        *,
+        title: str | None = None,
+        parts: list[dict[str, Any]] | None = None,
+    ) -> QueuedMessage:
+        """Queue a user message (and, for a chat's first message, set its title in the same write);
+        ``parts`` when it is more than ``content`` as text."""
+        queued = QueuedMessage(chat_id=chat_id, content=content, parts=parts, created_at=utcnow())
         async with self.sessions.begin() as s:
             s.add(queued)
             if title is not None:
