@@ -109,7 +109,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             models = config.models or ModelCatalog.from_env()
             gatherer = ToolGatherer(pool, admin)
             bus = EventBus()
-            runner = TurnRunner(store, bus, gatherer, models)
+            runner = TurnRunner(store, bus, gatherer, models, budget=config.tool_budget)
             manager = ChatManager(store, runner)
             svc = Services(
                 config=config,

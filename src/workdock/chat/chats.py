@@ -48,16 +48,16 @@ class ChatManager:
         self.kick(chat_id)
         return queued
 
-    async def retry(self, chat_id: str) -> QueuedMessage:
-        """Re-run the last turn from its user message: the messages after it are kept in the
-        history, superseded (the model no longer sees them). Refused with ``RerunRefused`` while a
-        turn runs or messages wait."""
+    async def retry(self, chat_id: str, content: str | None = None) -> QueuedMessage:
+        """Re-run the last turn from its user message (``content``: that message edited): the
+        messages it replaces are kept in the history, superseded (the model no longer sees them).
+        Refused with ``RerunRefused`` while a turn runs or messages wait."""
         if self.is_running(chat_id):
             raise RerunRefused(
                 "a turn is running",
                 "a retry re-runs the last turn once it has ended: wait for it, or stop it first",
             )
-        queued = await self.store.enqueue_rerun(chat_id)
+        queued = await self.store.enqueue_rerun(chat_id, content)
         self.kick(chat_id)
         return queued
 

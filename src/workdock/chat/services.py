@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workdock.chat.catalog import Budget
 from workdock.chat.chats import ChatManager
 from workdock.chat.models import ModelCatalog
 from workdock.chat.store.repo import Store
@@ -56,6 +57,8 @@ class ServerConfig:
     max_message_bytes: int = field(
         default_factory=lambda: size_from_env(MAX_MESSAGE_BYTES_ENV, DEFAULT_MAX_MESSAGE_BYTES)
     )
+    # Above it a chat's tools are deferred behind find_tools (WORKDOCK_TOOL_BUDGET_TOOLS/_TOKENS).
+    tool_budget: Budget = field(default_factory=Budget.from_env)
 
     @property
     def https(self) -> bool:

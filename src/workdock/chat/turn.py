@@ -35,6 +35,8 @@ from pydantic_ai.models import Model, ModelRequestParameters
 
 from workdock.agentapi import CallToolResult
 from workdock.chat import events
+from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool
+from workdock.chat.context import context_window, fit_history
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
@@ -43,7 +45,7 @@ from workdock.chat.store.models import Message
 from workdock.chat.store.repo import NewMessage, Store, TurnStart
 from workdock.chat.stream import ChatChannel, EventBus
 from workdock.chat.tools.base import error_result
-from workdock.chat.toolset import ToolGatherer, ToolSet
+from workdock.chat.toolset import ToolGatherer
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +92,14 @@ class TurnRunner:
         gatherer: ToolGatherer,
         models: ModelCatalog,
         max_steps: int = MAX_STEPS,
+        budget: Budget | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.gatherer = gatherer
         self.models = models
         self.max_steps = max_steps
+        self.budget = budget or Budget()
         self.stopping = False  # the server is shutting down: turns cancelled now say so
 
     async def run(self, chat_id: str, start: TurnStart, end: TurnEnd | None = None) -> None:
@@ -151,13 +155,21 @@ class TurnRunner:
         toolset = await self.gatherer.gather(chat, workspace)
         if toolset.failures:
             channel.publish(events.status("running", tool_failures=[f.describe() for f in toolset.failures]))
-        params = ModelRequestParameters(function_tools=toolset.definitions)
-        history = to_model_messages(await self.store.list_messages(chat_id, include_superseded=False))
-        for _ in range(self.max_steps):
+        rows = await self.store.list_messages(chat_id, include_superseded=False)
+        history = to_model_messages(rows)
+        offer = ChatOffer.for_chat(toolset, chat, self.budget, rows)
+        window = context_window(model_name, self.models.windows)
+        for index in range(self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
+            if index:  # toggles and budget changed during the turn apply from its next step
+                chat = await self.store.get_chat(chat_id) or chat
+                offer.update(chat, self.budget)
+            offered = offer.step()
+            params = ModelRequestParameters(function_tools=offered.definitions)
+            sent = fit_history(history, window, offered.sent_tokens)
             channel.publish(events.start_step())
             try:
-                response = await self._model_step(model, history, params, channel, step)
+                response = await self._model_step(model, sent, params, channel, step)
             except MODEL_FAILURES as exc:
                 # The provider failed, not us: one line for the user; the traceback only at debug level.
                 message = describe_model_error(model_name, model, exc)
@@ -165,12 +177,12 @@ class TurnRunner:
                 logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
                 raise TurnFailed(message) from exc
             calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
-            outcomes = await asyncio.gather(*(self._call(toolset, call, channel, step) for call in calls))
+            outcomes = await asyncio.gather(*(self._call(offered, call, channel, step) for call in calls))
             # The last step also settles the chat's status: one transaction, not two.
             step.persisting = asyncio.ensure_future(
                 self.store.add_messages(
                     chat_id,
-                    self._step_messages(model_name, toolset, response, step),
+                    self._step_messages(model_name, offered, response, step),
                     status=None if calls else "idle",
                 )
             )
@@ -288,7 +300,7 @@ class TurnRunner:
         return response
 
     async def _call(
-        self, toolset: ToolSet, call: ToolCallPart, channel: ChatChannel, step: _Step
+        self, toolset: StepTools, call: ToolCallPart, channel: ChatChannel, step: _Step
     ) -> CallOutcome:
         """Run one tool call; any failure becomes an error result the model can read."""
         started = time.perf_counter()
@@ -298,10 +310,7 @@ class TurnRunner:
         except (ValueError, AssertionError):
             arguments = None
         if tool is None:
-            result = error_result(
-                f"there is no tool named {call.tool_name!r}; "
-                f"available: {', '.join(sorted(toolset.tools)) or 'none'}"
-            )
+            result = error_result(no_such_tool(toolset, call.tool_name))
         elif arguments is None:
             result = error_result(f"the arguments for {call.tool_name} are not a JSON object: {call.args!r}")
         else:
@@ -342,7 +351,7 @@ class TurnRunner:
         return CallOutcome(result, duration_ms)
 
     def _step_messages(
-        self, model_name: str, toolset: ToolSet | None, response: ModelResponse | None, step: _Step
+        self, model_name: str, toolset: StepTools | None, response: ModelResponse | None, step: _Step
     ) -> list[NewMessage]:
         parts: list[dict[str, Any]] = []
         calls: list[ToolCallPart] = []

@@ -118,6 +118,11 @@ class Chat(Base):
     # idle | running | error | interrupted
     status: Mapped[str] = mapped_column(String(16), default="idle")
     use_admin_servers: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What the chat turned off: {"sources": [...], "servers": [{"source", "server"}], "tools": [...]}
+    # (chat/catalog.py); null: nothing.
+    disabled_tools: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The chat's own tool budget, {"max_tools"?, "max_tokens"?}; null: the server's.
+    tool_budget: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
 

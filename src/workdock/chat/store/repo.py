@@ -516,9 +516,10 @@ class Store:
                 await s.execute(update(Chat).where(Chat.id == chat_id).values(title=title))
         return queued
 
-    async def enqueue_rerun(self, chat_id: str) -> QueuedMessage:
-        """Queue a re-run of the chat's last turn from its user message; refused (``RerunRefused``)
-        while a turn runs or messages wait, and when there is no turn yet."""
+    async def enqueue_rerun(self, chat_id: str, content: str | None = None) -> QueuedMessage:
+        """Queue a re-run of the chat's last turn from its user message, or from ``content`` in its
+        place (an edit); refused (``RerunRefused``) while a turn runs or messages wait, and when
+        there is no turn yet."""
         async with self.sessions.begin() as s:
             chat = await s.get(Chat, chat_id)
             if chat is None:
@@ -540,7 +541,10 @@ class Store:
             if last is None:
                 raise RerunRefused("nothing to retry", "the chat has no message yet")
             queued = QueuedMessage(
-                chat_id=chat_id, content=_text_of(last), rerun_of=last.id, created_at=utcnow()
+                chat_id=chat_id,
+                content=_text_of(last) if content is None else content,
+                rerun_of=last.id,
+                created_at=utcnow(),
             )
             s.add(queued)
         return queued
@@ -598,7 +602,10 @@ class Store:
                         )
                         continue
                     message = last
-                    later = (Message.chat_id == chat_id, Message.id > last.id, Message.superseded.is_(False))
+                    edited = queued.content != _text_of(last)
+                    # An edit replaces the user message too: the new text becomes a new message.
+                    first = last.id if edited else last.id + 1
+                    later = (Message.chat_id == chat_id, Message.id >= first, Message.superseded.is_(False))
                     superseded = list(
                         (await s.scalars(select(Message.id).where(*later).order_by(Message.id))).all()
                     )
@@ -606,6 +613,16 @@ class Store:
                         await s.execute(
                             update(Message).where(Message.id.in_(superseded)).values(superseded=True)
                         )
+                    if edited:
+                        message = Message(
+                            chat_id=chat_id,
+                            role="user",
+                            parts=[{"type": "text", "text": queued.content}],
+                            superseded=False,
+                            created_at=now,
+                        )
+                        s.add(message)
+                        await s.flush()
                 await s.execute(
                     update(Chat).where(Chat.id == chat_id).values(status="running", updated_at=now)
                 )
