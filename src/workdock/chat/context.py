@@ -96,34 +96,59 @@ def _shortened(part: ToolReturnPart) -> tuple[ToolReturnPart, int]:
     return replace(part, content=note), before - _content_tokens(note)
 
 
-def fit_history(messages: list[ModelMessage], window: int, reserved: int = 0) -> list[ModelMessage]:
-    """``messages`` as sent to a model with ``window`` tokens, ``reserved`` of them already taken
-    (the tools' schemas): unchanged while the estimate is below START_AT of the window; otherwise
-    the oldest tool results before the last user message are shortened until it is below SHORTEN_TO.
-    The messages passed in are not changed."""
-    total = history_tokens(messages) + reserved
-    if total <= window * START_AT:
-        return messages
-    target = window * SHORTEN_TO
-    last_prompt = max(
-        (i for i, m in enumerate(messages) if any(isinstance(p, UserPromptPart) for p in m.parts)),
-        default=len(messages),
-    )
-    out = list(messages)
-    for index in range(last_prompt):
-        if total <= target:
-            break
-        message = out[index]
-        if not isinstance(message, ModelRequest):
-            continue
-        parts = list(message.parts)
-        changed = False
+class HistoryFitter:
+    """Fits one turn's history to the model's window at each step. The turn's history only grows
+    by appending, so each message's size and each shortened result are worked out once (keyed by
+    the message object, which the history keeps alive)."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._sizes: dict[int, tuple[ModelMessage, int]] = {}
+        self._short: dict[int, tuple[ModelMessage, ModelMessage, int]] = {}
+
+    def _size(self, message: ModelMessage) -> int:
+        known = self._sizes.get(id(message))
+        if known is None or known[0] is not message:
+            known = self._sizes[id(message)] = (message, sum(_part_tokens(p) for p in message.parts))
+        return known[1]
+
+    def _shorten(self, message: ModelRequest, target: float, total: int) -> tuple[ModelMessage, int]:
+        known = self._short.get(id(message))
+        if known is not None and known[0] is message:
+            return known[1], known[2]
+        parts, saved = list(message.parts), 0
         for i, part in enumerate(parts):
-            if isinstance(part, ToolReturnPart) and total > target:
-                short, saved = _shortened(part)
-                if saved > 0:
-                    parts[i], changed = short, True
-                    total -= saved
-        if changed:
-            out[index] = replace(message, parts=parts)
-    return out
+            if isinstance(part, ToolReturnPart) and total - saved > target:
+                parts[i], cut = _shortened(part)
+                saved += cut
+        short: ModelMessage = replace(message, parts=parts) if saved else message
+        self._short[id(message)] = (message, short, saved)
+        return short, saved
+
+    def fit(self, messages: list[ModelMessage], reserved: int = 0) -> list[ModelMessage]:
+        """``messages`` as sent, ``reserved`` tokens of the window already taken (the tools'
+        schemas): unchanged while the estimate is below START_AT of the window; otherwise the
+        oldest tool results before the last user message are shortened until it is below
+        SHORTEN_TO. The messages passed in are not changed."""
+        total = sum(self._size(m) for m in messages) + reserved
+        if total <= self.window * START_AT:
+            return messages
+        target = self.window * SHORTEN_TO
+        last_prompt = max(
+            (i for i, m in enumerate(messages) if any(isinstance(p, UserPromptPart) for p in m.parts)),
+            default=len(messages),
+        )
+        out = list(messages)
+        for index in range(last_prompt):
+            if total <= target:
+                break
+            message = out[index]
+            if isinstance(message, ModelRequest):
+                out[index], saved = self._shorten(message, target, total)
+                total -= saved
+        return out
+
+
+def fit_history(messages: list[ModelMessage], window: int, reserved: int = 0) -> list[ModelMessage]:
+    """One-off ``HistoryFitter(window).fit(messages, reserved)``."""
+    return HistoryFitter(window).fit(messages, reserved)

@@ -36,7 +36,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from workdock.agentapi import CallToolResult
 from workdock.chat import events
 from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool
-from workdock.chat.context import context_window, fit_history
+from workdock.chat.context import HistoryFitter, context_window
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
@@ -158,7 +158,7 @@ class TurnRunner:
         rows = await self.store.list_messages(chat_id, include_superseded=False)
         history = to_model_messages(rows)
         offer = ChatOffer.for_chat(toolset, chat, self.budget, rows)
-        window = context_window(model_name, self.models.windows)
+        fitter = HistoryFitter(context_window(model_name, self.models.windows))
         for index in range(self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
             if index:  # toggles and budget changed during the turn apply from its next step
@@ -166,7 +166,7 @@ class TurnRunner:
                 offer.update(chat, self.budget)
             offered = offer.step()
             params = ModelRequestParameters(function_tools=offered.definitions)
-            sent = fit_history(history, window, offered.sent_tokens)
+            sent = fitter.fit(history, offered.sent_tokens)  # long chats: the oldest results shortened
             channel.publish(events.start_step())
             try:
                 response = await self._model_step(model, sent, params, channel, step)
