@@ -74,9 +74,12 @@ export class ChatView {
       "aria-label": "Send", onclick: () => this.send() }, icon("send"));
     this.stopButton = h("button", { class: "btn-stop", type: "button", title: "Stop the running turn",
       "aria-label": "Stop", hidden: true, onclick: () => this.interrupt() }, icon("stop"), h("span", {}, "Stop"));
+    // The model the next message goes to: a switch is stored on the chat; the history stays as it is.
+    this.modelPicker = h("select", { class: "model-picker", "aria-label": "Next turn's model", title: "The model the next message goes to", hidden: true });
+    this.modelPicker.addEventListener("change", () => this.switchModel(this.modelPicker.value));
     const composer = h("div", { class: "composer" },
       h("div", { class: "composer-box" }, this.input, h("div", { class: "composer-buttons" }, this.stopButton, this.sendButton)),
-      h("div", { class: "composer-hint" }, "Enter to send · Shift+Enter for a new line"));
+      h("div", { class: "composer-hint" }, this.modelPicker, "Enter to send · Shift+Enter for a new line"));
     this.panel = new ToolsPanel(this);
     this.main = h("div", { class: "chat-main" }, header, this.scroller, composer);
     this.el = h("div", { class: "chat-view" }, this.main, this.panel.el);
@@ -93,7 +96,34 @@ export class ChatView {
   async open() {
     this.connect();
     this.loadTools();
+    this.loadModels();
     this.input.focus();
+  }
+
+  async loadModels() {
+    try {
+      const { models } = await api.models();
+      this.models = models;
+      this.renderModelPicker();
+    } catch { /* no picker: the chat keeps its model */ }
+  }
+
+  renderModelPicker() {
+    if (!this.models || !this.chat || document.activeElement === this.modelPicker) return;
+    const names = this.models.includes(this.chat.model) || !this.chat.model ? this.models : [this.chat.model, ...this.models];
+    this.modelPicker.hidden = names.length < 1;
+    this.modelPicker.replaceChildren(...names.map((m) => h("option", { value: m, selected: m === this.chat.model }, m)));
+  }
+
+  async switchModel(model) {
+    try {
+      this.chat = await api.patchChat(this.chatId, { model });
+      this.app.toast(`The next message goes to ${model}`, "ok");
+      this.render();
+    } catch (error) {
+      this.app.toast(`Could not switch the model: ${error.message}`, "error");
+      this.renderModelPicker();
+    }
   }
 
   close() {
@@ -518,6 +548,7 @@ export class ChatView {
 
   renderHeader() {
     const chat = this.chat;
+    this.renderModelPicker();
     if (this.titleEl.textContent !== chat.title && !this.renaming) this.titleEl.textContent = chat.title;
     document.title = `${chat.title} · workdock`;
     const workspace = this.app.workspace(chat.workspace_id);
@@ -540,7 +571,7 @@ export class ChatView {
   // is gone (the workspace agent unreachable: no workspace tools, and the built-ins cannot run).
   renderToolsButton() {
     const failures = [...this.sourceFailures, ...this.serverFailures.filter((f) => !f.starting)];
-    const ready = this.toolInfo.size;
+    const ready = [...this.toolInfo.values()].filter((t) => t.state !== "disabled").length;
     const alarm = failures.some((f) => !f.server);
     const button = this.toolsButton;
     button.classList.toggle("has-failures", alarm);
