@@ -201,7 +201,7 @@ def recent_tools(rows: Sequence[Message], limit: int = RECENT_LIMIT) -> list[str
             if part.get("type") == "tool-call" and part.get("tool_name") != FIND_TOOLS:
                 seen.setdefault(str(part.get("tool_name")), None)
             elif part.get("type") == "tool-result" and part.get("tool_name") == FIND_TOOLS:
-                for name in reversed(found_in(part)):
+                for name in found_in(part):  # best match first
                     seen.setdefault(name, None)
             if len(seen) >= limit:
                 return list(seen)
