@@ -204,7 +204,7 @@ def recent_tools(rows: Sequence[Message], limit: int = RECENT_LIMIT) -> list[str
                 for name in found_in(part):  # best match first
                     seen.setdefault(name, None)
             if len(seen) >= limit:
-                return list(seen)
+                return list(seen)[:limit]
     return list(seen)
 
 
