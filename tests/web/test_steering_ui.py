@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
+from tests.chat.fake_openai import Reply
 from tests.chat.test_turn_e2e import turn_ended
 from tests.support.helpers import wait_until
 from tests.web.conftest import LONG_MODEL, Browser, Stack
@@ -90,3 +91,27 @@ async def test_the_model_picker_switches_the_model_for_the_next_message(
 
 async def _model_is(stack: Stack, chat_id: str, model: str) -> bool:
     return (await stack.api.get(f"/chats/{chat_id}"))["model"] == model
+
+
+async def test_editing_the_last_message_runs_the_turn_again(browser: Browser, stack: Stack) -> None:
+    page = browser.page
+    chat_id = await stack.new_chat("edit")
+    stack.fake.add(Reply(text="an answer to the typo"))
+    await stack.api.post(f"/chats/{chat_id}/messages", {"content": "waht is 2+2"}, expect=202)
+    await stack.api.events(chat_id, turn_ended())
+    await log_in(browser, stack)
+    await page.goto(f"{stack.server.url}/#/chats/{chat_id}")
+    user = page.locator(".msg-user", has_text="waht is 2+2")
+    await user.hover()
+    stack.fake.add(Reply(text="four"))
+    await user.get_by_label("Edit").click()
+    await page.get_by_label("Edited text").fill("what is 2+2")
+    await page.get_by_role("button", name="Run again").click()
+    await expect(page.locator(".msg-user:not(.is-superseded)")).to_have_text("what is 2+2")
+    await expect(page.locator(".bubble, .msg-assistant").last).to_contain_text("four")
+    # The replaced turn folds away; the model was sent the edited text only.
+    await expect(page.locator(".msg.attempt")).to_be_visible()
+    assert [m["content"] for m in stack.fake.requests[-1]["messages"] if m["role"] == "user"] == [
+        "what is 2+2"
+    ]
+    browser.assert_no_errors()

@@ -64,6 +64,6 @@ export const api = {
   send: (id, content) => request("POST", `/chats/${id}/messages`, { content }),
   unqueue: (id, queuedId) => request("DELETE", `/chats/${id}/queue/${queuedId}`),
   interrupt: (id) => request("POST", `/chats/${id}/interrupt`, {}),
-  retry: (id) => request("POST", `/chats/${id}/retry`, {}),
+  retry: (id, content) => request("POST", `/chats/${id}/retry`, content === undefined ? {} : { content }),
   tools: (id) => request("GET", `/chats/${id}/tools`),
 };

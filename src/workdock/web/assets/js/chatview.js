@@ -397,6 +397,8 @@ export class ChatView {
     if (running && !this.live.order.some((key) => key.startsWith("t") || !persistedCalls.has(key.slice(1)))) {
       items.push({ key: "thinking", kind: "thinking" });
     }
+    const lastUser = items.findLast((item) => item.kind === "user" && !item.superseded);
+    if (lastUser) lastUser.editable = !running && !(this.chat?.queued || []).length;
     const queued = (this.chat?.queued || []).filter((q) => q.rerun_of == null);
     const settled = !running && !(this.chat?.queued || []).length;
     if (settled && ["error", "interrupted"].includes(this.chat?.status) && sorted.some((m) => m.role === "user")) {
@@ -466,8 +468,21 @@ export class ChatView {
       case "user": {
         let text = item.text;
         const bubble = h("div", { class: "bubble" }, text);
-        const el = h("div", { class: "msg msg-user" }, bubble, messageActions(() => text));
-        return { kind: item.kind, el, update: (next) => { text = next.text; bubble.replaceChildren(text); } };
+        // The last message can be edited and run again (a retry with the new text).
+        const edit = h("button", { class: "btn-icon btn-edit", type: "button", title: "Edit and run again",
+          "aria-label": "Edit", hidden: !item.editable, onclick: () => this.editLast(el, bubble, text) }, icon("pencil"));
+        const actions = messageActions(() => text);
+        actions.prepend(edit);
+        const el = h("div", { class: "msg msg-user" }, bubble, actions);
+        return { kind: item.kind, el, update: (next) => {
+          text = next.text;
+          bubble.replaceChildren(text);
+          edit.hidden = !next.editable;
+          if (!next.editable) {
+            el.querySelector(".edit-box")?.remove();
+            bubble.hidden = false;
+          }
+        } };
       }
       case "text": {
         let text = item.text;
@@ -603,6 +618,32 @@ export class ChatView {
     }
   }
 
+  /** Edit the last user message in place; "Run again" re-runs the turn from the edited text. */
+  editLast(el, bubble, text) {
+    if (el.querySelector(".edit-box")) return;
+    const area = h("textarea", { class: "edit-input", rows: 3, "aria-label": "Edited text" });
+    area.value = text;
+    const box = h("div", { class: "edit-box" }, area,
+      h("div", { class: "edit-buttons" },
+        h("button", { class: "btn-ghost btn-sm", type: "button", onclick: () => { box.remove(); bubble.hidden = false; } }, "Cancel"),
+        h("button", { class: "btn-primary btn-sm", type: "button", onclick: async ({ currentTarget: button }) => {
+          const content = area.value;
+          if (!content.trim()) return;
+          button.disabled = true;
+          try {
+            await api.retry(this.chatId, content);
+            box.remove();
+            bubble.hidden = false;
+          } catch (error) {
+            button.disabled = false;
+            this.app.toast(`Could not run again: ${error.message}`, "error");
+          }
+        } }, "Run again")));
+    bubble.hidden = true;
+    el.insertBefore(box, bubble);
+    area.focus();
+  }
+
   async retryTurn(button) {
     button.disabled = true;
     try {
@@ -708,6 +749,8 @@ function signature(item) {
       return `${item.text.length}:${item.streaming ? 1 : 0}:${item.text.slice(-16)}`;
     case "attempt":
       return item.open ? "open" : "closed";
+    case "user":
+      return `${item.editable ? 1 : 0}:${item.text}`;
     case "tool":
       return JSON.stringify([item.call.hasArgs, item.call.argsText?.length, item.call.source, item.call.server,
         item.call.interrupted, item.call.result?.duration_ms, item.call.result?.is_error,
