@@ -6,7 +6,7 @@ Timestamps are the strings the store's UTC-aware datetimes give (``isoformat()``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -176,7 +176,9 @@ class DisabledTools(Out):
 
     sources: list[ToolSource] = Field(default_factory=list, max_length=3)
     servers: list[ServerRef] = Field(default_factory=list, max_length=1000)
-    tools: list[str] = Field(default_factory=list, max_length=10_000)
+    tools: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=10_000
+    )
 
 
 class ToolBudget(Out):
