@@ -8,12 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import Call, FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import turn_ended
 from tests.link.conftest import agent_state, new_linked_workspace, wait_connected, wait_ready
+from tests.link.test_link_calls import cancellations
+from tests.support.helpers import wait_until
 from tests.support.linked import LinkedAgent
 
 pytestmark = pytest.mark.anyio
@@ -118,3 +121,58 @@ async def test_a_killed_agent_fails_its_tools_at_once_and_a_restarted_one_serves
     await admin_api.events(chat["id"], turn_ended())
     assert any("back" in r for r in results_of(fake_model, len(fake_model.requests) - 1))
     assert (await agent_state(admin_api, workspace["id"]))["connected"] is True
+
+
+async def test_interrupting_a_turn_cancels_its_mcp_call_and_ends_its_command_on_the_linked_agent(
+    chat_server: ChatServer,
+    admin_api: Api,
+    fake_model: FakeOpenAI,
+    start_linked_agent: Callable[..., LinkedAgent],
+    slow_servers: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    workspace = await new_linked_workspace(admin_api)
+    agent = start_linked_agent(chat_server.url, workspace["agent_token"], slow_servers)
+    await wait_ready(admin_api, workspace["id"], "slow")
+    chat = await admin_api.post("/chats", {"workspace_id": workspace["id"]}, expect=201)
+    marker = "workdock-interrupted-command"
+
+    def commands() -> list[psutil.Process]:
+        found = []
+        for proc in agent.descendants():
+            try:
+                if any(marker in part for part in proc.cmdline()):
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
+
+    async def sleep_started() -> bool:
+        state = await agent_state(admin_api, workspace["id"])
+        [slow] = [s for s in state["servers"] if s["name"] == "slow"]
+        return any("sleep 120 started" in line for line in slow["stderr_tail"])
+
+    fake_model.add(
+        Reply(
+            calls=[
+                Call("slow__sleep", {"seconds": 120}),
+                Call("execute", {"command": f"sleep 300; echo {marker}"}),
+            ]
+        ),
+        Reply(text="not reached"),
+    )
+    await admin_api.post(f"/chats/{chat['id']}/messages", {"content": "wait a while"}, expect=202)
+    await wait_until(sleep_started, timeout=30, message="the MCP call to run on the agent")
+    await wait_until(commands, timeout=30, message="the command to run on the agent")
+
+    # The user's interrupt, through the chat API: both calls end on the agent, not only in the turn.
+    assert (await admin_api.post(f"/chats/{chat['id']}/interrupt"))["interrupted"] is True
+    await admin_api.wait_status(chat["id"], "interrupted")
+    [record] = await wait_until(
+        lambda: cancellations(tmp_path), timeout=15, message="notifications/cancelled"
+    )
+    assert record["requestId"] is not None
+    await wait_until(lambda: not commands(), timeout=15, message="the command's processes to end")
+    messages = await admin_api.messages(chat["id"])
+    assert messages[-1]["role"] == "assistant" and messages[-1]["parts"][0]["type"] == "interrupted"
+    assert len(fake_model.requests) == 1  # the turn ended there: the model was not asked again

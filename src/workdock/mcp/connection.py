@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from workdock import __version__
 from workdock.agentapi import ServerState
+from workdock.log_redact import redact
 from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
@@ -386,6 +387,7 @@ class Connection:
             logger.debug("server %s: transport: %s", self.name, _describe(message))
 
     def _on_stderr(self, line: str) -> None:
+        line = redact(line)  # the tail is shown in status and the UI: no credentials a server prints
         self.stderr_tail.append(line)
         logger.debug("server %s stderr: %s", self.name, line)  # shown with -v; status keeps the tail
 
