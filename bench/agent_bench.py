@@ -1,17 +1,20 @@
 """What the agent adds to a direct MCP call, measured side by side in one run.
 
-    .venv/bin/python bench/agent_bench.py [--calls 2000] [--quick]
+    .venv/bin/python bench/agent_bench.py [--calls 4000] [--quick]
 
-1. call-tool latency and throughput: the same server-everything stdio server,
-   called by a direct in-process `mcp` client and through the agent's
-   `POST /api/v0/mcp/call-tool` (keep-alive HTTP); ratios printed.
+1. call-tool, measured as the reference benchmark (``shared/bench/run``) does: the same
+   server-everything stdio server (`echo` {"message": "hello"}), called by a direct in-process
+   `mcp` Client (``mode="legacy"``, ``call_tool``) in a process of its own, and through the agent's
+   ``POST /api/v0/mcp/call-tool`` by one httpx2 load generator with keep-alive (the client the
+   chat server uses). Each side: 200 warm-up calls, 1,000 sequential calls (p50, p99), then
+   ``--calls`` calls with 16 in flight (calls/s); the agent's CPU per call is its process CPU
+   time (user + system, from /proc) over the measured calls, children excluded.
 2. `GET /api/v0/mcp/tools` with 500 tools, and its 304.
 3. 20 stdio servers: time until all are ready, against the slowest alone.
 4. The agent's own memory with 20 servers connected (children excluded).
 
-The agent runs as a real `workdock agent` process; the HTTP client is a small
-keep-alive HTTP/1.1 client so that the client library's cost does not count
-against the agent (httpx2's figures are printed too, for reference).
+The agent runs as a real `workdock agent` process. Ratios from one run are what to compare:
+absolute times move with the machine's load; CPU per call moves least.
 """
 
 from __future__ import annotations
@@ -43,42 +46,6 @@ ROOT = Path(__file__).resolve().parent.parent
 EVERYTHING = ROOT / "tests" / "node_modules" / ".bin" / "mcp-server-everything"
 RAW_SERVER = ROOT / "bench" / "servers" / "raw_server.py"
 TOKEN = "bench-token"
-
-
-# ---- a lean keep-alive HTTP/1.1 client ------------------------------------------------------------
-
-
-class KeepAlive:
-    """One persistent connection; requests go one after another, as a browser or SDK would send them."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
-        self.reader, self.writer, self.host = reader, writer, host
-
-    @classmethod
-    async def open(cls, port: int) -> KeepAlive:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(reader, writer, f"127.0.0.1:{port}")
-
-    async def request(
-        self, method: str, path: str, body: bytes = b"", headers: str = ""
-    ) -> tuple[int, bytes]:
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
-        )
-        self.writer.write(head.encode() + body)
-        status_line = await self.reader.readline()
-        length = 0
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        payload = await self.reader.readexactly(length) if length else b""
-        return int(status_line.split()[1]), payload
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 # ---- the agent process ----------------------------------------------------------------------------
@@ -174,90 +141,99 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f} ms"
 
 
-async def call_tool_figures(agent: Agent, calls: int) -> dict[str, float]:
-    body = json.dumps({"tool_name": "ev__echo", "arguments": {"message": "hello"}}).encode()
+WARMUP, SEQUENTIAL, IN_FLIGHT = 200, 1000, 16
+ECHO = {"message": "hello"}
+
+
+async def phases(call: Callable[[], Awaitable[None]], calls: int) -> tuple[list[float], float]:
+    """Warm-up, sequential latencies, then calls/s with IN_FLIGHT in flight (the reference's phases)."""
+    await timed(WARMUP, call)
+    latencies = await timed(SEQUENTIAL, call)
+    return latencies, await throughput(IN_FLIGHT, calls, lambda _i: call)
+
+
+async def direct_worker(calls: int) -> None:
+    """The direct side, in a process of its own: one JSON line with its figures."""
     params = StdioServerParameters(command=str(EVERYTHING), env=dict(os.environ))
-    async with Client(params) as direct:
+    async with Client(params, mode="legacy") as client:
 
-        async def direct_call() -> None:
-            await direct.session.call_tool("echo", {"message": "hello"})
+        async def call() -> None:
+            result = await client.call_tool("echo", ECHO)
+            assert not result.is_error
 
-        lean = await KeepAlive.open(agent.port)
+        latencies, calls_per_s = await phases(call, calls)
+    print(
+        json.dumps(
+            {"p50": statistics.median(latencies), "p99": percentile(latencies, 0.99), "tp": calls_per_s}
+        )
+    )
 
-        async def agent_call() -> None:
-            status, _ = await lean.request("POST", "/api/v0/mcp/call-tool", body)
-            assert status == 200, status
 
-        async with httpx2.AsyncClient(
-            base_url=f"http://127.0.0.1:{agent.port}", headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as http:
+def direct_figures(calls: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--direct-worker", "--calls", str(calls)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
-            async def httpx_call() -> None:
-                response = await http.post("/api/v0/mcp/call-tool", content=body)
-                assert response.status_code == 200
 
-            for warm in (direct_call, agent_call, httpx_call):
-                await timed(200, warm)
-            # Interleave blocks so that drift of the machine hits both sides alike.
-            direct_s: list[float] = []
-            agent_s: list[float] = []
-            httpx_s: list[float] = []
-            for _ in range(4):
-                direct_s += await timed(calls // 4, direct_call)
-                agent_s += await timed(calls // 4, agent_call)
-                httpx_s += await timed(calls // 8, httpx_call)
+def process_cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
-        connections = [await KeepAlive.open(agent.port) for _ in range(16)]
 
-        def agent_worker(i: int) -> Callable[[], Awaitable[None]]:
-            async def call() -> None:
-                status, _ = await connections[i].request("POST", "/api/v0/mcp/call-tool", body)
-                assert status == 200
+async def agent_figures(agent: Agent, calls: int) -> dict[str, float]:
+    body = {"tool_name": "ev__echo", "arguments": ECHO}
+    limits = httpx2.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    async with httpx2.AsyncClient(
+        base_url=f"http://127.0.0.1:{agent.port}",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        limits=limits,
+        trust_env=False,
+    ) as http:
 
-            return call
+        async def call() -> None:
+            response = await http.post("/api/v0/mcp/call-tool", json=body)
+            assert response.status_code == 200, response.text
+            assert response.json()["content"][0]["text"] == "Echo: hello"
 
-        # Alternating rounds, median of each side: one short round is at the mercy of the machine.
-        direct_rounds: list[float] = []
-        agent_rounds: list[float] = []
-        for _ in range(5):
-            direct_rounds.append(await throughput(16, calls, lambda _i: direct_call))
-            agent_rounds.append(await throughput(16, calls, agent_worker))
-        direct_tp, agent_tp = statistics.median(direct_rounds), statistics.median(agent_rounds)
-        for connection in [lean, *connections]:
-            connection.close()
+        await timed(WARMUP, call)
+        cpu_before = process_cpu(agent.process.pid)
+        latencies = await timed(SEQUENTIAL, call)
+        calls_per_s = await throughput(IN_FLIGHT, calls, lambda _i: call)
+        cpu = process_cpu(agent.process.pid) - cpu_before
     return {
-        "direct_p50": statistics.median(direct_s),
-        "agent_p50": statistics.median(agent_s),
-        "direct_p99": percentile(direct_s, 0.99),
-        "agent_p99": percentile(agent_s, 0.99),
-        "httpx_p50": statistics.median(httpx_s),
-        "direct_tp": direct_tp,
-        "agent_tp": agent_tp,
+        "p50": statistics.median(latencies),
+        "p99": percentile(latencies, 0.99),
+        "tp": calls_per_s,
+        "cpu_per_call": cpu / (SEQUENTIAL + calls),
     }
 
 
 async def tool_list_figures(agent: Agent, n: int) -> dict[str, float]:
-    client = await KeepAlive.open(agent.port)
-    _, payload = await client.request("GET", "/api/v0/mcp/tools")
-    listing = json.loads(payload)
-    version = listing["version"]
+    async with httpx2.AsyncClient(
+        base_url=f"http://127.0.0.1:{agent.port}", headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
+        first = await http.get("/api/v0/mcp/tools")
+        listing = first.json()
+        version = listing["version"]
 
-    async def full() -> None:
-        assert (await client.request("GET", "/api/v0/mcp/tools"))[0] == 200
+        async def full() -> None:
+            assert (await http.get("/api/v0/mcp/tools")).status_code == 200
 
-    async def not_modified() -> None:
-        assert (await client.request("GET", "/api/v0/mcp/tools", headers=f'If-None-Match: "{version}"\r\n'))[
-            0
-        ] == 304
+        async def not_modified() -> None:
+            response = await http.get("/api/v0/mcp/tools", headers={"If-None-Match": f'"{version}"'})
+            assert response.status_code == 304
 
-    await timed(200, full)
-    full_s = await timed(n, full)
-    await timed(200, not_modified)
-    cached_s = await timed(n, not_modified)
-    client.close()
+        await timed(200, full)
+        full_s = await timed(n, full)
+        await timed(200, not_modified)
+        cached_s = await timed(n, not_modified)
     return {
         "tools": len(listing["tools"]),
-        "bytes": len(payload),
+        "bytes": len(first.content),
         "full_p50": statistics.median(full_s),
         "not_modified_p50": statistics.median(cached_s),
     }
@@ -326,15 +302,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--calls", type=int, default=2000, help="sequential calls per side (default 2000)")
+    parser.add_argument("--calls", type=int, default=4000, help="calls with 16 in flight per side (4000)")
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    parser.add_argument("--calls-only", action="store_true", help="section 1 alone")
+    parser.add_argument("--direct-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     calls = 400 if args.quick else args.calls
+    if args.direct_worker:
+        asyncio.run(direct_worker(calls))
+        return
     if not EVERYTHING.exists():
         raise SystemExit(f"{EVERYTHING} is missing: run scripts/test once (it installs the npm test servers)")
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        direct = direct_figures(calls)
         agent = Agent(
             {
                 "ev": {"command": str(EVERYTHING)},
@@ -344,7 +326,10 @@ def main() -> None:
         )
         try:
             agent.wait_ready(2)
-            calls_fig = asyncio.run(call_tool_figures(agent, calls))
+            through = asyncio.run(agent_figures(agent, calls))
+            if args.calls_only:
+                print_calls(direct, through, calls)
+                return
             # 500 tools: the raw server's alone (server-everything's 13 would make 513).
             (workdir / "main" / ".mcp.json").write_text(
                 json.dumps(
@@ -361,26 +346,39 @@ def main() -> None:
             )
             with httpx2.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
                 http.get(f"http://127.0.0.1:{agent.port}/api/v0/mcp/tools", params={"refresh": "true"})
-            list_fig = asyncio.run(tool_list_figures(agent, calls))
+            list_fig = asyncio.run(tool_list_figures(agent, 1000 if not args.quick else 200))
         finally:
             agent.stop()
         ready_fig = asyncio.run(readiness_figures(delay=1.0))
         idle_mb, twenty_mb = memory_figure(workdir)
 
-    c, lst, r = calls_fig, list_fig, ready_fig
-    p50_ratio = c["agent_p50"] / c["direct_p50"]
-    tp_ratio = c["agent_tp"] / c["direct_tp"]
-    print(f"\nworkdock agent benchmark ({calls} sequential calls per side; {os.cpu_count()} cores)\n")
-    print("call-tool on server-everything `echo` (stdio)")
+    print_calls(direct, through, calls)
+    print_rest(list_fig, ready_fig, idle_mb, twenty_mb)
+
+
+def print_calls(d: dict[str, float], a: dict[str, float], calls: int) -> None:
+    p50_ratio = a["p50"] / d["p50"]
+    tp_ratio = a["tp"] / d["tp"]
+    cpu_ms = a["cpu_per_call"] * 1000
+    print(f"\nworkdock agent benchmark ({os.cpu_count()} cores)\n")
     print(
-        f"  direct mcp client   p50 {ms(c['direct_p50'])}   p99 {ms(c['direct_p99'])}   {c['direct_tp']:.0f} calls/s (16 in flight, median of 5 rounds)"
+        f"call-tool on server-everything `echo` (stdio): {SEQUENTIAL} sequential, {calls} with "
+        f"{IN_FLIGHT} in flight; httpx2 keep-alive"
     )
     print(
-        f"  through the agent   p50 {ms(c['agent_p50'])}   p99 {ms(c['agent_p99'])}   {c['agent_tp']:.0f} calls/s (16 in flight)"
+        f"  direct mcp Client   p50 {ms(d['p50'])}   p99 {ms(d['p99'])}   {d['tp']:.0f} calls/s"
+        " (own process, legacy mode)"
     )
-    print(f"  (agent via httpx2   p50 {ms(c['httpx_p50'])}: the client library's own cost included)")
+    print(
+        f"  through the agent   p50 {ms(a['p50'])}   p99 {ms(a['p99'])}   {a['tp']:.0f} calls/s"
+        f"   agent CPU {cpu_ms:.3f} ms per call"
+    )
     print(f"  p50 ratio {p50_ratio:.2f}x (target <= 2.5x: {verdict(p50_ratio <= 2.5)})")
-    print(f"  throughput ratio {tp_ratio:.0%} of direct (target >= 40%: {verdict(tp_ratio >= 0.4)})")
+    print(f"  throughput {tp_ratio:.0%} of direct (target >= 40%: {verdict(tp_ratio >= 0.4)})")
+    print(f"  agent CPU per call {cpu_ms:.3f} ms (target <= 0.3 ms: {verdict(cpu_ms <= 0.3)})")
+
+
+def print_rest(lst: dict[str, float], r: dict[str, float], idle_mb: float, twenty_mb: float) -> None:
     print(f"\nGET /api/v0/mcp/tools with {lst['tools']} tools ({lst['bytes'] / 1024:.0f} KiB)")
     print(f"  200 p50 {ms(lst['full_p50'])} (target <= 1 ms: {verdict(lst['full_p50'] <= 0.001)})")
     print(

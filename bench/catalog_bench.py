@@ -39,14 +39,14 @@ from workdock.chat.catalog import Budget, CatalogIndex, ChatOffer
 from workdock.chat.context import HistoryFitter, context_window, fit_history, history_tokens
 from workdock.chat.convert import to_model_messages
 from workdock.chat.store.models import Chat, Message
-from workdock.chat.tools.base import OfferedTool, text_result
+from workdock.chat.tools.base import CallReporter, OfferedTool, text_result
 from workdock.chat.tools.builtin import SCHEMAS
 from workdock.chat.toolset import ToolSet
 
 VERBOSE = False
 
 
-async def _never(arguments: dict[str, Any]) -> CallToolResult:
+async def _never(arguments: dict[str, Any], reporter: CallReporter) -> CallToolResult:
     return text_result("not called in the benchmark")
 
 

@@ -1,5 +1,7 @@
 """The turn's own overhead per step: tool gathering (warm ETag cache, 200 workspace tools),
-persistence and publishing, with a model that answers at once.
+persistence, publishing and the lease bookkeeping every replica does (claim, turn start, calls noted
+before they run, give back), with a model that answers at once. The server's own parts, as the
+single-process (SQLite) server wires them; each turn is posted and waited for through the event log.
 
 A stub agent serves 200 tools over real HTTP (304 on a current ETag) and answers calls at once;
 the model is pydantic-ai's FunctionModel calling one workspace tool per step. Reported per step:
@@ -29,11 +31,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from workdock.chat.chats import ChatManager
+from workdock.chat.eventlog import ChatChannel, EventLog
 from workdock.chat.models import ModelCatalog
+from workdock.chat.notify import LocalNotifier
+from workdock.chat.scheduler import Scheduler
 from workdock.chat.store.db import create_engine, migrate, sqlite_url
+from workdock.chat.store.leases import Leases
 from workdock.chat.store.repo import Store
-from workdock.chat.stream import EventBus
 from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.chat.turn import TurnRunner
@@ -108,16 +112,27 @@ async def main(turns: int, steps: int) -> None:
         box = SecretBox(parse_key(new_key()))
         await migrate(engine, box)
         store = Store(engine, box)
-        bus = EventBus()
+        # The single-process server's parts, as the app wires them: the same scheduler, leases and
+        # event log as a replica's, with the in-process notifier.
+        notifier = LocalNotifier()
+        events = EventLog(store, notifier)
+        leases = Leases(store, ttl=30)
         pool = AgentPool()
         gatherer = ToolGatherer(pool, None)
         models = ModelCatalog(["bench:fn"])
         models._built["bench:fn"] = FunctionModel(stream_function=stream)
-        runner = TurnRunner(store, bus, gatherer, models)
-        manager = ChatManager(store, runner)
+        runner = TurnRunner(store, gatherer, models, leases=leases, owner="bench")
+        scheduler = Scheduler(store, runner, events, notifier, "bench", leases=leases)
+        await scheduler.start(None)
 
-        timings: dict[str, list[float]] = {"gather": [], "store": [], "publish": [], "tool_call": []}
-        original_gather, original_add = gatherer.gather, store.add_messages
+        timings: dict[str, list[float]] = {
+            "gather": [],
+            "store": [],
+            "publish": [],
+            "tool_call": [],
+            "leases": [],  # claim, turn start, calls noted, give back: the replica bookkeeping
+        }
+        original_gather = gatherer.gather
 
         async def timed_gather(*args: Any) -> Any:
             started = time.perf_counter()
@@ -136,49 +151,65 @@ async def main(turns: int, steps: int) -> None:
                 result.tools[name] = type(tool)(**{**tool.__dict__, "call": call})
             return result
 
-        async def timed_add(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await original_add(*args, **kwargs)
-            finally:
-                timings["store"].append(time.perf_counter() - started)
+        def timed(bucket: str, method: Any) -> Any:
+            async def run(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return await method(*args, **kwargs)
+                finally:
+                    timings[bucket].append(time.perf_counter() - started)
+
+            return run
 
         gatherer.gather = timed_gather  # type: ignore[method-assign]
-        store.add_messages = timed_add  # type: ignore[method-assign]
+        store.add_messages = timed("store", store.add_messages)  # type: ignore[method-assign]
+        store.start_next_turn = timed("leases", store.start_next_turn)  # type: ignore[method-assign]
+        for name in ("claim", "release", "record_calls"):
+            setattr(leases, name, timed("leases", getattr(leases, name)))
+        original_publish = ChatChannel.publish
+
+        def timed_publish(channel: ChatChannel, chunk: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original_publish(channel, chunk)
+            finally:
+                timings["publish"].append(time.perf_counter() - started)
+
+        ChatChannel.publish = timed_publish  # type: ignore[method-assign]
 
         user = await store.create_user("bench")
         workspace = await store.create_workspace(user.id, "w", f"http://127.0.0.1:{port}", "t")
         chat = await store.create_chat(user.id, workspace.id, title="b", model="bench:fn")
-        channel = bus.channel(chat.id)
-        original_publish = channel.publish
 
-        def timed_publish(chunk: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return original_publish(chunk)
-            finally:
-                timings["publish"].append(time.perf_counter() - started)
+        async def one_turn(content: str) -> None:
+            """Post a message and wait, as a watcher does, for the turn's end in the stream."""
+            fresh = await store.get_chat(chat.id)
+            assert fresh is not None
+            after, _ = await events.start_point(fresh, None, running=False)
+            await scheduler.submit(chat.id, content)
+            async for event in events.watch(chat.id, after):
+                if b'"data-status"' in event.data and b'"running"' not in event.data:
+                    return
 
-        channel.publish = timed_publish  # type: ignore[method-assign]
         # Warm up: the first gather fills the ETag cache, the first turn warms the connection pools.
-        await manager.submit(chat.id, "warm up")
-        await manager._workers[chat.id]
+        await one_turn("warm up")
         for values in timings.values():
             values.clear()
         model_s.clear()
         per_step: list[float] = []
         for _ in range(turns):
             started = time.perf_counter()
-            await manager.submit(chat.id, "go")
-            await manager._workers[chat.id]
+            await one_turn("go")
             per_step.append((time.perf_counter() - started) / steps)
+        await scheduler.shutdown()
         # A turn that failed would be quick and wrong: every turn must have run all its steps.
         final = await store.get_chat(chat.id)
         stored = await store.list_messages(chat.id)
         assert final is not None and final.status == "idle", f"the last turn ended {final and final.status}"
         assert len(stored) == (turns + 1) * (2 * steps), f"{len(stored)} messages stored"
-        await manager.shutdown()
+        await events.aclose()
         await pool.aclose()
+        store.close()
         await engine.dispose()
     agent.should_exit = True
 
@@ -201,10 +232,15 @@ async def main(turns: int, steps: int) -> None:
         f"publish                         {publish_per_step:6.3f} ms per step "
         f"({len(timings['publish']) / (turns * steps):.0f} events)"
     )
-    own = gather_per_step + store_per_step + publish_per_step
+    leases_per_step = sum(timings["leases"]) / (turns * steps) * ms
+    print(
+        f"leases and turn start           {leases_per_step:6.2f} ms per step "
+        f"({sum(timings['leases']) / turns * ms:.2f} ms per turn: claim, start, calls noted, give back)"
+    )
+    own = gather_per_step + store_per_step + publish_per_step + leases_per_step
     print(
         f"turn's own overhead per step    {own:6.2f} ms  (gather {gather_per_step:.2f} + store "
-        f"{store_per_step:.2f} + publish {publish_per_step:.3f}); target <= 5 ms"
+        f"{store_per_step:.2f} + publish {publish_per_step:.3f} + leases {leases_per_step:.2f}); target <= 5 ms"
     )
     print(
         f"whole step, for reference       {step_total:6.2f} ms  (includes the model library and the "

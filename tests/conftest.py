@@ -47,6 +47,10 @@ __all__ = [
     "wait_until_sync",
 ]
 
+# The suite's workspaces are its own: their project servers start without asking. The trust
+# gate's tests turn this off for the agents they start (WORKDOCK_TRUST=0).
+os.environ["WORKDOCK_TRUST"] = "1"
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -7,13 +7,25 @@ is what keeps them in step.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, overload
 
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field
 
-ServerState = Literal["connecting", "ready", "restarting", "failed", "disabled"]
+ServerState = Literal[
+    "connecting",
+    "ready",
+    "restarting",
+    "failed",
+    "disabled",
+    "needs_auth",
+    "pending_approval",
+    "needs_input",
+]
 
 
 class WireModel(BaseModel):
@@ -70,6 +82,29 @@ class CallToolResult(WireModel):
     structured_content: Any = None
 
 
+class ElicitationAnswer(WireModel):
+    """The user's answer to a server's request for input (``action`` accept, decline or cancel)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, str | int | float | bool | list[str] | None] | None = Field(
+        default=None, description="the form's values, with accept only; checked against the requested schema"
+    )
+
+
+class ElicitationAnswered(WireModel):
+    id: str
+    action: Literal["accept", "decline", "cancel"]
+
+
+class InputNeeded(WireModel):
+    id: str
+    description: str = ""
+    password: bool = Field(default=False, description="a secret: never shown, kept in memory only")
+    env: str = Field(description="the agent's environment variable that gives it (WORKDOCK_INPUT_<ID>)")
+
+
 class ServerStatus(WireModel):
     name: str
     transport: Literal["stdio", "http", "sse"] | None = None
@@ -81,6 +116,22 @@ class ServerStatus(WireModel):
     protocol_version: str | None = None
     config_file: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    # needs_auth: where the user signs in (it carries no secret: state and a PKCE challenge)
+    authorization_url: str | None = None
+    # pending_approval: what it would run or dial (variables as written, env and header names only)
+    launch: str | None = None
+    # needs_input: the values it waits for
+    inputs: list[InputNeeded] = Field(default_factory=list)
+
+
+class AuthCallback(WireModel):
+    """What the authorization server sent back to the redirect URI, handed to the agent."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    code: str = Field(min_length=1, max_length=4096)
+    state: str = Field(min_length=1, max_length=1024)
+    iss: str | None = Field(default=None, max_length=2048)
 
 
 class ConfigFileStatus(WireModel):
@@ -96,6 +147,33 @@ class ConfigFileStatus(WireModel):
 class ServerList(WireModel):
     servers: list[ServerStatus] = Field(default_factory=list)
     config_files: list[ConfigFileStatus] = Field(default_factory=list)
+
+
+class TrustRequest(WireModel):
+    """Approve project servers: by name, every one from a file, or every one pending (one of the three)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    servers: list[str] = Field(default_factory=list, max_length=1000)
+    file: str | None = Field(default=None, max_length=4096, description="a config file's path, as listed")
+    all: bool = False
+
+
+class TrustResult(WireModel):
+    approved: list[str] = Field(description="the servers approved, now starting")
+
+
+class InputRequest(WireModel):
+    """A value for ``${input:ID}``: kept in the agent's memory only, never written or logged."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    value: str = Field(max_length=65536)
+
+
+class InputResult(WireModel):
+    servers: list[str] = Field(description="the servers that waited for it")
 
 
 class ErrorBody(WireModel):
@@ -226,6 +304,53 @@ class SignalRequest(WireModel):
     signal: Literal["TERM", "KILL", "INT"]
 
 
+# ---- streamed answers (Accept: text/event-stream) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A ``notifications/progress`` of the running call."""
+
+    progress: float
+    total: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """A piece of a running command's output (stdout and stderr interleaved)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Elicitation:
+    """The server asks the user for input; answer with :meth:`AgentClient.answer_elicitation`."""
+
+    id: str
+    message: str
+    mode: str = "form"
+    requested_schema: dict[str, Any] | None = None
+    url: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"mode": self.mode, "message": self.message}
+        if self.url is not None:
+            body["url"] = self.url
+        else:
+            body["requested_schema"] = self.requested_schema or {"type": "object", "properties": {}}
+        return body
+
+
+CallEvent = Progress | Elicitation | CallToolResult
+"""What a streamed call-tool yields: progress and requests for input, and last its result."""
+ExecEvent = Output | ExecResult
+"""What a streamed exec yields: output as it comes, and last the result."""
+
+MAX_STREAM_EVENT_BYTES = 64 * 1024 * 1024  # one event: the result, with its images, is the largest
+STREAM_READ_TIMEOUT = 60.0  # the agent pings every 10 s, however long a person takes to answer
+
+
 # ---- client --------------------------------------------------------------------------------------
 
 
@@ -294,20 +419,10 @@ class AgentClient:
             response = await self._http.request(
                 method, path, json=json, params=params, headers=headers, **extra
             )
-        except AgentUnavailable as exc:
-            raise AgentError(0, str(exc)) from exc
-        except httpx2.TimeoutException as exc:
-            raise AgentError(0, "agent did not answer in time", f"{self.base_url}: {exc!r}") from exc
         except httpx2.TransportError as exc:
-            raise AgentError(0, "agent unreachable", f"{self.base_url}: {exc}") from exc
+            raise _transport_error(self.base_url, exc) from exc
         if response.status_code not in ok:
-            try:
-                body = ErrorBody.model_validate_json(response.content)
-                raise AgentError(response.status_code, body.message, body.detail)
-            except ValueError:
-                raise AgentError(
-                    response.status_code, f"HTTP {response.status_code}", response.text[:500]
-                ) from None
+            raise _status_error(response)
         return response
 
     async def healthz(self, *, timeout: float | None = None) -> bool:
@@ -338,9 +453,127 @@ class AgentClient:
         response = await self._request("POST", "/api/v0/mcp/call-tool", json=body, timeout=wait)
         return CallToolResult.model_validate_json(response.content)
 
+    async def call_tool_events(
+        self, tool_name: str, arguments: dict[str, Any] | None = None, *, timeout_ms: int | None = None
+    ) -> AsyncGenerator[CallEvent, None]:
+        """Call a tool with its progress and requests for input streamed: the last item is the
+        result. Leaving the iteration early hangs up, which cancels the call upstream."""
+        body: dict[str, Any] = {"tool_name": tool_name, "arguments": arguments or {}}
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        async with self._events("/api/v0/mcp/call-tool", body) as events:
+            async for name, data in events:
+                if name == "progress":
+                    yield Progress(data["progress"], data.get("total"), data.get("message"))
+                elif name == "elicitation":
+                    yield Elicitation(
+                        id=data["id"],
+                        message=data.get("message", ""),
+                        mode=data.get("mode", "form"),
+                        requested_schema=data.get("requested_schema"),
+                        url=data.get("url"),
+                    )
+                elif name == "result":
+                    yield CallToolResult.model_validate(data)
+                    return
+
+    async def answer_elicitation(
+        self,
+        elicitation_id: str,
+        action: Literal["accept", "decline", "cancel"],
+        content: dict[str, Any] | None = None,
+    ) -> ElicitationAnswered:
+        """Answer a request for input of a streamed call (400 bad content, 404 over, 409 answered)."""
+        body = ElicitationAnswer.model_validate({"action": action, "content": content}).model_dump(
+            exclude_none=True
+        )
+        response = await self._request("POST", f"/api/v0/mcp/elicitations/{elicitation_id}", json=body)
+        return ElicitationAnswered.model_validate_json(response.content)
+
+    async def exec_events(
+        self, command: str, *, cwd: str | None = None, timeout_ms: int | None = None
+    ) -> AsyncGenerator[ExecEvent, None]:
+        """Run a command in the foreground with its output streamed: the last item is the result.
+        Leaving the iteration early hangs up, which ends the command."""
+        body = ExecRequest(command=command, cwd=cwd, timeout_ms=timeout_ms).model_dump(exclude_none=True)
+        async with self._events("/api/v0/exec", body) as events:
+            async for name, data in events:
+                if name == "output":
+                    yield Output(data["text"])
+                elif name == "result":
+                    yield ExecResult.model_validate(data)
+                    return
+
+    @asynccontextmanager
+    async def _events(self, path: str, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[tuple[str, Any]]]:
+        """POST ``body`` asking for Server-Sent Events; yields (event, data) until ``result``. An
+        error status, an ``error`` event or a stream that ends without a result is an AgentError."""
+        timeout = httpx2.Timeout(30.0, read=STREAM_READ_TIMEOUT)
+        request = self._http.build_request(
+            "POST", path, json=body, headers={"Accept": "text/event-stream"}, timeout=timeout
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            raise _transport_error(self.base_url, exc) from exc
+        try:
+            if response.status_code != 200:
+                await response.aread()
+                raise _status_error(response)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                # An agent from before streaming ignores Accept: its plain body is the result
+                # (which must then come within the read timeout, as no pings keep it waiting).
+                try:
+                    await response.aread()
+                except httpx2.HTTPError as exc:
+                    raise _transport_error(self.base_url, exc) from exc
+                yield _plain_result(response)
+                return
+
+            async def events() -> AsyncIterator[tuple[str, Any]]:
+                try:
+                    async for event in httpx2.EventSource(response, max_event_size=MAX_STREAM_EVENT_BYTES):
+                        data: Any = event.json()
+                        if event.event == "error":
+                            error = data
+                            raise AgentError(
+                                int(error.get("status") or 502), error["message"], error.get("detail")
+                            )
+                        yield event.event, data
+                        if event.event == "result":
+                            return
+                except httpx2.HTTPError as exc:
+                    raise _transport_error(self.base_url, exc) from exc
+                raise AgentError(0, "the agent's answer ended before its result", f"{self.base_url}{path}")
+
+            yield events()
+        finally:
+            await response.aclose()
+
     async def servers(self, *, timeout: float | None = None) -> ServerList:
         response = await self._request("GET", "/api/v0/mcp/servers", timeout=timeout)
         return ServerList.model_validate_json(response.content)
+
+    async def auth_callback(self, server: str, callback: AuthCallback) -> None:
+        """Hand a sign-in's authorization code to the agent, which finishes the flow it started."""
+        await self._request(
+            "POST",
+            f"/api/v0/mcp/servers/{server}/auth/callback",
+            json=callback.model_dump(exclude_none=True),
+            ok=(204,),
+        )
+
+    async def trust(
+        self, servers: list[str] | None = None, *, file: str | None = None, all: bool = False
+    ) -> TrustResult:
+        """Approve project servers that wait for it (``pending_approval``); they start."""
+        body = TrustRequest(servers=servers or [], file=file, all=all).model_dump(exclude_none=True)
+        response = await self._request("POST", "/api/v0/mcp/trust", json=body)
+        return TrustResult.model_validate_json(response.content)
+
+    async def give_input(self, input_id: str, value: str) -> InputResult:
+        response = await self._request("POST", "/api/v0/mcp/inputs", json={"id": input_id, "value": value})
+        return InputResult.model_validate_json(response.content)
 
     # ---- workspace operations (spec/chat.md section 5) ---------------------------------------------
 
@@ -412,3 +645,27 @@ class AgentClient:
         body = SignalRequest(signal=signal).model_dump()
         response = await self._request("POST", f"/api/v0/processes/{process_id}/signal", json=body)
         return ProcessInfo.model_validate_json(response.content)
+
+
+def _transport_error(base_url: str, exc: httpx2.HTTPError) -> AgentError:
+    if isinstance(exc, AgentUnavailable):
+        return AgentError(0, str(exc))
+    if isinstance(exc, httpx2.TimeoutException):
+        return AgentError(0, "agent did not answer in time", f"{base_url}: {exc!r}")
+    return AgentError(0, "agent unreachable", f"{base_url}: {exc}")
+
+
+async def _plain_result(response: httpx2.Response) -> AsyncIterator[tuple[str, Any]]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise AgentError(502, "the agent answered neither events nor JSON", response.text[:500]) from None
+    yield "result", data
+
+
+def _status_error(response: httpx2.Response) -> AgentError:
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except ValueError:
+        return AgentError(response.status_code, f"HTTP {response.status_code}", response.text[:500])
+    return AgentError(response.status_code, body.message, body.detail)

@@ -74,6 +74,28 @@ MaxResultBytes = Annotated[
     ),
 ]
 
+TrustAll = Annotated[
+    bool,
+    typer.Option(
+        "--trust",
+        envvar="WORKDOCK_TRUST",
+        help="Start the workspace's own (project) MCP servers without asking for approval: for "
+        "provisioned workspaces whose config you control.",
+    ),
+]
+
+
+def _ask_for_approval(settings: Any) -> None:
+    """On a terminal, ask which pending project servers may start (the rest wait for `workdock trust`)."""
+    import sys
+
+    if settings.trust_all or not sys.stdin.isatty():
+        return
+    from workdock.agent.trust_prompt import ask_for_approval
+
+    ask_for_approval(settings, err)
+
+
 # ---- the agent -----------------------------------------------------------------------------------
 
 
@@ -129,6 +151,7 @@ def agent(
         bool, typer.Option("--watch/--no-watch", help="Apply edits of the config files as they happen.")
     ] = True,
     max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
+    trust: TrustAll = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")
     ] = False,
@@ -194,7 +217,9 @@ def agent(
         workspace_ops=workspace_ops,
         watch=watch,
         max_result_bytes=max_result_bytes,
+        trust_all=trust,
     )
+    _ask_for_approval(settings)
     # The banner first: every server's state follows it, one line per change.
     if server is None:
         err.print(f"workdock agent for {dir} on http://{url_host(host)}:{port}", highlight=False)
@@ -373,6 +398,23 @@ def call(
         raise typer.Exit(1)
 
 
+def _print_held(server: agentapi.ServerStatus) -> None:
+    """What a held server waits for: the command to approve, or the inputs to give."""
+    if server.state == "pending_approval":
+        out.print(
+            f"[bold]{escape(server.name)}[/] waits for approval (`workdock trust {escape(server.name)}`); "
+            f"it runs: {escape(server.launch or '')}",
+            highlight=False,
+        )
+    for needed in server.inputs:
+        what = f" ({needed.description})" if needed.description else ""
+        out.print(
+            f"[bold]{escape(server.name)}[/] needs input {escape(needed.id)}{escape(what)}: set "
+            f"{needed.env} or enter it in the web UI (Workspaces)",
+            highlight=False,
+        )
+
+
 @app.command()
 def status(
     agent: AgentUrl = None,
@@ -390,6 +432,7 @@ def status(
     for server in listing.servers:
         for warning in server.warnings:
             out.print(f"[yellow]{server.name}: {warning}[/]", highlight=False)
+        _print_held(server)
         if server.state != "ready" and server.stderr_tail and lines > 0:
             out.print(f"[bold]{server.name}[/] stderr (last {min(lines, len(server.stderr_tail))} lines):")
             for line in server.stderr_tail[-lines:]:
@@ -402,6 +445,80 @@ def status(
         out.print(f"config [{style}]{file.state}[/] {escape(file.path + note)}", highlight=False)
         for warning in file.warnings:
             out.print(f"  [yellow]{escape(warning)}[/]", highlight=False)
+
+
+@app.command()
+def auth(
+    server: Annotated[str, typer.Argument(help="The server to sign in to (its name in .mcp.json).")],
+    agent: AgentUrl = None,
+    token_file: TokenFile = None,
+    browser: Annotated[
+        bool, typer.Option(help="Open a browser at the sign-in URL when there is one.")
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the sign-in to come back.")] = 300,
+) -> None:
+    """Sign in to a server that needs OAuth: prints its URL, receives the answer on 127.0.0.1."""
+    from workdock.agent.signin import SignInFailed, sign_in
+
+    async def work(client: agentapi.AgentClient) -> None:
+        try:
+            await sign_in(client, server, open_browser=browser, timeout=timeout, say=_say)
+        except SignInFailed as exc:
+            fail(str(exc))
+
+    _with_agent(agent, token_file, work)
+
+
+def _say(text: str) -> None:
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def trust(
+    servers: Annotated[list[str] | None, typer.Argument(help="Servers to approve.")] = None,
+    all_servers: Annotated[bool, typer.Option("--all", help="Approve every server waiting.")] = False,
+    file: Annotated[
+        str | None, typer.Option("--file", help="Approve every server waiting from this config file.")
+    ] = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="List the servers waiting for approval, with what they run.")
+    ] = False,
+    agent: AgentUrl = None,
+    token_file: TokenFile = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Approve the workspace's own MCP servers (pending_approval) on a running agent; they start.
+
+    An approval is kept for the entry as written: when the entry's command, arguments or URL
+    change, it asks again.
+    """
+    if list_only or not (servers or all_servers or file):
+        listing: agentapi.ServerList = _with_agent(agent, token_file, lambda c: c.servers())
+        waiting = [s for s in listing.servers if s.state == "pending_approval"]
+        if json_out:
+            _print_json([s.model_dump(mode="json") for s in waiting])
+            return
+        if not waiting:
+            out.print("no server waits for approval")
+            return
+        for server in waiting:
+            out.print(f"[bold]{escape(server.name)}[/] from {escape(server.config_file or '?')}")
+            out.print(f"  {escape(server.launch or '')}", highlight=False)
+        if not list_only:
+            out.print("[dim]approve with `workdock trust NAME...`, `--file PATH` or `--all`[/]")
+        return
+    if sum((bool(servers), all_servers, file is not None)) != 1:
+        raise typer.BadParameter("give server names, --file PATH or --all (one of them)")
+    result: agentapi.TrustResult = _with_agent(
+        agent, token_file, lambda c: c.trust(servers or [], file=file, all=all_servers)
+    )
+    if json_out:
+        _print_json(result.model_dump(mode="json"))
+        return
+    if result.approved:
+        out.print(f"approved (starting): {', '.join(result.approved)}", highlight=False)
+    else:
+        out.print("no server waits for approval")
 
 
 # ---- the chat server -----------------------------------------------------------------------------
@@ -460,6 +577,14 @@ def server(
     trusted_proxy: TrustedProxy = None,
     max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
     verbose: Verbose = False,
+    replica_address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WORKDOCK_REPLICA_ADDRESS",
+            help="HOST:PORT where the other replicas of the service (servers on one PostgreSQL) reach "
+            "this one. Default: the listen address (this host's name when it listens on all of them).",
+        ),
+    ] = None,
 ) -> None:
     """Run the chat server (API, stream and web UI). The first start prints a one-time admin login URL.
 
@@ -477,6 +602,7 @@ def server(
             trusted_proxy,
             max_result_bytes=max_result_bytes,
             verbose=verbose,
+            replica_address=replica_address,
         )
     except ValueError as exc:
         _chat_config_error(exc)
@@ -500,6 +626,7 @@ def up(
     public_url: PublicUrl = None,
     trusted_proxy: TrustedProxy = None,
     max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
+    trust: TrustAll = False,
     verbose: Verbose = False,
 ) -> None:
     """Run the chat server and an agent for --dir together, and print the URL to open.
@@ -519,6 +646,7 @@ def up(
             public_url,
             trusted_proxy,
             max_result_bytes=max_result_bytes,
+            trust=trust,
             verbose=verbose,
         )
     except ValueError as exc:

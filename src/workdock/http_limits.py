@@ -21,12 +21,15 @@ def _too_large(limit: int) -> HTTPApiError:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``exempt``: path prefixes whose routes bound what they read themselves."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt and str(scope.get("path", "")).startswith(self.exempt)):
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes

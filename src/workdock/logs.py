@@ -28,6 +28,9 @@ def setup_logging(verbose: bool = False, *, level: int = logging.INFO, access_lo
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
     if access_log:
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    if not verbose:
+        # The SDK logs a failed sign-in with its traceback; the server's own line says why, once.
+        logging.getLogger("mcp.client.auth.oauth2").addFilter(lambda record: record.exc_info is None)
     # Server state changes are told at any level: they are what the terminal is for.
     logging.getLogger(SERVER_STATES).setLevel(logging.DEBUG if verbose else logging.INFO)
     install_redaction()  # no token or login code in any line, whoever logs it

@@ -18,6 +18,9 @@ STATE_STYLE = {
     "restarting": "yellow",
     "failed": "red",
     "disabled": "dim",
+    "needs_auth": "magenta",
+    "pending_approval": "magenta",
+    "needs_input": "magenta",
 }
 
 

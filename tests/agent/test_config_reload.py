@@ -41,6 +41,8 @@ def test_an_atomic_rewrite_and_a_file_created_later_are_applied(
     assert [(Path(f["path"]).name, f["state"]) for f in files] == [
         ("extra.json", "missing"),
         (".mcp.json", "loaded"),
+        ("mcp.json", "missing"),  # .vscode/mcp.json
+        ("mcp.json", "missing"),  # .cursor/mcp.json
     ]
 
     write_config(extra, {"later": fixture_server("crash_during_call.py")})

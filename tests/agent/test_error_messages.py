@@ -81,13 +81,16 @@ def test_a_legacy_sse_server_answering_401_is_reported_with_its_status_and_url(
 def test_servers_under_another_key_are_warned_about_in_status_and_log(
     start_agent, workspace_dir: Path
 ) -> None:
-    vscode = workspace_dir / ".vscode" / "mcp.json"
-    vscode.parent.mkdir()
-    vscode.write_text(json.dumps({"servers": {"github": {"type": "http", "url": "https://x.test/mcp"}}}))
+    # VS Code's own .vscode/mcp.json is read (tests/agent/test_config_formats.py); its settings'
+    # "mcp.servers" are not.
+    vscode = workspace_dir / "settings.json"
+    vscode.write_text(
+        json.dumps({"mcp": {"servers": {"github": {"type": "http", "url": "https://x.test/mcp"}}}})
+    )
     write_config(workspace_dir / ".mcp.json", {})
     agent = start_agent(None, "--config", str(vscode))
     files = {f["path"]: f for f in agent.http.get("/api/v0/mcp/servers").json()["config_files"]}
-    warning = "'servers' holds 1 server, which is not read: only 'mcpServers' is"
+    warning = "'mcp.servers' holds 1 server, which is not read: only 'mcpServers' is"
     assert files[str(vscode)]["state"] == "loaded" and files[str(vscode)]["warnings"] == [warning]
     assert files[str(workspace_dir / ".mcp.json")]["warnings"] == []
     RunningAgent.wait_for(lambda: warning in agent.log(), 10, "the warning in the agent's log")
@@ -108,4 +111,6 @@ def test_a_proxy_from_the_environment_is_used_and_its_answers_explained_too(star
     agent = start_agent({"remote": {"type": "http", "url": server}}, env=env)
     error = agent.wait_state("remote", "failed")["error"]
     assert error.startswith(f"POST {server} answered 401 Unauthorized: the server wants credentials.")
-    assert proxy.requests and all(r.path == server for r in proxy.requests)  # absolute-form: a proxy's
+    # Absolute-form, each one: the OAuth discovery a 401 sets off goes through the proxy as well.
+    assert proxy.requests and all(r.path.startswith("http://127.0.0.1:9/") for r in proxy.requests)
+    assert proxy.requests[0].path == server

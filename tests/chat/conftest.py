@@ -239,7 +239,7 @@ class ChatServer:
 
             self._thread = threading.Thread(target=serve, name="chat-server", daemon=True)
             self._thread.start()
-        wait_until_sync(self._healthy, timeout=30, message="the chat server to answer /healthz")
+        wait_until_sync(self._healthy, timeout=90, message="the chat server to answer /healthz")
         return self
 
     def _healthy(self) -> bool:
@@ -336,9 +336,9 @@ def everything_stdio() -> dict[str, Any]:
 def start_agent(workspace_dir: Path, tmp_path: Path) -> Iterator[Callable[..., RunningAgent]]:
     agents: list[RunningAgent] = []
 
-    def start(servers: dict[str, Any]) -> RunningAgent:
+    def start(servers: dict[str, Any], env: dict[str, str] | None = None) -> RunningAgent:
         write_config(workspace_dir / ".mcp.json", servers)
-        agent = RunningAgent(workspace_dir, tmp_path / f"agent-{len(agents)}.log")
+        agent = RunningAgent(workspace_dir, tmp_path / f"agent-{len(agents)}.log", env=env)
         agents.append(agent)
         return agent
 

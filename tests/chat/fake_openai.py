@@ -36,6 +36,7 @@ from starlette.routing import Route
 class Call:
     name: str
     args: dict[str, Any]
+    id: str | None = None  # the tool call id; call_<n> by default
 
 
 @dataclass
@@ -113,7 +114,7 @@ class FakeOpenAI:
         ids = []
         for index, call in enumerate(reply.calls):
             self._call_seq += 1
-            ids.append(f"call_{self._call_seq}")
+            ids.append(call.id or f"call_{self._call_seq}")
             yield _chunk(
                 {
                     "tool_calls": [

@@ -76,3 +76,46 @@ async def test_a_failed_turn_exits_non_zero(
     result = run_chat(server, "--chat", chat_id, "--message", "hello")
     assert result.returncode == 1
     assert "WORKDOCK_MODELS" in result.stdout
+
+
+async def test_progress_output_and_a_question_answered_at_the_prompt(
+    chat_server: ChatServer,
+    admin_api: Api,
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+) -> None:
+    from tests.support.agent import fixture_server
+
+    agent = start_agent(
+        {"slow": fixture_server("slow_tool.py"), "asks": fixture_server("asks_user.py", FIXTURE_ERA="legacy")}
+    )
+    agent.wait_state("slow", "ready")
+    agent.wait_state("asks", "ready")
+    chat_id = await new_chat(admin_api, agent.url)
+    fake_model.add(
+        Reply(
+            calls=[
+                Call("slow__sleep", {"seconds": 1}),
+                Call("execute", {"command": "echo printed-live"}),
+                Call("asks__ask", {"question": "Your name?"}),
+            ]
+        ),
+        Reply(text="Answered."),
+    )
+    command = [sys.executable, "-m", "workdock.chat.cli_chat", "--server", chat_server.url]
+    result = subprocess.run(
+        [*command, "--token", chat_server.admin_token, "--chat", chat_id, "--message", "go"],
+        input="a\nAda\n\nyes\n",  # accept; answer; count left at its default; sure
+        capture_output=True,
+        text=True,
+        timeout=180,  # a deadline only: three tools and two model steps, on a loaded machine
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "… slow__sleep 1/1 slept 1.0 of 1 s" in out
+    assert "printed-live" in out
+    assert "? asks__ask asks: Your name?" in out
+    assert "Answer* (string" in out and "Count (integer, default 1)" in out
+    assert "accepted: Ada x1 sure=True" in out
+    assert "Answered." in out

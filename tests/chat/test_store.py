@@ -26,6 +26,7 @@ from workdock.chat.store.db import (
     normalize_url,
     sqlite_url,
 )
+from workdock.chat.store.leases import Leases
 from workdock.chat.store.models import QueuedMessage, utcnow
 from workdock.chat.store.repo import NewMessage, RerunRefused, Store
 from workdock.secretbox import SecretBox, new_key, parse_key
@@ -180,15 +181,20 @@ async def test_steps_queue_and_restart_recovery(store: Store) -> None:
     assert [m.role for m in history] == ["user", "assistant", "tool"]
     assert history[1].parts[0]["args"] == {"a": [1]} and history[1].usage["output_tokens"] == 2
     assert [q.content for q in await store.list_queued(chat.id)] == ["second"]
-    assert await store.interrupt_running_chats() == [chat.id]
+    # The server stopped: a chat marked running that nobody holds is claimed and taken over.
+    leases = Leases(store, ttl=30)
+    [claim] = await leases.claim("replica-2", limit=5)
+    assert (claim.chat_id, claim.status) == (chat.id, "running")
+    taken = await leases.take_over(chat.id, "replica-2")
+    assert [row.parts[0]["reason"] for row in taken.rows] == ["server"]
     assert (await store.get_chat(chat.id)).status == "interrupted"
     assert (await store.list_messages(chat.id))[-1].parts[0]["reason"] == "server"
-    assert await store.chats_with_queue() == [chat.id]
+    assert await store.has_queue(chat.id)
     # Deleting the workspace removes its chats, their messages and queue.
     assert await store.delete_workspace(workspace.id, user.id)
     assert await store.get_chat(chat.id) is None
     assert list(await store.list_messages(chat.id)) == []
-    assert await store.chats_with_queue() == []
+    assert not await store.has_queue(chat.id)
 
 
 async def test_a_rerun_supersedes_the_last_turn_when_it_starts(store: Store) -> None:

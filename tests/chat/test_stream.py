@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from tests.chat.conftest import Api
+from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import is_idle, new_chat
 from tests.conftest import wait_until
@@ -151,3 +152,84 @@ async def test_interrupt_true_stops_the_running_turn_and_runs_the_new_message(
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
     assert messages[1]["parts"][0]["type"] == "interrupted"
     assert messages[-1]["parts"] == [{"type": "text", "text": "fresh answer"}]
+
+
+async def test_an_id_the_chat_does_not_have_gets_the_whole_current_turn(
+    admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent
+) -> None:
+    chat_id = await new_chat(admin_api, agent.url)
+    hold = threading.Event()
+    fake_model.add(Reply(text="the whole turn", hold=hold))
+    try:
+        await admin_api.post(f"/chats/{chat_id}/messages", {"content": "go"}, expect=202)
+        await wait_until(lambda: len(fake_model.requests) == 1, message="the model to be asked")
+        # A new watcher gets the running turn from its start; so does one with an id of the old
+        # `<boot>-<seq>` form, one beyond the chat's numbers, and one that is not a number at all.
+        fresh = await admin_api.events(chat_id, lambda e: e["type"] == "start")
+        for stale in ("3fa2c1-4", "999999999999", "x"):
+            again = await admin_api.events(chat_id, lambda e: e["type"] == "start", last_event_id=stale)
+            assert again == fresh
+        assert [e["type"] for _, e in fresh] == ["data-status", "data-message", "start"]
+        assert fresh[0][1]["data"]["status"] == "running"
+    finally:
+        hold.set()
+    await admin_api.wait_status(chat_id, "idle")
+
+
+async def test_last_event_id_resumes_after_a_restart(
+    start_chat_server: Callable[..., ChatServer],
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    tmp_path: Path,
+) -> None:
+    """The events are stored, so an id from before a restart resumes exactly after itself."""
+    agent = start_agent({})
+    data_dir = tmp_path / "data"
+    server = start_chat_server(subprocess_mode=True, data_dir=data_dir)
+    api = Api(server.url, server.admin_token)
+    try:
+        chat_id = await new_chat(api, agent.url)
+        fake_model.add(Reply(text="one two three four"))
+        seen: list[tuple[str, dict[str, Any]]] = []
+        subscribed: list[bool] = []
+
+        def until(event: dict[str, Any]) -> bool:
+            subscribed.append(True)
+            return is_idle(event) and any(e["type"] == "start" for _, e in seen)
+
+        async def watch() -> None:
+            async for item in _stream(api, chat_id):
+                seen.append(item)
+                if until(item[1]):
+                    return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            await wait_until(lambda: subscribed, message="the watcher to subscribe")
+            await api.post(f"/chats/{chat_id}/messages", {"content": "count"}, expect=202)
+    finally:
+        await api.aclose()
+    server.stop()
+    server = start_chat_server(subprocess_mode=True, data_dir=data_dir)
+    api = Api(server.url, server.admin_token)
+    try:
+        cut = next(i for i, (_, e) in enumerate(seen) if e["type"] == "text-delta")
+        rest = await api.events(chat_id, is_idle, last_event_id=seen[cut][0])
+        assert rest == seen[cut + 1 :]
+    finally:
+        await api.aclose()
+
+
+async def _stream(api: Api, chat_id: str) -> Any:
+    import json
+
+    async with api.http.stream("GET", f"/api/v0/chats/{chat_id}/stream") as response:
+        event_id, data = "", []
+        async for line in response.aiter_lines():
+            if line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif line == "" and data:
+                yield event_id, json.loads("\n".join(data))
+                data = []

@@ -35,7 +35,12 @@ def test_file_order_is_config_flags_then_workspace_then_user(tmp_path: Path, mon
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     workspace = tmp_path / "ws"
     extra = tmp_path / "extra.json"
-    assert config_paths(workspace, [extra]) == [extra.resolve(), (workspace / ".mcp.json").resolve()]
+    assert config_paths(workspace, [extra]) == [
+        extra.resolve(),
+        (workspace / ".mcp.json").resolve(),
+        (workspace / ".vscode" / "mcp.json").resolve(),
+        (workspace / ".cursor" / "mcp.json").resolve(),
+    ]
     assert config_paths(workspace, [], user_config=True)[-1] == (tmp_path / "home" / ".mcp.json").resolve()
 
 
@@ -217,3 +222,38 @@ def test_servers_under_another_key_are_warned_about_by_name(tmp_path: Path) -> N
     )
     assert files["plain.json"].warnings == ()
     assert [e.name for e in loaded.entries] == ["a"]
+
+
+def test_a_pre_registered_oauth_client_is_read_and_its_secret_expanded() -> None:
+    raw = {
+        "url": "https://mcp.example.com/mcp",
+        "oauth": {
+            "clientId": "abc",
+            "clientSecret": "${SECRET}",
+            "scopes": "read write",
+            "callbackPort": 8080,
+        },
+    }
+    spec = parse_entry("hosted", raw, {"SECRET": "s3cret"})
+    assert isinstance(spec, ServerSpec) and spec.oauth is not None
+    assert (spec.oauth.client_id, spec.oauth.client_secret) == ("abc", "s3cret")
+    assert spec.oauth.scopes == ("read", "write") and spec.oauth.callback_port == 8080
+    assert "s3cret" not in repr(spec)  # never shown, whoever prints the spec
+    listed = parse_entry("hosted", {**raw, "oauth": {"clientId": "abc", "scopes": ["a", "b"]}}, {})
+    assert isinstance(listed, ServerSpec) and listed.oauth is not None and listed.oauth.scopes == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("oauth", "error"),
+    [
+        ("abc", "'oauth' must be an object"),
+        ({"clientId": 3}, "'oauth.clientId' must be a non-empty string"),
+        ({"clientSecret": "x"}, "'oauth.clientSecret' needs 'oauth.clientId'"),
+        ({"callbackPort": 70000}, "'oauth.callbackPort' must be a port number"),
+        ({"callbackPort": True}, "'oauth.callbackPort' must be a port number"),
+        ({"scopes": [1]}, "'oauth.scopes' must be a list of strings"),
+    ],
+)
+def test_a_bad_oauth_entry_fails_that_server_alone(oauth: object, error: str) -> None:
+    entry = parse_entry("hosted", {"url": "https://mcp.example.com/mcp", "oauth": oauth}, {})
+    assert isinstance(entry, InvalidEntry) and entry.error.startswith(error)

@@ -8,21 +8,26 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import mcp_types as types
 import orjson
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Request, Response
 
 from workdock import __version__, agentapi
 from workdock.agent.auth import BearerAuth
-from workdock.agent.disconnect import until_disconnect
+from workdock.agent.call_route import CallToolEndpoint, HotPathApp, call_body, parse_call_request
 from workdock.agent.runtime import AgentRuntime, AgentSettings
+from workdock.agent.streaming import Emit, event_stream, sse_openapi, wants_events
+from workdock.agent.trust_routes import trust_router
 from workdock.agent.workspace.processes import ProcessTable
 from workdock.agent.workspace.router import workspace_router
 from workdock.http_errors import ApiError, JSONResponse, install_error_handlers
 from workdock.http_json import api_router
 from workdock.http_limits import BodyLimit
 from workdock.http_openapi import error_responses, without_422
-from workdock.mcp.content import result_to_dict
+from workdock.mcp.hooks import CallHooks
 from workdock.mcp.hub import Catalog, Hub, HubError
+from workdock.mcp.oauth import SignInError, TokenVault
+from workdock.mcp.questions import QuestionError, Questions, too_many
 from workdock.ratelimit import FailedAttempts
 
 logger = logging.getLogger(__name__)
@@ -76,7 +81,11 @@ _CALL_TOOL_BODY = {
         "content": {"application/json": {"schema": agentapi.CallToolRequest.model_json_schema()}},
     }
 }
-MAX_TIMEOUT_MS = 600_000
+_CALL_EVENTS = (
+    'event: progress\ndata: {"progress": 1, "total": 5, "message": null}\n\n'
+    'event: elicitation\ndata: {"id": "…", "mode": "form", "message": "…", "requested_schema": {}}\n\n'
+    'event: result\ndata: {"content": [], "is_error": false, "structured_content": null}\n\n'
+)
 # Declared by hand: the handler reads the query itself (no per-request parameter machinery).
 _REFRESH_PARAMETER = {
     "parameters": [
@@ -91,35 +100,10 @@ _REFRESH_PARAMETER = {
 }
 
 
-def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
-    """Validate a call-tool body: (tool_name, arguments, timeout_ms) or an ApiError 400."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "the body is not JSON", str(exc)) from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    tool_name = body.get("tool_name")
-    if not isinstance(tool_name, str) or not tool_name:
-        raise ApiError(400, "tool_name is required and must be a non-empty string")
-    arguments = body.get("arguments")
-    if arguments is None:
-        arguments = {}
-    elif not isinstance(arguments, dict):
-        raise ApiError(400, "arguments must be a JSON object")
-    timeout_ms = body.get("timeout_ms")
-    if timeout_ms is not None and (
-        isinstance(timeout_ms, bool)
-        or not isinstance(timeout_ms, int)
-        or not 0 < timeout_ms <= MAX_TIMEOUT_MS
-    ):
-        raise ApiError(400, f"timeout_ms must be a positive integer of at most {MAX_TIMEOUT_MS}")
-    return tool_name, arguments, timeout_ms
-
-
 def mcp_router(runtime: AgentRuntime) -> APIRouter:
     router = api_router(prefix="/api/v0/mcp", tags=["mcp"])
     tool_list = _ToolListCache()
+    questions = Questions()
 
     @router.get(
         "/tools",
@@ -142,19 +126,70 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
     @router.post(
         "/call-tool",
         response_model=agentapi.CallToolResult,
-        responses=error_responses(400, 401, 404, 413, 429, 502, 504),
+        responses={
+            200: {
+                "description": "The result; with `Accept: text/event-stream`, Server-Sent Events: "
+                "`progress`, `elicitation`, then one `result` (this body) or `error` (status and error)",
+                **sse_openapi(_CALL_EVENTS),
+            },
+            **error_responses(400, 401, 404, 413, 429, 502, 504),
+        },
         openapi_extra=_CALL_TOOL_BODY,
     )
-    async def call_tool(request: Request) -> JSONResponse:
+    async def call_tool(request: Request) -> Response:
         """Call a tool by its offered name; a tool that ran and failed is a 200 with ``is_error``."""
-        tool_name, arguments, timeout_ms = parse_call_request(await request.body())
+        raw = await request.body()
+        if not wants_events(request):
+            # HotPathApp answers these before routing; this is the same answer, should one get here.
+            body = await call_body(runtime.hub, raw, request.receive)
+            return Response(body, media_type="application/json")
+        tool_name, arguments, timeout_ms = parse_call_request(raw)
         timeout = timeout_ms / 1000 if timeout_ms is not None else None
+        if not runtime.hub.has_tool(tool_name):  # known before anything streams: a plain 404
+            raise ApiError(404, f"no tool named {tool_name!r} in the catalog")
+        return event_stream(lambda emit: _streamed_call(tool_name, arguments, timeout, emit))
+
+    async def _streamed_call(
+        tool_name: str, arguments: dict[str, Any], timeout: float | None, emit: Emit
+    ) -> dict[str, Any]:
+        owner = object()  # this call's questions, closed (as cancelled) when it ends
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            emit("progress", {"progress": progress, "total": total, "message": message})
+
+        async def ask(params: types.ElicitRequestParams) -> types.ElicitResult:
+            question = questions.open(params, owner)
+            if question is None:
+                return too_many()
+            emit("elicitation", question.describe())
+            try:
+                return await question.wait()
+            finally:
+                questions.close(question)  # answered or not: its id stays known (409) once answered
+
         try:
-            # If the caller hangs up (a chat turn interrupted), the call is cancelled upstream too.
-            result = await until_disconnect(request, runtime.hub.call(tool_name, arguments, timeout))
+            return await runtime.hub.call_wire(tool_name, arguments, timeout, CallHooks(on_progress, ask))
         except HubError as exc:
             raise ApiError(exc.status, exc.message) from None
-        return JSONResponse(result_to_dict(result))
+        finally:
+            for question in questions.owned_by(owner):
+                questions.close(question)
+
+    @router.post(
+        "/elicitations/{elicitation_id}",
+        response_model=agentapi.ElicitationAnswered,
+        responses=error_responses(400, 401, 404, 409, 413, 429),
+    )
+    async def answer_elicitation(
+        body: agentapi.ElicitationAnswer,
+        elicitation_id: str = Path(max_length=64, description="the id of an `elicitation` event"),
+    ) -> agentapi.ElicitationAnswered:
+        """Answer a request for input that a streaming call-tool relayed; one answer each."""
+        try:
+            result = questions.answer(elicitation_id, body.action, body.content)
+        except QuestionError as exc:
+            raise ApiError(exc.status, exc.message, exc.detail) from None
+        return agentapi.ElicitationAnswered(id=elicitation_id, action=result.action)
 
     @router.get("/servers", response_model=agentapi.ServerList, responses=error_responses(401, 429))
     async def servers() -> agentapi.ServerList:
@@ -172,6 +207,19 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
                 for f in runtime.config_files
             ],
         )
+
+    @router.post(
+        "/servers/{name}/auth/callback",
+        status_code=204,
+        responses=error_responses(400, 401, 404, 409, 429),
+    )
+    async def auth_callback(name: str, callback: agentapi.AuthCallback) -> Response:
+        """Finish a server's sign-in with the code its authorization server sent to the redirect URI."""
+        try:
+            runtime.hub.deliver_auth(name, callback.code, callback.state, callback.iss)
+        except SignInError as exc:
+            raise ApiError(exc.status, exc.message) from None
+        return Response(status_code=204)
 
     return router
 
@@ -196,6 +244,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         connect_timeout=settings.connect_timeout,
         child_env=settings.child_env,
         max_result_bytes=settings.max_result_bytes,
+        vault=TokenVault(settings.state_dir / "oauth", settings.state_dir),
     )
     runtime = AgentRuntime(settings=settings, hub=hub)
     processes = ProcessTable(environment=settings.child_env) if settings.workspace_ops else None
@@ -219,7 +268,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
                             closing.start_soon(processes.shutdown)
 
     # The OpenAPI document comes from a route of our own: it adds the bearer scheme the middleware enforces.
-    app = FastAPI(
+    app = HotPathApp(
         title="workdock agent",
         version=__version__,
         lifespan=lifespan,
@@ -230,9 +279,16 @@ def create_app(settings: AgentSettings) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    attempts = FailedAttempts(settings.auth_failures)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     # Outermost: a request without the token learns nothing, not even the body limit.
-    app.add_middleware(BearerAuth, token=settings.token, attempts=FailedAttempts(settings.auth_failures))
+    app.add_middleware(BearerAuth, token=settings.token, attempts=attempts)
+    # The plain call-tool's own chain, in the same order, sharing the count of failed attempts.
+    app.hot_path = BearerAuth(
+        BodyLimit(CallToolEndpoint(hub), max_bytes=settings.max_request_bytes),
+        token=settings.token,
+        attempts=attempts,
+    )
 
     @app.get("/healthz", tags=["health"], response_model=agentapi.Health)
     async def healthz() -> dict[str, str]:
@@ -244,6 +300,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         return _with_bearer_security(without_422(app.openapi()))
 
     app.include_router(mcp_router(runtime))
+    app.include_router(trust_router(runtime))
     if processes is not None:
         app.include_router(workspace_router(settings.workspace, processes))
     return app

@@ -6,15 +6,16 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from starlette.requests import Request
+from starlette.types import Receive
 
 from workdock.http_errors import ApiError
 
 T = TypeVar("T")
 
 
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """``work``'s result, or its cancellation when the client hangs up first (answered 499).
+async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
+    """``work``'s result, or its cancellation when the client hangs up first (answered 499);
+    ``receive`` is the request's ASGI channel, its body already read.
 
     A chat that interrupts a turn drops the connection of a running tool call or command; without
     this the work would run on to its timeout with nobody to answer (and an MCP server would never
@@ -28,7 +29,7 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     async def watch() -> None:
         nonlocal hung_up
         # The body has been read: the next message is the disconnect (or never comes).
-        while (await request.receive())["type"] != "http.disconnect":
+        while (await receive())["type"] != "http.disconnect":
             pass
         hung_up = True
         current.cancel()

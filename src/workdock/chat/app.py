@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from starlette.routing import Route
+from starlette.types import Scope
 
 import workdock
 from workdock.agent.child_env import workspace_env
-from workdock.chat import datadir
-from workdock.chat.api import agent_link, chats, mcp_servers, users, workspaces
+from workdock.chat import datadir, notify
+from workdock.chat.api import agent_link, chats, mcp_servers, users, workspace_trust, workspaces
 from workdock.chat.api.schemas import Health
 from workdock.chat.auth import login_url
-from workdock.chat.chats import ChatManager
+from workdock.chat.eventlog import EventLog
+from workdock.chat.links import LinkDirectory
 from workdock.chat.models import ModelCatalog, server_only_env
+from workdock.chat.replicas import ReplicaRegistry
+from workdock.chat.scheduler import Scheduler
 from workdock.chat.services import ServerConfig, Services
+from workdock.chat.sqlite_lock import SqliteLock
 from workdock.chat.store.db import create_engine, migrate, sqlite_file, sqlite_url
 from workdock.chat.store.faults import database_fault
+from workdock.chat.store.leases import Leases
 from workdock.chat.store.repo import Store
-from workdock.chat.stream import EventBus
+from workdock.chat.tasks import spawn
 from workdock.chat.tools.admin import AdminServers
 from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
@@ -32,22 +41,45 @@ from workdock.http_errors import JSONResponse, error_response, install_error_han
 from workdock.http_limits import BodyLimit
 from workdock.http_openapi import without_422
 from workdock.link.registry import LinkRegistry
+from workdock.link.relay import RELAY_PATH, RelayClient, RelayEndpoint
 from workdock.link.session import timings_from_env
 from workdock.mcp.hub import Hub
-from workdock.ratelimit import FailedAttempts
+from workdock.mcp.questions import Questions
+from workdock.ratelimit import FailedAttempts, blocked_error, client_address
 from workdock.secretbox import LoadedKey, SecretKeyError, load_key
 from workdock.web import mount
 
 logger = logging.getLogger(__name__)
 
+CHAT_QUESTIONS = 1024  # requests for input waiting at once in all running turns
+
 ADMIN_TOKEN_FILE = "admin.token"
+
+
+def _spawned(work: Coroutine[Any, Any, None]) -> None:
+    spawn(work)
+
+
+def _authorize_replica(svc: Services, scope: Scope, secret: str | None) -> tuple[int, str, str] | None:
+    """A relayed request must carry the service secret; wrong ones count as failed logins do."""
+    address = client_address(scope)
+    wait = svc.attempts.retry_after(address)
+    if wait is not None:
+        return (429, *blocked_error(wait))
+    if svc.replicas.check_secret(secret):
+        return None
+    svc.attempts.record_failure(address)
+    return (401, "unauthorized", "replica-to-replica calls carry the service's secret")
 
 
 async def first_start(svc: Services) -> None:
     """No users yet: make the admin, print a one-time login URL, and leave an API token for the CLI."""
     if await svc.store.count_users():
         return
-    admin = await svc.store.create_user("admin", is_admin=True)
+    try:
+        admin = await svc.store.create_user("admin", is_admin=True)
+    except IntegrityError:  # another replica starting at the same moment made it
+        return
     _, token = await svc.store.create_token(admin.id, "local cli")
     path = svc.config.data_dir / ADMIN_TOKEN_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -78,14 +110,36 @@ async def open_secrets(store: Store, key: LoadedKey) -> None:
         ) from None
 
 
+def database_url_of(config: ServerConfig) -> str:
+    return config.database_url or sqlite_url(config.data_dir / "workdock.db")
+
+
+def replica_address_of(config: ServerConfig) -> str:
+    if config.replica_address:
+        return config.replica_address
+    url = urlsplit(config.public_url)
+    return f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
+def sqlite_lock_for(database_url: str) -> SqliteLock | None:
+    database = sqlite_file(database_url)
+    return SqliteLock(database) if database is not None else None
+
+
 def create_app(config: ServerConfig) -> FastAPI:
+    relay = RelayEndpoint()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database_url = config.database_url or sqlite_url(config.data_dir / "workdock.db")
+        database_url = database_url_of(config)
         datadir.prepare(config.data_dir, sqlite_file(database_url))
-        key = load_key(config.data_dir, config.secret_key)
-        engine = create_engine(database_url)
         async with AsyncExitStack() as stack:
+            lock = sqlite_lock_for(database_url)
+            if lock is not None:  # SQLite serves this process alone
+                lock.acquire()
+                stack.callback(lock.release)
+            key = load_key(config.data_dir, config.secret_key)
+            engine = create_engine(database_url)
             stack.push_async_callback(engine.dispose)
             await migrate(engine, key.box)
             store = Store(engine, key.box)
@@ -100,34 +154,70 @@ def create_app(config: ServerConfig) -> FastAPI:
                     max_result_bytes=config.max_result_bytes,
                 )
             )
+            # Wake-ups between replicas (PostgreSQL), or within this process (SQLite).
+            notifier = notify.notifier_for(database_url)
+            replicas = ReplicaRegistry(store, key.box, address=replica_address_of(config))
+            directory = LinkDirectory(store, replicas, notifier)
             ping_interval, silence_limit = timings_from_env()
-            links = LinkRegistry(ping_interval=ping_interval, silence_limit=silence_limit)
+            links = LinkRegistry(
+                ping_interval=ping_interval,
+                silence_limit=silence_limit,
+                directory=directory,
+                relay=RelayClient(lambda: replicas.secret),
+            )
+            directory.links = links
             pool = AgentPool(links=links)
-            stack.push_async_callback(pool.aclose)
-            stack.push_async_callback(links.aclose)
             admin = AdminServers(hub, call_timeout=config.tool_timeout)
             models = config.models or ModelCatalog.from_env()
             gatherer = ToolGatherer(pool, admin)
-            bus = EventBus()
-            runner = TurnRunner(store, bus, gatherer, models, budget=config.tool_budget)
-            manager = ChatManager(store, runner)
+            events = EventLog(store, notifier)
+            leases = Leases(store, ttl=config.scheduling.lease_s)
+            questions = Questions(limit=CHAT_QUESTIONS)
+            runner = TurnRunner(
+                store,
+                gatherer,
+                models,
+                leases=leases,
+                owner=replicas.id,
+                questions=questions,
+                budget=config.tool_budget,
+            )
+            scheduler = Scheduler(store, runner, events, notifier, replicas.id, config.scheduling, leases)
             svc = Services(
                 config=config,
                 store=store,
-                bus=bus,
+                events=events,
                 pool=pool,
                 admin=admin,
                 gatherer=gatherer,
                 models=models,
-                chats=manager,
+                scheduler=scheduler,
                 attempts=FailedAttempts(config.auth_failures),
+                notifier=notifier,
+                replicas=replicas,
+                questions=questions,
             )
             app.state.services = svc
-            stack.callback(bus.close_all)
-            stack.push_async_callback(manager.shutdown)
+            # Admin servers changed, or tokens deleted, through any replica: this one follows.
+            notifier.listen(notify.ADMIN, lambda _: _spawned(admin.reload(store.list_mcp_servers)))
+            notifier.listen(notify.AUTH, lambda _: store.forget_tokens())
+            await notifier.start()
+            stack.push_async_callback(notifier.aclose)
+            earlier_lives = await replicas.start()
+            stack.push_async_callback(replicas.aclose)
+            await directory.start(earlier_lives)
+            stack.push_async_callback(pool.aclose)
+            stack.push_async_callback(links.aclose)
+            stack.push_async_callback(events.aclose)
+            stack.push_async_callback(scheduler.shutdown)
             await first_start(svc)
-            await admin.apply(await store.list_mcp_servers())
-            await manager.recover()
+            await admin.reload(store.list_mcp_servers)
+            await scheduler.start(earlier_lives)
+            relay.bind(
+                links.local_session,
+                lambda workspace_id: links.unavailable(workspace_id) or "not connected",
+                partial(_authorize_replica, svc),
+            )
             yield
 
     # No /docs or /redoc: they load their script from a CDN. The document is at /openapi.json.
@@ -148,10 +238,13 @@ def create_app(config: ServerConfig) -> FastAPI:
         logger.error("database: %s (%s)", fault.message, fault.detail)
         return error_response(fault.status, fault.message, fault.detail)
 
-    app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
+    # The relay streams bodies into a link with its flow control (the agent applies its own limit).
+    app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes, exempt=(RELAY_PATH + "/",))
     app.include_router(users.login_router)
-    for module in (users, workspaces, mcp_servers, chats, agent_link):
+    for module in (users, workspaces, workspace_trust, mcp_servers, chats, agent_link):
         app.include_router(module.router)
+    # Replica to replica, authenticated by the service secret; not part of the API's document.
+    app.router.routes.append(Route(RELAY_PATH + "/{workspace_id}", relay, include_in_schema=False))
 
     @app.get("/healthz", tags=["health"], response_model=Health)
     async def healthz() -> dict[str, str]:

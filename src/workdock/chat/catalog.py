@@ -25,7 +25,7 @@ from pydantic_ai.tools import ToolDefinition
 
 from workdock.agentapi import CallToolResult
 from workdock.chat.store.models import Chat, Message
-from workdock.chat.tools.base import OfferedTool, error_result, text_result
+from workdock.chat.tools.base import CallReporter, OfferedTool, error_result, text_result
 from workdock.chat.toolset import ToolSet
 
 FIND_TOOLS = "find_tools"
@@ -306,7 +306,7 @@ class ChatOffer:
     def _find(self) -> OfferedTool:
         if self._find_tool is None:
 
-            async def call(arguments: dict[str, Any]) -> CallToolResult:
+            async def call(arguments: dict[str, Any], _: CallReporter) -> CallToolResult:
                 return self.find(arguments)
 
             self._find_tool = OfferedTool(

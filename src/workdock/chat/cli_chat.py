@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workdock.chat.app import ADMIN_TOKEN_FILE
+from workdock.chat.cli_ask import ask_at_prompt
 from workdock.chat.cli_render import ChatView, ago
 from workdock.chat.services import default_data_dir
 
@@ -186,10 +187,29 @@ class ChatSession:
             if kind == "start":
                 started = True
             self.view.event(event)
+            if kind == "data-tool-elicitation" and event["data"]["status"] == "pending":
+                await self.answer(event["data"])
             if kind == "error":
                 ok = False
             if kind == "data-status" and started and event["data"]["status"] in TERMINAL:
                 return ok and event["data"]["status"] == "idle"
+
+    async def answer(self, request: dict[str, Any]) -> None:
+        """Ask a tool's request for input at the prompt and send the answer (input that ends declines)."""
+        self.view.end_text()
+        tool = self.view.tool_name(request["toolCallId"]) or "a tool"
+        path = f"/chats/{self.chat_id}/elicitations/{request['elicitationId']}"
+        for _ in range(3):
+            answer = await ask_at_prompt(self.console, tool, request)
+            action, content = answer if answer is not None else ("decline", None)
+            body: dict[str, Any] = {"action": action} | ({"content": content} if content is not None else {})
+            try:
+                await self.api("POST", path, json=body)
+                return
+            except ChatClientError as exc:
+                self.console.print(Text(f"not taken: {exc}", style="red"))
+                if answer is None or "→ 400" not in str(exc):
+                    return  # answered elsewhere (409) or over (404): nothing to ask again
 
     def on_interrupt(self) -> None:
         """Ctrl-C: stop the running turn (the chat stays open; Ctrl-D quits). A second Ctrl-C gives

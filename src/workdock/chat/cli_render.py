@@ -128,6 +128,15 @@ class ChatView:
             self._output(event["toolCallId"], output.get("content") or [], output.get("duration_ms"))
         elif kind == "tool-output-error":
             self._error(event["toolCallId"], event.get("errorText", ""))
+        elif kind == "data-tool-output":  # what a running command prints, as it comes
+            self.end_text()
+            self.console.print(Text(event["data"]["text"], style="dim"), end="")
+        elif kind == "data-tool-progress":
+            data = event["data"]
+            amount = f"{data['progress']:g}" + (f"/{data['total']:g}" if data.get("total") else "")
+            note = f" {data['message']}" if data.get("message") else ""
+            name = self.tool_name(data["toolCallId"]) or "?"
+            self.console.print(Text(f"… {name} {amount}{note}", style="dim"))
         elif kind == "data-status" and event["data"].get("tool_failures"):
             for failure in event["data"]["tool_failures"]:
                 where = failure["source"] + (f"/{failure['server']}" if failure.get("server") else "")
@@ -140,6 +149,9 @@ class ChatView:
             self.console.print(Text("interrupted", style="yellow"))
 
     # ---- tool calls -----------------------------------------------------------------------------
+
+    def tool_name(self, call_id: str) -> str | None:
+        return self._tools.get(call_id)
 
     def _call(self, call_id: str, name: str, args: Any) -> None:
         self._tools[call_id] = name

@@ -10,6 +10,7 @@ import re
 import secrets
 import signal
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from rich.console import Console
 
 from workdock.agent.discovery import UpRecord, remove_record, write_record
 from workdock.agent.runtime import AgentRuntime, AgentSettings
-from workdock.chat.app import create_app
+from workdock.agent.trust import trust_all_from_env
+from workdock.agent.trust_prompt import ask_for_approval
+from workdock.chat.app import create_app, database_url_of, sqlite_lock_for
 from workdock.chat.auth import login_url
 from workdock.chat.catalog import Budget
 from workdock.chat.models import server_only_env
@@ -31,6 +34,7 @@ from workdock.chat.services import (
     Services,
     default_data_dir,
 )
+from workdock.chat.sqlite_lock import DatabaseInUse
 from workdock.listen import ListenError, bind, parse_listen, url_host
 from workdock.logs import setup_logging
 from workdock.mcp.config import kept_note
@@ -68,8 +72,10 @@ def server_config(
     public_url: str | None = None,
     proxies: Sequence[str] | None = None,
     max_result_bytes: int | None = None,
+    replica_address: str | None = None,
 ) -> ServerConfig:
-    """The server's settings; ``url`` is where it listens (the public URL's default)."""
+    """The server's settings; ``url`` is where it listens (the public URL's default), and
+    ``replica_address`` where the other replicas reach it (``replica_address_for``)."""
     # Given explicitly, it is also what agents are told to dial; else they are told the URL a
     # request came in on.
     explicit = public_url or os.environ.get(PUBLIC_URL_ENV)
@@ -88,7 +94,33 @@ def server_config(
         trusted_proxies=trusted_proxies(proxies),
         max_result_bytes=max_result_bytes or parse_limit(os.environ.get(MAX_RESULT_ENV)),
         tool_budget=tool_budget,
+        replica_address=replica_address,
     )
+
+
+def replica_address_for(listen: str, given: str | None) -> str:
+    """Where the other replicas reach this one: ``given`` (HOST:PORT), else the listen address,
+    by this host's name when it listens on every interface."""
+    if given is not None:
+        host, port = parse_listen(given, 3000)
+        return f"{url_host(host)}:{port}"
+    host, port = parse_listen(listen, 3000)
+    if host in ("0.0.0.0", "::", ""):
+        return f"{socket.getfqdn()}:{port}"
+    return f"{url_host(host)}:{port}"
+
+
+def refuse_if_in_use(config: ServerConfig) -> None:
+    """Stop before serving when another process serves this SQLite database (the app checks it
+    too; here it is a clean message instead of a failed start)."""
+    lock = sqlite_lock_for(database_url_of(config))
+    if lock is None or not lock.path.parent.is_dir():
+        return
+    try:
+        lock.acquire()
+    except DatabaseInUse as exc:
+        raise SystemExit(f"error: {exc}") from None
+    lock.release()
 
 
 def uvicorn_config(
@@ -127,11 +159,21 @@ def run_server(
     *,
     max_result_bytes: int | None = None,
     verbose: bool = False,
+    replica_address: str | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Migrations run on start; the first start prints a login URL."""
     setup_logging(verbose, access_log=True)  # a shared server keeps an access log (secrets redacted)
     config_url = _config_url(listen)
-    config = server_config(config_url, database_url, data_dir, public_url, proxies, max_result_bytes)
+    config = server_config(
+        config_url,
+        database_url,
+        data_dir,
+        public_url,
+        proxies,
+        max_result_bytes,
+        replica_address_for(listen, replica_address),
+    )
+    refuse_if_in_use(config)
     sock, url = _bind(listen, "workdock server")
     where = "PostgreSQL" if database_url else f"SQLite in {config.data_dir}"
     # The banner comes first: what the start-up logs next (admin servers, migrations) follows it.
@@ -205,7 +247,7 @@ async def _show_when_settled(runtime: AgentRuntime) -> None:
             out.print(f"config file {file.path} is invalid: {file.error}; {kept_note(file.kept)}")
 
 
-async def _up(directory: Path, listen: str, config: ServerConfig) -> None:
+async def _up(directory: Path, listen: str, config: ServerConfig, agent_settings: AgentSettings) -> None:
     from workdock.agent.app import create_app as create_agent_app
     from workdock.agent.serve import uvicorn_server
 
@@ -213,15 +255,7 @@ async def _up(directory: Path, listen: str, config: ServerConfig) -> None:
     agent_sock, agent_url = _bind("127.0.0.1:0", "workdock up (agent)")
     config.quiet = True  # `up` prints its own login URL below
     app = create_app(config)
-    agent_token = secrets.token_urlsafe(32)
-    # The agent shares this process, so its environment: the workspace's commands and MCP servers
-    # must not get the server's own settings and secrets (provider keys, WORKDOCK_* tokens).
-    agent_settings = AgentSettings(
-        workspace=directory,
-        token=agent_token,
-        max_result_bytes=config.max_result_bytes,
-        withheld_env=server_only_env,
-    )
+    agent_token = agent_settings.token
     agent_app = create_agent_app(agent_settings)
     runtime: AgentRuntime = agent_app.state.runtime
     chat = uvicorn.Server(uvicorn_config(app, config))
@@ -283,6 +317,7 @@ def run_up(
     proxies: Sequence[str] | None = None,
     *,
     max_result_bytes: int | None = None,
+    trust: bool = False,
     verbose: bool = False,
 ) -> None:
     """``workdock up``: the chat server and an agent for ``dir`` in one process, the workspace
@@ -292,7 +327,20 @@ def run_up(
     if not directory.is_dir():
         raise SystemExit(f"error: workdock up: {directory} is not a directory")
     config = server_config(_config_url(listen), database_url, data_dir, public_url, proxies, max_result_bytes)
-    asyncio.run(_up(directory, listen, config))
+    refuse_if_in_use(config)
+    # The agent shares this process, so its environment: the workspace's commands and MCP servers
+    # must not get the server's own settings and secrets (provider keys, WORKDOCK_* tokens).
+    agent_settings = AgentSettings(
+        workspace=directory,
+        token=secrets.token_urlsafe(32),
+        max_result_bytes=config.max_result_bytes,
+        withheld_env=server_only_env,
+        trust_all=trust or trust_all_from_env(),
+    )
+    if not agent_settings.trust_all and sys.stdin.isatty():
+        # Asked before anything starts: only what the user approves here starts with the agent.
+        ask_for_approval(agent_settings, out)
+    asyncio.run(_up(directory, listen, config, agent_settings))
 
 
 if __name__ == "__main__":  # `python -m workdock.chat.cli_server --listen ... --data-dir ...` (tests)
@@ -304,6 +352,7 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server --listen ... -
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--public-url")
     parser.add_argument("--trusted-proxy", action="append")
+    parser.add_argument("--replica-address")
     parser.add_argument("--up", type=Path, metavar="DIR", help="run `workdock up` for DIR instead")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
@@ -311,4 +360,4 @@ if __name__ == "__main__":  # `python -m workdock.chat.cli_server --listen ... -
     if args.up is not None:
         run_up(args.up, *common, verbose=args.verbose)
     else:
-        run_server(*common, verbose=args.verbose)
+        run_server(*common, verbose=args.verbose, replica_address=args.replica_address)

@@ -71,6 +71,32 @@ def tool_output_error(call_id: str, error_text: str) -> Chunk:
     return {"type": "tool-output-error", "toolCallId": call_id, "errorText": error_text}
 
 
+# ---- a running tool call's card: data parts keyed by the call (a later chunk with the same id
+# replaces the earlier one, as the AI SDK reconciles data parts) -------------------------------
+
+
+def tool_progress(call_id: str, progress: float, total: float | None, message: str | None) -> Chunk:
+    data = {"toolCallId": call_id, "progress": progress, "total": total, "message": message}
+    return {"type": "data-tool-progress", "id": f"progress-{call_id}", "data": data}
+
+
+def tool_output(call_id: str, text: str) -> Chunk:
+    """A piece of a running command's output; pieces add up (no id: none replaces another)."""
+    return {"type": "data-tool-output", "data": {"toolCallId": call_id, "text": text}}
+
+
+ElicitationStatus = Literal["pending", "accept", "decline", "cancel", "expired"]
+
+
+def tool_elicitation(
+    call_id: str, elicitation_id: str, request: dict[str, Any], status: ElicitationStatus = "pending"
+) -> Chunk:
+    """A request for input on the call's card: pending (answer at POST
+    /chats/{id}/elicitations/{elicitation_id}), then how it was answered, or expired."""
+    data = {"toolCallId": call_id, "elicitationId": elicitation_id, "status": status, **request}
+    return {"type": "data-tool-elicitation", "id": f"elicitation-{elicitation_id}", "data": data}
+
+
 def error(text: str) -> Chunk:
     return {"type": "error", "errorText": text}
 

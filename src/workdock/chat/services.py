@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from workdock.chat.catalog import Budget
-from workdock.chat.chats import ChatManager
+from workdock.chat.eventlog import EventLog
 from workdock.chat.models import ModelCatalog
+from workdock.chat.notify import Notifier
+from workdock.chat.replicas import ReplicaRegistry
+from workdock.chat.scheduler import Scheduler, SchedulerSettings
 from workdock.chat.store.repo import Store
-from workdock.chat.stream import EventBus
 from workdock.chat.tools.admin import AdminServers
 from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.http_limits import size_from_env
 from workdock.mcp.limits import MAX_RESULT_ENV, parse_limit
+from workdock.mcp.questions import Questions
 from workdock.ratelimit import FailedAttempts, RateLimitSettings
 from workdock.secretbox import key_from_env
 
@@ -25,6 +29,25 @@ MAX_MESSAGE_BYTES_ENV = "WORKDOCK_MAX_MESSAGE_BYTES"
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024  # every turn sends the whole history to the model again
 PUBLIC_URL_ENV = "WORKDOCK_PUBLIC_URL"
 TRUSTED_PROXIES_ENV = "WORKDOCK_TRUSTED_PROXIES"
+LEASE_ENV = "WORKDOCK_LEASE_SECONDS"
+SWEEP_ENV = "WORKDOCK_SWEEP_SECONDS"
+MAX_TURNS_ENV = "WORKDOCK_MAX_TURNS"
+
+
+def scheduler_settings_from_env(environ: Mapping[str, str] | None = None) -> SchedulerSettings:
+    """Lease length, sweep interval and concurrent turns per replica; renewals come every sixth of
+    the lease, at most every 10 s."""
+    environ = os.environ if environ is None else environ
+    default = SchedulerSettings()
+    try:
+        lease = float(environ.get(LEASE_ENV) or default.lease_s)
+        sweep = float(environ.get(SWEEP_ENV) or default.sweep_s)
+        turns = int(environ.get(MAX_TURNS_ENV) or default.max_turns)
+    except ValueError:
+        raise ValueError(f"{LEASE_ENV} and {SWEEP_ENV} are seconds, {MAX_TURNS_ENV} a whole number") from None
+    if lease < 3 or sweep <= 0 or turns < 0:
+        raise ValueError(f"{LEASE_ENV} must be at least 3, {SWEEP_ENV} above 0, {MAX_TURNS_ENV} 0 or more")
+    return SchedulerSettings(lease_s=lease, renew_s=min(lease / 6, 10.0), sweep_s=sweep, max_turns=turns)
 
 
 def default_data_dir() -> Path:
@@ -59,6 +82,10 @@ class ServerConfig:
     )
     # Above it a chat's tools are deferred behind find_tools (WORKDOCK_TOOL_BUDGET_TOOLS/_TOKENS).
     tool_budget: Budget = field(default_factory=Budget.from_env)
+    # HOST:PORT where the other replicas reach this one (--replica-address); default: the host and
+    # port of public_url, which is the listen address unless a public URL was given.
+    replica_address: str | None = None
+    scheduling: SchedulerSettings = field(default_factory=scheduler_settings_from_env)
 
     @property
     def https(self) -> bool:
@@ -69,10 +96,13 @@ class ServerConfig:
 class Services:
     config: ServerConfig
     store: Store
-    bus: EventBus
+    events: EventLog
     pool: AgentPool
     admin: AdminServers
     gatherer: ToolGatherer
     models: ModelCatalog
-    chats: ChatManager
+    scheduler: Scheduler
     attempts: FailedAttempts
+    notifier: Notifier
+    replicas: ReplicaRegistry
+    questions: Questions  # the running turns' requests for input, answered through the API

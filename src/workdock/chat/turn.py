@@ -35,17 +35,21 @@ from pydantic_ai.models import Model, ModelRequestParameters
 
 from workdock.agentapi import CallToolResult
 from workdock.chat import events
+from workdock.chat.call_reporter import TurnCallReporter
 from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool
 from workdock.chat.context import HistoryFitter, context_window
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
+from workdock.chat.eventlog import ChatChannel
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
 from workdock.chat.store.faults import database_fault
+from workdock.chat.store.leases import Leases
 from workdock.chat.store.models import Message
-from workdock.chat.store.repo import NewMessage, Store, TurnStart
-from workdock.chat.stream import ChatChannel, EventBus
+from workdock.chat.store.repo import LeaseLost, NewMessage, Store, TurnStart
 from workdock.chat.tools.base import error_result
 from workdock.chat.toolset import ToolGatherer
+from workdock.mcp.questions import Questions
+from workdock.memory import give_back, rss
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class _Step:
     texts: dict[int, str] = field(default_factory=dict)
     response: ModelResponse | None = None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # tool_call_id → stored part
+    reporters: dict[str, TurnCallReporter] = field(default_factory=dict)  # what each call reported
     # Set once the step is being stored: an interrupt then waits for it instead of storing it twice.
     persisting: asyncio.Future[list[Message]] | None = None
     published: bool = False
@@ -72,10 +77,12 @@ class TurnFailed(Exception):
 @dataclass
 class TurnEnd:
     """How a turn ended, for its scheduler: the chat's new status, and whether it was stored (a
-    database that cannot be written leaves it unstored; the scheduler then keeps trying)."""
+    database that cannot be written leaves it unstored; the scheduler then keeps trying), or that
+    the chat was lost to another replica (nothing of it may be written)."""
 
     status: str = "error"
     stored: bool = False
+    lost: bool = False
 
 
 @dataclass
@@ -88,28 +95,36 @@ class TurnRunner:
     def __init__(
         self,
         store: Store,
-        bus: EventBus,
         gatherer: ToolGatherer,
         models: ModelCatalog,
         max_steps: int = MAX_STEPS,
+        *,
+        leases: Leases,
+        owner: str,
+        questions: Questions | None = None,
         budget: Budget | None = None,
     ) -> None:
         self.store = store
-        self.bus = bus
         self.gatherer = gatherer
         self.models = models
         self.max_steps = max_steps
         self.budget = budget or Budget()
+        # Every write of a turn is made only while this replica (``owner``) holds the chat's lease.
+        self.leases = leases
+        self.owner = owner
+        # the running calls' requests for input
+        self.questions = questions if questions is not None else Questions()
         self.stopping = False  # the server is shutting down: turns cancelled now say so
 
-    async def run(self, chat_id: str, start: TurnStart, end: TurnEnd | None = None) -> None:
-        """Run the turn for ``start.message`` (already stored); never raises except on cancellation.
+    async def run(
+        self, chat_id: str, start: TurnStart, channel: ChatChannel, end: TurnEnd | None = None
+    ) -> None:
+        """Run the turn for ``start.message`` (already stored), publishing on ``channel``; never
+        raises except on cancellation.
 
         ``end`` is filled in with the status the chat ends in and whether it was stored.
         """
         end = end or TurnEnd()
-        channel = self.bus.channel(chat_id)
-        channel.begin_turn()
         publish = channel.publish
         publish(events.status("running"))
         if start.superseded:
@@ -117,13 +132,20 @@ class TurnRunner:
         publish(events.message(start.message))
         publish(events.start(uuid.uuid4().hex))
         step = _Step()
+        grown_from = rss()
         try:
             final = await self._run(chat_id, channel, step)
         except asyncio.CancelledError:
             # Interrupted (by the user or a shutdown): keep what the step produced, then say so.
             end.status = "interrupted"
+            if channel.lost:  # another replica has the chat: it says what became of this turn
+                end.lost = True
+                raise
             end.stored = await asyncio.shield(self._store_interrupted(chat_id, channel, step))
             raise
+        except LeaseLost:
+            end.lost = True
+            return
         except TurnFailed as exc:
             end.stored = await self._fail(chat_id, channel, str(exc))
             return
@@ -137,6 +159,10 @@ class TurnRunner:
                 why = f"{type(exc).__name__}: {exc}"
             end.stored = await self._fail(chat_id, channel, why)
             return
+        finally:
+            for question in self.questions.owned_by(chat_id):  # a safety net: each call closes its own
+                self.questions.close(question)
+            give_back(rss() - grown_from)  # a large tool result is stored and sent by now
         # _run's last write set the chat idle, with the step or the step-limit notice.
         end.status, end.stored = "idle", True
         publish(events.finish(final))
@@ -177,13 +203,18 @@ class TurnRunner:
                 logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
                 raise TurnFailed(message) from exc
             calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
-            outcomes = await asyncio.gather(*(self._call(offered, call, channel, step) for call in calls))
+            if calls:  # noted before they run: a replica taking the chat over must not run them again
+                await self._record_calls(chat_id, model_name, offered, response, calls, step)
+            outcomes = await asyncio.gather(
+                *(self._call(chat_id, offered, call, channel, step) for call in calls)
+            )
             # The last step also settles the chat's status: one transaction, not two.
             step.persisting = asyncio.ensure_future(
                 self.store.add_messages(
                     chat_id,
                     self._step_messages(model_name, offered, response, step),
                     status=None if calls else "idle",
+                    owner=self.owner,
                 )
             )
             rows = await asyncio.shield(step.persisting)
@@ -227,6 +258,7 @@ class TurnRunner:
             chat_id,
             [NewMessage("assistant", [{"type": "error", "text": notice, "reason": "step-limit"}])],
             status="idle",
+            owner=self.owner,
         )
         for row in rows:
             channel.publish(events.message(row))
@@ -300,10 +332,13 @@ class TurnRunner:
         return response
 
     async def _call(
-        self, toolset: StepTools, call: ToolCallPart, channel: ChatChannel, step: _Step
+        self, chat_id: str, toolset: StepTools, call: ToolCallPart, channel: ChatChannel, step: _Step
     ) -> CallOutcome:
         """Run one tool call; any failure becomes an error result the model can read."""
         started = time.perf_counter()
+        reporter = step.reporters[call.tool_call_id] = TurnCallReporter(
+            channel.publish, chat_id, call.tool_call_id, self.questions
+        )
         tool = toolset.tools.get(call.tool_name)
         try:
             arguments = call.args_as_dict(raise_if_invalid=True)
@@ -315,12 +350,14 @@ class TurnRunner:
             result = error_result(f"the arguments for {call.tool_name} are not a JSON object: {call.args!r}")
         else:
             try:
-                result = await tool.call(arguments)
+                result = await tool.call(arguments, reporter)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a source's bug must not end the turn
                 logger.exception("tool %s raised", call.tool_name)
                 result = error_result(f"tool {call.tool_name} failed: {type(exc).__name__}: {exc}")
+            finally:
+                reporter.close()
         duration_ms = round((time.perf_counter() - started) * 1000)
         content, structured = for_storage(result)
         step.results[call.tool_call_id] = {
@@ -349,6 +386,22 @@ class TurnRunner:
                 )
             )
         return CallOutcome(result, duration_ms)
+
+    async def _record_calls(
+        self,
+        chat_id: str,
+        model_name: str,
+        toolset: StepTools,
+        response: ModelResponse,
+        calls: list[ToolCallPart],
+        step: _Step,
+    ) -> None:
+        assistant = self._step_messages(model_name, toolset, response, step)[0]
+        pending = {
+            "message": {"parts": assistant.parts, "model": assistant.model, "usage": assistant.usage},
+            "calls": [{"tool_call_id": c.tool_call_id, "tool_name": c.tool_name} for c in calls],
+        }
+        await self.leases.record_calls(chat_id, self.owner, pending)
 
     def _step_messages(
         self, model_name: str, toolset: StepTools | None, response: ModelResponse | None, step: _Step
@@ -386,18 +439,7 @@ class TurnRunner:
                 }
             messages.append(NewMessage("assistant", parts, model=model_name, usage=usage))
         if calls:
-            results = [
-                step.results.get(call.tool_call_id)
-                or {
-                    "type": "tool-result",
-                    "tool_call_id": call.tool_call_id,
-                    "tool_name": call.tool_name,
-                    "is_error": True,
-                    "duration_ms": None,
-                    "content": [{"type": "text", "text": "interrupted before this call finished"}],
-                }
-                for call in calls
-            ]
+            results = [step.results.get(call.tool_call_id) or _unfinished(call, step) for call in calls]
             messages.append(NewMessage("tool", results))
         return messages
 
@@ -418,9 +460,13 @@ class TurnRunner:
                 else:
                     model_name = chat.model or self.models.default or ""
                     messages = [*self._step_messages(model_name, None, step.response, step), mark]
-                for row in await self.store.add_messages(chat_id, messages, status="interrupted"):
+                for row in await self.store.add_messages(
+                    chat_id, messages, status="interrupted", owner=self.owner
+                ):
                     channel.publish(events.message(row))
             stored = True
+        except LeaseLost:
+            return False  # another replica has the chat (or it was deleted): it is not ours to mark
         except Exception as exc:
             logger.error("chat %s: could not store the interrupted step: %r", chat_id, exc)
         channel.publish(events.abort())
@@ -433,7 +479,10 @@ class TurnRunner:
         stored = False
         try:
             rows = await self.store.add_messages(
-                chat_id, [NewMessage("assistant", [{"type": "error", "text": message}])], status="error"
+                chat_id,
+                [NewMessage("assistant", [{"type": "error", "text": message}])],
+                status="error",
+                owner=self.owner,
             )
             for row in rows:
                 channel.publish(events.message(row))
@@ -444,6 +493,24 @@ class TurnRunner:
         channel.publish(events.finish("error"))
         channel.publish(events.status("error", error=message))
         return stored
+
+
+def _unfinished(call: ToolCallPart, step: _Step) -> dict[str, Any]:
+    """The stored result of a call the turn's end cut off: what it printed so far, and that it was
+    interrupted."""
+    reporter = step.reporters.get(call.tool_call_id)
+    printed = reporter.output_so_far() if reporter is not None else ""
+    note = "interrupted before this call finished"
+    text = f"{printed}\n[{note}]" if printed else note
+    return {
+        "type": "tool-result",
+        "tool_call_id": call.tool_call_id,
+        "tool_name": call.tool_name,
+        "is_error": True,
+        "duration_ms": None,
+        "content": [{"type": "text", "text": text}],
+        "interrupted": True,
+    }
 
 
 def _args(part: ToolCallPart) -> Any:

@@ -1,5 +1,6 @@
-"""The server's side of a stream: an httpx2 transport that sends ``AgentClient``'s requests over a
-link, so nothing above it knows which way a request went.
+"""The server's side of a stream: ``exchange`` sends one of ``AgentClient``'s requests over a link
+(registry.py's transport picks the link, or the relay to another replica's), so nothing above it
+knows which way a request went.
 
 Timeouts are the request's own (httpx2 leaves them to the transport): ``read`` bounds the wait
 for the response head and for each piece of the body, ``write`` the wait for window to send the
@@ -10,7 +11,7 @@ cancels the stream, which the agent's app sees as a client hang-up.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -53,10 +54,10 @@ class _ResponseBody(httpx2.AsyncByteStream):
 
 
 async def exchange(session: Session, request: httpx2.Request) -> httpx2.Response:
-    """Send ``request`` on a new stream of ``session``; the response's body streams as it comes."""
+    """Send ``request`` on a new stream of ``session``; the response's body streams as it comes, and
+    so does the request's when it is a stream (a relayed request, link/relay.py)."""
     timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
     read_timeout, write_timeout = timeouts.get("read"), timeouts.get("write")
-    body = await request.aread()
     try:
         stream = session.open_stream()
     except StreamError as exc:
@@ -70,7 +71,7 @@ async def exchange(session: Session, request: httpx2.Request) -> httpx2.Response
             if name.lower() not in _HOP_BY_HOP
         ],
     }
-    sending = asyncio.ensure_future(_send_request(stream, head, body, write_timeout, request))
+    sending = asyncio.ensure_future(_send_request(stream, head, write_timeout, request))
     try:
         # The answer may come before the whole body has gone (an early refusal): wait for either.
         waits: set[asyncio.Future[Any]] = {sending, stream.head}
@@ -100,16 +101,36 @@ async def exchange(session: Session, request: httpx2.Request) -> httpx2.Response
 
 
 async def _send_request(
-    stream: Stream, head: dict[str, Any], body: bytes, timeout: float | None, request: httpx2.Request
+    stream: Stream, head: dict[str, Any], timeout: float | None, request: httpx2.Request
 ) -> None:
+    kind: Kind = Kind.OPEN
     try:
-        await asyncio.wait_for(stream.send(body, end=True, kind=Kind.OPEN, head=head), timeout)
+        async for chunk, last in _body(request):
+            await asyncio.wait_for(
+                stream.send(chunk, end=last, kind=kind, head=head if kind is Kind.OPEN else None), timeout
+            )
+            kind = Kind.DATA
     except TimeoutError:
         raise httpx2.WriteTimeout(
             "the agent did not take the request body in time", request=request
         ) from None
     except StreamError:
         pass  # the stream ended (answered early, cancelled or lost): the response side says which
+
+
+async def _body(request: httpx2.Request) -> AsyncIterator[tuple[bytes, bool]]:
+    """The request body in pieces, each with whether it is the last (whose frame carries END)."""
+    if isinstance(request.stream, httpx2.ByteStream):
+        yield await request.aread(), True
+        return
+    previous: bytes | None = None
+    async for chunk in request.stream:  # type: ignore[union-attr]
+        if not chunk:
+            continue
+        if previous is not None:
+            yield previous, False
+        previous = chunk
+    yield previous or b"", True
 
 
 def _ignore_result(task: asyncio.Future[None]) -> None:
@@ -132,16 +153,3 @@ def _response(
         request=request,
         extensions={"http_version": b"HTTP/1.1"},
     )
-
-
-class LinkTransport(httpx2.AsyncBaseTransport):
-    """Requests for one workspace, each sent over whichever link it has at that moment."""
-
-    def __init__(self, current: Callable[[], Session]) -> None:
-        self._current = current  # the workspace's live session, or raises AgentUnavailable
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        return await exchange(self._current(), request)
-
-    async def aclose(self) -> None:
-        """Nothing to close: the links belong to the registry, not to one client."""

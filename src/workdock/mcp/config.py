@@ -1,20 +1,23 @@
-"""`.mcp.json` (Claude Code's format) → server specs.
+"""MCP config files → server specs: Claude Code's `.mcp.json`, VS Code's `.vscode/mcp.json`, Cursor's
+`.cursor/mcp.json` (``workdock.mcp.formats`` says how each is read).
 
 Each file is parsed on its own and each entry is validated on its own: a bad
 entry becomes an :class:`InvalidEntry` (reported as a ``failed`` server), never
 a rejected file; a file that is not JSON contributes nothing and is reported
-with its line and column.
+with its line and column. An entry that needs a value only the user can give
+(VS Code's ``${input:ID}``) becomes a :class:`HeldEntry` that names it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from workdock.mcp import formats
 
 Transport = Literal["stdio", "http", "sse"]
 
@@ -26,8 +29,30 @@ _TYPE_ALIASES: dict[str, Transport] = {
     "sse": "sse",
 }
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# ${VAR} or ${VAR:-default}; a bare $VAR is left alone, as the spec asks.
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ${VAR} or ${VAR:-default}, and the editors' ${env:VAR} and ${input:ID}; a bare $VAR is left alone.
+_VARIABLE = re.compile(r"\$\{(?:(env|input):([A-Za-z0-9_.-]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}")
+# Workspace paths, as VS Code and Claude Code name them; they are no secret (and are hashed for trust).
+PATH_VARIABLES = (
+    "workspaceFolder",
+    "workspaceRoot",
+    "workspaceFolderBasename",
+    "userHome",
+    "CLAUDE_PROJECT_DIR",
+)
+INPUT_ENV_PREFIX = "WORKDOCK_INPUT_"
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """A pre-registered OAuth client (``oauth`` in an http/sse entry, as Claude Code and VS Code take it).
+
+    Without it a server that asks for sign-in gets a client registered dynamically (RFC 7591).
+    """
+
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+    callback_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -42,11 +67,53 @@ class ServerSpec:
     cwd: str | None = None
     url: str | None = None
     headers: Mapping[str, str] | None = None
+    oauth: OAuthSettings | None = None
     timeout_ms: int | None = None
     disabled: bool = False
+    # http/sse: a command that prints headers as a JSON object, run before each connect and on a 401.
+    headers_helper: str | None = None
     # Where it was declared: reported in status, not part of what makes two specs "the same server".
     config_file: str | None = field(default=None, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # The entry as the file says it (see ``workdock.mcp.trust``): what the user approves.
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class InputPrompt:
+    """A VS Code ``inputs`` item an entry uses: its value comes from the user."""
+
+    id: str
+    description: str = ""
+    password: bool = False
+
+    @property
+    def env_name(self) -> str:
+        """``WORKDOCK_INPUT_<ID>``: the ID upper-cased, anything but letters and digits as ``_``."""
+        return INPUT_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", self.id).upper()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What an entry says, for the trust gate: shown to the user, and hashed for the approval."""
+
+    fingerprint: str
+    launch: str  # the command line or URL, variables as written: never a secret's value
+
+
+@dataclass(frozen=True)
+class HeldEntry:
+    """A valid entry that may not start yet: ``needs_input`` (a value only the user can give) or
+    ``pending_approval`` (a project's server the user has not approved)."""
+
+    name: str
+    state: Literal["needs_input", "pending_approval"]
+    message: str  # what the user must do
+    transport: Transport | None = None
+    inputs: tuple[InputPrompt, ...] = ()
+    config_file: str | None = field(default=None, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    origin: Origin | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,9 +125,41 @@ class InvalidEntry:
     transport: Transport | None = None
     config_file: str | None = field(default=None, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    origin: Origin | None = field(default=None, compare=False)
 
 
-Entry = ServerSpec | InvalidEntry
+Entry = ServerSpec | InvalidEntry | HeldEntry
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What ``${...}`` expands from: the environment, the workspace's paths, and the inputs given."""
+
+    environ: Mapping[str, str]
+    workspace: Path | None = None
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    prompts: Mapping[str, InputPrompt] = field(default_factory=dict)  # the file's ``inputs``
+
+    def path_value(self, name: str) -> str | None:
+        """The workspace paths, as VS Code and Claude Code name them: no secret (and hashed for trust)."""
+        if self.workspace is None:
+            return None
+        return {
+            "workspaceFolder": str(self.workspace),
+            "workspaceRoot": str(self.workspace),
+            "workspaceFolderBasename": self.workspace.name,
+            "userHome": str(Path.home()),
+            "CLAUDE_PROJECT_DIR": str(self.workspace),
+        }.get(name)
+
+    def input_value(self, input_id: str) -> str | None:
+        """Given through the API (or the UI), else ``WORKDOCK_INPUT_<ID>`` from the agent's environment."""
+        if input_id in self.inputs:
+            return self.inputs[input_id]
+        return os.environ.get(self.prompt(input_id).env_name)
+
+    def prompt(self, input_id: str) -> InputPrompt:
+        return self.prompts.get(input_id) or InputPrompt(input_id)
 
 
 @dataclass(frozen=True)
@@ -93,6 +192,12 @@ class _MissingVariable(Exception):
     pass
 
 
+class _MissingInputs(Exception):
+    def __init__(self, inputs: list[InputPrompt]) -> None:
+        super().__init__(", ".join(i.id for i in inputs))
+        self.inputs = inputs
+
+
 def name_error(name: str) -> str | None:
     """Why ``name`` cannot be a server name, or ``None`` when it can."""
     if not _NAME.match(name):
@@ -104,12 +209,29 @@ def name_error(name: str) -> str | None:
     return None
 
 
-def expand(value: str, environ: Mapping[str, str]) -> str:
-    """Expand ``${VAR}`` and ``${VAR:-default}``; ``:-`` applies to unset *and* empty, as in the shell."""
+def expand(
+    value: str, environ: Mapping[str, str] | Expansion, missing: list[InputPrompt] | None = None
+) -> str:
+    """Expand ``${VAR}``, ``${VAR:-default}`` (``:-`` applies to unset *and* empty, as in the shell),
+    ``${env:VAR}``, the workspace paths and ``${input:ID}``. An unset variable raises; an input with
+    no value is added to ``missing`` (and expands to nothing) when that list is given, else raises."""
+    context = environ if isinstance(environ, Expansion) else Expansion(environ)
 
     def replace(match: re.Match[str]) -> str:
-        variable, default = match.group(1), match.group(2)
-        current = environ.get(variable)
+        kind, key, variable, default = match.groups()
+        if kind == "input":
+            given = context.input_value(key)
+            if given is not None:
+                return given
+            if missing is None:
+                raise _MissingInputs([context.prompt(key)])
+            missing.append(context.prompt(key))
+            return ""
+        if kind == "env":
+            variable = key
+        elif (path := context.path_value(variable)) is not None:
+            return path
+        current = context.environ.get(variable)
         if default is not None:
             return current if current else default
         if current is None:
@@ -142,6 +264,34 @@ def _timeout_ms(value: Any) -> int | None:
     return value
 
 
+def _oauth(value: Any, sub: Callable[[str], str]) -> OAuthSettings | None:
+    """``oauth: {"clientId", "clientSecret"?, "scopes"?, "callbackPort"?}``; scopes as a list or a string."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("'oauth' must be an object")
+    client_id = value.get("clientId")
+    secret = value.get("clientSecret")
+    for what, item in (("clientId", client_id), ("clientSecret", secret)):
+        if item is not None and (not isinstance(item, str) or not item):
+            raise ValueError(f"'oauth.{what}' must be a non-empty string")
+    if secret is not None and client_id is None:
+        raise ValueError("'oauth.clientSecret' needs 'oauth.clientId'")
+    scopes = value.get("scopes", [])
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    scopes = _strings(scopes, "oauth.scopes")
+    port = value.get("callbackPort")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        raise ValueError(f"'oauth.callbackPort' must be a port number, not {port!r}")
+    return OAuthSettings(
+        client_id=sub(client_id) if client_id else None,
+        client_secret=sub(secret) if secret else None,
+        scopes=tuple(scopes),
+        callback_port=port,
+    )
+
+
 def _transport_of(raw: Mapping[str, Any]) -> Transport:
     declared = raw.get("type")
     if declared is not None:
@@ -155,13 +305,28 @@ def _transport_of(raw: Mapping[str, Any]) -> Transport:
     raise ValueError("needs 'command' (stdio) or 'url' (http/sse)")
 
 
-def parse_entry(name: str, raw: Any, environ: Mapping[str, str], config_file: str | None = None) -> Entry:
-    """Validate and expand one ``mcpServers`` entry; never raises."""
+def parse_entry(
+    name: str,
+    raw: Any,
+    environ: Mapping[str, str] | Expansion,
+    config_file: str | None = None,
+) -> Entry:
+    """Validate and expand one server entry; never raises."""
+    context = environ if isinstance(environ, Expansion) else Expansion(environ)
     if (problem := name_error(name)) is not None:
         return InvalidEntry(name=name, error=f"invalid server name: {problem}", config_file=config_file)
     if not isinstance(raw, dict):
         return InvalidEntry(name=name, error="entry must be a JSON object", config_file=config_file)
+    from workdock.mcp import trust  # the fingerprint of what the file says
+
+    origin = trust.origin_of(name, raw, config_file, context)
     transport: Transport | None = None
+    missing: list[InputPrompt] = []
+    warnings = tuple(formats.entry_warnings(raw))
+
+    def sub(value: str) -> str:
+        return expand(value, context, missing)
+
     try:
         transport = _transport_of(raw)
         timeout = _timeout_ms(raw.get("timeout"))
@@ -169,7 +334,13 @@ def parse_entry(name: str, raw: Any, environ: Mapping[str, str], config_file: st
         if not isinstance(disabled, bool):
             raise ValueError("'disabled' must be true or false")
         common = dict(
-            name=name, transport=transport, timeout_ms=timeout, disabled=disabled, config_file=config_file
+            name=name,
+            transport=transport,
+            timeout_ms=timeout,
+            disabled=disabled,
+            config_file=config_file,
+            warnings=warnings,
+            origin=origin,
         )
         if transport == "stdio":
             command = raw.get("command")
@@ -180,95 +351,130 @@ def parse_entry(name: str, raw: Any, environ: Mapping[str, str], config_file: st
             cwd = raw.get("cwd")
             if cwd is not None and not isinstance(cwd, str):
                 raise ValueError("'cwd' must be a string")
-            return ServerSpec(
-                command=expand(command, environ),
-                args=tuple(expand(a, environ) for a in args),
-                env={k: expand(v, environ) for k, v in env.items()} or None,
-                cwd=cwd,
+            env_file = raw.get("envFile")
+            if env_file is not None and not isinstance(env_file, str):
+                raise ValueError("'envFile' must be a string")
+            # The entry's own env wins over its envFile, as in VS Code.
+            merged = {
+                **(formats.read_env_file(sub(env_file), context.workspace) if env_file else {}),
+                **{k: sub(v) for k, v in env.items()},
+            }
+            spec: ServerSpec = ServerSpec(
+                command=sub(command),
+                args=tuple(sub(a) for a in args),
+                env=merged or None,
+                cwd=sub(cwd) if cwd is not None else None,
                 **common,  # type: ignore[arg-type]
             )
-        url = raw.get("url")
-        if not isinstance(url, str) or not url:
-            raise ValueError(f"{transport} servers need a non-empty 'url'")
-        headers = _string_map(raw.get("headers", {}), "headers")
-        expanded_url = expand(url, environ)
-        if not expanded_url.startswith(("http://", "https://")):
-            raise ValueError("'url' must start with http:// or https://")
-        return ServerSpec(
-            url=expanded_url,
-            headers={k: expand(v, environ) for k, v in headers.items()} or None,
-            **common,  # type: ignore[arg-type]
+        else:
+            url = raw.get("url")
+            if not isinstance(url, str) or not url:
+                raise ValueError(f"{transport} servers need a non-empty 'url'")
+            headers = _string_map(raw.get("headers", {}), "headers")
+            helper = raw.get("headersHelper")
+            if helper is not None and (not isinstance(helper, str) or not helper.strip()):
+                raise ValueError("'headersHelper' must be a non-empty command")
+            expanded_url = sub(url)
+            if not missing and not expanded_url.startswith(("http://", "https://")):
+                raise ValueError("'url' must start with http:// or https://")
+            spec = ServerSpec(
+                url=expanded_url,
+                headers={k: sub(v) for k, v in headers.items()} or None,
+                headers_helper=sub(helper) if helper else None,
+                oauth=_oauth(raw.get("oauth"), sub),
+                **common,  # type: ignore[arg-type]
+            )
+        if missing and not disabled:
+            return _needs_input(spec, missing)
+        return spec
+    except _MissingVariable as missing_variable:
+        variable = missing_variable.args[0]
+        error = f"environment variable {variable} is not set (and has no ${{{variable}:-default}})"
+        return InvalidEntry(
+            name=name, error=error, transport=transport, config_file=config_file, warnings=warnings
         )
-    except _MissingVariable as missing:
-        error = (
-            f"environment variable {missing.args[0]} is not set (and has no ${{{missing.args[0]}:-default}})"
-        )
-        return InvalidEntry(name=name, error=error, transport=transport, config_file=config_file)
     except ValueError as exc:
-        return InvalidEntry(name=name, error=str(exc), transport=transport, config_file=config_file)
+        return InvalidEntry(
+            name=name, error=str(exc), transport=transport, config_file=config_file, warnings=warnings
+        )
 
 
-def _read_file(path: Path, environ: Mapping[str, str]) -> tuple[ConfigFile, list[Entry]]:
-    shown = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ConfigFile(shown, "missing"), []
-    except (OSError, UnicodeDecodeError) as exc:
-        return ConfigFile(shown, "invalid", f"cannot read: {exc}"), []
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return ConfigFile(shown, "invalid", f"line {exc.lineno}, column {exc.colno}: {exc.msg}"), []
-    if not isinstance(document, dict):
-        return ConfigFile(shown, "invalid", "the top level must be a JSON object"), []
-    servers = document.get("mcpServers", {})
-    if not isinstance(servers, dict):
-        return ConfigFile(shown, "invalid", "'mcpServers' must be an object"), []
-    status = ConfigFile(shown, "loaded", warnings=tuple(_unread_servers(document)))
-    return status, [parse_entry(n, raw, environ, shown) for n, raw in servers.items()]
-
-
-def _unread_servers(document: Mapping[str, Any]) -> list[str]:
-    """A warning for each key other than ``mcpServers`` that holds server entries (VS Code's ``servers``,
-    ``mcp.servers`` in its settings, Zed's ``context_servers``): they are not read, and the file would
-    otherwise look loaded with nothing in it."""
-    found: list[tuple[str, int]] = []
-    for key, value in document.items():
-        if key == "mcpServers" or not isinstance(value, dict):
-            continue
-        if count := _server_like(value):
-            found.append((key, count))
-        for inner, nested in value.items():
-            if isinstance(nested, dict) and inner != "mcpServers" and (count := _server_like(nested)):
-                found.append((f"{key}.{inner}", count))
-    return [
-        f"'{key}' holds {count} server{'s' if count != 1 else ''}, which {'are' if count != 1 else 'is'} "
-        "not read: only 'mcpServers' is"
-        for key, count in found
-    ]
-
-
-def _server_like(value: Mapping[str, Any]) -> int:
-    """How many values of ``value`` look like server entries (objects with a command or a url)."""
-    return sum(
-        1 for entry in value.values() if isinstance(entry, dict) and ("command" in entry or "url" in entry)
+def _needs_input(spec: ServerSpec, missing: list[InputPrompt]) -> HeldEntry:
+    inputs = tuple({i.id: i for i in missing}.values())
+    named = ", ".join(f"{i.id} (${i.env_name})" for i in inputs)
+    message = f"needs input {named}: enter it in the web UI (Workspaces) or set the variable"
+    return HeldEntry(
+        name=spec.name,
+        state="needs_input",
+        message=message,
+        transport=spec.transport,
+        inputs=inputs,
+        config_file=spec.config_file,
+        warnings=spec.warnings,
+        origin=spec.origin,
     )
 
 
+def _read_file(
+    path: Path, environ: Mapping[str, str], workspace: Path | None, inputs: Mapping[str, str]
+) -> tuple[ConfigFile, list[Entry]]:
+    shown = str(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(formats.MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        return ConfigFile(shown, "missing"), []
+    except OSError as exc:
+        return ConfigFile(shown, "invalid", f"cannot read: {exc}"), []
+    if len(data) > formats.MAX_CONFIG_BYTES:
+        return ConfigFile(shown, "invalid", f"larger than {formats.MAX_CONFIG_BYTES} bytes"), []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ConfigFile(shown, "invalid", f"cannot read: {exc}"), []
+    kind = formats.kind_of(path)
+    try:
+        document = formats.parse(text, kind)
+    except formats.ParseError as exc:
+        return ConfigFile(shown, "invalid", str(exc)), []
+    if not isinstance(document, dict):
+        return ConfigFile(shown, "invalid", "the top level must be a JSON object"), []
+    key = formats.servers_key(kind)
+    servers = document.get(key, {})
+    if not isinstance(servers, dict):
+        return ConfigFile(shown, "invalid", f"'{key}' must be an object"), []
+    prompts, input_warnings = formats.input_prompts(document.get("inputs"))
+    context = Expansion(environ, workspace=workspace, inputs=inputs, prompts=prompts)
+    warnings = (*input_warnings, *formats.unread_servers(document, key))
+    status = ConfigFile(shown, "loaded", warnings=tuple(warnings))
+    return status, [parse_entry(n, raw, context, shown) for n, raw in servers.items()]
+
+
+# The workspace's own files, in precedence order: the project scope, which the trust gate guards.
+PROJECT_FILES = (".mcp.json", ".vscode/mcp.json", ".cursor/mcp.json")
+
+
+def project_paths(workspace: Path) -> list[Path]:
+    return [(workspace / name).resolve() for name in PROJECT_FILES]
+
+
 def config_paths(workspace: Path, extra: Sequence[Path] = (), user_config: bool = False) -> list[Path]:
-    """The files read, in precedence order: ``--config`` files, the workspace's, then the user's."""
-    paths = [p if p.is_absolute() else (Path.cwd() / p) for p in extra]
-    paths.append(workspace / ".mcp.json")
+    """The files read, in precedence order: ``--config`` files, the workspace's (``.mcp.json``,
+    ``.vscode/mcp.json``, ``.cursor/mcp.json``), then the user's."""
+    paths = [(p if p.is_absolute() else (Path.cwd() / p)).resolve() for p in extra]
+    paths.extend(project_paths(workspace))
     if user_config:
-        paths.append(Path.home() / ".mcp.json")
-    return [p.resolve() for p in paths]
+        paths.append((Path.home() / ".mcp.json").resolve())
+    return paths
 
 
 def load(
     paths: Sequence[Path],
     environ: Mapping[str, str] | None = None,
     previous: LoadedConfig | None = None,
+    *,
+    workspace: Path | None = None,
+    inputs: Mapping[str, str] | None = None,
 ) -> LoadedConfig:
     """Read every file; the first declaration of a name wins, later ones become warnings on it.
 
@@ -281,7 +487,7 @@ def load(
     ignored: dict[str, list[str]] = {}
     last_good: dict[str, tuple[Entry, ...]] = {}
     for path in paths:
-        status, entries = _read_file(path, environ)
+        status, entries = _read_file(path, environ, workspace, inputs or {})
         if status.state == "loaded":
             last_good[status.path] = tuple(entries)
         elif status.state == "invalid" and previous is not None and status.path in previous.last_good:

@@ -18,7 +18,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +26,38 @@ import anyio
 import httpx2
 import mcp_types as types
 from mcp import Client
+from mcp.client._input_required import InputRequiredRoundsExceededError, run_input_required_driver
+from mcp.client.session import (
+    ClientRequestContext,
+    ClientSession,
+    _clamp_inbound_ttl,
+    _later_revision_fields,
+)
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
+from mcp.shared.dispatcher import CallOptions, ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_NAME_HEADER, encode_header_value
+from mcp_types import methods as _methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from workdock import __version__
 from workdock.agentapi import ServerState
 from workdock.log_redact import redact
-from workdock.mcp.config import Entry, InvalidEntry, ServerSpec
+from workdock.mcp.config import Entry, HeldEntry, InvalidEntry, ServerSpec
+from workdock.mcp.content import raw_result_to_dict, result_to_dict
+from workdock.mcp.headers_helper import HeadersHelperAuth
+from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
+from workdock.mcp.oauth import Provider, ServerTokens, SignIn, TokenVault
 from workdock.mcp.stdio import stdio_transport
+from workdock.mcp.tracing import skip_untraced_spans
 
 logger = logging.getLogger(__name__)
+skip_untraced_spans()  # every connection's requests: the SDK's no-op spans cost a tenth of a call
 
 STDERR_TAIL_LINES = 50
 MAX_BACKOFF = 60.0
@@ -56,6 +72,10 @@ _SSE_FRAMING = 4096
 _CLIENT_INFO = types.Implementation(name="workdock", version=__version__)
 # Transport-level failures: the server is gone, not merely answering with an error.
 _LOST_ERRORS = (httpx2.TransportError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+# A 2026-07-28 server may answer a call with input_required instead of its result.
+_CALL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = TypeAdapter(
+    types.CallToolResult | types.InputRequiredResult
+)
 
 
 class HubError(Exception):
@@ -93,6 +113,20 @@ ChildEnv = Callable[[Mapping[str, str] | None], dict[str, str]]
 (the agent: ``workdock.agent.child_env.workspace_env``)."""
 
 
+def _initial_state(entry: Entry) -> ServerState:
+    if isinstance(entry, InvalidEntry):
+        return "failed"
+    if isinstance(entry, HeldEntry):
+        return entry.state  # needs_input or pending_approval: never started
+    return "disabled" if entry.disabled else "connecting"
+
+
+def _initial_error(entry: Entry) -> str | None:
+    if isinstance(entry, InvalidEntry):
+        return entry.error
+    return entry.message if isinstance(entry, HeldEntry) else None
+
+
 def backoff_delay(failures: int) -> float:
     """1 s, doubling per consecutive failure, capped at 60 s."""
     return min(MAX_BACKOFF, 2.0 ** max(0, failures - 1))
@@ -110,17 +144,17 @@ class Connection:
         on_change: Callable[[], None],
         child_env: ChildEnv,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        vault: TokenVault | None = None,
     ) -> None:
         self.entry = entry
+        self.vault = vault  # where sign-ins are kept; without one a server that wants OAuth fails
         self.workspace = workspace
         self.connect_timeout = connect_timeout
         self._on_change = on_change
         self._child_env = child_env
         self.max_result_bytes = max_result_bytes
-        self.state: ServerState = (
-            "failed" if isinstance(entry, InvalidEntry) else ("disabled" if entry.disabled else "connecting")
-        )
-        self.error: str | None = entry.error if isinstance(entry, InvalidEntry) else None
+        self.state: ServerState = _initial_state(entry)
+        self.error: str | None = _initial_error(entry)
         self.tools: tuple[types.Tool, ...] = ()
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self.restarts = 0
@@ -133,9 +167,16 @@ class Connection:
         # never pays the server/discover probe's timeout again.
         self._mode: str = "auto"
         self._prior_discover: types.DiscoverResult | None = None
+        self._calls: list[_Call] = []  # in flight, oldest first: a 2025-era elicitation goes to one
         # The last (state, error) logged, and when: the terminal hears of a failure once, not per retry.
         self._reported: tuple[ServerState, str | None] | None = None
         self._reported_at = 0.0
+        # OAuth (http/sse with a vault): the sign-in waiting for a person, and the connect budget
+        # it suspends while it waits.
+        self.sign_in = SignIn(self._on_authorization_url)
+        self._auth: Provider | None = None
+        self._budget: anyio.CancelScope | None = None
+        self._state_before_auth: ServerState = "connecting"
 
     @property
     def name(self) -> str:
@@ -152,7 +193,9 @@ class Connection:
         spec = self.spec
         if spec is None or spec.disabled:
             # invalid or disabled: shown in status, never started
-            if spec is None:
+            if isinstance(self.entry, HeldEntry):
+                logger.warning("server %s: %s: %s", self.name, self.state, self.error)
+            elif spec is None:
                 logger.warning("server %s: failed: %s", self.name, self.error)
             else:
                 logger.info("server %s: disabled", self.name)
@@ -178,6 +221,7 @@ class Connection:
         self._lost = anyio.Event()
         ready_since: float | None = None
         budget = anyio.CancelScope(deadline=anyio.current_time() + self.connect_timeout)
+        self._budget = budget
         try:
             with budget:
                 async with self._open_client(spec) as client:
@@ -207,6 +251,7 @@ class Connection:
                 logger.debug("server %s: session ended: %s", self.name, self.error)
         finally:
             self._client = None
+            self._budget = None
         if ready_since is not None:
             self.restarts += 1
         return ready_since
@@ -252,6 +297,34 @@ class Connection:
         else:
             logger.warning("server %s: still failing: %s (next try in %.0f s)", self.name, self.error, delay)
 
+    def _on_authorization_url(self, url: str | None) -> None:
+        """The sign-in started (``url``) or its code arrived (``None``)."""
+        if url is not None:
+            if self.state != "needs_auth":
+                self._state_before_auth = self.state
+            self.state = "needs_auth"
+            self.error = f"sign in to use this server: run workdock auth {self.name}"
+            if self._budget is not None:
+                self._budget.deadline = math.inf  # a person may take a while; nothing retries meanwhile
+            logger.warning("server %s: needs sign-in (workdock auth %s)", self.name, self.name)
+        else:
+            self.state = "ready" if self._state_before_auth == "ready" else "connecting"
+            self.error = None
+            if self._budget is not None and self.state == "connecting":
+                self._budget.deadline = anyio.current_time() + self.connect_timeout
+            logger.info("server %s: sign-in received", self.name)
+        self._changed()
+
+    def _auth_for(self, spec: ServerSpec) -> Provider | None:
+        """One provider per spec, kept across reconnects (it holds what discovery found)."""
+        if self.vault is None or spec.url is None:
+            return None
+        if any(name.lower() == "authorization" for name in spec.headers or {}):
+            return None  # a static token from the config: its 401 is an error, not a sign-in
+        if self._auth is None:
+            self._auth = Provider(ServerTokens(self.vault, self.name, spec.url, spec.oauth), self.sign_in)
+        return self._auth
+
     def _connect_failed(self, error: str, *, reset_era: bool) -> None:
         if self.state != "restarting":
             self.state = "failed"
@@ -285,6 +358,7 @@ class Connection:
                         await client.session.send_discover(self.protocol_version)
                     else:
                         await client.session.send_ping()
+                continue  # it answered: it is there
             except MCPError as exc:
                 if exc.error.code != types.CONNECTION_CLOSED:
                     continue  # it answered, if only with an error: it is there
@@ -346,7 +420,9 @@ class Connection:
             elif spec.transport == "http":
                 assert spec.url is not None
                 http = await stack.enter_async_context(
-                    client_factory(self.max_result_bytes)(headers=dict(spec.headers or {}))
+                    client_factory(self.max_result_bytes)(
+                        headers=dict(spec.headers or {}), auth=self._auth_of(spec)
+                    )
                 )
                 transport = streamable_http_client(
                     spec.url, http_client=http, max_sse_event_size=self.max_result_bytes + _SSE_FRAMING
@@ -357,17 +433,33 @@ class Connection:
                     self.max_result_bytes, sse_line_limit=sse_line_limit(self.max_result_bytes)
                 )
                 transport = sse_client(
-                    spec.url, headers=dict(spec.headers or {}), httpx_client_factory=factory
+                    spec.url,
+                    headers=dict(spec.headers or {}),
+                    httpx_client_factory=factory,
+                    auth=self._auth_of(spec),
                 )
             client = Client(
                 transport,
                 mode=self._mode,
                 prior_discover=self._prior_discover,
                 message_handler=self._on_message,
+                elicitation_callback=self._on_elicitation,
                 client_info=_CLIENT_INFO,
                 cache=None,
             )
             yield await stack.enter_async_context(client)
+
+    def _auth_of(self, spec: ServerSpec) -> HeadersHelperAuth | Provider | None:
+        """A headers helper brings its own credentials (as a static header does); else OAuth."""
+        return self._headers_helper(spec) or self._auth_for(spec)
+
+    def _headers_helper(self, spec: ServerSpec) -> HeadersHelperAuth | None:
+        """A new one per connection: each (re)connect runs the helper afresh."""
+        if spec.headers_helper is None:
+            return None
+        return HeadersHelperAuth(
+            spec.headers_helper, cwd=self.workspace, env=self._child_env(None), server=self.name
+        )
 
     async def _list_tools(self, client: Client) -> tuple[types.Tool, ...]:
         tools: list[types.Tool] = []
@@ -385,6 +477,22 @@ class Connection:
             self.request_refresh()
         elif isinstance(message, Exception):
             logger.debug("server %s: transport: %s", self.name, _describe(message))
+
+    async def _on_elicitation(
+        self, context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
+        """A 2025-era ``elicitation/create``: the protocol does not say which call it is for, so it
+        goes to the call in flight when there is exactly one; otherwise it is declined."""
+        calls = list(self._calls)
+        if len(calls) == 1:
+            return await calls[0].ask(params)
+        reason = (
+            "no tool call is in flight on this server"
+            if not calls
+            else f"{len(calls)} tool calls are in flight on this server; the request cannot be told apart"
+        )
+        logger.info("server %s: a request for input was declined: %s", self.name, reason)
+        return declined(reason)
 
     def _on_stderr(self, line: str) -> None:
         line = redact(line)  # the tail is shown in status and the UI: no credentials a server prints
@@ -408,18 +516,55 @@ class Connection:
         with anyio.move_on_after(timeout):
             await self._listed.wait()
 
-    async def call(self, tool: str, arguments: dict[str, Any], timeout: float) -> types.CallToolResult:
+    async def call(
+        self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks = NO_HOOKS
+    ) -> types.CallToolResult:
+        """Call ``tool``; ``hooks`` get its progress and the server's requests for input."""
+        result = await self._call(tool, arguments, timeout, hooks, raw=False)
+        assert isinstance(result, types.CallToolResult)
+        return result
+
+    async def call_wire(
+        self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks = NO_HOOKS
+    ) -> dict[str, Any]:
+        """As :meth:`call`, answered as the call-tool response body; a plain result is passed
+        through from its JSON-RPC dict, never built as models (``content.raw_result_to_dict``)."""
+        result = await self._call(tool, arguments, timeout, hooks, raw=True)
+        return result if isinstance(result, dict) else result_to_dict(result)
+
+    async def _call(
+        self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks, *, raw: bool
+    ) -> types.CallToolResult | dict[str, Any]:
         client = self._client
         if client is None or self.state != "ready":
             reason = f": {self.error}" if self.error else ""
             raise ServerUnavailable(f"server {self.name!r} is {self.state}{reason}")
-        request = types.CallToolRequest(params=types.CallToolRequestParams(name=tool, arguments=arguments))
+        call = _Call(self.name, tool, hooks)
+        self._calls.append(call)
         try:
-            # Not ClientSession.call_tool: it validates structuredContent against the tool's
-            # outputSchema (and may re-list to do so); a proxy passes results through as they are.
-            return await client.session.send_request(
-                request, types.CallToolResult, request_read_timeout_seconds=timeout
-            )
+            first: types.CallToolResult | types.InputRequiredResult | dict[str, Any]
+            if raw:
+                first = await self._send_passed_through(client, call, arguments, timeout)
+            else:
+                first = await self._send_call(client, call, arguments, timeout)
+            if isinstance(first, types.CallToolResult | dict):
+                return first
+
+            async def dispatch(
+                key: str, request: types.InputRequest
+            ) -> types.InputResponse | types.ErrorData:
+                if isinstance(request, types.ElicitRequest):
+                    return await call.ask(request.params)
+                # Sampling and roots are not offered: the SDK's callbacks refuse them.
+                context = ClientRequestContext(session=client.session, request_id=key)
+                return await client.session.dispatch_input_request(context, request)
+
+            async def retry(
+                responses: types.InputResponses | None, state: str | None
+            ) -> types.CallToolResult | types.InputRequiredResult:
+                return await self._send_call(client, call, arguments, timeout, responses, state)
+
+            return await run_input_required_driver(first, dispatch=dispatch, retry=retry)
         except MCPError as exc:
             if is_oversize(exc.error):
                 raise ResultTooLarge(f"tool {tool!r} on server {self.name!r}: {exc.error.message}") from exc
@@ -436,6 +581,10 @@ class Connection:
             raise UpstreamError(
                 f"server {self.name!r} answered with an error: {exc.error.message} (code {exc.error.code})"
             ) from exc
+        except InputRequiredRoundsExceededError as exc:
+            raise UpstreamError(
+                f"server {self.name!r} asked for input more than {exc.max_rounds} times in one call"
+            ) from exc
         except ValidationError as exc:
             raise UpstreamError(
                 f"server {self.name!r} sent a result that is not a valid tool result: "
@@ -444,6 +593,89 @@ class Connection:
         except _LOST_ERRORS as exc:
             self._lost.set()
             raise ServerUnavailable(f"server {self.name!r} is unreachable: {_describe(exc)}") from exc
+        finally:
+            self._calls.remove(call)
+
+    async def _send_passed_through(
+        self, client: Client, call: _Call, arguments: dict[str, Any], timeout: float
+    ) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
+        """The first ``tools/call`` round, a plain result answered as the wire dict."""
+        result = await _send_raw_call(client.session, call.tool, arguments, timeout, call.hooks.on_progress)
+        wire = raw_result_to_dict(result)
+        # Not the plain shape (input_required, or something to refuse): the models' way.
+        return wire if wire is not None else _validated_call_result(client.session, result)
+
+    async def _send_call(
+        self,
+        client: Client,
+        call: _Call,
+        arguments: dict[str, Any],
+        timeout: float,
+        responses: types.InputResponses | None = None,
+        state: str | None = None,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        params = types.CallToolRequestParams(
+            name=call.tool, arguments=arguments, input_responses=responses, request_state=state
+        )
+        # Not ClientSession.call_tool: it validates structuredContent against the tool's
+        # outputSchema (and may re-list to do so); a proxy passes results through as they are.
+        return await client.session.send_request(
+            types.CallToolRequest(params=params),
+            _CALL_RESULT,
+            request_read_timeout_seconds=timeout,
+            progress_callback=call.hooks.on_progress,
+        )
+
+
+async def _send_raw_call(
+    session: ClientSession,
+    tool: str,
+    arguments: dict[str, Any],
+    timeout: float,
+    on_progress: ProgressFnT | None,
+) -> dict[str, Any]:
+    """``ClientSession.send_request`` for ``tools/call`` without its two validations of the result
+    (the session's own steps otherwise: its era's stamp, the Mcp-Name header, timeout, progress);
+    its protocol errors, timeout and cancellation are the dispatcher's, exactly as there."""
+    data: dict[str, Any] = {"method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+    opts: CallOptions = {"timeout": timeout}
+    session._stamp(data, opts)
+    headers = opts.setdefault("headers", {})
+    if MCP_NAME_HEADER not in headers:
+        headers[MCP_NAME_HEADER] = encode_header_value(tool)
+    if on_progress is not None:
+        opts["on_progress"] = on_progress
+    return await session._dispatcher.send_raw_request("tools/call", data.get("params"), opts)
+
+
+def _validated_call_result(
+    session: ClientSession, raw: dict[str, Any]
+) -> types.CallToolResult | types.InputRequiredResult:
+    """A raw ``tools/call`` result checked and parsed exactly as ``send_request`` does."""
+    _clamp_inbound_ttl(raw)
+    version = session.protocol_version or "2025-11-25"
+    with suppress(KeyError):
+        _methods.validate_server_result("tools/call", version, raw)
+    if not (foreign := _later_revision_fields("tools/call", version)).isdisjoint(raw):
+        raw = {key: value for key, value in raw.items() if key not in foreign}
+    return _CALL_RESULT.validate_python(raw, by_name=False)
+
+
+class _Call:
+    """A call in flight, and where its requests for input go."""
+
+    def __init__(self, server: str, tool: str, hooks: CallHooks) -> None:
+        self.server = server
+        self.tool = tool
+        self.hooks = hooks
+
+    async def ask(self, params: types.ElicitRequestParams) -> types.ElicitResult:
+        if self.hooks.ask is None:
+            logger.info(
+                "server %s: tool %s asked for input; declined: %s", self.server, self.tool, CANNOT_ASK
+            )
+            return declined(CANNOT_ASK)
+        return await self.hooks.ask(params)
 
 
 def _describe(exc: BaseException) -> str:

@@ -54,6 +54,84 @@ def result_to_dict(result: types.CallToolResult) -> dict[str, Any]:
     }
 
 
+# ---- the pass-through path ---------------------------------------------------------------------
+# A proxy passes a result on: building pydantic models of it (the SDK validates a result twice) only
+# to turn them back into dicts cost more CPU than the whole round trip to the server. A result of
+# the plain shape goes from the JSON-RPC dict to the wire directly, each field it passes on checked
+# as the models would; anything else (input_required, a block type or field it does not know)
+# returns None and takes the models' path, with their errors.
+
+
+def _opt_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _raw_block_to_wire(block: Any) -> dict[str, Any] | None:
+    if not isinstance(block, dict):
+        return None
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        return {"type": "text", "text": text} if isinstance(text, str) else None
+    if kind in ("image", "audio"):
+        data, mime = block.get("data"), block.get("mimeType")
+        if isinstance(data, str) and isinstance(mime, str):
+            return {"type": kind, "data": data, "media_type": mime}
+        return None
+    if kind == "resource":
+        resource = block.get("resource")
+        if not isinstance(resource, dict):
+            return None
+        uri, mime = resource.get("uri"), resource.get("mimeType")
+        if not isinstance(uri, str) or not _opt_str(mime):
+            return None
+        wire = {"type": "resource", "uri": uri}
+        if mime is not None:
+            wire["media_type"] = mime
+        text, blob = resource.get("text"), resource.get("blob")
+        if isinstance(text, str):
+            wire["text"] = text
+        elif isinstance(blob, str) and text is None:
+            wire["data"] = blob
+        else:
+            return None
+        return wire
+    if kind == "resource_link":
+        uri, name = block.get("uri"), block.get("name")
+        description, mime = block.get("description"), block.get("mimeType")
+        if not (isinstance(uri, str) and isinstance(name, str) and _opt_str(description) and _opt_str(mime)):
+            return None
+        return _drop_none(
+            {
+                "type": "resource_link",
+                "uri": uri,
+                "name": name,
+                "description": description,
+                "media_type": mime,
+            }
+        )
+    return None
+
+
+def raw_result_to_dict(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The call-tool response body for a ``tools/call`` result as it came over JSON-RPC, or None
+    when it is not a plain complete result whose passed-on fields are all well formed."""
+    if raw.get("resultType", "complete") != "complete":
+        return None
+    content, is_error, structured = raw.get("content"), raw.get("isError"), raw.get("structuredContent")
+    if not isinstance(content, list) or not (is_error is None or isinstance(is_error, bool)):
+        return None
+    if not (structured is None or isinstance(structured, dict)):
+        return None
+    blocks = []
+    for block in content:
+        wire = _raw_block_to_wire(block)
+        if wire is None:
+            return None
+        blocks.append(wire)
+    return {"content": blocks, "is_error": bool(is_error), "structured_content": structured}
+
+
 def result_to_wire(result: types.CallToolResult) -> agentapi.CallToolResult:
     return agentapi.CallToolResult.model_validate(result_to_dict(result))
 

@@ -45,7 +45,7 @@ def explain_status(status: int, reason: str, method: str, url: httpx2.URL) -> st
     if status in (401, 403):
         return (
             f"{text}: the server wants credentials. Set them in the server's headers "
-            '(e.g. "Authorization": "Bearer ${TOKEN}"); an interactive sign-in (OAuth) is not supported'
+            '(e.g. "Authorization": "Bearer ${TOKEN}")'
         )
     if status == 404:
         return f"{text}: is the URL right?"

@@ -30,7 +30,10 @@ from workdock.mcp.connection import (
     ToolNotFound,
     UpstreamError,
 )
+from workdock.mcp.held import held_fields
+from workdock.mcp.hooks import NO_HOOKS, CallHooks
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
+from workdock.mcp.oauth import SignInError, TokenVault, revoke
 
 __all__ = [
     "CallTimeout",
@@ -100,8 +103,11 @@ class Hub:
         child_env: ChildEnv,
         connect_timeout: float = 30.0,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        vault: TokenVault | None = None,
     ) -> None:
-        """``child_env`` makes a stdio server's environment; ``max_result_bytes`` caps each message."""
+        """``child_env`` makes a stdio server's environment; ``max_result_bytes`` caps each message;
+        ``vault`` keeps OAuth sign-ins (without one, a server that wants sign-in fails)."""
+        self.vault = vault
         self.workspace = (workspace or Path.cwd()).resolve()
         self.connect_timeout = connect_timeout
         self.child_env = child_env
@@ -142,6 +148,13 @@ class Hub:
         for running in stale:
             del self._running[running.connection.name]
         await self._stop_all(stale)
+        if self.vault is not None:
+            for running in stale:
+                old = running.connection.spec
+                new = wanted.get(running.connection.name)
+                if old is not None and old.url and (new is None or getattr(new, "url", None) != old.url):
+                    # Removed (or now another server): its sign-in goes, revoked where possible.
+                    self._task_group.start_soon(revoke, self.vault, old.name, old.oauth)
         for name, entry in wanted.items():
             if name in self._running:
                 # Same server; only its metadata (file, duplicate warnings) may differ.
@@ -154,6 +167,7 @@ class Hub:
                 on_change=self._rebuild,
                 child_env=self.child_env,
                 max_result_bytes=self.max_result_bytes,
+                vault=self.vault,
             )
             running = _Running(connection)
             self._running[name] = running
@@ -225,9 +239,32 @@ class Hub:
 
     # ---- calls ----------------------------------------------------------------------------------
 
+    def has_tool(self, name: str) -> bool:
+        return name in self._routes
+
     async def call(
-        self, name: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        hooks: CallHooks = NO_HOOKS,
     ) -> types.CallToolResult:
+        """Route a call; ``hooks`` receive its progress and the server's requests for input."""
+        connection, tool, timeout = self._route(name, timeout)
+        return await connection.call(tool, arguments or {}, timeout, hooks)
+
+    async def call_wire(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        hooks: CallHooks = NO_HOOKS,
+    ) -> dict[str, Any]:
+        """As :meth:`call`, answered as the agent's call-tool response body (passed through)."""
+        connection, tool, timeout = self._route(name, timeout)
+        return await connection.call_wire(tool, arguments or {}, timeout, hooks)
+
+    def _route(self, name: str, timeout: float | None) -> tuple[Connection, str, float]:
         route = self._routes.get(name)
         if route is None:
             raise ToolNotFound(f"no tool named {name!r} in the catalog")
@@ -236,7 +273,14 @@ class Hub:
             spec = connection.spec
             timeout = spec.timeout_ms / 1000 if spec and spec.timeout_ms else DEFAULT_CALL_TIMEOUT
             timeout = min(timeout, MAX_CALL_TIMEOUT)
-        return await connection.call(route.original_name, arguments or {}, timeout)
+        return connection, route.original_name, timeout
+
+    def deliver_auth(self, server: str, code: str, state: str, iss: str | None = None) -> None:
+        """Hand a sign-in's authorization code to the server's flow (``SignInError`` if it cannot take it)."""
+        running = self._running.get(server)
+        if running is None:
+            raise SignInError(404, f"no server named {server!r}")
+        running.connection.sign_in.deliver(code, state, iss)
 
     # ---- status ---------------------------------------------------------------------------------
 
@@ -257,6 +301,8 @@ class Hub:
                     protocol_version=c.protocol_version,
                     config_file=c.entry.config_file,
                     warnings=[*c.entry.warnings, *self._naming_warnings.get(c.name, [])],
+                    authorization_url=c.sign_in.authorization_url if c.state == "needs_auth" else None,
+                    **held_fields(c.entry),
                 )
             )
         return sorted(result, key=lambda s: s.name)

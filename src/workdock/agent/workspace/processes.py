@@ -71,6 +71,7 @@ class _Process:
     started: float = field(default_factory=time.monotonic)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    wrote: asyncio.Event = field(default_factory=asyncio.Event)  # set on new output, for followers
     returncode: int | None = None
     timed_out: bool = False
     finished_at: datetime | None = None
@@ -114,9 +115,25 @@ class _Process:
         )
 
 
-async def _pump(stream: asyncio.StreamReader, output: OutputBuffer) -> None:
+async def _pump(stream: asyncio.StreamReader, process: _Process) -> None:
     while chunk := await stream.read(65536):
-        output.write(chunk)
+        process.output.write(chunk)
+        process.wrote.set()
+
+
+def _read_on(process: _Process, offset: int) -> tuple[str, int]:
+    """New output from byte ``offset`` as text, and where to go on from. Bytes no longer kept are
+    named in a marker; a character cut at the end waits for its rest (unless nothing more comes)."""
+    buffer = process.output
+    start, data = buffer.read(offset, READ_CHUNK)
+    note = ""
+    if start > offset:
+        skip = skip_partial_start(data)
+        start, data = start + skip, data[skip:]
+        note = f"[... {start - offset} bytes of output not shown ...]\n"
+    if process.running:
+        data = utf8_prefix(data, len(data))
+    return note + data.decode("utf-8", errors="replace"), start + len(data)
 
 
 class ProcessTable:
@@ -147,8 +164,16 @@ class ProcessTable:
 
     # ---- starting --------------------------------------------------------------------------------
 
-    async def run(self, command: str, cwd: Path, timeout: float = DEFAULT_TIMEOUT) -> ExecResult:
-        """Run ``command`` to its end (or its timeout) and answer with its exit code and output."""
+    async def run(
+        self,
+        command: str,
+        cwd: Path,
+        timeout: float = DEFAULT_TIMEOUT,
+        on_output: Callable[[str], None] | None = None,
+    ) -> ExecResult:
+        """Run ``command`` to its end (or its timeout) and answer with its exit code and output;
+        ``on_output`` is handed the output as it comes (past what is kept, a marker says how much
+        it missed)."""
         process = await self._spawn(
             command,
             cwd,
@@ -157,6 +182,8 @@ class ProcessTable:
             output=OutputBuffer(OUTPUT_CAP // 2, OUTPUT_CAP // 2 - _MARKER_ROOM),
         )
         try:
+            if on_output is not None:
+                await self._follow(process, on_output)
             await process.done.wait()
         finally:
             # Cancelled (the caller went away, the server is stopping): the command goes too.
@@ -172,6 +199,28 @@ class ProcessTable:
             signal=process.signal,
             duration_ms=round((process.finished - process.started) * 1000),
         )
+
+    @staticmethod
+    async def _follow(process: _Process, on_output: Callable[[str], None]) -> None:
+        """Hand on every piece of output until the process is done and all of it was handed on."""
+        offset = 0
+        while True:
+            process.wrote.clear()
+            before = offset
+            text, offset = _read_on(process, offset)
+            if text:
+                on_output(text)
+            if process.done.is_set() and offset >= process.output.total:
+                return
+            if before < offset < process.output.total:
+                continue  # more is there already
+            wrote = asyncio.ensure_future(process.wrote.wait())
+            done = asyncio.ensure_future(process.done.wait())
+            try:
+                await asyncio.wait({wrote, done}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                wrote.cancel()
+                done.cancel()
 
     async def start(self, command: str, cwd: Path, timeout: float | None = None) -> str:
         """Start ``command`` in the background; its id reads its output and signals it."""
@@ -224,7 +273,7 @@ class ProcessTable:
         self, process: _Process, child: asyncio.subprocess.Process, timeout: float | None
     ) -> None:
         assert child.stdout is not None
-        pump = asyncio.create_task(_pump(child.stdout, process.output))
+        pump = asyncio.create_task(_pump(child.stdout, process))
         exited = asyncio.create_task(child.wait())
         stopped = asyncio.create_task(process.stop.wait())
         try:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from workdock.agent.disconnect import until_disconnect
+from workdock.agent.streaming import Emit, event_stream, sse_openapi, wants_events
 from workdock.agent.workspace import files
 from workdock.agent.workspace.paths import os_error, resolve
 from workdock.agent.workspace.processes import DEFAULT_TIMEOUT, ProcessTable
@@ -55,6 +56,13 @@ _PROCESS_LINKS: dict[str, Any] = {
 }
 
 
+_EXEC_EVENTS = (
+    'event: output\ndata: {"text": "building…\\n"}\n\n'
+    'event: result\ndata: {"exit_code": 0, "output": "building…\\n", "truncated": false, '
+    '"timed_out": false, "signal": null, "duration_ms": 812}\n\n'
+)
+
+
 def _require_dir(path: Path) -> None:
     try:
         info = os.stat(path)
@@ -91,19 +99,34 @@ def workspace_router(root: Path, processes: ProcessTable) -> APIRouter:
         "/exec",
         response_model=ExecResult | ProcessStarted,
         responses={
-            200: {"description": "The result, or the id of a background process", "links": _PROCESS_LINKS},
+            200: {
+                "description": "The result, or the id of a background process. In the foreground with "
+                "`Accept: text/event-stream`, Server-Sent Events: `output` pieces as the command prints "
+                "them, then one `result` (the result body) or `error` (status and error)",
+                "links": _PROCESS_LINKS,
+                **sse_openapi(_EXEC_EVENTS),
+            },
             **_errors(403, 404, 503),
         },
     )
-    async def execute(request: ExecRequest, http: Request) -> ExecResult | ProcessStarted:
+    async def execute(request: ExecRequest, http: Request) -> ExecResult | ProcessStarted | Response:
         """Run a shell command in the workspace dir (or ``cwd``); in the background, answer at once."""
         cwd = resolve(root, request.cwd) if request.cwd else root
         await to_thread.run_sync(_require_dir, cwd)
         timeout = request.timeout_ms / 1000 if request.timeout_ms is not None else None
         if request.background:
             return ProcessStarted(process_id=await processes.start(request.command, cwd, timeout))
-        run = processes.run(request.command, cwd, DEFAULT_TIMEOUT if timeout is None else timeout)
-        return await until_disconnect(http, run)
+        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        if wants_events(http):
+
+            async def streamed(emit: Emit) -> dict[str, Any]:
+                result = await processes.run(
+                    request.command, cwd, timeout, on_output=lambda text: emit("output", {"text": text})
+                )
+                return result.model_dump(mode="json")
+
+            return event_stream(streamed)
+        return await until_disconnect(http.receive, processes.run(request.command, cwd, timeout))
 
     @router.get("/processes", response_model=ProcessList, responses=_errors())
     async def list_processes() -> ProcessList:

@@ -80,5 +80,9 @@ async def agent_link(websocket: WebSocket) -> None:
     peer = f"{client.host}:{client.port}" if client else None
     version = websocket.headers.get(VERSION_HEADER)
     await svc.pool.links.serve(
-        workspace.id, _Socket(websocket), peer=peer, agent_version=version[:64] if version else None
+        workspace.id,
+        _Socket(websocket),
+        peer=peer,
+        agent_version=version[:64] if version else None,
+        token_hash=workspace.agent_token_hash,
     )

@@ -10,18 +10,20 @@ from fastapi import Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from workdock.chat import events
+from workdock.agentapi import ElicitationAnswer, ElicitationAnswered
+from workdock.chat import events, notify
 from workdock.chat.api import schemas
 from workdock.chat.api.workspaces import owned_workspace
 from workdock.chat.auth import current_user, services
 from workdock.chat.catalog import ChatOffer
+from workdock.chat.elicitations import answer_elicitation
 from workdock.chat.models import ModelError
 from workdock.chat.services import Services
 from workdock.chat.store.models import Chat, User
 from workdock.chat.store.repo import RerunRefused
-from workdock.chat.stream import BOOT
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
+from workdock.mcp.questions import QuestionError
 
 router = api_router(prefix="/api/v0", tags=["chats"])
 
@@ -74,8 +76,8 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
         "workspace_id": chat.workspace_id,
         "title": chat.title,
         "model": chat.model or svc.models.default,
-        "status": svc.chats.status(chat),
-        "running": svc.chats.is_running(chat.id),
+        "status": svc.scheduler.status(chat),
+        "running": svc.scheduler.is_running(chat),
         "use_admin_servers": chat.use_admin_servers,
         "disabled_tools": schemas.DisabledTools.model_validate(chat.disabled_tools or {}).model_dump(),
         "tool_budget": chat.tool_budget,
@@ -186,9 +188,10 @@ async def delete_chat(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:
     await owned_chat(svc, chat_id, user)
-    await svc.chats.forget(chat_id)
+    await svc.scheduler.forget(chat_id)
     await svc.store.delete_chat(chat_id, user.id)
-    svc.bus.drop(chat_id)
+    svc.events.drop(chat_id)
+    await svc.notifier.notify(notify.CHAT, chat_id)  # a replica running or watching it lets go
 
 
 @router.get(
@@ -212,9 +215,9 @@ async def send_message(
 ) -> dict[str, Any]:
     chat = await owned_chat(svc, chat_id, user)
     _check_size(svc, body.content)
-    was_running = svc.chats.is_running(chat_id)
+    was_running = svc.scheduler.is_running(chat)
     title = _title(body.content) if chat.title == "New chat" else None
-    queued = await svc.chats.submit(chat_id, body.content, interrupt=body.interrupt, title=title)
+    queued = await svc.scheduler.submit(chat_id, body.content, interrupt=body.interrupt, title=title)
     return {"queued_id": queued.id, "queued": was_running and not body.interrupt}
 
 
@@ -237,7 +240,7 @@ async def retry(
     if body is not None and body.content is not None:
         _check_size(svc, body.content)
     try:
-        queued = await svc.chats.retry(chat_id, body.content if body else None)
+        queued = await svc.scheduler.retry(chat_id, body.content if body else None)
     except RerunRefused as exc:
         raise ApiError(409, exc.message, exc.detail) from exc
     return {"queued_id": queued.id, "message_id": queued.rerun_of}
@@ -260,7 +263,31 @@ async def interrupt(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, bool]:
     await owned_chat(svc, chat_id, user)
-    return {"interrupted": await svc.chats.interrupt(chat_id)}
+    return {"interrupted": await svc.scheduler.interrupt(chat_id)}
+
+
+@router.post(
+    "/chats/{chat_id}/elicitations/{elicitation_id}",
+    response_model=ElicitationAnswered,
+    responses=schemas.writes(404, 409),
+)
+async def answer(
+    chat_id: str,
+    body: ElicitationAnswer,
+    elicitation_id: str = Path(
+        max_length=64, description="the elicitationId of a data-tool-elicitation chunk"
+    ),
+    user: User = Depends(current_user),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """Answer a running tool call's request for input: accept (with the form's content, checked
+    against its schema), decline or cancel. 404 when the call is over, 409 once it was answered."""
+    await owned_chat(svc, chat_id, user)
+    try:
+        result = answer_elicitation(svc.questions, chat_id, elicitation_id, body.action, body.content)
+    except QuestionError as exc:
+        raise ApiError(exc.status, exc.message, exc.detail) from exc
+    return {"id": elicitation_id, "action": result.action}
 
 
 @router.get("/chats/{chat_id}/tools", response_model=schemas.ToolSetOut, responses=schemas.reads(404))
@@ -296,23 +323,17 @@ async def stream(
     after: str | None = Query(default=None, description="same as the Last-Event-ID header"),
 ) -> EventSourceResponse:
     """Server-Sent Events of the chat: the running turn from its start (or after ``Last-Event-ID``),
-    then live events."""
+    then live events, on whichever replica it runs."""
     chat = await owned_chat(svc, chat_id, user)
-    channel = svc.bus.channel(chat_id)
     resume = last_event_id or after
+    start, snapshot = await svc.events.start_point(chat, resume, svc.scheduler.is_running(chat))
 
     async def generate() -> AsyncIterator[ServerSentEvent]:
-        replay_from = channel.seq
-        if resume is None and not svc.chats.is_running(chat_id):
-            # Nothing to replay: tell the newcomer where the chat stands.
-            now = svc.chats.status(chat)
-            snapshot = events.status(cast(events.ChatStatus, now) if now != "running" else "idle")
-            yield ServerSentEvent(data=_dump(snapshot), id=f"{BOOT}-{replay_from}")
-        async for event in channel.watch(
-            resume
-            if resume is not None
-            else (None if svc.chats.is_running(chat_id) else f"{BOOT}-{replay_from}")
-        ):
+        if snapshot:  # nothing to replay: tell the newcomer where the chat stands
+            now = svc.scheduler.status(chat)
+            state = events.status(cast(events.ChatStatus, now) if now != "running" else "idle")
+            yield ServerSentEvent(data=_dump(state), id=str(start))
+        async for event in svc.events.watch(chat_id, start):
             yield ServerSentEvent(data=event.data.decode(), id=event.id)
 
     return EventSourceResponse(

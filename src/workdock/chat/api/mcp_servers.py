@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import Depends
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from workdock.chat import notify
 from workdock.chat.api import schemas
 from workdock.chat.auth import admin_user, services
 from workdock.chat.services import Services
@@ -67,7 +68,9 @@ def server_json(server: McpServer, status: dict[str, Any] | None) -> dict[str, A
 
 
 async def _reconcile(svc: Services) -> None:
-    await svc.admin.apply(await svc.store.list_mcp_servers())
+    """Apply the change here, and have every other replica apply it too."""
+    await svc.admin.reload(svc.store.list_mcp_servers)
+    await svc.notifier.notify(notify.ADMIN)
 
 
 @router.get("/mcp-servers", response_model=schemas.McpServerList, responses=schemas.reads(403))

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workdock.agentapi import ConfigFileStatus, ServerState
+from workdock.agentapi import ConfigFileStatus, InputNeeded, ServerState
 from workdock.http_openapi import error_responses
 
 Timestamp = Field(json_schema_extra={"format": "date-time"})
@@ -96,6 +96,11 @@ class AgentServer(Out):
     restarts: int
     stderr_tail: list[str]
     warnings: list[str]
+    config_file: str | None = None
+    launch: str | None = Field(default=None, description="pending_approval: what it would run or dial")
+    inputs: list[InputNeeded] = Field(
+        default_factory=list, description="needs_input: the values it waits for"
+    )
 
 
 class AgentState(Out):

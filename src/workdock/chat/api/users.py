@@ -8,6 +8,7 @@ from fastapi import Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
+from workdock.chat import notify
 from workdock.chat.api import schemas
 from workdock.chat.auth import (
     COOKIE,
@@ -126,6 +127,7 @@ async def logout(
 ) -> None:
     if request.cookies.get(COOKIE) == request.state.token:  # never revoke an API token by logging out
         await svc.store.delete_token_by_value(request.state.token)
+        await svc.notifier.notify(notify.AUTH)  # no replica may still take it from its cache
     response.delete_cookie(COOKIE)
 
 
@@ -171,6 +173,7 @@ async def delete_user(
         raise ApiError(400, "cannot delete yourself")
     if not await svc.store.delete_user(user_id):
         raise ApiError(404, "no such user")
+    await svc.notifier.notify(notify.AUTH)
 
 
 @router.post(
@@ -213,3 +216,4 @@ async def delete_token(
 ) -> None:
     if not await svc.store.delete_token(token_id):
         raise ApiError(404, "no such token")
+    await svc.notifier.notify(notify.AUTH)

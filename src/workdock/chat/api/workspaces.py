@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, HttpUrl, model_validator
 
 from workdock.agent.token import TOKEN_ENV
 from workdock.agentapi import AgentError
+from workdock.chat import notify
 from workdock.chat.api import schemas
 from workdock.chat.auth import current_user, services
 from workdock.chat.services import Services
@@ -112,6 +113,9 @@ async def agent_status(svc: Services, workspace: Workspace) -> dict[str, Any]:
                 "restarts": s.restarts,
                 "stderr_tail": s.stderr_tail,
                 "warnings": s.warnings,
+                "config_file": s.config_file,
+                "launch": s.launch,
+                "inputs": [i.model_dump() for i in s.inputs],
             }
             for s in listing.servers
         ],
@@ -182,6 +186,7 @@ async def rotate_agent_token(
         )
     token = await svc.store.rotate_agent_token(workspace.id)
     await svc.pool.links.disconnect(workspace.id, CLOSE_REVOKED, "the agent token was replaced")
+    await svc.notifier.notify(notify.LINKS, workspace.id)  # the replica holding its link closes it
     svc.pool.drop_catalog(workspace.id)
     return {**workspace_json(workspace), "agent_token": token, "connect": connect_block(svc, request, token)}
 
@@ -231,11 +236,15 @@ async def delete_workspace(
     workspace_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:
     await owned_workspace(svc, workspace_id, user)
-    for chat in await svc.store.list_chats(user.id):
-        if chat.workspace_id == workspace_id:
-            await svc.chats.forget(chat.id)
-            svc.bus.drop(chat.id)
+    gone = [chat.id for chat in await svc.store.list_chats(user.id) if chat.workspace_id == workspace_id]
+    for chat_id in gone:
+        await svc.scheduler.forget(chat_id)
+        svc.events.drop(chat_id)
     await svc.store.delete_workspace(workspace_id, user.id)
     svc.gatherer.forget(workspace_id)
     await svc.pool.links.disconnect(workspace_id, CLOSE_REVOKED, "the workspace was deleted")
     svc.pool.links.forget(workspace_id)
+    # The other replicas: the one holding its link closes it, those running its chats stop them.
+    await svc.notifier.notify(notify.LINKS, workspace_id)
+    for chat_id in gone:
+        await svc.notifier.notify(notify.CHAT, chat_id)

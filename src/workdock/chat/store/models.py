@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -125,6 +137,19 @@ class Chat(Base):
     tool_budget: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+    # The replica running the chat's turns holds it by this lease (chat/scheduler.py): renewed
+    # while it runs, free once it lapses. A live turn always has a live lease.
+    lease_owner: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(_Timestamp, nullable=True)
+    # Event ids (chat/eventlog.py): the highest sequence number the owner may have used (a block is
+    # reserved when a lease is taken, given back when it is released), and where the last turn began.
+    event_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    turn_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # A user asked to stop the turn that began at this sequence number.
+    interrupt_turn: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The step whose tool calls are running: its assistant message and calls, written before the
+    # calls start, so whoever takes the chat over knows which calls were in flight.
+    pending_step: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Message(Base):
@@ -155,4 +180,58 @@ class QueuedMessage(Base):
     # Set for a retry: the user message whose turn runs again (its later messages are superseded
     # when the turn starts); ``content`` is then that message's text.
     rerun_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class ChatEvent(Base):
+    """One stream event of a chat (its current and previous turn are kept): how watchers on any
+    replica, and watchers that come back later, get what they missed."""
+
+    __tablename__ = "chat_events"
+
+    chat_id: Mapped[str] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[str] = mapped_column(Text)  # the JSON payload, as sent
+    # Older turns' events are pruned only once this old (a watcher that lags turns behind, or a
+    # quick reconnect, still finds them).
+    stored_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class Replica(Base):
+    """A running chat server of the service, with its heartbeat (chat/replicas.py)."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    address: Mapped[str] = mapped_column(String(300))  # HOST:PORT where the other replicas reach it
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class AgentLink(Base):
+    """Where a linked workspace's agent is connected: which replica holds its link (null while it is
+    not connected), and what is known of the link for the status API."""
+
+    __tablename__ = "agent_links"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    replica_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    connected_since: Mapped[datetime | None] = mapped_column(_Timestamp, nullable=True)
+    disconnected_since: Mapped[datetime | None] = mapped_column(_Timestamp, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    agent_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    peer: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class ServiceSecret(Base):
+    """A secret of the whole service, made once by the first replica; sealed (workdock.secretbox)."""
+
+    __tablename__ = "service_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)

@@ -8,20 +8,20 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from workdock.chat import events
 from workdock.chat.store.db import session_factory, sqlite_step_writer
 from workdock.chat.store.models import (
     Chat,
+    ChatEvent,
     McpServer,
     Message,
     QueuedMessage,
@@ -33,8 +33,10 @@ from workdock.chat.store.models import (
 from workdock.secretbox import SecretBox, SecretKeyError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TOKEN_CACHE_S = 10.0
+EVENTS_KEPT = timedelta(minutes=1)  # a chat's events before its previous turn are kept this long
 AGENT_TOKEN_PREFIX = "wdk_"  # an agent link token: opens its workspace's link and nothing else
 
 
@@ -72,6 +74,11 @@ class TurnStart:
     superseded: list[int]
 
 
+class LeaseLost(Exception):
+    """This replica no longer holds the chat: another one took it over, or it was deleted. Nothing
+    more of the turn may be written."""
+
+
 class RerunRefused(Exception):
     """A retry cannot be queued now; ``message`` and ``detail`` say why, for the user."""
 
@@ -95,10 +102,101 @@ async def _last_user_message(session: AsyncSession, chat_id: str) -> Message | N
     )
 
 
+_MESSAGE_COLUMNS = (
+    Message.id,
+    Message.chat_id,
+    Message.role,
+    Message.parts,
+    Message.model,
+    Message.usage,
+    Message.superseded,
+    Message.created_at,
+)
+
+
+def _start_next_turn(
+    connection: Connection, chat_id: str, owner: str | None, turn_seq: int | None
+) -> TurnStart | None:
+    """Store.start_next_turn's transaction."""
+    chat = connection.execute(select(Chat.lease_owner, Chat.turn_seq).where(Chat.id == chat_id)).first()
+    if chat is None or (owner is not None and chat.lease_owner != owner):
+        if owner is not None:
+            raise LeaseLost(chat_id)
+        return None
+    while True:
+        queued = connection.execute(
+            select(QueuedMessage.id, QueuedMessage.content, QueuedMessage.rerun_of)
+            .where(QueuedMessage.chat_id == chat_id)
+            .order_by(QueuedMessage.id)
+            .limit(1)
+        ).first()
+        if queued is None:
+            return None
+        connection.execute(delete(QueuedMessage).where(QueuedMessage.id == queued.id))
+        now = utcnow()
+        superseded: list[int] = []
+        new_text: str | None = queued.content  # the user message to store: a message, or an edit
+        if queued.rerun_of is not None:
+            last = connection.execute(
+                select(*_MESSAGE_COLUMNS)
+                .where(Message.chat_id == chat_id, Message.role == "user", Message.superseded.is_(False))
+                .order_by(Message.id.desc())
+                .limit(1)
+            ).first()
+            if last is None or last.id != queued.rerun_of:
+                logger.warning("chat %s: a retry of message %s is stale, dropped", chat_id, queued.rerun_of)
+                continue
+            message = Message(**last._asdict())
+            edited = queued.content != _text_of(message)
+            new_text = queued.content if edited else None
+            # An edit replaces the user message too: the new text becomes a new message.
+            first = last.id if edited else last.id + 1
+            later = (Message.chat_id == chat_id, Message.id >= first, Message.superseded.is_(False))
+            superseded = list(
+                connection.execute(select(Message.id).where(*later).order_by(Message.id)).scalars()
+            )
+            if superseded:
+                connection.execute(update(Message).where(Message.id.in_(superseded)).values(superseded=True))
+        if new_text is not None:
+            values: dict[str, Any] = {
+                "chat_id": chat_id,
+                "role": "user",
+                "parts": [{"type": "text", "text": new_text}],
+                "model": None,
+                "usage": None,
+                "superseded": False,
+                "created_at": now,
+            }
+            new_id = connection.execute(insert(Message).values(**values).returning(Message.id)).scalar_one()
+            message = Message(id=new_id, **values)
+        fields: dict[str, Any] = {"status": "running", "updated_at": now, "pending_step": None}
+        if turn_seq is not None:
+            fields["turn_seq"] = turn_seq
+            # The events before the previous turn go (it is kept for reconnects), once they are old
+            # enough that no watcher can still be reading them live.
+            connection.execute(
+                delete(ChatEvent).where(
+                    ChatEvent.chat_id == chat_id,
+                    ChatEvent.seq < chat.turn_seq,
+                    ChatEvent.stored_at < now - EVENTS_KEPT,
+                )
+            )
+        connection.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
+        return TurnStart(message, superseded)
+
+
 def _write_step(
-    connection: Connection, chat_id: str, values: list[dict[str, Any]], fields: dict[str, Any]
+    connection: Connection,
+    chat_id: str,
+    values: list[dict[str, Any]],
+    fields: dict[str, Any],
+    owner: str | None,
 ) -> list[int]:
-    """Insert a step's messages and touch its chat, in the caller's transaction; the new ids in order."""
+    """Insert a step's messages and touch its chat, in the caller's transaction; the new ids in order.
+
+    With ``owner``, only while that replica holds the chat's lease (else ``LeaseLost``, and nothing
+    of the step is written): a replica that lost a chat to another must not add to its history.
+    """
     ids = (
         [
             row.id
@@ -109,7 +207,11 @@ def _write_step(
         if values
         else []
     )
-    connection.execute(update(Chat).where(Chat.id == chat_id).values(**fields))
+    touch = update(Chat).where(Chat.id == chat_id)
+    if owner is not None:
+        touch = touch.where(Chat.lease_owner == owner)
+    if _affected(connection.execute(touch.values(**fields))) == 0 and owner is not None:
+        raise LeaseLost(chat_id)
     return ids
 
 
@@ -149,6 +251,10 @@ class Store:
     async def get_user_by_name(self, name: str) -> User | None:
         async with self.sessions() as s:
             return await s.scalar(select(User).where(User.name == name))
+
+    def forget_tokens(self) -> None:
+        """Drop the cached token lookups (a token or user was deleted, maybe by another replica)."""
+        self._token_cache.clear()
 
     async def delete_user(self, user_id: str) -> bool:
         self._token_cache.clear()
@@ -437,25 +543,6 @@ class Store:
             result = await s.execute(delete(Chat).where(Chat.id == chat_id, Chat.user_id == user_id))
             return _affected(result) > 0
 
-    async def interrupt_running_chats(self) -> list[str]:
-        """After a restart: a turn that was running is gone; mark its chat ``interrupted`` and end its
-        history with the interrupted mark."""
-        async with self.sessions.begin() as s:
-            ids = list((await s.scalars(select(Chat.id).where(Chat.status == "running"))).all())
-            if ids:
-                now = utcnow()
-                s.add_all(
-                    Message(
-                        chat_id=chat_id,
-                        role="assistant",
-                        parts=[events.interrupted_part("server")],
-                        created_at=now,
-                    )
-                    for chat_id in ids
-                )
-                await s.execute(update(Chat).where(Chat.id.in_(ids)).values(status="interrupted"))
-        return ids
-
     # ---- messages and the queue --------------------------------------------------------------------
 
     async def list_messages(self, chat_id: str, *, include_superseded: bool = True) -> Sequence[Message]:
@@ -468,10 +555,16 @@ class Store:
             return (await s.scalars(query.order_by(Message.id))).all()
 
     async def add_messages(
-        self, chat_id: str, messages: Sequence[NewMessage], *, status: str | None = None
+        self,
+        chat_id: str,
+        messages: Sequence[NewMessage],
+        *,
+        status: str | None = None,
+        owner: str | None = None,
     ) -> list[Message]:
         """Store one step (assistant message + tool results) atomically; the turn's last step sets the
-        chat's new ``status`` in the same transaction."""
+        chat's new ``status`` in the same transaction. A stored step ends the pending one (its calls
+        are no longer in flight). With ``owner``: only while that replica holds the chat."""
         now = utcnow()
         values = [
             {
@@ -485,27 +578,35 @@ class Store:
             }
             for m in messages
         ]
-        fields: dict[str, Any] = (
-            {"updated_at": now} if status is None else {"updated_at": now, "status": status}
-        )
-        # Core statements, not the ORM unit of work: a step is written on every turn's hot path.
-        if self._step_writer is not None:
-            ids = await anyio.to_thread.run_sync(self._write_step_sync, chat_id, values, fields)
-        else:
-            async with self.engine.begin() as connection:
-                ids = await connection.run_sync(_write_step, chat_id, values, fields)
+        fields: dict[str, Any] = {"updated_at": now, "pending_step": None}
+        if status is not None:
+            fields["status"] = status
+        ids = await self.write(lambda c: _write_step(c, chat_id, values, fields, owner))
         return [Message(id=message_id, **value) for message_id, value in zip(ids, values, strict=True)]
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` (Core statements on a sync connection) in one transaction.
+
+        The turn's hot path writes this way: on SQLite through the plain engine in one worker-thread
+        hop (see db.py), elsewhere on the async engine's connection.
+        """
+        if self._step_writer is not None:
+            return await anyio.to_thread.run_sync(self._write_sync, work)
+        async with self.engine.begin() as connection:
+            return await connection.run_sync(work)
+
+    def _write_sync(self, work: Callable[[Connection], T]) -> T:
+        assert self._step_writer is not None
+        with self._step_writer.begin() as connection:
+            return work(connection)
+
+    @property
+    def postgres(self) -> bool:
+        return self.engine.url.drivername.startswith("postgresql")
 
     def close(self) -> None:
         if self._step_writer is not None:
             self._step_writer.dispose()
-
-    def _write_step_sync(
-        self, chat_id: str, values: list[dict[str, Any]], fields: dict[str, Any]
-    ) -> list[int]:
-        assert self._step_writer is not None
-        with self._step_writer.begin() as connection:
-            return _write_step(connection, chat_id, values, fields)
 
     async def enqueue(self, chat_id: str, content: str, *, title: str | None = None) -> QueuedMessage:
         """Queue a user message (and, for a chat's first message, set its title in the same write)."""
@@ -564,70 +665,23 @@ class Store:
             )
             return _affected(result) > 0
 
-    async def start_next_turn(self, chat_id: str) -> TurnStart | None:
+    async def start_next_turn(
+        self, chat_id: str, *, owner: str | None = None, turn_seq: int | None = None
+    ) -> TurnStart | None:
         """Take the oldest queued entry and mark the chat running, atomically.
 
         A message becomes the turn's user message in the history. A re-run takes the existing user
         message and supersedes every message after it; a re-run whose message is no longer the
         last turn's (a message got in first) is dropped.
-        """
-        async with self.sessions.begin() as s:
-            while True:
-                queued = await s.scalar(
-                    select(QueuedMessage)
-                    .where(QueuedMessage.chat_id == chat_id)
-                    .order_by(QueuedMessage.id)
-                    .limit(1)
-                )
-                if queued is None:
-                    return None
-                await s.delete(queued)
-                now = utcnow()
-                superseded: list[int] = []
-                if queued.rerun_of is None:
-                    message = Message(
-                        chat_id=chat_id,
-                        role="user",
-                        parts=[{"type": "text", "text": queued.content}],
-                        superseded=False,
-                        created_at=now,
-                    )
-                    s.add(message)
-                    await s.flush()
-                else:
-                    last = await _last_user_message(s, chat_id)
-                    if last is None or last.id != queued.rerun_of:
-                        logger.warning(
-                            "chat %s: a retry of message %s is stale, dropped", chat_id, queued.rerun_of
-                        )
-                        continue
-                    message = last
-                    edited = queued.content != _text_of(last)
-                    # An edit replaces the user message too: the new text becomes a new message.
-                    first = last.id if edited else last.id + 1
-                    later = (Message.chat_id == chat_id, Message.id >= first, Message.superseded.is_(False))
-                    superseded = list(
-                        (await s.scalars(select(Message.id).where(*later).order_by(Message.id))).all()
-                    )
-                    if superseded:
-                        await s.execute(
-                            update(Message).where(Message.id.in_(superseded)).values(superseded=True)
-                        )
-                    if edited:
-                        message = Message(
-                            chat_id=chat_id,
-                            role="user",
-                            parts=[{"type": "text", "text": queued.content}],
-                            superseded=False,
-                            created_at=now,
-                        )
-                        s.add(message)
-                        await s.flush()
-                await s.execute(
-                    update(Chat).where(Chat.id == chat_id).values(status="running", updated_at=now)
-                )
-                return TurnStart(message, superseded)
 
-    async def chats_with_queue(self) -> list[str]:
+        With ``owner``, only while that replica holds the chat (else ``LeaseLost``, and the entry
+        stays queued). ``turn_seq`` is the first event number of the new turn: the events of the
+        turn before the previous one are no longer kept.
+        """
+        # Core statements in one transaction (one worker-thread hop on SQLite): every turn starts here.
+        return await self.write(lambda c: _start_next_turn(c, chat_id, owner, turn_seq))
+
+    async def has_queue(self, chat_id: str) -> bool:
         async with self.sessions() as s:
-            return list((await s.scalars(select(QueuedMessage.chat_id).distinct())).all())
+            found = await s.scalar(select(QueuedMessage.id).where(QueuedMessage.chat_id == chat_id).limit(1))
+        return found is not None

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import mcp_types as types
+
 from workdock.agentapi import CallToolResult
 from workdock.chat.store.models import McpServer
-from workdock.chat.tools.base import CallFn, Gathered, OfferedTool, SourceFailure, error_result
+from workdock.chat.tools.base import CallFn, CallReporter, Gathered, OfferedTool, SourceFailure, error_result
 from workdock.mcp.config import ServerSpec
 from workdock.mcp.content import result_to_wire
+from workdock.mcp.hooks import CallHooks
 from workdock.mcp.hub import CallTimeout, Hub, HubError, ServerUnavailable, ToolNotFound
+from workdock.mcp.questions import describe_request
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,13 @@ class AdminServers:
         self._offered: tuple[tuple[int, int], list[OfferedTool]] | None = (
             None  # by (catalog, policies) version
         )
+        self._applying = asyncio.Lock()
+
+    async def reload(self, read: Callable[[], Awaitable[Sequence[McpServer]]]) -> None:
+        """Apply the servers as ``read`` finds them now (after a change here or on another
+        replica). One reload at a time, each reading afresh, so the last one applies the newest."""
+        async with self._applying:
+            await self.apply(await read())
 
     async def apply(self, rows: Sequence[McpServer]) -> None:
         enabled = [row for row in rows if row.enabled]
@@ -92,9 +104,17 @@ class AdminServers:
         return gathered
 
     def _caller(self, name: str) -> CallFn:
-        async def call(arguments: dict[str, Any]) -> CallToolResult:
+        async def call(arguments: dict[str, Any], reporter: CallReporter) -> CallToolResult:
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                reporter.progress(progress, total, message)
+
+            async def ask(params: types.ElicitRequestParams) -> types.ElicitResult:
+                answer = await reporter.ask(describe_request(params))
+                return types.ElicitResult(action=answer.action, content=answer.content)
+
+            hooks = CallHooks(on_progress, ask)
             try:
-                return result_to_wire(await self.hub.call(name, arguments, timeout=self.call_timeout))
+                return result_to_wire(await self.hub.call(name, arguments, self.call_timeout, hooks))
             except HubError as exc:
                 if isinstance(exc, CallTimeout):
                     what = "timed out"

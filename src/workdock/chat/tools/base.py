@@ -4,12 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from workdock.agentapi import CallToolResult, ContentBlock
 
 Source = Literal["builtin", "admin", "workspace"]
-CallFn = Callable[[dict[str, Any]], Awaitable[CallToolResult]]
+Action = Literal["accept", "decline", "cancel"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The user's answer to a request for input: accept (with the form's content), decline, cancel."""
+
+    action: Action
+    content: dict[str, Any] | None = None
+
+
+class CallReporter(Protocol):
+    """What a running call tells the turn (shown on its card), and how it asks the user."""
+
+    def progress(self, progress: float, total: float | None, message: str | None) -> None: ...
+
+    def output(self, text: str) -> None: ...
+
+    async def ask(self, request: dict[str, Any]) -> Answer:
+        """Put ``request`` ({mode, message, requested_schema | url}) to the user; their answer."""
+        ...
+
+
+CallFn = Callable[[dict[str, Any], CallReporter], Awaitable[CallToolResult]]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Their names are reserved: no MCP tool can take them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -17,11 +18,13 @@ from workdock.agentapi import (
     CallToolResult,
     EditFileRequest,
     ExecRequest,
+    ExecResult,
+    Output,
     ReadFileRequest,
     SignalRequest,
     WriteFileRequest,
 )
-from workdock.chat.tools.base import Gathered, OfferedTool, error_result, text_result
+from workdock.chat.tools.base import CallReporter, Gathered, OfferedTool, error_result, text_result
 
 _PATH = {"type": "string", "description": "Path relative to the workspace directory, or absolute."}
 
@@ -129,7 +132,7 @@ class _ProcessRef(BaseModel):
 # argument is an error result that names it, and a change to the agent's API fails type checking here.
 
 
-async def _read_file(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
+async def _read_file(client: AgentClient, args: dict[str, Any], _: CallReporter) -> CallToolResult:
     request = ReadFileRequest.model_validate(args)
     body = await client.read_file(request.path, offset=request.offset, limit=request.limit)
     text = body.content
@@ -138,12 +141,12 @@ async def _read_file(client: AgentClient, args: dict[str, Any]) -> CallToolResul
     return text_result(text)
 
 
-async def _write_file(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
+async def _write_file(client: AgentClient, args: dict[str, Any], _: CallReporter) -> CallToolResult:
     request = WriteFileRequest.model_validate(args)
     return text_result(_dump(await client.write_file(request.path, request.content)))
 
 
-async def _edit_files(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
+async def _edit_files(client: AgentClient, args: dict[str, Any], _: CallReporter) -> CallToolResult:
     files = args.get("files")
     if not isinstance(files, list) or not files:
         return error_result("edit_files needs a non-empty `files` list")
@@ -159,38 +162,49 @@ async def _edit_files(client: AgentClient, args: dict[str, Any]) -> CallToolResu
     return text_result("\n".join(diffs) or "no changes")
 
 
-async def _execute(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
+async def _execute(client: AgentClient, args: dict[str, Any], reporter: CallReporter) -> CallToolResult:
     request = ExecRequest.model_validate(args)
     if request.background:
         started = await client.exec(
             request.command, cwd=request.cwd, timeout_ms=request.timeout_ms, background=True
         )
         return text_result(f"started in the background: process_id={started.process_id}")
-    body = await client.exec(request.command, cwd=request.cwd, timeout_ms=request.timeout_ms)
+    body: ExecResult | None = None
+    # Streamed: the card shows the output while the command runs, and an interrupt keeps it.
+    async with aclosing(
+        client.exec_events(request.command, cwd=request.cwd, timeout_ms=request.timeout_ms)
+    ) as events:
+        async for event in events:
+            if isinstance(event, Output):
+                reporter.output(event.text)
+            else:
+                body = event
+    if body is None:
+        return error_result("execute failed: the agent's answer ended without the command's result")
     status = f"exit code {body.exit_code}" + (" (timed out)" if body.timed_out else "")
     return text_result(
         f"{body.output}\n[{status}]" if body.output else f"[{status}]", is_error=body.exit_code != 0
     )
 
 
-async def _process_list(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
+async def _process_list(client: AgentClient, args: dict[str, Any], _: CallReporter) -> CallToolResult:
     return text_result(_dump(await client.list_processes()))
 
 
-async def _process_output(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
+async def _process_output(client: AgentClient, args: dict[str, Any], _: CallReporter) -> CallToolResult:
     body = await client.process_output(_ProcessRef.model_validate(args).process_id)
     state = "running" if body.running else f"exited with {body.exit_code}"
     return text_result(f"{body.output}\n[{state}]")
 
 
-async def _process_signal(client: AgentClient, args: dict[str, Any]) -> CallToolResult:
+async def _process_signal(client: AgentClient, args: dict[str, Any], _: CallReporter) -> CallToolResult:
     process_id = _ProcessRef.model_validate(args).process_id
     return text_result(
         _dump(await client.signal_process(process_id, SignalRequest.model_validate(args).signal))
     )
 
 
-_IMPLS: dict[str, Callable[[AgentClient, dict[str, Any]], Awaitable[CallToolResult]]] = {
+_IMPLS: dict[str, Callable[[AgentClient, dict[str, Any], CallReporter], Awaitable[CallToolResult]]] = {
     "read_file": _read_file,
     "write_file": _write_file,
     "edit_files": _edit_files,
@@ -205,9 +219,9 @@ def builtin_tools(client: AgentClient) -> Gathered:
     def make(name: str) -> OfferedTool:
         impl = _IMPLS[name]
 
-        async def call(arguments: dict[str, Any]) -> CallToolResult:
+        async def call(arguments: dict[str, Any], reporter: CallReporter) -> CallToolResult:
             try:
-                return await impl(client, arguments)
+                return await impl(client, arguments, reporter)
             except ValidationError as exc:
                 return error_result(f"invalid arguments for {name}: {_problems(exc)}")
             except AgentError as exc:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from workdock.agentapi import AgentClient, AgentError, CallToolResult, ToolInfo
+from workdock.agentapi import AgentClient, AgentError, CallToolResult, Elicitation, Progress, ToolInfo
 from workdock.chat.store.models import Workspace
-from workdock.chat.tools.base import Gathered, OfferedTool, SourceFailure, error_result
+from workdock.chat.tools.base import CallReporter, Gathered, OfferedTool, SourceFailure, error_result
 from workdock.link.registry import LinkRegistry
+
+logger = logging.getLogger(__name__)
 
 LIST_BUDGET_S = 5.0
 # Requests through a link go by its transport; the URL only names the agent in httpx2's records.
@@ -88,9 +92,9 @@ class AgentPool:
         return Gathered(tools=cached.offered, version=cached)
 
     def _offer(self, workspace_id: str, client: AgentClient, tool: ToolInfo) -> OfferedTool:
-        async def call(arguments: dict[str, Any]) -> CallToolResult:
+        async def call(arguments: dict[str, Any], reporter: CallReporter) -> CallToolResult:
             try:
-                return await client.call_tool(tool.name, arguments)
+                return await _streamed_call(client, tool.name, arguments, reporter)
             except AgentError as exc:
                 if exc.status == 404:  # the catalog moved on: fetch it afresh next turn
                     self.drop_catalog(workspace_id)
@@ -110,6 +114,38 @@ class AgentPool:
             parameters=schema,
             call=call,
         )
+
+
+async def _streamed_call(
+    client: AgentClient, name: str, arguments: dict[str, Any], reporter: CallReporter
+) -> CallToolResult:
+    """The call streamed from the agent: progress onto the card, requests for input to the user
+    (each answered in a task of its own, so the stream is read on while the user thinks)."""
+    relays: set[asyncio.Task[None]] = set()
+    try:
+        async with aclosing(client.call_tool_events(name, arguments)) as events:
+            async for event in events:
+                if isinstance(event, Progress):
+                    reporter.progress(event.progress, event.total, event.message)
+                elif isinstance(event, Elicitation):
+                    relay = asyncio.ensure_future(_relay(client, event, reporter))
+                    relays.add(relay)
+                    relay.add_done_callback(relays.discard)
+                else:
+                    return event
+    finally:
+        for relay in relays:  # the call is over: a question still open has no one to ask for
+            relay.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+    raise AgentError(0, "the agent's answer ended before the tool's result")
+
+
+async def _relay(client: AgentClient, asked: Elicitation, reporter: CallReporter) -> None:
+    answer = await reporter.ask(asked.describe())
+    try:
+        await client.answer_elicitation(asked.id, answer.action, answer.content)
+    except AgentError as exc:  # the call ended meanwhile (404), or the agent is gone: nothing to do
+        logger.info("answer to request for input %s not taken: %s", asked.id, exc)
 
 
 def _call_error(name: str, exc: AgentError) -> str:

@@ -3,14 +3,14 @@
 Both are null for existing chats: nothing turned off, the server's budget.
 
 Revision ID: 0012
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

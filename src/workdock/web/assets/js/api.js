@@ -55,6 +55,8 @@ export const api = {
   deleteWorkspace: (id) => request("DELETE", `/workspaces/${id}`),
   refreshWorkspace: (id) => request("POST", `/workspaces/${id}/refresh`, {}),
   rotateAgentToken: (id) => request("POST", `/workspaces/${id}/agent-token`, {}),
+  trustServers: (id, body) => request("POST", `/workspaces/${id}/trust`, body),
+  giveInput: (id, body) => request("POST", `/workspaces/${id}/inputs`, body),
   chats: () => request("GET", "/chats"),
   chat: (id) => request("GET", `/chats/${id}`),
   createChat: (body) => request("POST", "/chats", body),
@@ -66,4 +68,5 @@ export const api = {
   interrupt: (id) => request("POST", `/chats/${id}/interrupt`, {}),
   retry: (id, content) => request("POST", `/chats/${id}/retry`, content === undefined ? {} : { content }),
   tools: (id) => request("GET", `/chats/${id}/tools`),
+  answerElicitation: (id, elicitationId, body) => request("POST", `/chats/${id}/elicitations/${encodeURIComponent(elicitationId)}`, body),
 };

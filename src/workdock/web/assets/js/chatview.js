@@ -19,6 +19,7 @@ import { ToolCard, tickDurations } from "./toolcard.js";
 import { ToolsPanel, unavailableServers } from "./toolspanel.js";
 
 const RECONNECT_MS = 1500;
+const LIVE_OUTPUT_CHARS = 64 * 1024; // of a running command's output shown on its card (the result has it all)
 
 export class ChatView {
   constructor(app, chatId) {
@@ -36,6 +37,7 @@ export class ChatView {
     this.nodes = new Map(); // item key → {el, sig, update}
     this.connected = false;
     this.closed = false;
+    this.answer = (elicitationId, action, content) => this.answerElicitation(elicitationId, action, content);
     this.build();
   }
 
@@ -313,6 +315,22 @@ export class ChatView {
           duration_ms: started ? Date.now() - started : null });
         break;
       }
+      case "data-tool-progress":
+        this.report(chunk.data.toolCallId).progress = chunk.data;
+        break;
+      case "data-tool-output": {
+        const report = this.report(chunk.data.toolCallId);
+        report.output = (report.output + chunk.data.text).slice(-LIVE_OUTPUT_CHARS);
+        break;
+      }
+      case "data-tool-elicitation": {
+        // A later chunk with the same id (answered, expired) replaces the earlier one.
+        const report = this.report(chunk.data.toolCallId);
+        const index = report.elicitations.findIndex((r) => r.elicitationId === chunk.data.elicitationId);
+        if (index >= 0) report.elicitations[index] = chunk.data;
+        else report.elicitations.push(chunk.data);
+        break;
+      }
       case "error":
         this.liveError = chunk.errorText;
         break;
@@ -323,6 +341,21 @@ export class ChatView {
         return; // finish, finish-step, text-end, ...: nothing to show
     }
     this.scheduleRender();
+  }
+
+  /** What a running call reported (progress, live output, requests for input); bumped on change. */
+  report(callId) {
+    let report = this.live.reports.get(callId);
+    if (!report) {
+      report = { progress: null, output: "", elicitations: [], version: 0 };
+      this.live.reports.set(callId, report);
+    }
+    report.version += 1;
+    return report;
+  }
+
+  answerElicitation(elicitationId, action, content) {
+    return api.answerElicitation(this.chatId, elicitationId, content === undefined ? { action } : { action, content });
   }
 
   persistedCall(callId) {
@@ -416,7 +449,7 @@ export class ChatView {
     const stopped = !result && !(this.chat?.running && live);
     return { id: part.tool_call_id, name: part.tool_name, source: part.source, server: part.server,
       args: part.args, hasArgs: true, argsText: "", startedAt: live?.startedAt, result,
-      interrupted: stopped };
+      interrupted: stopped, reports: this.live.reports.get(part.tool_call_id), answer: this.answer };
   }
 
   liveCard(id, call) {
@@ -424,7 +457,7 @@ export class ChatView {
     let args = call.args;
     return { id, name: call.name, source: info?.source, server: info?.server, args, hasArgs: Boolean(call.hasArgs),
       argsText: call.argsText, startedAt: call.startedAt, result: this.results.get(id),
-      interrupted: !this.chat?.running && !this.results.get(id) };
+      interrupted: !this.chat?.running && !this.results.get(id), reports: this.live.reports.get(id), answer: this.answer };
   }
 
   render() {
@@ -739,7 +772,7 @@ function messageActions(getText) {
 }
 
 function newLive() {
-  return { texts: new Map(), calls: new Map(), order: [] };
+  return { texts: new Map(), calls: new Map(), order: [], reports: new Map() };
 }
 
 function signature(item) {
@@ -753,7 +786,7 @@ function signature(item) {
       return `${item.editable ? 1 : 0}:${item.text}`;
     case "tool":
       return JSON.stringify([item.call.hasArgs, item.call.argsText?.length, item.call.source, item.call.server,
-        item.call.interrupted, item.call.result?.duration_ms, item.call.result?.is_error,
+        item.call.interrupted, item.call.result?.duration_ms, item.call.result?.is_error, item.call.reports?.version,
         item.call.result ? JSON.stringify(item.call.result.content).length : -1]);
     default:
       return item.text ?? "";

@@ -5,14 +5,17 @@
 // persisted) and is only updated, so an open card stays open while the turn goes on.
 
 import { copyButton, formatDuration, h, icon } from "./dom.js";
+import { ElicitationForm } from "./elicitation.js";
 
 const TEXT_PREVIEW_CHARS = 1500;
 const TEXT_PREVIEW_LINES = 24;
 const IMAGE_TYPES = /^image\/(png|jpeg|gif|webp|bmp|avif)$/i;
 
 /**
- * call: {id, name, source, server, argsText, args, hasArgs, startedAt, result}
+ * call: {id, name, source, server, argsText, args, hasArgs, startedAt, result, reports, answer}
  * result: {is_error, content: [{type, text|data, media_type}], structured_content, duration_ms}
+ * reports (while it runs): {progress: {progress, total, message}, output, elicitations: [request], version}
+ * answer(elicitationId, action, content) → Promise: sends the user's answer to a request for input
  */
 export class ToolCard {
   constructor(call) {
@@ -21,19 +24,22 @@ export class ToolCard {
     this.el = h("details", { class: "tool-card", dataset: { callId: call.id, tool: call.name } },
       this.summary, this.body);
     this.signature = null;
+    this.forms = new Map(); // elicitation id → ElicitationForm, kept across renders
     this.update(call);
   }
 
   state(call) {
     if (call.result) return call.result.is_error ? "error" : "done";
     if (call.interrupted) return "stopped";
+    if (call.reports?.elicitations?.some((r) => r.status === "pending")) return "asking";
     return call.hasArgs ? "running" : "streaming";
   }
 
   update(call) {
     const state = this.state(call);
     const signature = JSON.stringify([state, call.argsText?.length, call.hasArgs, call.source, call.server,
-      call.result ? [call.result.duration_ms, call.result.content?.length, JSON.stringify(call.result.content).length] : null]);
+      call.result ? [call.result.duration_ms, call.result.content?.length, JSON.stringify(call.result.content).length] : null,
+      call.reports?.version]);
     this.el.dataset.state = state;
     if (signature === this.signature) return;
     this.signature = signature;
@@ -54,7 +60,7 @@ export class ToolCard {
         sourceChip(call),
         duration !== undefined && duration !== null
           ? h("span", { class: "tool-duration" }, formatDuration(duration))
-          : state === "running" && call.startedAt
+          : (state === "running" || state === "asking") && call.startedAt
             ? h("span", { class: "tool-duration", dataset: { since: String(call.startedAt) } }, formatDuration(Date.now() - call.startedAt))
             : null,
         badge(state)),
@@ -69,15 +75,43 @@ export class ToolCard {
     } else {
       sections.push(section("Arguments", argsView(call)));
     }
+    const reports = call.reports;
+    for (const request of reports?.elicitations || []) {
+      let form = this.forms.get(request.elicitationId);
+      if (!form) {
+        form = new ElicitationForm(request, (action, content) => call.answer(request.elicitationId, action, content));
+        this.forms.set(request.elicitationId, form);
+      } else {
+        form.update(request);
+      }
+      if (request.status === "pending" || !call.result) sections.push(section("Input requested", form.el));
+    }
     if (call.result) {
       const title = call.name === "execute" ? "Output" : call.result.is_error ? "Error" : "Result";
       sections.push(section(title, resultView(call)));
-    } else if (state === "running" || state === "streaming") {
+    } else if (state === "running" || state === "streaming" || state === "asking") {
+      if (reports?.output) {
+        sections.push(section("Output", h("div", { class: "terminal" },
+          h("pre", { class: "result-text terminal-output live-output" }, reports.output))));
+      }
+      if (reports?.progress) sections.push(progressView(reports.progress));
       sections.push(h("div", { class: "tool-waiting" }, h("span", { class: "spinner" }),
-        state === "streaming" ? "Receiving arguments…" : "Running…"));
+        state === "streaming" ? "Receiving arguments…" : state === "asking" ? "Waiting for your answer…" : "Running…"));
     }
     this.body.replaceChildren(...sections);
+    const live = this.body.querySelector(".live-output");
+    if (live) live.scrollTop = live.scrollHeight; // follow the end, as a terminal does
+    if (reports?.elicitations?.some((r) => r.status === "pending")) this.el.open = true; // a question is never hidden
   }
+}
+
+function progressView({ progress, total, message }) {
+  const known = typeof total === "number" && total > 0;
+  const percent = known ? Math.max(0, Math.min(100, (progress / total) * 100)) : null;
+  const label = message || (known ? `${Math.round(percent)} %` : `${progress}`);
+  return h("div", { class: "tool-progress" },
+    h("progress", { max: known ? "100" : undefined, value: known ? String(percent) : undefined, "aria-label": "Progress" }),
+    h("span", { class: "tool-progress-label muted small" }, label));
 }
 
 function section(title, ...content) {
@@ -85,7 +119,7 @@ function section(title, ...content) {
 }
 
 function badge(state) {
-  const labels = { streaming: "preparing", running: "running", done: "done", error: "error", stopped: "stopped" };
+  const labels = { streaming: "preparing", running: "running", done: "done", error: "error", stopped: "stopped", asking: "needs input" };
   return h("span", { class: `badge badge-${state}` },
     state === "running" || state === "streaming" ? h("span", { class: "spinner spinner-xs" }) : null,
     labels[state]);

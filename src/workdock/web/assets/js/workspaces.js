@@ -9,7 +9,8 @@ import { copyButton, h, icon, timeAgo } from "./dom.js";
 const POLL_MS = 3000;
 
 const STATE_CLASS = { ready: "ok", connecting: "busy", restarting: "busy", starting: "busy", failed: "bad",
-  disabled: "off", stopped: "off" };
+  needs_auth: "busy",
+  disabled: "off", stopped: "off", pending_approval: "warn", needs_input: "warn" };
 
 export class WorkspacesView {
   constructor(app) {
@@ -36,6 +37,8 @@ export class WorkspacesView {
 
   async load({ quiet = false } = {}) {
     if (this.loading) return;
+    // A value being typed for a server's input is not wiped by the poll.
+    if (quiet && [...this.list.querySelectorAll("input.server-input")].some((i) => i.value || i === document.activeElement)) return;
     this.loading = true;
     try {
       const { workspaces } = await api.workspaces();
@@ -122,10 +125,28 @@ export class WorkspacesView {
             : "No MCP servers declared (.mcp.json). The built-in tools still work.")
         : h("div", { class: "failure" }, icon("alert"), h("div", {}, h("strong", {}, linked ? "Agent not connected" : "Agent unreachable"),
           h("div", { class: "small" }, agent.error || ""))),
-      servers.length ? h("div", { class: "server-list" }, servers.map((s) => serverRow(s))) : null,
+      servers.length ? h("div", { class: "server-list" }, servers.map((s) => serverRow(s, this.heldActions(workspace)))) : null,
       broken.map((f) => h("div", { class: "failure small config-error" }, icon("alert"),
         h("div", {}, `${f.path}: ${f.error}`, h("div", { class: "muted" }, keptNote(f.kept_servers || []))))));
     return card;
+  }
+
+  /** What a held server's row can do: approve it (or its whole file), give an input's value. */
+  heldActions(workspace) {
+    const run = async (work, done) => {
+      try {
+        await work();
+        this.app.toast(done, "ok");
+      } catch (error) {
+        this.app.toast(error.message, "error");
+      }
+      await this.load();
+    };
+    return {
+      approve: (server) => run(() => api.trustServers(workspace.id, { servers: [server.name] }), `Approved ${server.name}: starting`),
+      approveFile: (server) => run(() => api.trustServers(workspace.id, { file: server.config_file }), `Approved every server of ${server.config_file}`),
+      giveInput: (server, input, value) => run(() => api.giveInput(workspace.id, { id: input.id, value }), `Sent ${input.id} to ${server.name}`),
+    };
   }
 
   /** The command that links a workspace's agent to this server, with its token (shown this once). */
@@ -195,9 +216,41 @@ function keptNote(kept) {
     : "It declares no servers until it is fixed.";
 }
 
-function serverRow(server) {
+/** A pending server's command line and its Approve buttons; a waiting server's input fields. */
+function heldBlock(server, actions) {
+  if (server.state === "pending_approval") {
+    return h("div", { class: "held" },
+      h("div", { class: "small" }, "This workspace's own config ", h("code", {}, server.config_file || ""), " asks to run:"),
+      h("pre", { class: "launch" }, server.launch || ""),
+      h("div", { class: "row-actions" },
+        h("button", { class: "btn-primary btn-sm", type: "button", onclick: () => actions.approve(server) }, icon("check"), "Approve"),
+        server.config_file ? h("button", { class: "btn-ghost btn-sm", type: "button", onclick: () => actions.approveFile(server) },
+          "Approve all from this file") : null));
+  }
+  if (server.state === "needs_input") {
+    return h("div", { class: "held" }, (server.inputs || []).map((input) => {
+      const field = h("input", { class: "server-input", name: input.id, autocomplete: "off",
+        type: input.password ? "password" : "text", placeholder: input.id });
+      const form = h("form", { class: "input-form" },
+        h("label", { class: "small" }, input.description || input.id, field),
+        h("button", { class: "btn-primary btn-sm", type: "submit" }, "Save"),
+        h("div", { class: "muted small" }, `or set ${input.env} in the agent's environment`));
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const value = field.value;
+        field.value = ""; // a password is not kept in the page
+        actions.giveInput(server, input, value);
+      });
+      return form;
+    }));
+  }
+  return null;
+}
+
+function serverRow(server, actions) {
   const state = server.state;
-  const hasDetail = server.error || (server.stderr_tail || []).length || (server.warnings || []).length;
+  const held = actions ? heldBlock(server, actions) : null;
+  const hasDetail = held || server.error || (server.stderr_tail || []).length || (server.warnings || []).length;
   const details = h("details", { class: `server-row state-${STATE_CLASS[state] || "off"}`, dataset: { server: server.name } },
     h("summary", {},
       h("span", { class: `dot dot-${STATE_CLASS[state] || "off"}` }),
@@ -208,11 +261,13 @@ function serverRow(server) {
       server.restarts ? h("span", { class: "muted small" }, `${server.restarts} restarts`) : null,
       hasDetail ? icon("chevron", "icon chevron") : null),
     h("div", { class: "server-detail" },
-      server.error ? h("div", { class: "failure-text" }, server.error) : null,
+      server.error ? h("div", { class: held ? "small" : "failure-text" }, server.error) : null,
+      held,
       (server.warnings || []).map((w) => h("div", { class: "warning small" }, w)),
       (server.stderr_tail || []).length
         ? [h("div", { class: "tool-section-title" }, "stderr (last lines)"),
           h("pre", { class: "stderr" }, server.stderr_tail.join("\n"))]
         : h("div", { class: "muted small" }, hasDetail ? "" : "Nothing to report.")));
+  if (held) details.open = true; // what the user must do is shown, not folded away
   return details;
 }
