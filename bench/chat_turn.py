@@ -141,10 +141,10 @@ async def main(turns: int, steps: int) -> None:
             result.tools = dict(result.tools)  # the gatherer shares its dict between turns: wrap a copy
             for name, tool in list(result.tools.items()):
 
-                async def call(arguments: dict[str, Any], _call: Any = tool.call) -> Any:
+                async def call(arguments: dict[str, Any], reporter: Any, _call: Any = tool.call) -> Any:
                     started = time.perf_counter()
                     try:
-                        return await _call(arguments)
+                        return await _call(arguments, reporter)
                     finally:
                         timings["tool_call"].append(time.perf_counter() - started)
 

@@ -105,6 +105,101 @@ class InputNeeded(WireModel):
     env: str = Field(description="the agent's environment variable that gives it (WORKDOCK_INPUT_<ID>)")
 
 
+# ---- MCP resources and prompts --------------------------------------------------------------------
+
+
+class ResourceInfo(WireModel):
+    id: str = Field(
+        description="offered id: routes to this server's resource (read-resource takes it as uri)"
+    )
+    server_name: str
+    uri: str = Field(description="the server's own URI")
+    name: str
+    title: str | None = None
+    description: str | None = None
+    mime_type: str | None = None
+    size: int | None = None
+    annotations: dict[str, Any] | None = None
+
+
+class ResourceList(WireModel):
+    version: str
+    resources: list[ResourceInfo] = Field(default_factory=list)
+
+
+class ResourceTemplateInfo(WireModel):
+    server_name: str
+    uri_template: str
+    name: str
+    title: str | None = None
+    description: str | None = None
+    mime_type: str | None = None
+
+
+class ResourceTemplateList(WireModel):
+    version: str
+    resource_templates: list[ResourceTemplateInfo] = Field(default_factory=list)
+
+
+class PromptArgumentInfo(WireModel):
+    name: str
+    description: str | None = None
+    required: bool = False
+
+
+class PromptInfo(WireModel):
+    server_name: str
+    name: str = Field(description="offered name, <server>__<prompt>")
+    original_name: str
+    title: str | None = None
+    description: str | None = None
+    arguments: list[PromptArgumentInfo] = Field(default_factory=list)
+
+
+class PromptList(WireModel):
+    version: str
+    prompts: list[PromptInfo] = Field(default_factory=list)
+
+
+class ReadResourceRequest(WireModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    uri: str = Field(min_length=1, max_length=8192, description="a URI, or a resource's offered id")
+    server: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the server to read from (needed when several offer it)",
+    )
+    timeout_ms: int | None = Field(default=None, gt=0, le=600_000)
+
+
+class ReadResourceResult(WireModel):
+    server_name: str
+    uri: str
+    contents: list[ContentBlock] = Field(default_factory=list)
+
+
+class GetPromptRequest(WireModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    name: str = Field(min_length=1, max_length=256)
+    arguments: dict[str, str] = Field(default_factory=dict)
+    timeout_ms: int | None = Field(default=None, gt=0, le=600_000)
+
+
+class PromptMessage(WireModel):
+    role: Literal["user", "assistant"]
+    content: ContentBlock
+
+
+class GetPromptResult(WireModel):
+    name: str
+    server_name: str
+    description: str | None = None
+    messages: list[PromptMessage] = Field(default_factory=list)
+
+
 class ServerStatus(WireModel):
     name: str
     transport: Literal["stdio", "http", "sse"] | None = None
@@ -549,6 +644,56 @@ class AgentClient:
             yield events()
         finally:
             await response.aclose()
+
+    async def _listing(
+        self, path: str, refresh: bool, etag: str | None, timeout: float | None
+    ) -> bytes | None:
+        headers = {"If-None-Match": etag} if etag else None
+        params = {"refresh": "true"} if refresh else None
+        response = await self._request(
+            "GET", f"/api/v0/mcp/{path}", params=params, headers=headers, timeout=timeout, ok=(200, 304)
+        )
+        return None if response.status_code == 304 else response.content
+
+    async def list_resources(
+        self, *, refresh: bool = False, etag: str | None = None, timeout: float | None = None
+    ) -> ResourceList | None:
+        """The catalog's resources; ``None`` when ``etag`` is still current (304)."""
+        body = await self._listing("resources", refresh, etag, timeout)
+        return None if body is None else ResourceList.model_validate_json(body)
+
+    async def list_resource_templates(
+        self, *, refresh: bool = False, etag: str | None = None, timeout: float | None = None
+    ) -> ResourceTemplateList | None:
+        body = await self._listing("resource-templates", refresh, etag, timeout)
+        return None if body is None else ResourceTemplateList.model_validate_json(body)
+
+    async def list_prompts(
+        self, *, refresh: bool = False, etag: str | None = None, timeout: float | None = None
+    ) -> PromptList | None:
+        body = await self._listing("prompts", refresh, etag, timeout)
+        return None if body is None else PromptList.model_validate_json(body)
+
+    async def read_resource(
+        self, uri: str, *, server: str | None = None, timeout_ms: int | None = None
+    ) -> ReadResourceResult:
+        """Read ``uri`` (or a resource's offered id); ``server`` picks the server when several offer it."""
+        body = ReadResourceRequest(uri=uri, server=server, timeout_ms=timeout_ms).model_dump(
+            exclude_none=True
+        )
+        wait = (timeout_ms or 600_000) / 1000 + 10
+        response = await self._request("POST", "/api/v0/mcp/read-resource", json=body, timeout=wait)
+        return ReadResourceResult.model_validate_json(response.content)
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, *, timeout_ms: int | None = None
+    ) -> GetPromptResult:
+        body = GetPromptRequest(name=name, arguments=arguments or {}, timeout_ms=timeout_ms).model_dump(
+            exclude_none=True
+        )
+        wait = (timeout_ms or 600_000) / 1000 + 10
+        response = await self._request("POST", "/api/v0/mcp/get-prompt", json=body, timeout=wait)
+        return GetPromptResult.model_validate_json(response.content)
 
     async def servers(self, *, timeout: float | None = None) -> ServerList:
         response = await self._request("GET", "/api/v0/mcp/servers", timeout=timeout)

@@ -23,7 +23,7 @@ from workdock.logs import setup_logging
 from workdock.mcp.config import kept_note
 from workdock.mcp.content import structured_to_send
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_ENV, MIN_RESULT_BYTES
-from workdock.tables import servers_table, tools_table
+from workdock.tables import prompts_table, resources_table, servers_table, tools_table
 
 app = typer.Typer(
     name="workdock",
@@ -341,6 +341,11 @@ def _parse_arguments(args_json: str | None, pairs: list[str]) -> dict[str, Any]:
     return arguments
 
 
+def _decoded_size(data: str) -> int:
+    """The byte count of base64 ``data`` (its padding counts for nothing)."""
+    return len(data) * 3 // 4 - len(data[-2:]) + len(data[-2:].rstrip("="))
+
+
 def _print_result(result: agentapi.CallToolResult) -> None:
     for block in result.content:
         if block.type == "text":
@@ -351,7 +356,7 @@ def _print_result(result: agentapi.CallToolResult) -> None:
         elif block.type == "resource_link":
             out.print(f"[dim]link:[/] {block.name or ''} {block.uri}", highlight=False)
         else:
-            size = len(block.data or "") * 3 // 4
+            size = _decoded_size(block.data or "")
             where = f" {block.uri}" if block.uri else ""
             out.print(
                 escape(f"[{block.type} {block.media_type or ''}, {size} bytes{where}]"),
@@ -413,6 +418,105 @@ def _print_held(server: agentapi.ServerStatus) -> None:
             f"{needed.env} or enter it in the web UI (Workspaces)",
             highlight=False,
         )
+
+
+@app.command()
+def resources(
+    agent: AgentUrl = None,
+    token_file: TokenFile = None,
+    json_out: JsonOut = False,
+    refresh: Annotated[bool, typer.Option(help="Re-read the config and re-list every server first.")] = False,
+) -> None:
+    """List the resources the agent's servers offer (URI, server, type, name), then their templates."""
+
+    async def work(
+        client: agentapi.AgentClient,
+    ) -> tuple[agentapi.ResourceList, agentapi.ResourceTemplateList]:
+        listing = await client.list_resources(refresh=refresh)
+        templates = await client.list_resource_templates()
+        assert listing is not None and templates is not None  # no ETag sent: never a 304
+        return listing, templates
+
+    listing, templates = _with_agent(agent, token_file, work)
+    if json_out:
+        _print_json(
+            {
+                **listing.model_dump(mode="json"),
+                "resource_templates": templates.model_dump(mode="json")["resource_templates"],
+            }
+        )
+        return
+    title = f"{len(listing.resources)} resources, {len(templates.resource_templates)} templates"
+    table = resources_table(listing.resources, templates.resource_templates, title=title, width=out.width)
+    out.print(table, soft_wrap=False)
+
+
+@app.command()
+def read(
+    uri: Annotated[str, typer.Argument(help="The resource's URI (or its offered id).")],
+    server: Annotated[
+        str | None, typer.Option(help="The server to read from, when several offer it.")
+    ] = None,
+    agent: AgentUrl = None,
+    token_file: TokenFile = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Read a resource through the agent and print its contents."""
+    result: agentapi.ReadResourceResult = _with_agent(
+        agent, token_file, lambda c: c.read_resource(uri, server=server)
+    )
+    if json_out:
+        _print_json(result.model_dump(mode="json", exclude_none=True))
+        return
+    for block in result.contents:
+        if block.text is not None:
+            out.print(block.text, markup=False, highlight=False)
+        else:
+            size = _decoded_size(block.data or "")
+            out.print(escape(f"[{block.media_type or 'binary'}, {size} bytes: {block.uri}]"), style="dim")
+
+
+@app.command()
+def prompts(
+    agent: AgentUrl = None,
+    token_file: TokenFile = None,
+    json_out: JsonOut = False,
+    refresh: Annotated[bool, typer.Option(help="Re-read the config and re-list every server first.")] = False,
+) -> None:
+    """List the prompts the agent's servers offer: name, server, description, arguments (* required)."""
+    listing: agentapi.PromptList = _with_agent(agent, token_file, lambda c: c.list_prompts(refresh=refresh))
+    if json_out:
+        _print_json(listing.model_dump(mode="json"))
+        return
+    title = f"{len(listing.prompts)} prompts (catalog version {listing.version})"
+    out.print(prompts_table(listing.prompts, title=title, width=out.width), soft_wrap=False)
+
+
+@app.command()
+def prompt(
+    name: Annotated[str, typer.Argument(help="The prompt's offered name, e.g. github__summarise.")],
+    arg: Annotated[
+        list[str] | None,
+        typer.Option("--arg", "-a", help="One argument as key=value (always a string; repeatable)."),
+    ] = None,
+    agent: AgentUrl = None,
+    token_file: TokenFile = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Get a prompt with its arguments filled in and print its messages."""
+    arguments: dict[str, str] = {}
+    for pair in arg or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"-a {pair!r}: expected key=value")
+        arguments[key] = value
+    result: agentapi.GetPromptResult = _with_agent(agent, token_file, lambda c: c.get_prompt(name, arguments))
+    if json_out:
+        _print_json(result.model_dump(mode="json", exclude_none=True))
+        return
+    for message in result.messages:
+        out.print(f"[bold]{message.role}:[/]")
+        _print_result(agentapi.CallToolResult(content=[message.content]))
 
 
 @app.command()

@@ -303,9 +303,9 @@ def start_chat_server(tmp_path: Path, fake_model: FakeOpenAI) -> Iterator[Callab
     def start(**kwargs: Any) -> ChatServer:
         env = {**model_env(fake_model), **kwargs.pop("env", {})}
         port = kwargs.pop("port", None)
-        server = ChatServer(kwargs.pop("data_dir", tmp_path / "data"), env, **kwargs).start(port)
-        servers.append(server)
-        return server
+        server = ChatServer(kwargs.pop("data_dir", tmp_path / "data"), env, **kwargs)
+        servers.append(server)  # stopped after the test even when it never came up
+        return server.start(port)
 
     yield start
     for server in reversed(servers):

@@ -389,3 +389,52 @@ def test_a_missing_postgresql_skips_locally_and_fails_under_ci(monkeypatch: pyte
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="PostgreSQL is not installed"):
         postgres.require_postgres()
+
+
+async def test_queued_parts_become_the_user_message_and_old_queue_rows_stay_text(database_url: str) -> None:
+    """Migration 0010: a message queued before it keeps its text; one queued after keeps its parts.
+    (Each is taken in turn: the queue does not check the chat's status.)"""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0001")  # later revisions need the key: migrate() runs them
+            then = datetime(2026, 1, 1, tzinfo=UTC)
+            await _insert_row(conn, "users", id="u1", name="ann", is_admin=False, created_at=then)
+            await _insert_row(
+                conn,
+                "workspaces",
+                id="w1",
+                user_id="u1",
+                name="old",
+                agent_url="http://127.0.0.1:4571",
+                agent_token="secret",
+                created_at=then,
+            )
+            await _insert_row(
+                conn,
+                "chats",
+                id="c1",
+                user_id="u1",
+                workspace_id="w1",
+                title="t",
+                status="idle",
+                use_admin_servers=True,
+                created_at=then,
+                updated_at=then,
+            )
+            await _insert_row(conn, "queued_messages", chat_id="c1", content="queued before", created_at=then)
+        box = SecretBox(parse_key(new_key()))
+        await migrate(engine, box)
+        store = Store(engine, box)
+        parts = [
+            {"type": "text", "text": "see this"},
+            {"type": "resource", "uri": "x://y", "server": "s", "source": "workspace", "content": []},
+        ]
+        await store.enqueue("c1", "see this", parts=parts)
+        first = await store.start_next_turn("c1")
+        assert first is not None and first.message.parts == [{"type": "text", "text": "queued before"}]
+        second = await store.start_next_turn("c1")
+        assert second is not None and second.message.parts == parts
+        store.close()
+    finally:
+        await engine.dispose()

@@ -93,8 +93,9 @@ async def start_service(
                 database_url=postgres_url,
                 subprocess_mode=True,
                 log_path=tmp_path / f"replica-{index}.log",
-            ).start()
-            started.append(server)
+            )
+            started.append(server)  # stopped at the end even when it never came up
+            server.start()
         token = started[0].admin_token  # the first replica made the admin
         apis.extend(Api(server.url, token) for server in started[-count:])
         return Service(started[-count:], apis[-count:], postgres_url)

@@ -8,6 +8,7 @@ must end every server it started, and then checks that none outlived it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -83,7 +84,12 @@ class RunningAgent:
             start_new_session=True,
         )
         self.http = httpx2.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-        self.wait_for(lambda: self._healthy(), 20, "the agent's /healthz to answer")
+        try:
+            self.wait_for(lambda: self._healthy(), 60, "the agent's /healthz to answer")
+        except BaseException:
+            with contextlib.suppress(AssertionError):
+                self.stop()  # never left running when it did not come up
+            raise
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:

@@ -15,6 +15,8 @@ from fastapi import APIRouter, FastAPI, Path, Request, Response
 from workdock import __version__, agentapi
 from workdock.agent.auth import BearerAuth
 from workdock.agent.call_route import CallToolEndpoint, HotPathApp, call_body, parse_call_request
+from workdock.agent.catalog_routes import catalog_router
+from workdock.agent.etag import REFRESH_PARAMETER, etag_matches, wants_refresh
 from workdock.agent.runtime import AgentRuntime, AgentSettings
 from workdock.agent.streaming import Emit, event_stream, sse_openapi, wants_events
 from workdock.agent.trust_routes import trust_router
@@ -67,13 +69,6 @@ class _ToolListCache:
         return self._body
 
 
-def _etag_matches(header: str | None, version: str) -> bool:
-    if not header:
-        return False
-    candidates = {c.strip().removeprefix("W/").strip('"') for c in header.split(",")}
-    return version in candidates or "*" in candidates
-
-
 # The body is parsed by hand (whatever its Content-Type) so each mistake gets its own clear 400.
 _CALL_TOOL_BODY = {
     "requestBody": {
@@ -86,18 +81,6 @@ _CALL_EVENTS = (
     'event: elicitation\ndata: {"id": "…", "mode": "form", "message": "…", "requested_schema": {}}\n\n'
     'event: result\ndata: {"content": [], "is_error": false, "structured_content": null}\n\n'
 )
-# Declared by hand: the handler reads the query itself (no per-request parameter machinery).
-_REFRESH_PARAMETER = {
-    "parameters": [
-        {
-            "name": "refresh",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "boolean", "default": False},
-            "description": "Re-read the config files and re-list every server before answering.",
-        }
-    ]
-}
 
 
 def mcp_router(runtime: AgentRuntime) -> APIRouter:
@@ -109,17 +92,17 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
         "/tools",
         response_model=agentapi.ToolList,
         responses={304: {"description": "Not modified"}, **error_responses(401, 429)},
-        openapi_extra=_REFRESH_PARAMETER,
+        openapi_extra=REFRESH_PARAMETER,
     )
     async def list_tools(request: Request) -> Response:
         """The catalog of every ready server's tools, sorted by name; ETag is the catalog version."""
-        if request.query_params.get("refresh", "").lower() in ("true", "1", "yes"):
+        if wants_refresh(request.query_params.get("refresh")):
             await runtime.reload()
             await runtime.hub.refresh(timeout=min(DEFAULT_REFRESH_WAIT, runtime.settings.connect_timeout))
         catalog = runtime.hub.catalog
         version = str(catalog.version)
         etag = f'"{version}"'
-        if _etag_matches(request.headers.get("if-none-match"), version):
+        if etag_matches(request.headers.get("if-none-match"), version):
             return Response(status_code=304, headers={"ETag": etag})
         return Response(tool_list.body(catalog), media_type="application/json", headers={"ETag": etag})
 
@@ -301,6 +284,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
 
     app.include_router(mcp_router(runtime))
     app.include_router(trust_router(runtime))
+    app.include_router(catalog_router(runtime))
     if processes is not None:
         app.include_router(workspace_router(settings.workspace, processes))
     return app

@@ -4,7 +4,8 @@ Pick or create a chat (a resumed one shows its last messages), type messages, wa
 stream in: the model's markdown rendered as it comes, each tool call with its arguments, a
 preview of its result, its duration and any error (``cli_render``). Ctrl-C stops the running turn
 and the chat stays open; Ctrl-D quits. ``--message`` runs one turn without prompting; the exit
-code says whether it succeeded.
+code says whether it succeeded. ``@uri`` in a message attaches that resource and
+``/server__prompt key=value`` runs a prompt (``cli_compose``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rich.text import Text
 
 from workdock.chat.app import ADMIN_TOKEN_FILE
 from workdock.chat.cli_ask import ask_at_prompt
+from workdock.chat.cli_compose import ComposeError, compose
 from workdock.chat.cli_render import ChatView, ago
 from workdock.chat.services import default_data_dir
 
@@ -169,7 +171,15 @@ class ChatSession:
         """Send one message and render its turn; True if it ended well. Ctrl-C (see
         :meth:`on_interrupt`) stops it: the turn ends as interrupted and this returns False."""
         self._drain()  # what is left of a turn that was given up on
-        await self.api("POST", f"/chats/{chat_id}/messages", json={"content": content})
+        try:
+            request = await compose(self.api, self.console, chat_id, content)
+        except ComposeError as exc:
+            self.console.print(Text(str(exc), style="red"))
+            return False
+        if request is None:  # answered here (/resources, /prompts)
+            return True
+        path, body = request
+        await self.api("POST", f"/chats/{chat_id}/{path}", json=body)
         self._turn = asyncio.current_task()
         self._interrupting = False
         try:

@@ -101,6 +101,24 @@ def for_model(content: Sequence[dict[str, Any]], structured: Any = None) -> str 
     return [text, *files] if text else files  # an empty text would reach the model as an empty item
 
 
+def user_content(parts: Sequence[dict[str, Any]]) -> str | list[Any]:
+    """A user message's parts for the model: its text, then each attached resource (from a
+    resource part, the same way a tool result is given: text capped, images as images)."""
+    text = "\n".join(p.get("text", "") for p in parts if p.get("type") == "text")
+    resources = [p for p in parts if p.get("type") == "resource"]
+    if not resources:
+        return text
+    items: list[Any] = [text] if text else []
+    for part in resources:
+        content = for_model(part.get("content") or [])
+        header = f"[attached resource {part.get('uri')} from server {part.get('server')}]"
+        if isinstance(content, str):
+            items.append(f"{header}\n{content}")
+        else:
+            items.extend([header, *content])
+    return items
+
+
 def to_model_messages(rows: Sequence[Message]) -> list[ModelMessage]:
     """Persisted history → the model's message list.
 
@@ -130,8 +148,7 @@ def to_model_messages(rows: Sequence[Message]) -> list[ModelMessage]:
     for row in rows:
         if row.role == "user":
             close_open_calls()
-            text = "\n".join(p.get("text", "") for p in row.parts if p.get("type") == "text")
-            messages.append(ModelRequest(parts=[UserPromptPart(text)]))
+            messages.append(ModelRequest(parts=[UserPromptPart(user_content(row.parts))]))
         elif row.role == "assistant":
             close_open_calls()
             parts: list[Any] = []

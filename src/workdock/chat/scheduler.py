@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from workdock.chat import events, notify
 from workdock.chat.eventlog import ChatChannel, EventLog
@@ -99,9 +100,16 @@ class Scheduler:
         return self.status(chat) == "running"
 
     async def submit(
-        self, chat_id: str, content: str, *, interrupt: bool = False, title: str | None = None
+        self,
+        chat_id: str,
+        content: str,
+        *,
+        interrupt: bool = False,
+        title: str | None = None,
+        parts: list[dict[str, Any]] | None = None,
     ) -> QueuedMessage:
-        queued = await self.store.enqueue(chat_id, content, title=title)
+        """Queue a user message (``parts`` when it is more than ``content`` as text) and start it."""
+        queued = await self.store.enqueue(chat_id, content, title=title, parts=parts)
         if interrupt:
             await self.interrupt(chat_id)
         await self._announce(chat_id)

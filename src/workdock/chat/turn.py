@@ -112,7 +112,7 @@ class TurnRunner:
         # Every write of a turn is made only while this replica (``owner``) holds the chat's lease.
         self.leases = leases
         self.owner = owner
-        # the running calls' requests for input
+        # The running calls' requests for input (kept by the replica that runs the turn).
         self.questions = questions if questions is not None else Questions()
         self.stopping = False  # the server is shutting down: turns cancelled now say so
 

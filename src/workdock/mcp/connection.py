@@ -17,10 +17,10 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx2
@@ -53,6 +53,7 @@ from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
 from workdock.mcp.oauth import Provider, ServerTokens, SignIn, TokenVault
+from workdock.mcp.offerings import Offerings, list_offerings
 from workdock.mcp.stdio import stdio_transport
 from workdock.mcp.tracing import skip_untraced_spans
 
@@ -71,6 +72,8 @@ CLOSE_GRACE = 2.0  # for closing the session of a server that was lost
 _SSE_FRAMING = 4096
 _CLIENT_INFO = types.Implementation(name="workdock", version=__version__)
 # Transport-level failures: the server is gone, not merely answering with an error.
+RESOURCE_NOT_FOUND = -32002  # the MCP specification's code for an unknown resource URI
+_Result = TypeVar("_Result", bound=types.Result)
 _LOST_ERRORS = (httpx2.TransportError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 # A 2026-07-28 server may answer a call with input_required instead of its result.
 _CALL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = TypeAdapter(
@@ -89,6 +92,12 @@ class HubError(Exception):
 
 
 class ToolNotFound(HubError):
+    status = 404
+
+
+class NotFound(HubError):
+    """The server says the resource (or prompt) does not exist."""
+
     status = 404
 
 
@@ -156,6 +165,7 @@ class Connection:
         self.state: ServerState = _initial_state(entry)
         self.error: str | None = _initial_error(entry)
         self.tools: tuple[types.Tool, ...] = ()
+        self.offerings = Offerings()  # resources, resource templates, prompts
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self.restarts = 0
         self.protocol_version: str | None = None
@@ -226,6 +236,7 @@ class Connection:
             with budget:
                 async with self._open_client(spec) as client:
                     tools = await self._list_tools(client)
+                    self.offerings = await list_offerings(client, self.name)
                     budget.deadline = math.inf  # connected: the connect budget no longer applies
                     self._became_ready(client, tools)
                     ready_since = time.monotonic()
@@ -378,6 +389,7 @@ class Connection:
             self._refresh_wanted = anyio.Event()
             try:
                 tools = await self._list_tools(client)
+                offerings = await list_offerings(client, self.name)
             except MCPError as exc:
                 logger.warning("server %s: re-listing tools failed: %s", self.name, exc)
                 self._listed.set()
@@ -386,16 +398,21 @@ class Connection:
                 self._lost.set()
                 return
             changed = tools != self.tools
+            offerings_changed = offerings != self.offerings
             self.tools = tools
+            self.offerings = offerings
             self._listed.set()
             if changed:
                 logger.info("server %s: tool list changed (%d tools)", self.name, len(tools))
+            if changed or offerings_changed:
                 self._changed()
 
     async def _listen_for_changes(self, client: Client) -> None:
         """On the 2026-07-28 era, list_changed arrives only on a ``subscriptions/listen`` stream."""
         try:
-            async with client.listen(tools_list_changed=True) as subscription:
+            async with client.listen(
+                tools_list_changed=True, resources_list_changed=True, prompts_list_changed=True
+            ) as subscription:
                 async for _event in subscription:
                     self.request_refresh()
         except (ListenNotSupportedError, MCPError, SubscriptionLost, TimeoutError) as exc:
@@ -473,7 +490,12 @@ class Connection:
         return tuple(tools)
 
     async def _on_message(self, message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
+        if isinstance(
+            message,
+            types.ToolListChangedNotification
+            | types.ResourceListChangedNotification
+            | types.PromptListChangedNotification,
+        ):
             self.request_refresh()
         elif isinstance(message, Exception):
             logger.debug("server %s: transport: %s", self.name, _describe(message))
@@ -532,45 +554,49 @@ class Connection:
         result = await self._call(tool, arguments, timeout, hooks, raw=True)
         return result if isinstance(result, dict) else result_to_dict(result)
 
-    async def _call(
-        self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks, *, raw: bool
-    ) -> types.CallToolResult | dict[str, Any]:
+    async def read_resource(self, uri: str, timeout: float) -> types.ReadResourceResult:
+        request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri))
+        return await self.send(request, types.ReadResourceResult, timeout, f"resource {uri!r}")
+
+    async def get_prompt(
+        self, prompt: str, arguments: dict[str, str], timeout: float
+    ) -> types.GetPromptResult:
+        request = types.GetPromptRequest(
+            params=types.GetPromptRequestParams(name=prompt, arguments=arguments)
+        )
+        return await self.send(request, types.GetPromptResult, timeout, f"prompt {prompt!r}")
+
+    async def send(
+        self, request: types.ClientRequest, result_type: type[_Result], timeout: float, what: str
+    ) -> _Result:
+        """One request other than a tool call, its failures mapped to :class:`HubError` (``what``
+        names it)."""
+        client = self._ready_client()
+        with self._errors_mapped(what, timeout, f"a result for {what} that is not valid"):
+            return await client.session.send_request(
+                request, result_type, request_read_timeout_seconds=timeout
+            )
+
+    def _ready_client(self) -> Client:
         client = self._client
         if client is None or self.state != "ready":
             reason = f": {self.error}" if self.error else ""
             raise ServerUnavailable(f"server {self.name!r} is {self.state}{reason}")
-        call = _Call(self.name, tool, hooks)
-        self._calls.append(call)
+        return client
+
+    @contextmanager
+    def _errors_mapped(self, what: str, timeout: float, invalid: str) -> Iterator[None]:
+        """The SDK's and the transport's failures of one request, as :class:`HubError`s."""
         try:
-            first: types.CallToolResult | types.InputRequiredResult | dict[str, Any]
-            if raw:
-                first = await self._send_passed_through(client, call, arguments, timeout)
-            else:
-                first = await self._send_call(client, call, arguments, timeout)
-            if isinstance(first, types.CallToolResult | dict):
-                return first
-
-            async def dispatch(
-                key: str, request: types.InputRequest
-            ) -> types.InputResponse | types.ErrorData:
-                if isinstance(request, types.ElicitRequest):
-                    return await call.ask(request.params)
-                # Sampling and roots are not offered: the SDK's callbacks refuse them.
-                context = ClientRequestContext(session=client.session, request_id=key)
-                return await client.session.dispatch_input_request(context, request)
-
-            async def retry(
-                responses: types.InputResponses | None, state: str | None
-            ) -> types.CallToolResult | types.InputRequiredResult:
-                return await self._send_call(client, call, arguments, timeout, responses, state)
-
-            return await run_input_required_driver(first, dispatch=dispatch, retry=retry)
+            yield
         except MCPError as exc:
             if is_oversize(exc.error):
-                raise ResultTooLarge(f"tool {tool!r} on server {self.name!r}: {exc.error.message}") from exc
+                raise ResultTooLarge(f"{what} on server {self.name!r}: {exc.error.message}") from exc
+            if exc.error.code == RESOURCE_NOT_FOUND:
+                raise NotFound(f"{what} on server {self.name!r}: {exc.error.message}") from exc
             if exc.error.code == types.REQUEST_TIMEOUT:
                 raise CallTimeout(
-                    f"tool {tool!r} on server {self.name!r} did not answer within {timeout:g} s"
+                    f"{what} on server {self.name!r} did not answer within {timeout:g} s"
                     " (the server was sent notifications/cancelled)"
                 ) from exc
             if exc.error.code == types.CONNECTION_CLOSED:
@@ -586,13 +612,42 @@ class Connection:
                 f"server {self.name!r} asked for input more than {exc.max_rounds} times in one call"
             ) from exc
         except ValidationError as exc:
-            raise UpstreamError(
-                f"server {self.name!r} sent a result that is not a valid tool result: "
-                f"{exc.error_count()} problems"
-            ) from exc
+            raise UpstreamError(f"server {self.name!r} sent {invalid}: {exc.error_count()} problems") from exc
         except _LOST_ERRORS as exc:
             self._lost.set()
             raise ServerUnavailable(f"server {self.name!r} is unreachable: {_describe(exc)}") from exc
+
+    async def _call(
+        self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks, *, raw: bool
+    ) -> types.CallToolResult | dict[str, Any]:
+        client = self._ready_client()
+        call = _Call(self.name, tool, hooks)
+        self._calls.append(call)
+        try:
+            with self._errors_mapped(f"tool {tool!r}", timeout, "a result that is not a valid tool result"):
+                first: types.CallToolResult | types.InputRequiredResult | dict[str, Any]
+                if raw:
+                    first = await self._send_passed_through(client, call, arguments, timeout)
+                else:
+                    first = await self._send_call(client, call, arguments, timeout)
+                if isinstance(first, types.CallToolResult | dict):
+                    return first
+
+                async def dispatch(
+                    key: str, request: types.InputRequest
+                ) -> types.InputResponse | types.ErrorData:
+                    if isinstance(request, types.ElicitRequest):
+                        return await call.ask(request.params)
+                    # Sampling and roots are not offered: the SDK's callbacks refuse them.
+                    context = ClientRequestContext(session=client.session, request_id=key)
+                    return await client.session.dispatch_input_request(context, request)
+
+                async def retry(
+                    responses: types.InputResponses | None, state: str | None
+                ) -> types.CallToolResult | types.InputRequiredResult:
+                    return await self._send_call(client, call, arguments, timeout, responses, state)
+
+                return await run_input_required_driver(first, dispatch=dispatch, retry=retry)
         finally:
             self._calls.remove(call)
 

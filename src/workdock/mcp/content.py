@@ -132,6 +132,23 @@ def raw_result_to_dict(raw: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"content": blocks, "is_error": bool(is_error), "structured_content": structured}
 
 
+def resource_contents_to_wire(
+    contents: Iterable[types.TextResourceContents | types.BlobResourceContents],
+) -> list[dict[str, Any]]:
+    """A read resource's contents as the wire's ``resource`` blocks."""
+    return [block_to_wire(types.EmbeddedResource(type="resource", resource=item)) for item in contents]
+
+
+def prompt_to_dict(name: str, server: str, result: types.GetPromptResult) -> dict[str, Any]:
+    """The get-prompt response body: the prompt's messages, each one content block."""
+    return {
+        "name": name,
+        "server_name": server,
+        "description": result.description,
+        "messages": [{"role": m.role, "content": block_to_wire(m.content)} for m in result.messages],
+    }
+
+
 def result_to_wire(result: types.CallToolResult) -> agentapi.CallToolResult:
     return agentapi.CallToolResult.model_validate(result_to_dict(result))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,10 +34,20 @@ from workdock.mcp.held import held_fields
 from workdock.mcp.hooks import NO_HOOKS, CallHooks
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
 from workdock.mcp.oauth import SignInError, TokenVault, revoke
+from workdock.mcp.offered import (
+    CatalogPrompt,
+    CatalogResource,
+    CatalogTemplate,
+    OfferedRoutes,
+    offer_offerings,
+)
 
 __all__ = [
     "CallTimeout",
     "Catalog",
+    "CatalogPrompt",
+    "CatalogResource",
+    "CatalogTemplate",
     "CatalogTool",
     "Hub",
     "HubError",
@@ -65,8 +75,15 @@ class CatalogTool:
 
 @dataclass(frozen=True)
 class Catalog:
+    """What the workspace offers: every ready server's tools, resources, templates and prompts.
+
+    ``version`` changes whenever any of them does."""
+
     version: int
     tools: tuple[CatalogTool, ...]  # of ready servers, sorted by name
+    resources: tuple[CatalogResource, ...] = ()  # sorted by (uri, server)
+    templates: tuple[CatalogTemplate, ...] = ()  # sorted by (server, uri template)
+    prompts: tuple[CatalogPrompt, ...] = ()  # sorted by name
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,7 @@ class Hub:
         self._task_group: TaskGroup | None = None
         self._catalog = Catalog(version=0, tools=())
         self._routes: dict[str, _Route] = {}
+        self._offered = OfferedRoutes()
         self._naming_warnings: dict[str, list[str]] = {}
         self._changed = anyio.Event()
 
@@ -211,10 +229,11 @@ class Hub:
                 listed.append(CatalogTool(item.server, item.offered, item.original, tool))
         listed.sort(key=lambda t: t.name)
         self._routes = routes
+        self._offered = offer_offerings(connections, warnings)
         self._naming_warnings = warnings
-        tools = tuple(listed)
-        if tools != self._catalog.tools:
-            self._catalog = Catalog(version=self._catalog.version + 1, tools=tools)
+        catalog = Catalog(self._catalog.version, tuple(listed), *self._offered.listed())
+        if catalog != self._catalog:
+            self._catalog = replace(catalog, version=self._catalog.version + 1)
         self._changed.set()
         self._changed = anyio.Event()
 
@@ -269,11 +288,7 @@ class Hub:
         if route is None:
             raise ToolNotFound(f"no tool named {name!r} in the catalog")
         connection = route.connection
-        if timeout is None:
-            spec = connection.spec
-            timeout = spec.timeout_ms / 1000 if spec and spec.timeout_ms else DEFAULT_CALL_TIMEOUT
-            timeout = min(timeout, MAX_CALL_TIMEOUT)
-        return connection, route.original_name, timeout
+        return connection, route.original_name, _timeout(connection, timeout)
 
     def deliver_auth(self, server: str, code: str, state: str, iss: str | None = None) -> None:
         """Hand a sign-in's authorization code to the server's flow (``SignInError`` if it cannot take it)."""
@@ -281,6 +296,29 @@ class Hub:
         if running is None:
             raise SignInError(404, f"no server named {server!r}")
         running.connection.sign_in.deliver(code, state, iss)
+
+    async def read_resource(
+        self, uri: str, server: str | None = None, timeout: float | None = None
+    ) -> tuple[str, types.ReadResourceResult]:
+        """Read ``uri`` from ``server`` (or from the one server that lists it or a template it fits)."""
+        connections = {n: r.connection for n, r in self._running.items()}
+        connection = self._offered.resource_route(uri, server, connections)
+        if server is None:
+            uri = self._offered.resource_uri(uri)  # an offered id stands for its server's URI
+        result = await connection.read_resource(uri, _timeout(connection, timeout))
+        return connection.name, result
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, timeout: float | None = None
+    ) -> tuple[CatalogPrompt, types.GetPromptResult]:
+        route = self._offered.prompts.get(name)
+        if route is None:
+            raise ToolNotFound(f"no prompt named {name!r} in the catalog")
+        prompt, connection = route
+        result = await connection.get_prompt(
+            prompt.original_name, arguments or {}, _timeout(connection, timeout)
+        )
+        return prompt, result
 
     # ---- status ---------------------------------------------------------------------------------
 
@@ -306,3 +344,12 @@ class Hub:
                 )
             )
         return sorted(result, key=lambda s: s.name)
+
+
+def _timeout(connection: Connection, timeout: float | None) -> float:
+    """The caller's timeout, else the server's own ``timeout``, else the default (held to the maximum)."""
+    if timeout is not None:
+        return timeout
+    spec = connection.spec
+    chosen = spec.timeout_ms / 1000 if spec and spec.timeout_ms else DEFAULT_CALL_TIMEOUT
+    return min(chosen, MAX_CALL_TIMEOUT)

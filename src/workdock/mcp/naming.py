@@ -57,8 +57,11 @@ class OfferedName:
     warning: str | None = None
 
 
-def offer(tools: Iterable[tuple[str, str]], reserved: Iterable[str] = ()) -> list[OfferedName]:
-    """Name every ``(server, tool)`` pair, deterministically whatever the input order.
+def offer(
+    tools: Iterable[tuple[str, str]], reserved: Iterable[str] = (), *, kind: str = "tool"
+) -> list[OfferedName]:
+    """Name every ``(server, tool)`` pair, deterministically whatever the input order (prompts are
+    named the same way; ``kind`` names what is named in the warnings).
 
     Pairs whose plain name is already safe claim it first, so a renamed tool
     can never take the name of one that needed no renaming; the rest follow in
@@ -78,5 +81,5 @@ def offer(tools: Iterable[tuple[str, str]], reserved: Iterable[str] = ()) -> lis
     for server, tool in renamed:
         identity = f"{server}{SEPARATOR}{tool}"
         offered = claim(identity, identity, taken)
-        result.append(OfferedName(server, tool, offered, f"tool {tool!r} offered as {offered!r}"))
+        result.append(OfferedName(server, tool, offered, f"{kind} {tool!r} offered as {offered!r}"))
     return result

@@ -17,6 +17,7 @@ The PKCE verifier and ``state`` never leave the process that started the flow.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -230,6 +231,11 @@ class Provider(OAuthClientProvider):
             callback_handler=sign_in.callback,
         )
         self._tokens = storage
+        # The SDK's flow holds this lock across the request it authenticates; a streaming request
+        # closed from another task (a session torn down on reconnect) releases it there, which an
+        # anyio lock refuses, leaving it held for good and every later request waiting on it.
+        # asyncio's lock has no owner to check.
+        self.context.lock = asyncio.Lock()  # type: ignore[assignment]
 
         def revocation_endpoint() -> str | None:
             metadata = self.context.oauth_metadata

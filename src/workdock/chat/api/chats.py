@@ -14,6 +14,7 @@ from workdock.agentapi import ElicitationAnswer, ElicitationAnswered
 from workdock.chat import events, notify
 from workdock.chat.api import schemas
 from workdock.chat.api.workspaces import owned_workspace
+from workdock.chat.attachments import MAX_ATTACHMENTS, Attachment, attachment_parts, text_of
 from workdock.chat.auth import current_user, services
 from workdock.chat.catalog import ChatOffer
 from workdock.chat.elicitations import answer_elicitation
@@ -50,8 +51,11 @@ class ChatPatch(BaseModel):
 
 
 class NewMessage(BaseModel):
-    content: str = Field(min_length=1)
+    content: str = Field(default="", description="may be empty when resources are attached")
     interrupt: bool = False
+    attachments: list[Attachment] = Field(
+        default_factory=list, max_length=MAX_ATTACHMENTS, description="resources read and sent with the text"
+    )
 
 
 class Retry(BaseModel):
@@ -208,17 +212,59 @@ async def list_messages(
 
 
 @router.post(
-    "/chats/{chat_id}/messages", status_code=202, response_model=schemas.Sent, responses=schemas.writes(404)
+    "/chats/{chat_id}/messages",
+    status_code=202,
+    response_model=schemas.Sent,
+    responses=schemas.writes(404, 413, 502, 504),
 )
 async def send_message(
     chat_id: str, body: NewMessage, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     chat = await owned_chat(svc, chat_id, user)
+    if not body.content and not body.attachments:
+        raise ApiError(400, "the message is empty", "send content, attachments, or both")
     _check_size(svc, body.content)
+    if not body.attachments:
+        return await _submit(svc, chat, body.content, None, interrupt=body.interrupt)
+    workspace = await owned_workspace(svc, chat.workspace_id, user)
+    try:
+        client = svc.pool.client(workspace)
+    except Exception as exc:  # a workspace whose agent cannot be used: say so, never a 500
+        raise ApiError(502, "the workspace agent cannot be used", f"{type(exc).__name__}: {exc}") from None
+    read = await attachment_parts(svc, chat, client, body.attachments)
+    parts = ([{"type": "text", "text": body.content}] if body.content else []) + read
+    return await send_parts(svc, chat, parts, interrupt=body.interrupt)
+
+
+async def send_parts(
+    svc: Services, chat: Chat, parts: list[dict[str, Any]], *, interrupt: bool = False
+) -> dict[str, Any]:
+    """Queue a user message made of ``parts`` (attached resources, a prompt's messages)."""
+    text = text_of(parts)
+    _check_size(svc, text)
+    return await _submit(svc, chat, text, parts, interrupt=interrupt, title_from=text or _first_uri(parts))
+
+
+async def _submit(
+    svc: Services,
+    chat: Chat,
+    content: str,
+    parts: list[dict[str, Any]] | None,
+    *,
+    interrupt: bool,
+    title_from: str | None = None,
+) -> dict[str, Any]:
     was_running = svc.scheduler.is_running(chat)
-    title = _title(body.content) if chat.title == "New chat" else None
-    queued = await svc.scheduler.submit(chat_id, body.content, interrupt=body.interrupt, title=title)
-    return {"queued_id": queued.id, "queued": was_running and not body.interrupt}
+    title = _title(title_from or content) if chat.title == "New chat" else None
+    queued = await svc.scheduler.submit(chat.id, content, interrupt=interrupt, title=title, parts=parts)
+    return {"queued_id": queued.id, "queued": was_running and not interrupt}
+
+
+def _first_uri(parts: list[dict[str, Any]]) -> str:
+    prompt = next((p for p in parts if p.get("type") == "prompt"), None)
+    if prompt is not None:
+        return f"/{prompt.get('name')}"
+    return next((f"@{p.get('uri')}" for p in parts if p.get("type") == "resource"), "New chat")
 
 
 @router.post(

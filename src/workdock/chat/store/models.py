@@ -180,6 +180,9 @@ class QueuedMessage(Base):
     # Set for a retry: the user message whose turn runs again (its later messages are superseded
     # when the turn starts); ``content`` is then that message's text.
     rerun_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The message's parts when it is more than ``content`` as text (attached resources, a prompt's
+    # messages); null for plain text.
+    parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
 
 

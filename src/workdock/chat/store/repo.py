@@ -125,7 +125,7 @@ def _start_next_turn(
         return None
     while True:
         queued = connection.execute(
-            select(QueuedMessage.id, QueuedMessage.content, QueuedMessage.rerun_of)
+            select(QueuedMessage.id, QueuedMessage.content, QueuedMessage.parts, QueuedMessage.rerun_of)
             .where(QueuedMessage.chat_id == chat_id)
             .order_by(QueuedMessage.id)
             .limit(1)
@@ -135,7 +135,8 @@ def _start_next_turn(
         connection.execute(delete(QueuedMessage).where(QueuedMessage.id == queued.id))
         now = utcnow()
         superseded: list[int] = []
-        new_text: str | None = queued.content  # the user message to store: a message, or an edit
+        # The user message to store: a message's parts, or an edit's (None: the retried one stays).
+        new_parts: list[dict[str, Any]] | None = queued.parts or [{"type": "text", "text": queued.content}]
         if queued.rerun_of is not None:
             last = connection.execute(
                 select(*_MESSAGE_COLUMNS)
@@ -148,7 +149,9 @@ def _start_next_turn(
                 continue
             message = Message(**last._asdict())
             edited = queued.content != _text_of(message)
-            new_text = queued.content if edited else None
+            # An edit keeps what the message had beside its text (attached resources).
+            kept = [p for p in message.parts if p.get("type") != "text"]
+            new_parts = [{"type": "text", "text": queued.content}, *kept] if edited else None
             # An edit replaces the user message too: the new text becomes a new message.
             first = last.id if edited else last.id + 1
             later = (Message.chat_id == chat_id, Message.id >= first, Message.superseded.is_(False))
@@ -157,11 +160,11 @@ def _start_next_turn(
             )
             if superseded:
                 connection.execute(update(Message).where(Message.id.in_(superseded)).values(superseded=True))
-        if new_text is not None:
+        if new_parts is not None:
             values: dict[str, Any] = {
                 "chat_id": chat_id,
                 "role": "user",
-                "parts": [{"type": "text", "text": new_text}],
+                "parts": new_parts,
                 "model": None,
                 "usage": None,
                 "superseded": False,
@@ -608,9 +611,17 @@ class Store:
         if self._step_writer is not None:
             self._step_writer.dispose()
 
-    async def enqueue(self, chat_id: str, content: str, *, title: str | None = None) -> QueuedMessage:
-        """Queue a user message (and, for a chat's first message, set its title in the same write)."""
-        queued = QueuedMessage(chat_id=chat_id, content=content, created_at=utcnow())
+    async def enqueue(
+        self,
+        chat_id: str,
+        content: str,
+        *,
+        title: str | None = None,
+        parts: list[dict[str, Any]] | None = None,
+    ) -> QueuedMessage:
+        """Queue a user message (and, for a chat's first message, set its title in the same write);
+        ``parts`` when it is more than ``content`` as text."""
+        queued = QueuedMessage(chat_id=chat_id, content=content, parts=parts, created_at=utcnow())
         async with self.sessions.begin() as s:
             s.add(queued)
             if title is not None:

@@ -21,6 +21,7 @@ from workdock.agentapi import (
     ExecResult,
     Output,
     ReadFileRequest,
+    ReadResourceRequest,
     SignalRequest,
     WriteFileRequest,
 )
@@ -111,6 +112,18 @@ SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
                 "signal": {"type": "string", "enum": ["TERM", "KILL", "INT"]},
             },
             "required": ["process_id", "signal"],
+        },
+    ),
+    "read_resource": (
+        "Read a resource the workspace's MCP servers offer, by its URI (read-only). Name the server when "
+        "several offer the URI.",
+        {
+            "type": "object",
+            "properties": {
+                "uri": {"type": "string", "description": "The resource's URI (or a URI its template fits)."},
+                "server": {"type": "string", "description": "The MCP server to read it from."},
+            },
+            "required": ["uri"],
         },
     ),
 }
@@ -204,6 +217,12 @@ async def _process_signal(client: AgentClient, args: dict[str, Any], _: CallRepo
     )
 
 
+async def _read_resource(client: AgentClient, args: dict[str, Any], _: CallReporter) -> CallToolResult:
+    request = ReadResourceRequest.model_validate(args)
+    body = await client.read_resource(request.uri, server=request.server)
+    return CallToolResult(content=body.contents)
+
+
 _IMPLS: dict[str, Callable[[AgentClient, dict[str, Any], CallReporter], Awaitable[CallToolResult]]] = {
     "read_file": _read_file,
     "write_file": _write_file,
@@ -212,6 +231,7 @@ _IMPLS: dict[str, Callable[[AgentClient, dict[str, Any], CallReporter], Awaitabl
     "process_list": _process_list,
     "process_output": _process_output,
     "process_signal": _process_signal,
+    "read_resource": _read_resource,
 }
 
 
@@ -243,7 +263,7 @@ def builtin_tools(client: AgentClient) -> Gathered:
             call=call,
         )
 
-    # Versioned by the client: the same client means the same seven tools.
+    # Versioned by the client: the same client means the same built-in tools.
     return Gathered(tools=[make(name) for name in SCHEMAS], version=client)
 
 

@@ -3,14 +3,14 @@
 Both are null for existing chats: nothing turned off, the server's budget.
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0006"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -15,6 +15,7 @@
 import { api } from "./api.js";
 import { copyText, h, icon, timeAgo } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { ComposerMenus } from "./composer_menus.js";
 import { ToolCard, tickDurations } from "./toolcard.js";
 import { ToolsPanel, unavailableServers } from "./toolspanel.js";
 
@@ -72,6 +73,7 @@ export class ChatView {
       }
     });
     this.input.addEventListener("input", () => this.autosize());
+    this.menus = new ComposerMenus(this); // `@` attaches a resource, `/` runs a prompt
     this.sendButton = h("button", { class: "btn-primary btn-send", type: "button", title: "Send (Enter)",
       "aria-label": "Send", onclick: () => this.send() }, icon("send"));
     this.stopButton = h("button", { class: "btn-stop", type: "button", title: "Stop the running turn",
@@ -79,9 +81,9 @@ export class ChatView {
     // The model the next message goes to: a switch is stored on the chat; the history stays as it is.
     this.modelPicker = h("select", { class: "model-picker", "aria-label": "Next turn's model", title: "The model the next message goes to", hidden: true });
     this.modelPicker.addEventListener("change", () => this.switchModel(this.modelPicker.value));
-    const composer = h("div", { class: "composer" },
+    const composer = h("div", { class: "composer" }, this.menus.el,
       h("div", { class: "composer-box" }, this.input, h("div", { class: "composer-buttons" }, this.stopButton, this.sendButton)),
-      h("div", { class: "composer-hint" }, this.modelPicker, "Enter to send · Shift+Enter for a new line"));
+      h("div", { class: "composer-hint" }, this.modelPicker, "Enter to send · Shift+Enter for a new line · @ attach a resource · / run a prompt"));
     this.panel = new ToolsPanel(this);
     this.main = h("div", { class: "chat-main" }, header, this.scroller, composer);
     this.el = h("div", { class: "chat-view" }, this.main, this.panel.el);
@@ -395,7 +397,10 @@ export class ChatView {
       const superseded = Boolean(message.superseded);
       if (message.role === "user") {
         const text = message.parts.filter((p) => p.type === "text").map((p) => p.text).join("\n");
-        items.push({ key: `m${message.id}`, kind: "user", text, at: message.created_at, superseded });
+        // Attached resources and the prompt a message came from are shown under its text.
+        const extras = message.parts.filter((p) => p.type === "resource" || p.type === "prompt")
+          .map((p) => (p.type === "prompt" ? `/${p.name}` : `@${p.uri}`));
+        items.push({ key: `m${message.id}`, kind: "user", text, extras, at: message.created_at, superseded });
         continue;
       }
       if (message.role !== "assistant") continue;
@@ -500,7 +505,10 @@ export class ChatView {
     switch (item.kind) {
       case "user": {
         let text = item.text;
-        const bubble = h("div", { class: "bubble" }, text);
+        const bubble = h("div", { class: "bubble" });
+        const fill = (next) => bubble.replaceChildren(next.text,
+          next.extras?.length ? h("div", { class: "msg-attachments" }, next.extras.map((x) => h("span", { class: "attachment-chip" }, x))) : null);
+        fill(item);
         // The last message can be edited and run again (a retry with the new text).
         const edit = h("button", { class: "btn-icon btn-edit", type: "button", title: "Edit and run again",
           "aria-label": "Edit", hidden: !item.editable, onclick: () => this.editLast(el, bubble, text) }, icon("pencil"));
@@ -509,7 +517,7 @@ export class ChatView {
         const el = h("div", { class: "msg msg-user" }, bubble, actions);
         return { kind: item.kind, el, update: (next) => {
           text = next.text;
-          bubble.replaceChildren(text);
+          fill(next);
           edit.hidden = !next.editable;
           if (!next.editable) {
             el.querySelector(".edit-box")?.remove();
@@ -637,11 +645,13 @@ export class ChatView {
 
   async send() {
     const content = this.input.value;
-    if (!content.trim()) return;
+    const attachments = this.menus.attachments();
+    if (!content.trim() && !attachments.length) return;
     this.input.value = "";
     this.autosize();
     try {
-      const answer = await api.send(this.chatId, content);
+      const answer = await api.send(this.chatId, content.trim() ? content : "", attachments);
+      this.menus.clearAttachments();
       if (answer.queued) await this.refreshChat();
       this.app.refreshChats();
     } catch (error) {
@@ -783,11 +793,13 @@ function signature(item) {
     case "attempt":
       return item.open ? "open" : "closed";
     case "user":
-      return `${item.editable ? 1 : 0}:${item.text}`;
+      return `${item.editable ? 1 : 0}:${item.text}\u0000${(item.extras || []).join(" ")}`;
     case "tool":
       return JSON.stringify([item.call.hasArgs, item.call.argsText?.length, item.call.source, item.call.server,
         item.call.interrupted, item.call.result?.duration_ms, item.call.result?.is_error, item.call.reports?.version,
         item.call.result ? JSON.stringify(item.call.result.content).length : -1]);
+    case "user":
+      return `${item.text}\u0000${(item.extras || []).join(" ")}`;
     default:
       return item.text ?? "";
   }
