@@ -506,8 +506,9 @@ export class ChatView {
       case "user": {
         let text = item.text;
         const bubble = h("div", { class: "bubble" });
-        const fill = (next) => bubble.replaceChildren(next.text,
-          next.extras?.length ? h("div", { class: "msg-attachments" }, next.extras.map((x) => h("span", { class: "attachment-chip" }, x))) : null);
+        // replaceChildren would show a null as the text "null": only what there is.
+        const fill = (next) => bubble.replaceChildren(...[next.text,
+          next.extras?.length ? h("div", { class: "msg-attachments" }, next.extras.map((x) => h("span", { class: "attachment-chip" }, x))) : null].filter((x) => x != null));
         fill(item);
         // The last message can be edited and run again (a retry with the new text).
         const edit = h("button", { class: "btn-icon btn-edit", type: "button", title: "Edit and run again",
