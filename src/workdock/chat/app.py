@@ -183,7 +183,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             leases = Leases(store, ttl=config.scheduling.lease_s)
             questions = Questions(limit=CHAT_QUESTIONS)
             runner = TurnRunner(
-                store, gatherer, models, leases=leases, owner=replicas.id, questions=questions
+                store,
+                gatherer,
+                models,
+                leases=leases,
+                owner=replicas.id,
+                questions=questions,
+                budget=config.tool_budget,
             )
             scheduler = Scheduler(store, runner, events, notifier, replicas.id, config.scheduling, leases)
             svc = Services(

@@ -17,12 +17,12 @@ from pydantic_ai.messages import ToolCallPart
 
 from workdock.chat import events
 from workdock.chat.approvals import ChatPolicy
+from workdock.chat.catalog import StepTools
 from workdock.chat.eventlog import ChatChannel
 from workdock.chat.store.approvals import WaitingCall
 from workdock.chat.store.models import StepCall
 from workdock.chat.store.repo import NewMessage
 from workdock.chat.tools.base import error_result
-from workdock.chat.toolset import ToolSet
 
 if TYPE_CHECKING:
     from workdock.chat.turn import TurnRunner, _Step
@@ -48,7 +48,7 @@ class _Held:
             self.channel.publish(chunk)
 
 
-async def asking(runner: TurnRunner, chat_id: str, toolset: ToolSet, calls: list[ToolCallPart]) -> set[str]:
+async def asking(runner: TurnRunner, chat_id: str, toolset: StepTools, calls: list[ToolCallPart]) -> set[str]:
     """The ids of the calls that must wait for the user, by the chat's policy as it is now (an
     "always allow" given during the turn counts from the next step on)."""
     if not calls:
@@ -62,7 +62,7 @@ async def run(
     runner: TurnRunner,
     chat_id: str,
     model_name: str,
-    toolset: ToolSet,
+    toolset: StepTools,
     calls: list[ToolCallPart],
     asking: set[str],
     channel: ChatChannel,
@@ -111,7 +111,7 @@ async def run(
 async def _settle_call(
     runner: TurnRunner,
     chat_id: str,
-    toolset: ToolSet,
+    toolset: StepTools,
     call: ToolCallPart,
     done: dict[str, Any] | None,
     channel: ChatChannel,

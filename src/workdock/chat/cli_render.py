@@ -61,7 +61,7 @@ class ChatView:
     def header(self, chat: dict[str, Any], workspace: str, tools: dict[str, Any] | None) -> None:
         parts = [f"workspace {workspace}", f"model {chat.get('model') or 'none configured'}"]
         if tools is not None:
-            count = len(tools.get("tools", []))
+            count = sum(1 for t in tools.get("tools", []) if t.get("state") != "disabled")
             failed = len(tools.get("failures", []))
             parts.append(f"{count} tools" + (f" ({failed} sources failed)" if failed else ""))
         title = Text(chat.get("title") or "new chat", style="bold")

@@ -115,10 +115,11 @@ class Scheduler:
         await self._announce(chat_id)
         return queued
 
-    async def retry(self, chat_id: str) -> QueuedMessage:
-        """Re-run the last turn from its user message (refused with ``RerunRefused`` while a turn
-        runs or messages wait)."""
-        queued = await self.store.enqueue_rerun(chat_id)
+    async def retry(self, chat_id: str, content: str | None = None) -> QueuedMessage:
+        """Re-run the last turn from its user message (``content``: that message edited; the
+        messages it replaces are kept, superseded); refused with ``RerunRefused`` while a turn runs
+        or messages wait."""
+        queued = await self.store.enqueue_rerun(chat_id, content)
         await self._announce(chat_id)
         return queued
 

@@ -38,6 +38,8 @@ from workdock.agentapi import CallToolResult
 from workdock.chat import approval_step, events
 from workdock.chat.approvals import ApprovalWaiters
 from workdock.chat.call_reporter import TurnCallReporter
+from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool
+from workdock.chat.context import HistoryFitter, context_window
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.eventlog import ChatChannel
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
@@ -48,7 +50,7 @@ from workdock.chat.store.leases import Leases
 from workdock.chat.store.models import Message, StepCall
 from workdock.chat.store.repo import LeaseLost, NewMessage, Store, TurnStart
 from workdock.chat.tools.base import error_result
-from workdock.chat.toolset import ToolGatherer, ToolSet
+from workdock.chat.toolset import ToolGatherer
 from workdock.mcp.questions import Questions
 from workdock.memory import give_back, rss
 
@@ -112,6 +114,7 @@ class TurnRunner:
         owner: str,
         questions: Questions | None = None,
         waiters: ApprovalWaiters | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.store = store
         self.gatherer = gatherer
@@ -119,6 +122,7 @@ class TurnRunner:
         self.max_steps = max_steps
         self.approvals = ApprovalStore(store)
         self.waiters = waiters or ApprovalWaiters()
+        self.budget = budget or Budget()
         # Every write of a turn is made only while this replica (``owner``) holds the chat's lease.
         self.leases = leases
         self.owner = owner
@@ -196,7 +200,6 @@ class TurnRunner:
         toolset = await self.gatherer.gather(chat, workspace)
         if toolset.failures:
             channel.publish(events.status("running", tool_failures=[f.describe() for f in toolset.failures]))
-        params = ModelRequestParameters(function_tools=toolset.definitions)
         stored = await self.store.list_messages(chat_id, include_superseded=False)
         resumed: tuple[ModelResponse, Sequence[StepCall]] | None = None
         taken = 0
@@ -210,8 +213,16 @@ class TurnRunner:
             channel.publish(events.message(waiting))
             taken = sum(1 for m in stored if m.id > start.message.id and m.role == "assistant")
         history = to_model_messages(stored)
-        for _ in range(taken, self.max_steps):
+        offer = ChatOffer.for_chat(toolset, chat, self.budget, stored)
+        fitter = HistoryFitter(context_window(model_name, self.models.windows))
+        for index in range(taken, self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
+            if index > taken:  # toggles and budget changed during the turn apply from its next step
+                chat = await self.store.get_chat(chat_id) or chat
+                offer.update(chat, self.budget)
+            offered = offer.step()
+            params = ModelRequestParameters(function_tools=offered.definitions)
+            sent = fitter.fit(history, offered.sent_tokens)  # long chats: the oldest results shortened
             channel.publish(events.start_step())
             if resumed is not None:
                 response, rows_before = resumed
@@ -223,11 +234,11 @@ class TurnRunner:
                         events.tool_input_available(call.tool_call_id, call.tool_name, _args(call))
                     )
                 await approval_step.run(
-                    self, chat_id, model_name, toolset, calls, set(), channel, step, rows_before
+                    self, chat_id, model_name, offered, calls, set(), channel, step, rows_before
                 )
             else:
                 try:
-                    response = await self._model_step(model, history, params, channel, step)
+                    response = await self._model_step(model, sent, params, channel, step)
                 except MODEL_FAILURES as exc:
                     # The provider failed, not us: one line for the user; the traceback only at debug level.
                     message = describe_model_error(model_name, model, exc)
@@ -235,22 +246,22 @@ class TurnRunner:
                     logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
                     raise TurnFailed(message) from exc
                 calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
-                asking = await approval_step.asking(self, chat_id, toolset, calls)
+                asking = await approval_step.asking(self, chat_id, offered, calls)
                 if asking:  # its assistant message and calls are stored before anything waits
                     await approval_step.run(
-                        self, chat_id, model_name, toolset, calls, asking, channel, step, None
+                        self, chat_id, model_name, offered, calls, asking, channel, step, None
                     )
                 else:
                     if calls:  # noted before they run: a replica taking over must not run them again
-                        await self._record_calls(chat_id, model_name, toolset, response, calls, step)
+                        await self._record_calls(chat_id, model_name, offered, response, calls, step)
                     await asyncio.gather(
-                        *(self._call(chat_id, toolset, call, channel, step) for call in calls)
+                        *(self._call(chat_id, offered, call, channel, step) for call in calls)
                     )
                     # The last step also settles the chat's status: one transaction, not two.
                     step.persisting = asyncio.ensure_future(
                         self.store.add_messages(
                             chat_id,
-                            self._step_messages(model_name, toolset, response, step),
+                            self._step_messages(model_name, offered, response, step),
                             status=None if calls else "idle",
                             owner=self.owner,
                         )
@@ -370,7 +381,7 @@ class TurnRunner:
         return response
 
     async def _call(
-        self, chat_id: str, toolset: ToolSet, call: ToolCallPart, channel: Publisher, step: _Step
+        self, chat_id: str, toolset: StepTools, call: ToolCallPart, channel: Publisher, step: _Step
     ) -> CallOutcome:
         """Run one tool call; any failure becomes an error result the model can read."""
         started = time.perf_counter()
@@ -383,10 +394,7 @@ class TurnRunner:
         except (ValueError, AssertionError):
             arguments = None
         if tool is None:
-            result = error_result(
-                f"there is no tool named {call.tool_name!r}; "
-                f"available: {', '.join(sorted(toolset.tools)) or 'none'}"
-            )
+            result = error_result(no_such_tool(toolset, call.tool_name))
         elif arguments is None:
             result = error_result(f"the arguments for {call.tool_name} are not a JSON object: {call.args!r}")
         else:
@@ -448,7 +456,7 @@ class TurnRunner:
         self,
         chat_id: str,
         model_name: str,
-        toolset: ToolSet,
+        toolset: StepTools,
         response: ModelResponse,
         calls: list[ToolCallPart],
         step: _Step,
@@ -461,7 +469,7 @@ class TurnRunner:
         await self.leases.record_calls(chat_id, self.owner, pending)
 
     def _step_messages(
-        self, model_name: str, toolset: ToolSet | None, response: ModelResponse | None, step: _Step
+        self, model_name: str, toolset: StepTools | None, response: ModelResponse | None, step: _Step
     ) -> list[NewMessage]:
         parts: list[dict[str, Any]] = []
         calls: list[ToolCallPart] = []

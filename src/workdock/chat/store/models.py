@@ -133,6 +133,11 @@ class Chat(Base):
     # auto | ask | ask-all (chat/approvals.py); tools "always allowed" in this chat skip asking.
     approval_policy: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
     always_allow: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # What the chat turned off: {"sources": [...], "servers": [{"source", "server"}], "tools": [...]}
+    # (chat/catalog.py); null: nothing.
+    disabled_tools: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The chat's own tool budget, {"max_tools"?, "max_tokens"?}; null: the server's.
+    tool_budget: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
     # The replica running the chat's turns holds it by this lease (chat/scheduler.py): renewed
