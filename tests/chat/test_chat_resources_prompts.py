@@ -178,3 +178,21 @@ async def test_admin_servers_resources_and_prompts(
     )
     await admin_api.events(chat_id, turn_ended())
     assert text["uri"] in user_texts(fake_model, 0)[-1]
+
+
+async def test_editing_a_message_with_an_attachment_keeps_the_attachment(
+    admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent
+) -> None:
+    chat_id = await new_chat(admin_api, agent.url)
+    fake_model.add(Reply(text="a summary"), Reply(text="a translation"))
+    body = {"content": "summarise this", "attachments": [{"uri": "fixture://doc/4", "server": "fx"}]}
+    await admin_api.post(f"/chats/{chat_id}/messages", body, expect=202)
+    await admin_api.events(chat_id, turn_ended())
+    await admin_api.post(f"/chats/{chat_id}/retry", {"content": "translate this"}, expect=202)
+    await admin_api.events(chat_id, turn_ended())
+    sent = user_texts(fake_model, 1)
+    assert len(sent) == 1 and "translate this" in sent[0] and "document 4" in sent[0]
+    users = [m for m in await admin_api.messages(chat_id) if m["role"] == "user"]
+    assert [m.get("superseded", False) for m in users] == [True, False]
+    assert users[1]["parts"][0] == {"type": "text", "text": "translate this"}
+    assert users[1]["parts"][1:] == users[0]["parts"][1:] and users[1]["parts"][1]["type"] == "resource"

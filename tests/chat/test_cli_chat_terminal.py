@@ -1,6 +1,7 @@
 """`workdock chat` in a real pseudo-terminal (pexpect): a resumed chat shows its last messages under
 a header naming its workspace, model and tools; markdown is rendered; Ctrl-C stops the running turn
-and the chat stays open; Ctrl-D quits; the chat list gives human times."""
+and the chat stays open; Ctrl-D quits; the chat list gives human times; a call that needs approval
+is asked at the prompt."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pexpect
 import pytest
 
 from tests.chat.conftest import Api, ChatServer
-from tests.chat.fake_openai import FakeOpenAI, Reply
+from tests.chat.fake_openai import Call, FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import new_chat
 from tests.support.agent import RunningAgent, fixture_server
 from tests.support.helpers import wait_until
@@ -148,3 +150,43 @@ async def test_the_chat_list_says_when_in_words(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+async def test_a_call_to_approve_is_asked_at_the_prompt(
+    admin_api: Api,
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    terminal: Callable[..., pexpect.spawn],
+    workspace_dir: Path,
+) -> None:
+    agent = start_agent({})
+    chat_id = await new_chat(admin_api, agent.url, title="careful", approval_policy="ask")
+    child = terminal("--chat", chat_id)
+    child.expect("› ")
+
+    # Denied with a reason: the model reads it, nothing runs.
+    fake_model.add(Reply(calls=[Call("execute", {"command": "touch ran.txt"})]), Reply(text="Fine, not run."))
+    child.sendline("run it")
+    child.expect(r"allow execute\? \[y\]es, \[n\]o, \[a\]lways in this chat: ")
+    child.sendline("n")
+    child.expect(r"reason \(Enter for none\): ")
+    child.sendline("not today")
+    child.expect(r"Fine, not run\.")
+    child.expect("› ")
+    assert "✗ execute denied" in seen(child)
+    assert not (workspace_dir / "ran.txt").exists()
+    assert "not today" in str(fake_model.tool_messages(1)[0]["content"])
+
+    # Always: it runs, and the chat remembers it.
+    fake_model.add(
+        Reply(calls=[Call("write_file", {"path": "w.txt", "content": "w"})]), Reply(text="Written.")
+    )
+    child.sendline("write it")
+    child.expect(r"allow write_file\? ")
+    child.sendline("a")
+    child.expect(r"Written\.")
+    child.expect("› ")
+    assert (workspace_dir / "w.txt").read_text() == "w"
+    assert (await admin_api.get(f"/chats/{chat_id}"))["always_allow"] == ["write_file"]
+    child.sendeof()
+    child.expect(pexpect.EOF)

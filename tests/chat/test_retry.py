@@ -149,8 +149,9 @@ async def test_retry_after_an_interrupt_and_bad_requests(
     assert history[-1]["parts"] == [{"type": "interrupted", "reason": "user", "text": "Stopped by the user."}]
     assert (await admin_api.get(f"/chats/{chat_id}"))["status"] == "interrupted"
 
-    response = await admin_api.http.post(f"/api/v0/chats/{chat_id}/retry", json={"content": "edited"})
-    assert response.status_code == 400 and set(response.json()) == {"message", "detail"}
+    for bad in ({"text": "edited"}, {"content": ""}, {"content": 5}):
+        response = await admin_api.http.post(f"/api/v0/chats/{chat_id}/retry", json=bad)
+        assert response.status_code == 400 and set(response.json()) == {"message", "detail"}, bad
     response = await admin_api.http.post(
         f"/api/v0/chats/{chat_id}/retry", content=b"{", headers={"Content-Type": "application/json"}
     )

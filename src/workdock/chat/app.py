@@ -18,7 +18,16 @@ from starlette.types import Scope
 import workdock
 from workdock.agent.child_env import workspace_env
 from workdock.chat import datadir, notify
-from workdock.chat.api import agent_link, chats, mcp_servers, resources, users, workspace_trust, workspaces
+from workdock.chat.api import (
+    agent_link,
+    approvals,
+    chats,
+    mcp_servers,
+    resources,
+    users,
+    workspace_trust,
+    workspaces,
+)
 from workdock.chat.api.schemas import Health
 from workdock.chat.auth import login_url
 from workdock.chat.eventlog import EventLog
@@ -174,7 +183,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             leases = Leases(store, ttl=config.scheduling.lease_s)
             questions = Questions(limit=CHAT_QUESTIONS)
             runner = TurnRunner(
-                store, gatherer, models, leases=leases, owner=replicas.id, questions=questions
+                store,
+                gatherer,
+                models,
+                leases=leases,
+                owner=replicas.id,
+                questions=questions,
+                budget=config.tool_budget,
             )
             scheduler = Scheduler(store, runner, events, notifier, replicas.id, config.scheduling, leases)
             svc = Services(
@@ -235,7 +250,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     # The relay streams bodies into a link with its flow control (the agent applies its own limit).
     app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes, exempt=(RELAY_PATH + "/",))
     app.include_router(users.login_router)
-    for module in (users, workspaces, workspace_trust, mcp_servers, chats, resources, agent_link):
+    for module in (users, workspaces, workspace_trust, mcp_servers, chats, approvals, resources, agent_link):
         app.include_router(module.router)
     # Replica to replica, authenticated by the service secret; not part of the API's document.
     app.router.routes.append(Route(RELAY_PATH + "/{workspace_id}", relay, include_in_schema=False))

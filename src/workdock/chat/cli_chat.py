@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,30 @@ def resolve_token(token: str | None, data_dir: Path | None) -> str:
     raise ChatClientError(f"no token: pass --token, set WORKDOCK_TOKEN, or run the server locally ({path})")
 
 
+class LineReader:
+    """Lines from the terminal, one reader at a time: ``input()`` runs in a thread that cannot be
+    cancelled, so a read given up on (an approval answered elsewhere) is handed to the next one."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._pending: asyncio.Future[str] | None = None
+
+    async def read(self, prompt: str) -> str:
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.ensure_future(asyncio.to_thread(input, prompt))
+        else:
+            self.console.print(prompt, end="")
+        pending = self._pending
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            if pending.done() and self._pending is pending:
+                self._pending = None
+
+
+APPROVAL_PROMPT = "allow {name}? [y]es, [n]o, [a]lways in this chat: "
+
+
 class ChatSession:
     def __init__(self, server: str, token: str, console: Console) -> None:
         self.console = console
@@ -60,6 +85,10 @@ class ChatSession:
         self.chat_id = ""
         self._turn: asyncio.Task[Any] | None = None
         self._interrupting = False
+        self.lines = LineReader(console)
+        self.interactive = True  # approvals are asked at the prompt (else left to the UI / API)
+        self._asking = asyncio.Lock()  # one approval question at a time
+        self._questions: dict[str, asyncio.Task[None]] = {}
 
     async def aclose(self) -> None:
         if self._reader is not None:
@@ -186,6 +215,9 @@ class ChatSession:
             return await self._follow_turn()
         finally:
             self._turn = None
+            for asked in self._questions.values():
+                asked.cancel()
+            self._questions.clear()
             self.view.end_text()
 
     async def _follow_turn(self) -> bool:
@@ -197,12 +229,50 @@ class ChatSession:
             if kind == "start":
                 started = True
             self.view.event(event)
-            if kind == "data-tool-elicitation" and event["data"]["status"] == "pending":
+            if kind == "tool-approval-request":
+                self._question(event["toolCallId"])
+            elif kind == "tool-approval-response" and (
+                asked := self._questions.pop(event["approvalId"], None)
+            ):
+                asked.cancel()  # answered (here or elsewhere): no need to ask
+            elif kind == "data-tool-elicitation" and event["data"]["status"] == "pending":
                 await self.answer(event["data"])
             if kind == "error":
                 ok = False
             if kind == "data-status" and started and event["data"]["status"] in TERMINAL:
                 return ok and event["data"]["status"] == "idle"
+
+    def _question(self, call_id: str) -> None:
+        if not self.interactive:
+            name = self.view.tool_name(call_id) or "?"
+            self.console.print(Text(f"? {name} waits for approval (web UI or API)", style="yellow"))
+            return
+        self._questions[call_id] = asyncio.get_running_loop().create_task(self._ask(call_id))
+
+    async def _ask(self, call_id: str) -> None:
+        """Ask whether the call may run, and send the answer."""
+        async with self._asking:
+            self.view.end_text()
+            name = self.view.tool_name(call_id) or "?"
+            while True:
+                try:
+                    said = (await self.lines.read(APPROVAL_PROMPT.format(name=name))).strip().lower()
+                except EOFError:
+                    return
+                if said in ("y", "yes", "n", "no", "a", "always"):
+                    break
+                self.console.print(Text("answer y, n or a", style="dim"))
+            body: dict[str, Any] = {"approve": said[0] != "n", "always": said[0] == "a"}
+            if said[0] == "n":
+                with contextlib.suppress(EOFError):
+                    reason = (await self.lines.read("reason (Enter for none): ")).strip()
+                    if reason:
+                        body["reason"] = reason
+            self._questions.pop(call_id, None)  # answered here: the turn's echo of it cancels nothing
+            try:
+                await self.api("POST", f"/chats/{self.chat_id}/approvals/{call_id}", json=body)
+            except ChatClientError as exc:
+                self.console.print(Text(f"not sent: {exc}", style="yellow"))
 
     async def answer(self, request: dict[str, Any]) -> None:
         """Ask a tool's request for input at the prompt and send the answer (input that ends declines)."""
@@ -262,11 +332,12 @@ async def _run(
         await session.show(chat_id, history=message is None)
         loop.add_signal_handler(signal.SIGINT, session.on_interrupt)
         if message is not None:
+            session.interactive = sys.stdin.isatty()
             return 0 if await _one_turn(session, chat_id, message) else 1
         console.print(Text("Ctrl-C stops a turn, Ctrl-D quits", style="dim"))
         while True:
             try:
-                content = await asyncio.to_thread(input, "› ")
+                content = await session.lines.read("› ")
             except EOFError:
                 console.print()
                 return 0

@@ -61,7 +61,7 @@ class ChatView:
     def header(self, chat: dict[str, Any], workspace: str, tools: dict[str, Any] | None) -> None:
         parts = [f"workspace {workspace}", f"model {chat.get('model') or 'none configured'}"]
         if tools is not None:
-            count = len(tools.get("tools", []))
+            count = sum(1 for t in tools.get("tools", []) if t.get("state") != "disabled")
             failed = len(tools.get("failures", []))
             parts.append(f"{count} tools" + (f" ({failed} sources failed)" if failed else ""))
         title = Text(chat.get("title") or "new chat", style="bold")
@@ -128,6 +128,13 @@ class ChatView:
             self._output(event["toolCallId"], output.get("content") or [], output.get("duration_ms"))
         elif kind == "tool-output-error":
             self._error(event["toolCallId"], event.get("errorText", ""))
+        elif kind == "tool-output-denied":
+            name = self._tools.get(event["toolCallId"], "?")
+            self.console.print(Text(f"✗ {name} ", style="red") + Text("denied", style="dim"))
+        elif kind == "tool-approval-response":
+            name = self._tools.get(event["toolCallId"] if "toolCallId" in event else event["approvalId"], "?")
+            said = "approved" if event.get("approved") else "denied"
+            self.console.print(Text(f"  {name} {said}", style="dim"))
         elif kind == "data-tool-output":  # what a running command prints, as it comes
             self.end_text()
             self.console.print(Text(event["data"]["text"], style="dim"), end="")

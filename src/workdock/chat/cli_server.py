@@ -25,6 +25,7 @@ from workdock.agent.trust import trust_all_from_env
 from workdock.agent.trust_prompt import ask_for_approval
 from workdock.chat.app import create_app, database_url_of, sqlite_lock_for
 from workdock.chat.auth import login_url
+from workdock.chat.catalog import Budget
 from workdock.chat.models import server_only_env
 from workdock.chat.services import (
     PUBLIC_URL_ENV,
@@ -81,6 +82,10 @@ def server_config(
     public = explicit or url
     if not public.startswith(("http://", "https://")):
         raise ValueError(f"the public URL must start with http:// or https://, got {public!r}")
+    try:
+        tool_budget = Budget.from_env()
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     return ServerConfig(
         data_dir=data_dir or default_data_dir(),
         database_url=database_url,
@@ -88,6 +93,7 @@ def server_config(
         agent_server_url=explicit.rstrip("/") if explicit else None,
         trusted_proxies=trusted_proxies(proxies),
         max_result_bytes=max_result_bytes or parse_limit(os.environ.get(MAX_RESULT_ENV)),
+        tool_budget=tool_budget,
         replica_address=replica_address,
     )
 

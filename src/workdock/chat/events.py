@@ -71,6 +71,23 @@ def tool_output_error(call_id: str, error_text: str) -> Chunk:
     return {"type": "tool-output-error", "toolCallId": call_id, "errorText": error_text}
 
 
+def tool_approval_request(call_id: str) -> Chunk:
+    """The call waits for the user's answer; its approval is named by the call's own id."""
+    return {"type": "tool-approval-request", "approvalId": call_id, "toolCallId": call_id}
+
+
+def tool_approval_response(call_id: str, approved: bool, reason: str | None = None) -> Chunk:
+    """The user answered (every watcher learns that the question is settled)."""
+    chunk: Chunk = {"type": "tool-approval-response", "approvalId": call_id, "approved": approved}
+    if reason:
+        chunk["reason"] = reason
+    return chunk
+
+
+def tool_output_denied(call_id: str) -> Chunk:
+    return {"type": "tool-output-denied", "toolCallId": call_id}
+
+
 # ---- a running tool call's card: data parts keyed by the call (a later chunk with the same id
 # replaces the earlier one, as the AI SDK reconciles data parts) -------------------------------
 

@@ -36,14 +36,26 @@ class ModelError(Exception):
 
 
 def parse_models(value: str | None) -> list[str]:
-    names = [name.strip() for name in (value or "").split(",") if name.strip()]
-    for name in names:
+    return list(parse_models_with_windows(value))
+
+
+def parse_models_with_windows(value: str | None) -> dict[str, int | None]:
+    """``provider:model`` names in order, each with the context window given as ``@TOKENS``
+    (``openai:my-model@128000``), or None where none was given."""
+    models: dict[str, int | None] = {}
+    for entry in (entry.strip() for entry in (value or "").split(",")):
+        if not entry:
+            continue
+        name, at, window = entry.partition("@")
         provider, _, model = name.partition(":")
         if not model or provider not in PROVIDERS:
             raise ValueError(
-                f"model {name!r}: expected provider:model with provider one of {', '.join(PROVIDERS)}"
+                f"model {entry!r}: expected provider:model with provider one of {', '.join(PROVIDERS)}"
             )
-    return names
+        if at and not (window.isdigit() and int(window) > 0):
+            raise ValueError(f"model {entry!r}: the context window after @ must be a number of tokens")
+        models[name] = int(window) if at else None
+    return models
 
 
 def build_model(name: str, env: Mapping[str, str] | None = None) -> Model:
@@ -89,12 +101,14 @@ class ModelCatalog:
 
     names: list[str]
     env: Mapping[str, str] | None = None  # provider settings; default: the process environment
+    windows: dict[str, int] = field(default_factory=dict)  # context windows set with ``@TOKENS``
     _built: dict[str, Model] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ModelCatalog:
         env = os.environ if env is None else env
-        return cls(parse_models(env.get("WORKDOCK_MODELS")), env)
+        models = parse_models_with_windows(env.get("WORKDOCK_MODELS"))
+        return cls(list(models), env, {name: w for name, w in models.items() if w is not None})
 
     @property
     def default(self) -> str | None:

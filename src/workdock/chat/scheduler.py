@@ -115,10 +115,11 @@ class Scheduler:
         await self._announce(chat_id)
         return queued
 
-    async def retry(self, chat_id: str) -> QueuedMessage:
-        """Re-run the last turn from its user message (refused with ``RerunRefused`` while a turn
-        runs or messages wait)."""
-        queued = await self.store.enqueue_rerun(chat_id)
+    async def retry(self, chat_id: str, content: str | None = None) -> QueuedMessage:
+        """Re-run the last turn from its user message (``content``: that message edited; the
+        messages it replaces are kept, superseded); refused with ``RerunRefused`` while a turn runs
+        or messages wait."""
+        queued = await self.store.enqueue_rerun(chat_id, content)
         await self._announce(chat_id)
         return queued
 
@@ -145,6 +146,18 @@ class Scheduler:
                 break
             await asyncio.sleep(0.05)
         return True
+
+    async def answer(
+        self, chat_id: str, tool_call_id: str, *, approve: bool, reason: str | None, always: bool
+    ) -> list[str]:
+        """Store the user's answer to a pending call and wake the turn that waits for it, wherever
+        it runs (the ids of the calls answered; raises ``NotPending``). The answer is in the
+        database; ``CHAT`` tells the holder to re-read it, as an interrupt does."""
+        answered = await self.runner.approvals.answer(
+            chat_id, tool_call_id, approve=approve, reason=reason, always=always
+        )
+        await self.notifier.notify(notify.CHAT, chat_id)
+        return answered
 
     async def forget(self, chat_id: str) -> None:
         """The chat is being deleted: a turn of it that runs here stops first (it stores nothing
@@ -278,6 +291,8 @@ class Scheduler:
         held = self._held.get(chat_id)
         if held is None:
             return
+        # A turn waiting for an approval re-reads its stored calls (an answer may be stored).
+        self.runner.waiters.wake(chat_id)
         if chat is None or chat.lease_owner != self.me:
             self._lose(chat_id)
         elif chat.interrupt_turn == held.turn_seq and chat.status == "running":
@@ -291,9 +306,17 @@ class Scheduler:
         channel: ChatChannel | None = None
         try:
             channel = held.channel = await self.log.open(chat_id, claim.first_seq)
-            if claim.status == "running":
+            resume = await self.store.resume_turn(chat_id) if claim.status == "running" else None
+            if claim.status == "running" and resume is None:
                 await self._take_over(chat_id, channel)
             held.taken_over.set()
+            if resume is not None:  # it waits for an approval: its state is stored, it goes on
+                logger.info("chat %s: taking up a turn that waits for an approval", chat_id)
+                chat = await self.store.get_chat(chat_id)
+                # the turn keeps its first event number: an interrupt names the turn by it
+                held.turn_seq = chat.turn_seq if chat is not None and chat.turn_seq else channel.next_seq
+                held.interrupt_asked = False
+                await self._run_turn(chat_id, resume, channel, held)
             retry = RETRY_FIRST_S
             while not self._stopping:
                 held.turn_seq, held.interrupt_asked = channel.next_seq, False

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workdock.chat.catalog import Budget
 from workdock.chat.eventlog import EventLog
 from workdock.chat.models import ModelCatalog
 from workdock.chat.notify import Notifier
@@ -79,6 +80,8 @@ class ServerConfig:
     max_message_bytes: int = field(
         default_factory=lambda: size_from_env(MAX_MESSAGE_BYTES_ENV, DEFAULT_MAX_MESSAGE_BYTES)
     )
+    # Above it a chat's tools are deferred behind find_tools (WORKDOCK_TOOL_BUDGET_TOOLS/_TOKENS).
+    tool_budget: Budget = field(default_factory=Budget.from_env)
     # HOST:PORT where the other replicas reach this one (--replica-address); default: the host and
     # port of public_url, which is the listen address unless a public URL was given.
     replica_address: str | None = None

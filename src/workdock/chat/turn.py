@@ -12,8 +12,9 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic_ai.direct import model_request_stream
 from pydantic_ai.messages import (
@@ -34,18 +35,22 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 
 from workdock.agentapi import CallToolResult
-from workdock.chat import events
+from workdock.chat import approval_step, events
+from workdock.chat.approvals import ApprovalWaiters
 from workdock.chat.call_reporter import TurnCallReporter
+from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool
+from workdock.chat.context import HistoryFitter, context_window
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.eventlog import ChatChannel
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
+from workdock.chat.store.approvals import ApprovalStore
 from workdock.chat.store.faults import database_fault
 from workdock.chat.store.leases import Leases
-from workdock.chat.store.models import Message
+from workdock.chat.store.models import Message, StepCall
 from workdock.chat.store.repo import LeaseLost, NewMessage, Store, TurnStart
 from workdock.chat.tools.base import error_result
-from workdock.chat.toolset import ToolGatherer, ToolSet
+from workdock.chat.toolset import ToolGatherer
 from workdock.mcp.questions import Questions
 from workdock.memory import give_back, rss
 
@@ -66,6 +71,14 @@ class _Step:
     # Set once the step is being stored: an interrupt then waits for it instead of storing it twice.
     persisting: asyncio.Future[list[Message]] | None = None
     published: bool = False
+    # The step waits for approval: its assistant message is stored already, and its calls' state
+    # is in ``step_calls`` (tool_call_id → the state this turn last saw).
+    waiting: dict[str, str] | None = None
+    resumed: bool = False  # taken up after a restart: a call stored as running was cut off
+
+
+class Publisher(Protocol):
+    def publish(self, chunk: events.Chunk) -> object: ...
 
 
 class TurnFailed(Exception):
@@ -100,11 +113,16 @@ class TurnRunner:
         leases: Leases,
         owner: str,
         questions: Questions | None = None,
+        waiters: ApprovalWaiters | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.store = store
         self.gatherer = gatherer
         self.models = models
         self.max_steps = max_steps
+        self.approvals = ApprovalStore(store)
+        self.waiters = waiters or ApprovalWaiters()
+        self.budget = budget or Budget()
         # Every write of a turn is made only while this replica (``owner``) holds the chat's lease.
         self.leases = leases
         self.owner = owner
@@ -130,8 +148,13 @@ class TurnRunner:
         step = _Step()
         grown_from = rss()
         try:
-            final = await self._run(chat_id, channel, step)
+            final = await self._run(chat_id, channel, step, start)
         except asyncio.CancelledError:
+            if self.stopping and step.waiting is not None and step.persisting is None:
+                # A shutdown while the step waits for approval: its state is stored, and the next
+                # start takes the turn up again (the chat stays running until then).
+                end.status, end.stored = "running", True
+                raise
             # Interrupted (by the user or a shutdown): keep what the step produced, then say so.
             end.status = "interrupted"
             if channel.lost:  # another replica has the chat: it says what became of this turn
@@ -164,7 +187,7 @@ class TurnRunner:
         publish(events.finish(final))
         publish(events.status("idle", **({"reason": final} if final != "stop" else {})))
 
-    async def _run(self, chat_id: str, channel: ChatChannel, step: _Step) -> str:
+    async def _run(self, chat_id: str, channel: ChatChannel, step: _Step, start: TurnStart) -> str:
         """The step loop; returns the finish reason."""
         chat = await self.store.get_chat(chat_id)
         workspace = await self.store.get_workspace(chat.workspace_id) if chat else None
@@ -177,38 +200,76 @@ class TurnRunner:
         toolset = await self.gatherer.gather(chat, workspace)
         if toolset.failures:
             channel.publish(events.status("running", tool_failures=[f.describe() for f in toolset.failures]))
-        params = ModelRequestParameters(function_tools=toolset.definitions)
-        history = to_model_messages(await self.store.list_messages(chat_id, include_superseded=False))
-        for _ in range(self.max_steps):
+        stored = await self.store.list_messages(chat_id, include_superseded=False)
+        resumed: tuple[ModelResponse, Sequence[StepCall]] | None = None
+        taken = 0
+        if start.resume:
+            # Taken up after a restart: the history ends with the waiting step's assistant message;
+            # the model's answer is rebuilt from it and its calls' state from ``step_calls``.
+            waiting, stored = stored[-1], stored[:-1]
+            rebuilt = to_model_messages([waiting])[0]
+            assert isinstance(rebuilt, ModelResponse)
+            resumed = (rebuilt, await self.approvals.calls(chat_id))
+            channel.publish(events.message(waiting))
+            taken = sum(1 for m in stored if m.id > start.message.id and m.role == "assistant")
+        history = to_model_messages(stored)
+        offer = ChatOffer.for_chat(toolset, chat, self.budget, stored)
+        fitter = HistoryFitter(context_window(model_name, self.models.windows))
+        for index in range(taken, self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
+            if index > taken:  # toggles and budget changed during the turn apply from its next step
+                chat = await self.store.get_chat(chat_id) or chat
+                offer.update(chat, self.budget)
+            offered = offer.step()
+            params = ModelRequestParameters(function_tools=offered.definitions)
+            sent = fitter.fit(history, offered.sent_tokens)  # long chats: the oldest results shortened
             channel.publish(events.start_step())
-            try:
-                response = await self._model_step(model, history, params, channel, step)
-            except MODEL_FAILURES as exc:
-                # The provider failed, not us: one line for the user; the traceback only at debug level.
-                message = describe_model_error(model_name, model, exc)
-                logger.warning("chat %s: %s", chat_id, message)
-                logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
-                raise TurnFailed(message) from exc
-            calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
-            if calls:  # noted before they run: a replica taking the chat over must not run them again
-                await self._record_calls(chat_id, model_name, toolset, response, calls, step)
-            outcomes = await asyncio.gather(
-                *(self._call(chat_id, toolset, call, channel, step) for call in calls)
-            )
-            # The last step also settles the chat's status: one transaction, not two.
-            step.persisting = asyncio.ensure_future(
-                self.store.add_messages(
-                    chat_id,
-                    self._step_messages(model_name, toolset, response, step),
-                    status=None if calls else "idle",
-                    owner=self.owner,
+            if resumed is not None:
+                response, rows_before = resumed
+                resumed = None
+                step.response = response
+                calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
+                for call in calls:
+                    channel.publish(
+                        events.tool_input_available(call.tool_call_id, call.tool_name, _args(call))
+                    )
+                await approval_step.run(
+                    self, chat_id, model_name, offered, calls, set(), channel, step, rows_before
                 )
-            )
-            rows = await asyncio.shield(step.persisting)
-            for row in rows:
-                channel.publish(events.message(row))
-            step.published = True
+            else:
+                try:
+                    response = await self._model_step(model, sent, params, channel, step)
+                except MODEL_FAILURES as exc:
+                    # The provider failed, not us: one line for the user; the traceback only at debug level.
+                    message = describe_model_error(model_name, model, exc)
+                    logger.warning("chat %s: %s", chat_id, message)
+                    logger.debug("chat %s: the model call failed", chat_id, exc_info=True)
+                    raise TurnFailed(message) from exc
+                calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
+                asking = await approval_step.asking(self, chat_id, offered, calls)
+                if asking:  # its assistant message and calls are stored before anything waits
+                    await approval_step.run(
+                        self, chat_id, model_name, offered, calls, asking, channel, step, None
+                    )
+                else:
+                    if calls:  # noted before they run: a replica taking over must not run them again
+                        await self._record_calls(chat_id, model_name, offered, response, calls, step)
+                    await asyncio.gather(
+                        *(self._call(chat_id, offered, call, channel, step) for call in calls)
+                    )
+                    # The last step also settles the chat's status: one transaction, not two.
+                    step.persisting = asyncio.ensure_future(
+                        self.store.add_messages(
+                            chat_id,
+                            self._step_messages(model_name, offered, response, step),
+                            status=None if calls else "idle",
+                            owner=self.owner,
+                        )
+                    )
+                    rows = await asyncio.shield(step.persisting)
+                    for row in rows:
+                        channel.publish(events.message(row))
+                    step.published = True
             channel.publish(events.finish_step())
             if not calls:
                 return "stop"
@@ -223,9 +284,9 @@ class TurnRunner:
                                 step.results[call.tool_call_id].get("structured_content"),
                             ),
                             tool_call_id=call.tool_call_id,
-                            outcome="failed" if outcome.result.is_error else "success",
+                            outcome="failed" if step.results[call.tool_call_id]["is_error"] else "success",
                         )
-                        for call, outcome in zip(calls, outcomes, strict=True)
+                        for call in calls
                     ]
                 )
             )
@@ -320,7 +381,7 @@ class TurnRunner:
         return response
 
     async def _call(
-        self, chat_id: str, toolset: ToolSet, call: ToolCallPart, channel: ChatChannel, step: _Step
+        self, chat_id: str, toolset: StepTools, call: ToolCallPart, channel: Publisher, step: _Step
     ) -> CallOutcome:
         """Run one tool call; any failure becomes an error result the model can read."""
         started = time.perf_counter()
@@ -333,10 +394,7 @@ class TurnRunner:
         except (ValueError, AssertionError):
             arguments = None
         if tool is None:
-            result = error_result(
-                f"there is no tool named {call.tool_name!r}; "
-                f"available: {', '.join(sorted(toolset.tools)) or 'none'}"
-            )
+            result = error_result(no_such_tool(toolset, call.tool_name))
         elif arguments is None:
             result = error_result(f"the arguments for {call.tool_name} are not a JSON object: {call.args!r}")
         else:
@@ -350,6 +408,19 @@ class TurnRunner:
             finally:
                 reporter.close()
         duration_ms = round((time.perf_counter() - started) * 1000)
+        return self._record(call, result, duration_ms, channel, step)
+
+    def _record(
+        self,
+        call: ToolCallPart,
+        result: CallToolResult,
+        duration_ms: int | None,
+        channel: Publisher,
+        step: _Step,
+        *,
+        denied: bool = False,
+    ) -> CallOutcome:
+        """Keep a call's result for the step's tool message and stream it."""
         content, structured = for_storage(result)
         step.results[call.tool_call_id] = {
             "type": "tool-result",
@@ -361,7 +432,10 @@ class TurnRunner:
         }
         if structured is not None:  # only what the text does not already carry
             step.results[call.tool_call_id]["structured_content"] = structured
-        if result.is_error:
+        if denied:
+            step.results[call.tool_call_id]["denied"] = True
+            channel.publish(events.tool_output_denied(call.tool_call_id))
+        elif result.is_error:
             channel.publish(
                 events.tool_output_error(call.tool_call_id, result_text(result)[:STREAM_ERROR_PREVIEW])
             )
@@ -376,13 +450,13 @@ class TurnRunner:
                     },
                 )
             )
-        return CallOutcome(result, duration_ms)
+        return CallOutcome(result, duration_ms or 0)
 
     async def _record_calls(
         self,
         chat_id: str,
         model_name: str,
-        toolset: ToolSet,
+        toolset: StepTools,
         response: ModelResponse,
         calls: list[ToolCallPart],
         step: _Step,
@@ -395,7 +469,7 @@ class TurnRunner:
         await self.leases.record_calls(chat_id, self.owner, pending)
 
     def _step_messages(
-        self, model_name: str, toolset: ToolSet | None, response: ModelResponse | None, step: _Step
+        self, model_name: str, toolset: StepTools | None, response: ModelResponse | None, step: _Step
     ) -> list[NewMessage]:
         parts: list[dict[str, Any]] = []
         calls: list[ToolCallPart] = []
@@ -448,13 +522,26 @@ class TurnRunner:
                     if not step.published:
                         for row in rows:
                             channel.publish(events.message(row))
+                elif step.waiting is not None:
+                    # Its assistant message is stored: add its results (a call that still waited
+                    # for an answer is stored as not run) and the mark, and drop the waiting state.
+                    results = [
+                        step.results.get(call_id) or _not_run(call_id, name, step.waiting.get(call_id))
+                        for call_id, name in _call_names(step.response)
+                    ]
+                    for row in await self.approvals.finish_step(
+                        chat_id, [NewMessage("tool", results), mark], status="interrupted", owner=self.owner
+                    ):
+                        channel.publish(events.message(row))
+                    messages = []
                 else:
                     model_name = chat.model or self.models.default or ""
                     messages = [*self._step_messages(model_name, None, step.response, step), mark]
-                for row in await self.store.add_messages(
-                    chat_id, messages, status="interrupted", owner=self.owner
-                ):
-                    channel.publish(events.message(row))
+                if messages:
+                    for row in await self.store.add_messages(
+                        chat_id, messages, status="interrupted", owner=self.owner
+                    ):
+                        channel.publish(events.message(row))
             stored = True
         except LeaseLost:
             return False  # another replica has the chat (or it was deleted): it is not ours to mark
@@ -509,3 +596,32 @@ def _args(part: ToolCallPart) -> Any:
         return part.args_as_dict(raise_if_invalid=True)
     except (ValueError, AssertionError):
         return part.args
+
+
+def _call_names(response: ModelResponse | None) -> list[tuple[str, str]]:
+    return [
+        (p.tool_call_id, p.tool_name)
+        for p in (response.parts if response else [])
+        if isinstance(p, ToolCallPart)
+    ]
+
+
+def _not_run(call_id: str, tool_name: str, state: str | None) -> dict[str, Any]:
+    """The stored result of a call an interrupt cut off."""
+    waited = state in ("pending", "approved", "denied")
+    text = (
+        "not run: the turn was interrupted while this call waited for approval"
+        if waited
+        else "interrupted before this call finished"
+    )
+    part: dict[str, Any] = {
+        "type": "tool-result",
+        "tool_call_id": call_id,
+        "tool_name": tool_name,
+        "is_error": True,
+        "duration_ms": None,
+        "content": [{"type": "text", "text": text}],
+    }
+    if waited:
+        part["not_run"] = True
+    return part

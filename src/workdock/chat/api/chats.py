@@ -4,7 +4,7 @@ interrupt, the next turn's tool set, and the SSE stream."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,8 +14,10 @@ from workdock.agentapi import ElicitationAnswer, ElicitationAnswered
 from workdock.chat import events, notify
 from workdock.chat.api import schemas
 from workdock.chat.api.workspaces import owned_workspace
+from workdock.chat.approvals import Policy, default_policy
 from workdock.chat.attachments import MAX_ATTACHMENTS, Attachment, attachment_parts, text_of
 from workdock.chat.auth import current_user, services
+from workdock.chat.catalog import ChatOffer
 from workdock.chat.elicitations import answer_elicitation
 from workdock.chat.models import ModelError
 from workdock.chat.services import Services
@@ -36,14 +38,21 @@ class NewChat(BaseModel):
     model: str | None = None
     title: str | None = Field(default=None, max_length=200)
     use_admin_servers: bool = True
+    approval_policy: Policy | None = Field(default=None, description="default: the admin's setting")
 
 
 class ChatPatch(BaseModel):
     # Only the fields sent are changed (null is refused where a field has no null); model null
-    # means the server's default model.
+    # means the server's default model; disabled_tools null turns everything back on; tool_budget
+    # null goes back to the server's. A model or tool change applies from the next turn or step.
     title: str = Field(default="", min_length=1, max_length=200)
     model: str | None = None
     use_admin_servers: bool = True
+    approval_policy: Policy = "auto"
+    # To take back "always allow" of some tools: the list as it should be.
+    always_allow: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=500)
+    disabled_tools: schemas.DisabledTools | None = None
+    tool_budget: schemas.ToolBudget | None = None
 
 
 class NewMessage(BaseModel):
@@ -55,9 +64,12 @@ class NewMessage(BaseModel):
 
 
 class Retry(BaseModel):
-    """Nothing to choose yet; unknown fields are refused rather than ignored."""
+    """``content``: the last user message edited (left out: run it again as it is). Unknown
+    fields are refused rather than ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+    content: str | None = Field(default=None, min_length=1)
 
 
 async def owned_chat(svc: Services, chat_id: str, user: User) -> Chat:
@@ -76,6 +88,10 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
         "status": svc.scheduler.status(chat),
         "running": svc.scheduler.is_running(chat),
         "use_admin_servers": chat.use_admin_servers,
+        "approval_policy": chat.approval_policy,
+        "always_allow": list(chat.always_allow or []),
+        "disabled_tools": schemas.DisabledTools.model_validate(chat.disabled_tools or {}).model_dump(),
+        "tool_budget": chat.tool_budget,
         "created_at": chat.created_at.isoformat(),
         "updated_at": chat.updated_at.isoformat(),
     }
@@ -89,7 +105,19 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
             }
             for q in await svc.store.list_queued(chat.id)
         ]
+        body["pending_approvals"] = [
+            {"tool_call_id": c.tool_call_id, "tool_name": c.tool_name}
+            for c in await svc.scheduler.runner.approvals.pending(chat.id)
+        ]
     return body
+
+
+def _check_size(svc: Services, content: str) -> None:
+    limit = svc.config.max_message_bytes
+    if len(content.encode()) > limit:
+        raise ApiError(
+            413, "message too long", f"the limit is {limit} bytes (UTF-8); set WORKDOCK_MAX_MESSAGE_BYTES"
+        )
 
 
 def _check_model(svc: Services, model: str | None) -> None:
@@ -140,6 +168,7 @@ async def create_chat(
         title=body.title,
         model=body.model,
         use_admin_servers=body.use_admin_servers,
+        approval_policy=body.approval_policy or await default_policy(svc.store),
     )
     return await chat_json(svc, chat)
 
@@ -163,6 +192,8 @@ async def patch_chat(
     await owned_chat(svc, chat_id, user)
     _check_model(svc, body.model)
     fields = body.model_dump(exclude_unset=True)
+    if "tool_budget" in fields and body.tool_budget is not None:
+        fields["tool_budget"] = body.tool_budget.model_dump(exclude_none=True) or None
     if fields:
         await svc.store.update_chat(chat_id, **fields)
     return await chat_json(svc, await owned_chat(svc, chat_id, user), detail=True)
@@ -217,14 +248,6 @@ async def send_message(
     return await send_parts(svc, chat, parts, interrupt=body.interrupt)
 
 
-def _check_size(svc: Services, text: str) -> None:
-    limit = svc.config.max_message_bytes
-    if len(text.encode()) > limit:
-        raise ApiError(
-            413, "message too long", f"the limit is {limit} bytes (UTF-8); set WORKDOCK_MAX_MESSAGE_BYTES"
-        )
-
-
 async def send_parts(
     svc: Services, chat: Chat, parts: list[dict[str, Any]], *, interrupt: bool = False
 ) -> dict[str, Any]:
@@ -268,11 +291,14 @@ async def retry(
     user: User = Depends(current_user),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
-    """Run the last turn again from its user message. The messages it replaces stay in the history,
+    """Run the last turn again from its user message, or, with ``content``, from that message
+    edited. The messages it replaces (with an edit, the user message too) stay in the history,
     marked ``superseded``; the model no longer sees them. 409 while a turn runs or messages wait."""
     await owned_chat(svc, chat_id, user)
+    if body is not None and body.content is not None:
+        _check_size(svc, body.content)
     try:
-        queued = await svc.scheduler.retry(chat_id)
+        queued = await svc.scheduler.retry(chat_id, body.content if body else None)
     except RerunRefused as exc:
         raise ApiError(409, exc.message, exc.detail) from exc
     return {"queued_id": queued.id, "message_id": queued.rerun_of}
@@ -326,9 +352,13 @@ async def answer(
 async def next_turn_tools(
     chat_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
+    """The tools the next step would get: each with its state (loaded, deferred behind find_tools,
+    or turned off for this chat), and how the chat's tool budget stands."""
     chat = await owned_chat(svc, chat_id, user)
     workspace = await owned_workspace(svc, chat.workspace_id, user)
-    return (await svc.gatherer.gather(chat, workspace)).describe()
+    toolset = await svc.gatherer.gather(chat, workspace)
+    rows = await svc.store.list_messages(chat_id, include_superseded=False)
+    return ChatOffer.for_chat(toolset, chat, svc.config.tool_budget, rows).describe()
 
 
 @router.get(

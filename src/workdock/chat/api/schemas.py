@@ -6,7 +6,7 @@ Timestamps are the strings the store's UTC-aware datetimes give (``isoformat()``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -168,6 +168,31 @@ class QueuedOut(Out):
     rerun_of: int | None = Field(default=None, description="a retry: the user message it runs again from")
 
 
+ToolSource = Literal["builtin", "admin", "workspace"]
+
+
+class ServerRef(Out):
+    source: ToolSource
+    server: str = Field(min_length=1, max_length=200)
+
+
+class DisabledTools(Out):
+    """What a chat turned off (also the body of ``PATCH /chats/{id}``'s ``disabled_tools``)."""
+
+    sources: list[ToolSource] = Field(default_factory=list, max_length=3)
+    servers: list[ServerRef] = Field(default_factory=list, max_length=1000)
+    tools: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=10_000
+    )
+
+
+class ToolBudget(Out):
+    """A chat's own tool budget; a limit left out (or null) is the server's; 0 means no limit."""
+
+    max_tools: int | None = Field(default=None, ge=0, le=1_000_000)
+    max_tokens: int | None = Field(default=None, ge=0, le=100_000_000)
+
+
 class ChatOut(Out):
     id: str
     workspace_id: str
@@ -176,12 +201,30 @@ class ChatOut(Out):
     status: ChatStatus
     running: bool
     use_admin_servers: bool
+    approval_policy: Literal["auto", "ask", "ask-all"]
+    always_allow: list[str] = Field(description="tools this chat runs without asking")
+    disabled_tools: DisabledTools
+    tool_budget: ToolBudget | None = Field(description="the chat's own tool budget; null: the server's")
     created_at: str = Timestamp
     updated_at: str = Timestamp
 
 
+class PendingApproval(Out):
+    tool_call_id: str
+    tool_name: str
+
+
 class ChatDetail(ChatOut):
     queued: list[QueuedOut]
+    pending_approvals: list[PendingApproval] = Field(description="tool calls waiting for an answer")
+
+
+class Answered(Out):
+    answered: list[str] = Field(description="the calls this answer settled (several with always)")
+
+
+class SettingsOut(Out):
+    default_approval_policy: Literal["auto", "ask", "ask-all"]
 
 
 class ChatList(Out):
@@ -222,6 +265,18 @@ class ToolOut(Out):
     server: str | None
     description: str
     input_schema: dict[str, Any]
+    state: Literal["loaded", "deferred", "disabled"] = Field(
+        description="loaded: sent to the model; deferred: reached through find_tools; disabled: turned off"
+    )
+
+
+class CatalogOut(Out):
+    deferred: bool = Field(description="the enabled tools are over the budget: most are behind find_tools")
+    enabled_tools: int
+    schema_tokens: int = Field(description="estimated tokens of all enabled tools' schemas")
+    sent_tokens: int = Field(description="estimated tokens of the schemas the model is sent")
+    max_tools: int
+    max_tokens: int
 
 
 class ToolFailure(Out):
@@ -234,6 +289,7 @@ class ToolSetOut(Out):
     tools: list[ToolOut]
     failures: list[ToolFailure]
     warnings: list[str]
+    catalog: CatalogOut
 
 
 class Health(Out):

@@ -130,6 +130,14 @@ class Chat(Base):
     # idle | running | error | interrupted
     status: Mapped[str] = mapped_column(String(16), default="idle")
     use_admin_servers: Mapped[bool] = mapped_column(Boolean, default=True)
+    # auto | ask | ask-all (chat/approvals.py); tools "always allowed" in this chat skip asking.
+    approval_policy: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
+    always_allow: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # What the chat turned off: {"sources": [...], "servers": [{"source", "server"}], "tools": [...]}
+    # (chat/catalog.py); null: nothing.
+    disabled_tools: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The chat's own tool budget, {"max_tools"?, "max_tokens"?}; null: the server's.
+    tool_budget: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
     # The replica running the chat's turns holds it by this lease (chat/scheduler.py): renewed
@@ -145,6 +153,38 @@ class Chat(Base):
     # The step whose tool calls are running: its assistant message and calls, written before the
     # calls start, so whoever takes the chat over knows which calls were in flight.
     pending_step: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class Setting(Base):
+    """A server-wide setting the admin changes through the API (e.g. new chats' approval policy)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+class StepCall(Base):
+    """One tool call of a step that waits for an approval: stored, so the wait outlives a restart.
+
+    The step's assistant message is stored when it starts waiting; these rows hold each call's
+    state until the step's results are stored (then they are deleted in the same transaction).
+    ``state``: ``pending`` (asks the user), ``approved`` / ``denied`` (answered, not run yet),
+    ``running``, ``done`` (``result`` holds its stored tool-result part).
+    """
+
+    __tablename__ = "step_calls"
+
+    chat_id: Mapped[str] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True)
+    tool_call_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    message_id: Mapped[int] = mapped_column(Integer)  # the assistant message that made the call
+    position: Mapped[int] = mapped_column(Integer)  # the call's place in its step
+    tool_name: Mapped[str] = mapped_column(String(200))
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
 
 
 class Message(Base):

@@ -25,6 +25,8 @@ from workdock.chat.store.models import (
     McpServer,
     Message,
     QueuedMessage,
+    Setting,
+    StepCall,
     Token,
     User,
     Workspace,
@@ -72,6 +74,8 @@ class TurnStart:
 
     message: Message
     superseded: list[int]
+    # Take up a turn a restart left waiting for an approval (its steps so far are stored).
+    resume: bool = False
 
 
 class LeaseLost(Exception):
@@ -135,19 +139,9 @@ def _start_next_turn(
         connection.execute(delete(QueuedMessage).where(QueuedMessage.id == queued.id))
         now = utcnow()
         superseded: list[int] = []
-        if queued.rerun_of is None:
-            values: dict[str, Any] = {
-                "chat_id": chat_id,
-                "role": "user",
-                "parts": queued.parts or [{"type": "text", "text": queued.content}],
-                "model": None,
-                "usage": None,
-                "superseded": False,
-                "created_at": now,
-            }
-            new_id = connection.execute(insert(Message).values(**values).returning(Message.id)).scalar_one()
-            message = Message(id=new_id, **values)
-        else:
+        # The user message to store: a message's parts, or an edit's (None: the retried one stays).
+        new_parts: list[dict[str, Any]] | None = queued.parts or [{"type": "text", "text": queued.content}]
+        if queued.rerun_of is not None:
             last = connection.execute(
                 select(*_MESSAGE_COLUMNS)
                 .where(Message.chat_id == chat_id, Message.role == "user", Message.superseded.is_(False))
@@ -158,12 +152,30 @@ def _start_next_turn(
                 logger.warning("chat %s: a retry of message %s is stale, dropped", chat_id, queued.rerun_of)
                 continue
             message = Message(**last._asdict())
-            later = (Message.chat_id == chat_id, Message.id > last.id, Message.superseded.is_(False))
+            edited = queued.content != _text_of(message)
+            # An edit keeps what the message had beside its text (attached resources).
+            kept = [p for p in message.parts if p.get("type") != "text"]
+            new_parts = [{"type": "text", "text": queued.content}, *kept] if edited else None
+            # An edit replaces the user message too: the new text becomes a new message.
+            first = last.id if edited else last.id + 1
+            later = (Message.chat_id == chat_id, Message.id >= first, Message.superseded.is_(False))
             superseded = list(
                 connection.execute(select(Message.id).where(*later).order_by(Message.id)).scalars()
             )
             if superseded:
                 connection.execute(update(Message).where(Message.id.in_(superseded)).values(superseded=True))
+        if new_parts is not None:
+            values: dict[str, Any] = {
+                "chat_id": chat_id,
+                "role": "user",
+                "parts": new_parts,
+                "model": None,
+                "usage": None,
+                "superseded": False,
+                "created_at": now,
+            }
+            new_id = connection.execute(insert(Message).values(**values).returning(Message.id)).scalar_one()
+            message = Message(id=new_id, **values)
         fields: dict[str, Any] = {"status": "running", "updated_at": now, "pending_step": None}
         if turn_seq is not None:
             fields["turn_seq"] = turn_seq
@@ -499,6 +511,7 @@ class Store:
         title: str | None,
         model: str | None,
         use_admin_servers: bool = True,
+        approval_policy: str = "auto",
     ) -> Chat:
         now = utcnow()
         chat = Chat(
@@ -509,6 +522,8 @@ class Store:
             model=model,
             status="idle",
             use_admin_servers=use_admin_servers,
+            approval_policy=approval_policy,
+            always_allow=[],
             created_at=now,
             updated_at=now,
         )
@@ -620,9 +635,10 @@ class Store:
                 await s.execute(update(Chat).where(Chat.id == chat_id).values(title=title))
         return queued
 
-    async def enqueue_rerun(self, chat_id: str) -> QueuedMessage:
-        """Queue a re-run of the chat's last turn from its user message; refused (``RerunRefused``)
-        while a turn runs or messages wait, and when there is no turn yet."""
+    async def enqueue_rerun(self, chat_id: str, content: str | None = None) -> QueuedMessage:
+        """Queue a re-run of the chat's last turn from its user message, or from ``content`` in its
+        place (an edit); refused (``RerunRefused``) while a turn runs or messages wait, and when
+        there is no turn yet."""
         async with self.sessions.begin() as s:
             chat = await s.get(Chat, chat_id)
             if chat is None:
@@ -644,7 +660,10 @@ class Store:
             if last is None:
                 raise RerunRefused("nothing to retry", "the chat has no message yet")
             queued = QueuedMessage(
-                chat_id=chat_id, content=_text_of(last), rerun_of=last.id, created_at=utcnow()
+                chat_id=chat_id,
+                content=_text_of(last) if content is None else content,
+                rerun_of=last.id,
+                created_at=utcnow(),
             )
             s.add(queued)
         return queued
@@ -684,3 +703,26 @@ class Store:
         async with self.sessions() as s:
             found = await s.scalar(select(QueuedMessage.id).where(QueuedMessage.chat_id == chat_id).limit(1))
         return found is not None
+
+    async def resume_turn(self, chat_id: str) -> TurnStart | None:
+        """The turn a stopped server left waiting for an approval, to be taken up again (None if
+        none): its steps so far are stored, its pending calls wait again."""
+        async with self.sessions() as s:
+            waiting = await s.scalar(select(StepCall.chat_id).where(StepCall.chat_id == chat_id).limit(1))
+            last = await _last_user_message(s, chat_id) if waiting is not None else None
+        return TurnStart(last, [], resume=True) if last is not None else None
+
+    # ---- settings ----------------------------------------------------------------------------------
+
+    async def get_setting(self, key: str, default: Any = None) -> Any:
+        async with self.sessions() as s:
+            row = await s.get(Setting, key)
+        return default if row is None else row.value
+
+    async def set_setting(self, key: str, value: Any) -> None:
+        async with self.sessions.begin() as s:
+            row = await s.get(Setting, key)
+            if row is None:
+                s.add(Setting(key=key, value=value))
+            else:
+                row.value = value

@@ -94,6 +94,7 @@ class AdminServers:
                     description=entry.tool.description or "",
                     parameters=entry.tool.input_schema or {"type": "object", "properties": {}},
                     call=self._caller(entry.name),
+                    read_only=bool(entry.tool.annotations and entry.tool.annotations.read_only_hint),
                 )
                 for entry in catalog.tools
                 if (policy := self._policies.get(entry.server)) is not None

@@ -44,6 +44,9 @@ class OfferedTool:
     description: str
     parameters: dict[str, Any]  # JSON schema of the arguments
     call: CallFn = field(compare=False, repr=False)
+    # It only reads (MCP's ``readOnlyHint: true``, or a built-in that reads): runs unasked under
+    # the ``ask`` approval policy.
+    read_only: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -129,6 +129,8 @@ SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 RESERVED = frozenset(SCHEMAS)
+# The built-ins that change nothing: they run unasked under the ``ask`` approval policy.
+READ_ONLY = frozenset({"read_file", "process_list", "process_output", "read_resource"})
 
 
 def _dump(value: BaseModel) -> str:
@@ -261,6 +263,7 @@ def builtin_tools(client: AgentClient) -> Gathered:
             description=description,
             parameters=schema,
             call=call,
+            read_only=name in READ_ONLY,
         )
 
     # Versioned by the client: the same client means the same built-in tools.

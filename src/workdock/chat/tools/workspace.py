@@ -113,6 +113,7 @@ class AgentPool:
             description=tool.description,
             parameters=schema,
             call=call,
+            read_only=(tool.annotations or {}).get("readOnlyHint") is True,
         )
 
 

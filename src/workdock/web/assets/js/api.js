@@ -69,7 +69,10 @@ export const api = {
   runPrompt: (id, body) => request("POST", `/chats/${id}/prompt`, body),
   unqueue: (id, queuedId) => request("DELETE", `/chats/${id}/queue/${queuedId}`),
   interrupt: (id) => request("POST", `/chats/${id}/interrupt`, {}),
-  retry: (id) => request("POST", `/chats/${id}/retry`, {}),
+  retry: (id, content) => request("POST", `/chats/${id}/retry`, content === undefined ? {} : { content }),
   tools: (id) => request("GET", `/chats/${id}/tools`),
+  answerApproval: (id, callId, body) => request("POST", `/chats/${id}/approvals/${encodeURIComponent(callId)}`, body),
+  settings: () => request("GET", "/settings"),
+  patchSettings: (body) => request("PATCH", "/settings", body),
   answerElicitation: (id, elicitationId, body) => request("POST", `/chats/${id}/elicitations/${encodeURIComponent(elicitationId)}`, body),
 };

@@ -18,6 +18,7 @@ import { renderMarkdown } from "./markdown.js";
 import { ComposerMenus } from "./composer_menus.js";
 import { ToolCard, tickDurations } from "./toolcard.js";
 import { ToolsPanel, unavailableServers } from "./toolspanel.js";
+import { POLICIES } from "./workspaces.js";
 
 const RECONNECT_MS = 1500;
 const LIVE_OUTPUT_CHARS = 64 * 1024; // of a running command's output shown on its card (the result has it all)
@@ -32,6 +33,9 @@ export class ChatView {
     this.live = newLive();
     this.liveError = null;
     this.toolInfo = new Map();
+    // Calls that wait for the user's answer (tool_call_id → true): from the chat's
+    // `pending_approvals` and the stream's `tool-approval-request`, until answered.
+    this.approvals = new Map();
     this.sourceFailures = []; // tool sources that failed (the agent, an admin server), with why
     this.serverFailures = []; // workspace servers that offer no tools right now
     this.openAttempts = new Set(); // keys of superseded runs the user opened
@@ -50,6 +54,10 @@ export class ChatView {
     this.titleEl.addEventListener("keydown", (e) => { if (e.key === "Enter") this.rename(); });
     this.metaEl = h("div", { class: "chat-meta" });
     this.statusEl = h("span", { class: "status-pill", "aria-live": "polite" });
+    this.policySelect = h("select", { class: "approval-select", "aria-label": "Tool approval",
+      title: "Auto runs every call; Ask waits before tools that are not read-only; Ask all before every call" },
+      POLICIES.map(([value, label]) => h("option", { value }, label)));
+    this.policySelect.addEventListener("change", () => this.setPolicy(this.policySelect.value));
     this.toolsButton = h("button", { class: "btn-ghost tools-button", type: "button", title: "Tools the next turn gets",
       "aria-label": "Tools", onclick: () => this.toggleTools() }, icon("tools"), h("span", { class: "label" }, "Tools"));
     const header = h("header", { class: "chat-header" },
@@ -78,9 +86,12 @@ export class ChatView {
       "aria-label": "Send", onclick: () => this.send() }, icon("send"));
     this.stopButton = h("button", { class: "btn-stop", type: "button", title: "Stop the running turn",
       "aria-label": "Stop", hidden: true, onclick: () => this.interrupt() }, icon("stop"), h("span", {}, "Stop"));
+    // The model the next message goes to: a switch is stored on the chat; the history stays as it is.
+    this.modelPicker = h("select", { class: "model-picker", "aria-label": "Next turn's model", title: "The model the next message goes to", hidden: true });
+    this.modelPicker.addEventListener("change", () => this.switchModel(this.modelPicker.value));
     const composer = h("div", { class: "composer" }, this.menus.el,
       h("div", { class: "composer-box" }, this.input, h("div", { class: "composer-buttons" }, this.stopButton, this.sendButton)),
-      h("div", { class: "composer-hint" }, "Enter to send · Shift+Enter for a new line · @ attach a resource · / run a prompt"));
+      h("div", { class: "composer-hint" }, this.modelPicker, "Enter to send · Shift+Enter for a new line · @ attach a resource · / run a prompt"));
     this.panel = new ToolsPanel(this);
     this.main = h("div", { class: "chat-main" }, header, this.scroller, composer);
     this.el = h("div", { class: "chat-view" }, this.main, this.panel.el);
@@ -97,7 +108,34 @@ export class ChatView {
   async open() {
     this.connect();
     this.loadTools();
+    this.loadModels();
     this.input.focus();
+  }
+
+  async loadModels() {
+    try {
+      const { models } = await api.models();
+      this.models = models;
+      this.renderModelPicker();
+    } catch { /* no picker: the chat keeps its model */ }
+  }
+
+  renderModelPicker() {
+    if (!this.models || !this.chat || document.activeElement === this.modelPicker) return;
+    const names = this.models.includes(this.chat.model) || !this.chat.model ? this.models : [this.chat.model, ...this.models];
+    this.modelPicker.hidden = names.length < 1;
+    this.modelPicker.replaceChildren(...names.map((m) => h("option", { value: m, selected: m === this.chat.model }, m)));
+  }
+
+  async switchModel(model) {
+    try {
+      this.chat = await api.patchChat(this.chatId, { model });
+      this.app.toast(`The next message goes to ${model}`, "ok");
+      this.render();
+    } catch (error) {
+      this.app.toast(`Could not switch the model: ${error.message}`, "error");
+      this.renderModelPicker();
+    }
   }
 
   close() {
@@ -177,6 +215,9 @@ export class ChatView {
   async refreshChat() {
     try {
       this.chat = await api.chat(this.chatId);
+      // Merged, not replaced: a request streamed while this answer was on its way stays.
+      if (!this.chat.running) this.approvals.clear();
+      for (const pending of this.chat.pending_approvals || []) this.approvals.set(pending.tool_call_id, true);
       this.render();
     } catch { /* the stream's own error handling reports a lost server */ }
   }
@@ -278,7 +319,19 @@ export class ChatView {
         call.startedAt = Date.now();
         break;
       }
+      case "tool-approval-request":
+        this.approvals.set(chunk.toolCallId, true);
+        break;
+      case "tool-approval-response":
+        this.approvals.delete(chunk.approvalId);
+        break;
+      case "tool-output-denied":
+        this.approvals.delete(chunk.toolCallId);
+        this.results.set(chunk.toolCallId, { is_error: true, denied: true, duration_ms: null,
+          content: [{ type: "text", text: "Denied" }] });
+        break;
       case "tool-output-available":
+        this.approvals.delete(chunk.toolCallId);
         this.results.set(chunk.toolCallId, { is_error: false, ...chunk.output });
         break;
       case "tool-output-error": {
@@ -405,6 +458,8 @@ export class ChatView {
     if (running && !this.live.order.some((key) => key.startsWith("t") || !persistedCalls.has(key.slice(1)))) {
       items.push({ key: "thinking", kind: "thinking" });
     }
+    const lastUser = items.findLast((item) => item.kind === "user" && !item.superseded);
+    if (lastUser) lastUser.editable = !running && !(this.chat?.queued || []).length;
     const queued = (this.chat?.queued || []).filter((q) => q.rerun_of == null);
     const settled = !running && !(this.chat?.queued || []).length;
     if (settled && ["error", "interrupted"].includes(this.chat?.status) && sorted.some((m) => m.role === "user")) {
@@ -419,10 +474,12 @@ export class ChatView {
   persistedCard(part) {
     const live = this.live.calls.get(part.tool_call_id);
     const result = this.results.get(part.tool_call_id);
-    const stopped = !result && !(this.chat?.running && live);
+    const waiting = this.approvals.has(part.tool_call_id) && !result;
+    const stopped = !result && !waiting && !(this.chat?.running && live);
     return { id: part.tool_call_id, name: part.tool_name, source: part.source, server: part.server,
       args: part.args, hasArgs: true, argsText: "", startedAt: live?.startedAt, result,
-      interrupted: stopped, reports: this.live.reports.get(part.tool_call_id), answer: this.answer };
+      interrupted: stopped, reports: this.live.reports.get(part.tool_call_id), answer: this.answer,
+      approval: waiting ? "pending" : null, approve: (body) => this.answerApproval(part.tool_call_id, body) };
   }
 
   liveCard(id, call) {
@@ -430,7 +487,21 @@ export class ChatView {
     let args = call.args;
     return { id, name: call.name, source: info?.source, server: info?.server, args, hasArgs: Boolean(call.hasArgs),
       argsText: call.argsText, startedAt: call.startedAt, result: this.results.get(id),
-      interrupted: !this.chat?.running && !this.results.get(id), reports: this.live.reports.get(id), answer: this.answer };
+      interrupted: !this.chat?.running && !this.results.get(id), reports: this.live.reports.get(id), answer: this.answer,
+      approval: this.approvals.has(id) && !this.results.get(id) ? "pending" : null,
+      approve: (body) => this.answerApproval(id, body) };
+  }
+
+  async answerApproval(callId, body) {
+    try {
+      await api.answerApproval(this.chatId, callId, body);
+      this.approvals.delete(callId);
+      if (body.always) this.refreshChat();
+      this.scheduleRender();
+    } catch (error) {
+      this.app.toast(`Could not send the answer: ${error.message}`, "error");
+      this.refreshChat();
+    }
   }
 
   render() {
@@ -474,11 +545,25 @@ export class ChatView {
       case "user": {
         let text = item.text;
         const bubble = h("div", { class: "bubble" });
-        const fill = (next) => bubble.replaceChildren(next.text,
-          next.extras?.length ? h("div", { class: "msg-attachments" }, next.extras.map((x) => h("span", { class: "attachment-chip" }, x))) : null);
+        // replaceChildren would show a null as the text "null": only what there is.
+        const fill = (next) => bubble.replaceChildren(...[next.text,
+          next.extras?.length ? h("div", { class: "msg-attachments" }, next.extras.map((x) => h("span", { class: "attachment-chip" }, x))) : null].filter((x) => x != null));
         fill(item);
-        const el = h("div", { class: "msg msg-user" }, bubble, messageActions(() => text));
-        return { kind: item.kind, el, update: (next) => { text = next.text; fill(next); } };
+        // The last message can be edited and run again (a retry with the new text).
+        const edit = h("button", { class: "btn-icon btn-edit", type: "button", title: "Edit and run again",
+          "aria-label": "Edit", hidden: !item.editable, onclick: () => this.editLast(el, bubble, text) }, icon("pencil"));
+        const actions = messageActions(() => text);
+        actions.prepend(edit);
+        const el = h("div", { class: "msg msg-user" }, bubble, actions);
+        return { kind: item.kind, el, update: (next) => {
+          text = next.text;
+          fill(next);
+          edit.hidden = !next.editable;
+          if (!next.editable) {
+            el.querySelector(".edit-box")?.remove();
+            bubble.hidden = false;
+          }
+        } };
       }
       case "text": {
         let text = item.text;
@@ -559,6 +644,7 @@ export class ChatView {
 
   renderHeader() {
     const chat = this.chat;
+    this.renderModelPicker();
     if (this.titleEl.textContent !== chat.title && !this.renaming) this.titleEl.textContent = chat.title;
     document.title = `${chat.title} · workdock`;
     const workspace = this.app.workspace(chat.workspace_id);
@@ -575,13 +661,23 @@ export class ChatView {
     this.statusEl.replaceChildren(status === "running" ? h("span", { class: "spinner spinner-xs" }) : h("span", { class: "status-dot" }),
       h("span", { class: "label" }, label));
     this.stopButton.hidden = !chat.running;
+    if (document.activeElement !== this.policySelect) this.policySelect.value = chat.approval_policy || "auto";
+  }
+
+  async setPolicy(policy) {
+    try {
+      this.chat = { ...this.chat, ...(await api.patchChat(this.chatId, { approval_policy: policy })) };
+      this.render();
+    } catch (error) {
+      this.app.toast(error.message, "error");
+    }
   }
 
   // Counts, not alarm: a failed optional server is worth a number. Red only when a whole source
   // is gone (the workspace agent unreachable: no workspace tools, and the built-ins cannot run).
   renderToolsButton() {
     const failures = [...this.sourceFailures, ...this.serverFailures.filter((f) => !f.starting)];
-    const ready = this.toolInfo.size;
+    const ready = [...this.toolInfo.values()].filter((t) => t.state !== "disabled").length;
     const alarm = failures.some((f) => !f.server);
     const button = this.toolsButton;
     button.classList.toggle("has-failures", alarm);
@@ -613,6 +709,32 @@ export class ChatView {
       this.autosize();
       this.app.toast(`Not sent: ${error.message}`, "error");
     }
+  }
+
+  /** Edit the last user message in place; "Run again" re-runs the turn from the edited text. */
+  editLast(el, bubble, text) {
+    if (el.querySelector(".edit-box")) return;
+    const area = h("textarea", { class: "edit-input", rows: 3, "aria-label": "Edited text" });
+    area.value = text;
+    const box = h("div", { class: "edit-box" }, area,
+      h("div", { class: "edit-buttons" },
+        h("button", { class: "btn-ghost btn-sm", type: "button", onclick: () => { box.remove(); bubble.hidden = false; } }, "Cancel"),
+        h("button", { class: "btn-primary btn-sm", type: "button", onclick: async ({ currentTarget: button }) => {
+          const content = area.value;
+          if (!content.trim()) return;
+          button.disabled = true;
+          try {
+            await api.retry(this.chatId, content);
+            box.remove();
+            bubble.hidden = false;
+          } catch (error) {
+            button.disabled = false;
+            this.app.toast(`Could not run again: ${error.message}`, "error");
+          }
+        } }, "Run again")));
+    bubble.hidden = true;
+    el.insertBefore(box, bubble);
+    area.focus();
   }
 
   async retryTurn(button) {
@@ -720,9 +842,12 @@ function signature(item) {
       return `${item.text.length}:${item.streaming ? 1 : 0}:${item.text.slice(-16)}`;
     case "attempt":
       return item.open ? "open" : "closed";
+    case "user":
+      return `${item.editable ? 1 : 0}:${item.text}\u0000${(item.extras || []).join(" ")}`;
     case "tool":
       return JSON.stringify([item.call.hasArgs, item.call.argsText?.length, item.call.source, item.call.server,
-        item.call.interrupted, item.call.result?.duration_ms, item.call.result?.is_error, item.call.reports?.version,
+        item.call.interrupted, item.call.approval, item.call.result?.duration_ms, item.call.result?.is_error,
+        item.call.reports?.version,
         item.call.result ? JSON.stringify(item.call.result.content).length : -1]);
     case "user":
       return `${item.text}\u0000${(item.extras || []).join(" ")}`;

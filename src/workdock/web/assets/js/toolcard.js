@@ -1,6 +1,10 @@
 // One tool call as a collapsible card: name, origin, arguments (as they stream in), state badge,
 // duration and result. `execute` and `edit_files` get views of their own.
 //
+// A call that waits for approval shows Approve / Deny (with an optional reason) and "always allow
+// in this chat" in a slot of its own, so other requests to the user (such as a request for input)
+// can sit beside it on the same card.
+//
 // A card keeps its element for the whole life of the call (streaming → running → done, live →
 // persisted) and is only updated, so an open card stays open while the turn goes on.
 
@@ -12,7 +16,8 @@ const TEXT_PREVIEW_LINES = 24;
 const IMAGE_TYPES = /^image\/(png|jpeg|gif|webp|bmp|avif)$/i;
 
 /**
- * call: {id, name, source, server, argsText, args, hasArgs, startedAt, result, reports, answer}
+ * call: {id, name, source, server, argsText, args, hasArgs, startedAt, result, reports, answer, approval, approve}
+ * approval: "pending" while the call waits for the user; approve(body) sends {approve, reason?, always?}
  * result: {is_error, content: [{type, text|data, media_type}], structured_content, duration_ms}
  * reports (while it runs): {progress: {progress, total, message}, output, elicitations: [request], version}
  * answer(elicitationId, action, content) → Promise: sends the user's answer to a request for input
@@ -29,7 +34,8 @@ export class ToolCard {
   }
 
   state(call) {
-    if (call.result) return call.result.is_error ? "error" : "done";
+    if (call.result) return call.result.denied ? "denied" : call.result.is_error ? "error" : "done";
+    if (call.approval === "pending") return "approval";
     if (call.interrupted) return "stopped";
     if (call.reports?.elicitations?.some((r) => r.status === "pending")) return "asking";
     return call.hasArgs ? "running" : "streaming";
@@ -37,11 +43,13 @@ export class ToolCard {
 
   update(call) {
     const state = this.state(call);
-    const signature = JSON.stringify([state, call.argsText?.length, call.hasArgs, call.source, call.server,
+    const signature = JSON.stringify([state, call.approval, call.argsText?.length, call.hasArgs, call.source, call.server,
       call.result ? [call.result.duration_ms, call.result.content?.length, JSON.stringify(call.result.content).length] : null,
       call.reports?.version]);
     this.el.dataset.state = state;
     if (signature === this.signature) return;
+    if (state === "approval" && this.shown !== "approval") this.el.open = true; // the question is in the body
+    this.shown = state;
     this.signature = signature;
     this.call = call;
     this.renderSummary(call, state);
@@ -75,6 +83,7 @@ export class ToolCard {
     } else {
       sections.push(section("Arguments", argsView(call)));
     }
+    if (state === "approval") sections.push(approvalView(call));
     const reports = call.reports;
     for (const request of reports?.elicitations || []) {
       let form = this.forms.get(request.elicitationId);
@@ -105,6 +114,26 @@ export class ToolCard {
   }
 }
 
+function approvalView(call) {
+  const reason = h("input", { class: "approval-reason", type: "text", maxlength: "2000",
+    placeholder: "Reason (optional, the model reads it)", "aria-label": "Reason for denying" });
+  const always = h("input", { type: "checkbox", class: "approval-always" });
+  const buttons = [];
+  const send = (body) => {
+    for (const button of buttons) button.disabled = true;
+    call.approve?.(body);
+  };
+  const approve = h("button", { class: "btn-primary btn-sm approve", type: "button",
+    onclick: () => send({ approve: true, always: always.checked }) }, "Approve");
+  const deny = h("button", { class: "btn-ghost btn-sm deny", type: "button",
+    onclick: () => send({ approve: false, ...(reason.value.trim() ? { reason: reason.value.trim() } : {}) }) }, "Deny");
+  buttons.push(approve, deny);
+  return h("section", { class: "tool-section tool-approval", role: "group", "aria-label": "Approve this call" },
+    h("div", { class: "tool-section-title" }, "This call waits for your approval"),
+    h("div", { class: "approval-row" }, approve, deny, reason),
+    h("label", { class: "approval-always-label small" }, always, ` Always allow ${call.name} in this chat`));
+}
+
 function progressView({ progress, total, message }) {
   const known = typeof total === "number" && total > 0;
   const percent = known ? Math.max(0, Math.min(100, (progress / total) * 100)) : null;
@@ -119,7 +148,8 @@ function section(title, ...content) {
 }
 
 function badge(state) {
-  const labels = { streaming: "preparing", running: "running", done: "done", error: "error", stopped: "stopped", asking: "needs input" };
+  const labels = { streaming: "preparing", running: "running", done: "done", error: "error", stopped: "stopped",
+    asking: "needs input", approval: "needs approval", denied: "denied" };
   return h("span", { class: `badge badge-${state}` },
     state === "running" || state === "streaming" ? h("span", { class: "spinner spinner-xs" }) : null,
     labels[state]);

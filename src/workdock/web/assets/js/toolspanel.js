@@ -1,6 +1,9 @@
 // The tools panel: exactly what the next turn of this chat gets, in collapsible groups by source
 // and server, with a search; a server or source that failed shows in its group with its reason.
 // "Refresh tools" asks the workspace agent to re-read its configuration and re-list its servers.
+// Each tool, server and source has a switch: what is turned off is stored on the chat and left out
+// from the next step on. Over the chat's tool budget most tools are "deferred": the model reaches
+// them through find_tools; each says which it is.
 
 import { api } from "./api.js";
 import { h, icon } from "./dom.js";
@@ -29,6 +32,8 @@ export class ToolsPanel {
         h("button", { class: "btn-icon", type: "button", title: "Close", "aria-label": "Close tools",
           onclick: () => view.toggleTools(false) }, icon("x"))),
       h("div", { class: "panel-toolbar" }, this.search, this.refreshButton),
+      // The chat's approval policy: which of these tools' calls wait for the user.
+      h("label", { class: "panel-approval small" }, h("span", {}, "Ask before a call"), view.policySelect),
       this.summary,
       this.content);
   }
@@ -55,20 +60,60 @@ export class ToolsPanel {
       h("div", {}, h("strong", {}, "Could not list the tools"), h("div", { class: "small" }, error.message))));
   }
 
-  show({ tools, failures, warnings }, workspace) {
-    this.data = { tools, warnings: warnings || [], failures: [...failures, ...unavailableServers(workspace)] };
+  show({ tools, failures, warnings, catalog }, workspace) {
+    this.data = { tools, catalog, warnings: warnings || [], failures: [...failures, ...unavailableServers(workspace)] };
     this.render();
+  }
+
+  /** What the chat turned off, as stored on it. */
+  disabled() {
+    const stored = this.view.chat?.disabled_tools || {};
+    return { sources: [...(stored.sources || [])], servers: [...(stored.servers || [])], tools: [...(stored.tools || [])] };
+  }
+
+  /** Turn a source, server or tool on or off for this chat; the next step gets the change. */
+  async toggle(kind, key, on, input) {
+    const disabled = this.disabled();
+    const same = (a) => kind === "servers" ? a.source === key.source && a.server === key.server : a === key;
+    disabled[kind] = disabled[kind].filter((item) => !same(item));
+    if (!on) disabled[kind].push(key);
+    input.disabled = true;
+    try {
+      this.view.chat = await api.patchChat(this.view.chatId, { disabled_tools: disabled });
+      await this.view.loadTools();
+    } catch (error) {
+      input.checked = !on;
+      this.view.app.toast(`Could not change the tools: ${error.message}`, "error");
+    } finally {
+      input.disabled = false;
+    }
+  }
+
+  // Named "Use this tool" (not by the tool's name, which the row shows beside it): a switch named
+  // after every tool would answer to any word of any tool name.
+  switchFor(kind, key, on, label, blocked = false) {
+    const what = { sources: "source", servers: "server", tools: "tool" }[kind];
+    const input = h("input", { type: "checkbox", class: "tool-switch", checked: on, disabled: blocked,
+      "aria-label": `Use this ${what}`, title: blocked ? "Turned off with its server or source" : label });
+    input.addEventListener("change", () => this.toggle(kind, key, input.checked, input));
+    return input;
   }
 
   render() {
     if (!this.data) return;
-    const { tools, warnings, failures } = this.data;
+    const { tools, warnings, failures, catalog } = this.data;
+    const disabled = this.disabled();
     const query = this.search.value.trim().toLowerCase();
     const matches = (tool) => !query || [tool.name, tool.server || "", tool.description || ""]
       .some((text) => text.toLowerCase().includes(query));
     const failed = failures.filter((f) => !f.starting).length;
-    this.summary.textContent = `${tools.length} tool${tools.length === 1 ? "" : "s"} ready`
+    const on = tools.filter((t) => t.state !== "disabled");
+    const deferred = tools.filter((t) => t.state === "deferred").length;
+    const off = tools.length - on.length;
+    this.summary.textContent = `${on.length} tool${on.length === 1 ? "" : "s"} ready`
       + (failed ? ` · ${failed} failed` : "")
+      + (off ? ` · ${off} off` : "")
+      + (catalog?.deferred ? ` · ${on.length - deferred} loaded, ${deferred} through find_tools` : "")
       + (query ? ` · ${tools.filter(matches).length} match${tools.filter(matches).length === 1 ? "" : "es"}` : "");
     const parts = warnings.map((warning) => h("div", { class: "warning small" }, warning));
     for (const [source, title, hint] of SOURCES) {
@@ -79,8 +124,10 @@ export class ToolsPanel {
       const shown = groups.filter((g) => !query || g.tools.some(matches));
       if (query && !shown.length) continue;
       const count = query ? `${mine.filter(matches).length} of ${mine.length}` : String(mine.length);
+      const sourceOn = !disabled.sources.includes(source);
       parts.push(this.collapsible(`source:${source}`, true, { class: "panel-section", dataset: { source } },
-        [h("h3", {}, title), h("span", { class: "count" }, count),
+        [this.switchFor("sources", source, sourceOn, `Use ${title.toLowerCase()}`),
+          h("h3", {}, title), h("span", { class: "count" }, count),
           troubles.length ? h("span", { class: "chip chip-failed" }, `${troubles.length} failed`) : null],
         [h("div", { class: "muted small hint" }, hint),
           mine.length || troubles.length ? null : h("div", { class: "muted small" }, "None."),
@@ -116,15 +163,25 @@ export class ToolsPanel {
         h("div", { class: "small failure-text" }, f.error),
         f.stderr_tail?.length ? h("details", { class: "stderr-details" }, h("summary", {}, "stderr"),
           h("pre", { class: "stderr" }, f.stderr_tail.join("\n"))) : null)));
-    const tools = list.length ? h("ul", { class: "tool-list" }, list.map((tool) => h("li", { title: tool.description || "" },
-      h("code", {}, tool.name),
+    const disabled = this.disabled();
+    const sourceOff = disabled.sources.includes(source);
+    const serverOff = sourceOff || disabled.servers.some((s) => s.source === source && s.server === group.server);
+    const tools = list.length ? h("ul", { class: "tool-list" }, list.map((tool) => h("li", {
+      title: tool.description || "", class: tool.state === "disabled" ? "tool-off" : "", dataset: { state: tool.state || "loaded" } },
+      h("div", { class: "tool-line" },
+        tool.name === "find_tools" ? null
+          : this.switchFor("tools", tool.name, tool.state !== "disabled", `Use ${tool.name}`, (source !== "builtin" && serverOff) || sourceOff),
+        h("code", {}, tool.name),
+        tool.state === "deferred" ? h("span", { class: "chip chip-deferred", title: "Offered once find_tools finds it" }, "via search") : null,
+        tool.state === "disabled" ? h("span", { class: "chip chip-off" }, "off") : null),
       tool.description ? h("div", { class: "tool-desc" }, firstLine(tool.description)) : null))) : null;
     if (!group.server) return h("div", { class: "tool-group", dataset: { server: "" } }, failuresView, tools);
     // Open by default: the only group of its source, or one that failed (its reason is the news).
     const open = siblings === 1 || group.failures.length > 0;
     const count = query ? `${list.length} of ${group.tools.length}` : String(group.tools.length);
     return this.collapsible(`server:${source}:${group.server}`, open, { class: "tool-group", dataset: { server: group.server } },
-      [icon("server"), h("span", { class: "group-name" }, group.server), h("span", { class: "count" }, count),
+      [this.switchFor("servers", { source, server: group.server }, !serverOff, `Use server ${group.server}`, sourceOff),
+        icon("server"), h("span", { class: "group-name" }, group.server), h("span", { class: "count" }, count),
         group.failures.length ? h("span", { class: "chip chip-failed" }, stateLabel(group.failures[0])) : null],
       [failuresView, tools], Boolean(query) && list.length > 0);
   }

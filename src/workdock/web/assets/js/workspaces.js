@@ -12,6 +12,8 @@ const STATE_CLASS = { ready: "ok", connecting: "busy", restarting: "busy", start
   needs_auth: "busy",
   disabled: "off", stopped: "off", pending_approval: "warn", needs_input: "warn" };
 
+export const POLICIES = [["auto", "Auto"], ["ask", "Ask"], ["ask-all", "Ask all"]];
+
 export class WorkspacesView {
   constructor(app) {
     this.app = app;
@@ -22,7 +24,28 @@ export class WorkspacesView {
           onclick: () => app.toggleSidebar() }, icon("menu")),
         h("div", {}, h("h1", {}, "Workspaces"),
           h("div", { class: "muted small" }, "Each workspace is an agent running next to your code, with its MCP servers."))),
-      h("div", { class: "page-body" }, this.list, this.addForm()));
+      h("div", { class: "page-body" }, this.list, this.addForm(), app.user?.is_admin ? this.settingsForm() : null));
+  }
+
+  // Admin: the approval policy chats get when they are created without one.
+  settingsForm() {
+    const select = h("select", { class: "default-policy", "aria-label": "Tool approval of new chats" },
+      POLICIES.map(([value, label]) => h("option", { value }, label)));
+    select.disabled = true;
+    api.settings().then((settings) => { select.value = settings.default_approval_policy; select.disabled = false; })
+      .catch(() => {});
+    select.addEventListener("change", async () => {
+      try {
+        await api.patchSettings({ default_approval_policy: select.value });
+        this.app.toast("New chats now use this approval policy.");
+      } catch (error) {
+        this.app.toast(error.message, "error");
+      }
+    });
+    return h("section", { class: "add-workspace settings" },
+      h("h2", {}, "Settings"),
+      h("label", { class: "field" }, h("span", {}, "Tool approval of new chats"), select),
+      h("p", { class: "muted small" }, "Auto runs every tool call. Ask waits for your approval before a tool that is not read-only. Ask all waits before every call."));
   }
 
   async open() {
