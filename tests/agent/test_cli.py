@@ -39,10 +39,10 @@ def agent(start_agent) -> RunningAgent:
             "hung": fixture_server("hang_initialize.py"),
         },
         "--connect-timeout",
-        "4",
+        "10",  # long enough for a Python server to start on a loaded machine; "hung" still fails
     )
-    agent.wait_state("kinds", "ready")
-    agent.wait_state("hung", "failed")
+    agent.wait_state("kinds", "ready", timeout=60)
+    agent.wait_state("hung", "failed", timeout=60)
     return agent
 
 
