@@ -106,6 +106,8 @@ async def test_an_interrupted_turn_is_marked_and_can_be_retried(browser: Browser
         await page.get_by_label("Message").press("Enter")
         await wait_until(lambda: len(stack.fake.requests) == 1, timeout=30, message="the turn to start")
         await page.get_by_role("button", name="Stop").click()
+        # The model's answer stays held until the interrupt has landed, or the turn could finish.
+        await stack.api.wait_status(chat_id, "interrupted", timeout=30)
     finally:
         hold.set()
     mark = page.locator(".interrupted-mark")
