@@ -102,7 +102,8 @@ async def test_the_tools_button_turns_red_when_the_workspace_agent_is_gone(
     await page.goto(f"{stack.server.url}/#/chats/{chat_id}")
     button = page.locator(".tools-button")
     await expect(button).to_have_class("btn-ghost tools-button has-failures")
-    await expect(button).to_have_attribute("title", "7 tools ready · 1 failed: workspace agent")
+    # the built-ins (read_resource among them) and the admin servers: all but the workspace
+    await expect(button).to_have_attribute("title", "8 tools ready · 1 failed: workspace agent")
     assert await colour(button) == await theme_colour(page, "--bad")
     await button.click()
     failure = page.locator(".tools-panel details[data-source='workspace'] .failure")
