@@ -90,14 +90,7 @@ async def test_a_command_whose_caller_gives_up_is_ended_with_its_processes(
     marker = "workdock-link-test-marker"
 
     def commands() -> list[psutil.Process]:
-        found = []
-        for proc in agent.descendants():
-            try:
-                if any(marker in part for part in proc.cmdline()):
-                    found.append(proc)
-            except psutil.Error:
-                continue
-        return found
+        return agent.running_with(marker)
 
     async def run_and_give_up(svc: Services) -> tuple[list[str], int]:
         client = await client_of(svc, workspace_id)

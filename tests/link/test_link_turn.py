@@ -138,14 +138,7 @@ async def test_interrupting_a_turn_cancels_its_mcp_call_and_ends_its_command_on_
     marker = "workdock-interrupted-command"
 
     def commands() -> list[psutil.Process]:
-        found = []
-        for proc in agent.descendants():
-            try:
-                if any(marker in part for part in proc.cmdline()):
-                    found.append(proc)
-            except psutil.Error:
-                continue
-        return found
+        return agent.running_with(marker)
 
     async def sleep_started() -> bool:
         state = await agent_state(admin_api, workspace["id"])

@@ -100,6 +100,17 @@ class LinkedAgent:
         except psutil.NoSuchProcess:
             return []
 
+    def running_with(self, marker: str) -> list[psutil.Process]:
+        """The agent's descendants whose command line contains ``marker`` (a test's command)."""
+        found = []
+        for proc in self.descendants():
+            try:
+                if any(marker in part for part in proc.cmdline()):
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
+
     def kill9(self) -> None:
         """SIGKILL the agent's whole group (agent and servers): no shutdown code runs."""
         os.killpg(self.process.pid, signal.SIGKILL)
