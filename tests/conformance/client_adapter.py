@@ -7,7 +7,10 @@ a `.mcp.json` with that one server, starts an agent on a free loopback port, and
 person and the browser: whenever the server is `needs_auth`, it opens the authorization URL
 itself (the scenarios' authorization servers redirect at once, with no user) and hands the code
 and state from the redirect to the agent, exactly as `workdock auth`'s loopback callback does.
-Once the server is ready it calls each of its tools through the agent, then stops the agent.
+Once the server is ready it calls each of its tools through the agent's streaming call-tool, then
+stops the agent. A tool's request for input is answered as a person in the chat does when they
+press Accept on the form without changing it: `POST /api/v0/mcp/elicitations/{id}` with
+`accept` and the fields they filled in (none; the agent fills in the schema's defaults).
 
 Exit status 0 when every step worked, 1 otherwise (what went wrong goes to stderr).
 """
@@ -93,6 +96,35 @@ async def complete_sign_ins(agent: httpx2.AsyncClient, ready: anyio.Event, faile
             await anyio.sleep(0.1)
 
 
+async def call(agent: httpx2.AsyncClient, tool: dict[str, Any]) -> str | None:
+    """Call one tool with its events streamed, answering its requests for input; what went wrong."""
+    body = {"tool_name": tool["name"], "arguments": arguments_for(tool["input_schema"])}
+    headers = {"Accept": "text/event-stream"}
+    async with agent.stream("POST", "/api/v0/mcp/call-tool", json=body, headers=headers) as answer:
+        if answer.status_code != 200:
+            return f"{answer.status_code} {(await answer.aread())[:300]!r}"
+        event = None
+        async for line in answer.aiter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                data = json.loads(line.split(":", 1)[1])
+                if event == "elicitation":
+                    reply = (
+                        {"action": "accept", "content": {}}
+                        if data["mode"] == "form"
+                        else {"action": "accept"}
+                    )
+                    given = await agent.post(f"/api/v0/mcp/elicitations/{data['id']}", json=reply)
+                    if given.status_code != 200:
+                        return f"the agent refused the answer: {given.status_code} {given.text[:300]}"
+                elif event == "error":
+                    return f"error event: {json.dumps(data)[:300]}"
+                elif event == "result":
+                    return None
+    return "the stream ended without a result"
+
+
 async def drive(agent_url: str, token: str) -> list[str]:
     failed: list[str] = []
     headers = {"Authorization": f"Bearer {token}"}
@@ -114,10 +146,8 @@ async def drive(agent_url: str, token: str) -> list[str]:
             if ready.is_set() and not failed:
                 tools = (await agent.get("/api/v0/mcp/tools")).json()["tools"]
                 for tool in tools:
-                    body = {"tool_name": tool["name"], "arguments": arguments_for(tool["input_schema"])}
-                    answer = await agent.post("/api/v0/mcp/call-tool", json=body)
-                    if answer.status_code != 200:
-                        failed.append(f"{tool['name']}: {answer.status_code} {answer.text[:300]}")
+                    if problem := await call(agent, tool):
+                        failed.append(f"{tool['name']}: {problem}")
             elif not failed:
                 failed.append("the server was not ready in time")
             tg.cancel_scope.cancel()

@@ -46,7 +46,7 @@ AUTH_SCENARIOS = [
     "auth/offline-access-scope",
     "auth/offline-access-not-supported",
 ]
-OTHER_SCENARIOS = ["initialize", "tools_call", "sse-retry"]
+OTHER_SCENARIOS = ["initialize", "tools_call", "sse-retry", "elicitation-sep1034-client-defaults"]
 
 
 def node_22() -> str:

@@ -3,7 +3,8 @@
 The agent keeps one for the streaming call-tool (the caller answers by id); the chat server
 keeps one for its turns (the browser or terminal answers). An answer is checked against the
 request before it is taken: a form's content against its JSON schema (``jsonschema``), a URL
-request's answer carries no content.
+request's answer carries no content. A field a form's answer leaves out takes the default its
+schema gives (SEP-1034), whoever answers (the web UI, the terminal, an agent API caller).
 """
 
 from __future__ import annotations
@@ -141,6 +142,19 @@ def too_many() -> types.ElicitResult:
     return declined(f"more than {DEFAULT_LIMIT} requests for input are waiting")
 
 
+def with_defaults(schema: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+    """``content`` with each property it lacks set to the schema's ``default`` for it (SEP-1034)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return content
+    missing = {
+        name: field["default"]
+        for name, field in properties.items()
+        if name not in content and isinstance(field, dict) and "default" in field
+    }
+    return {**content, **missing} if missing else content
+
+
 def check_answer(
     params: types.ElicitRequestParams, action: Action, content: dict[str, Any] | None
 ) -> types.ElicitResult:
@@ -152,7 +166,7 @@ def check_answer(
         if content is not None:
             raise QuestionError(400, "a URL request takes no content", "accept says the user opened it")
         return types.ElicitResult(action="accept")
-    content = content if content is not None else {}
+    content = with_defaults(params.requested_schema, content if content is not None else {})
     try:
         validator = Draft202012Validator(params.requested_schema)
         problems = sorted(validator.iter_errors(content), key=lambda e: list(e.absolute_path))
