@@ -229,6 +229,21 @@ class AuthCallback(WireModel):
     iss: str | None = Field(default=None, max_length=2048)
 
 
+SIGN_IN_RESTART_BUDGET = 45.0  # the agent gives a restarted sign-in 30 s to publish its URL
+
+
+class AuthStart(WireModel):
+    """Start a waiting sign-in again, redirecting to ``redirect_uri`` (null: the agent's loopback one)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    redirect_uri: str | None = Field(default=None, min_length=1, max_length=2048)
+
+
+class AuthStarted(WireModel):
+    authorization_url: str
+
+
 class ConfigFileStatus(WireModel):
     path: str
     state: Literal["loaded", "missing", "invalid"]
@@ -707,6 +722,16 @@ class AgentClient:
             json=callback.model_dump(exclude_none=True),
             ok=(204,),
         )
+
+    async def auth_start(self, server: str, redirect_uri: str | None = None) -> str:
+        """Have the agent start a server's waiting sign-in again for ``redirect_uri``; the URL to open."""
+        response = await self._request(
+            "POST",
+            f"/api/v0/mcp/servers/{server}/auth/start",
+            json=AuthStart(redirect_uri=redirect_uri).model_dump(),
+            timeout=SIGN_IN_RESTART_BUDGET,
+        )
+        return AuthStarted.model_validate_json(response.content).authorization_url
 
     async def trust(
         self, servers: list[str] | None = None, *, file: str | None = None, all: bool = False

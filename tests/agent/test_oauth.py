@@ -205,3 +205,74 @@ def test_refresh_after_expiry_restart_reuses_and_removal_revokes(
     stored = state_home / "workdock" / "oauth" / "secure.json"
     wait_until_sync(lambda: not stored.exists(), timeout=10, message="the stored sign-in to be removed")
     assert_no_token_in(first_log + again.log(), oauth_server)
+
+
+def test_auth_start_redirects_the_sign_in_elsewhere_and_workdock_auth_takes_it_back(
+    start_agent: Callable[..., RunningAgent], oauth_server: OAuthServer, state_home: Path
+) -> None:
+    agent = start_agent(
+        {"secure": {"url": oauth_server.url}, "plain": {"command": "true", "disabled": True}},
+        env={"XDG_STATE_HOME": str(state_home)},
+    )
+    first = agent.wait_state("secure", "needs_auth")["authorization_url"]
+    old = follow(first)  # a code for the first sign-in, kept for later
+    start = "/api/v0/mcp/servers/{}/auth/start"
+    web = "http://127.0.0.1:9/oauth/callback"  # a chat server's callback; the browser never gets there
+    answer = agent.http.post(start.format("secure"), json={"redirect_uri": web}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    url = answer.json()["authorization_url"]
+    query = dict(parse_qsl(urlsplit(url).query))
+    assert query["redirect_uri"] == web and query["code_challenge_method"] == "S256"
+    assert query["state"] != dict(parse_qsl(urlsplit(first).query))["state"]
+    # The first client was registered for the loopback URI only: a new one carries both.
+    assert oauth_server.stats()["registrations"] == 2
+    assert agent.server("secure")["state"] == "needs_auth"
+    assert agent.server("secure")["authorization_url"] == url
+    # The first sign-in is void: its code and state are refused.
+    stale = agent.http.post("/api/v0/mcp/servers/secure/auth/callback", json=old)
+    assert stale.status_code == 400 and "state does not match" in stale.json()["message"]
+    # The authorization server sends the code to the new redirect URI.
+    redirected = httpx2.get(url, follow_redirects=False, timeout=10)
+    assert redirected.status_code == 302 and redirected.headers["location"].startswith(web + "?")
+
+    # Bad requests: each a 4xx in the one error shape.
+    for body in ({"redirect_uri": "ftp://x/cb"}, {"redirect_uri": "/relative"}, {"redirect_uri": 3}):
+        bad = agent.http.post(start.format("secure"), json=body)
+        assert bad.status_code == 400 and set(bad.json()) == {"message", "detail"}, body
+    fragment = agent.http.post(start.format("secure"), json={"redirect_uri": web + "#x"})
+    assert fragment.status_code == 400 and "fragment" in fragment.json()["detail"]
+    assert agent.http.post(start.format("nope"), json={}).status_code == 404
+    idle = agent.http.post(start.format("plain"), json={"redirect_uri": web})
+    assert idle.status_code == 409 and set(idle.json()) == {"message", "detail"}
+
+    # `workdock auth` in a terminal takes the sign-in back to its loopback address and finishes it.
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "workdock.cli", "auth", "secure", "--agent", agent.url, "--no-browser"],
+        env={**os.environ, "WORKDOCK_AGENT_TOKEN": agent.http.headers["Authorization"].split()[1]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert cli.stdout is not None
+        printed = ""
+        while "Waiting for the answer" not in printed:
+            line = cli.stdout.readline()
+            assert line, f"workdock auth ended early:\n{printed}"
+            printed += line
+        shown = re.search(r"^(http://\S+/authorize\?\S+)$", printed, re.MULTILINE)
+        assert shown is not None, printed
+        assert shown.group(1) != url  # started again, for this terminal's loopback callback
+        assert urlsplit(dict(parse_qsl(urlsplit(shown.group(1)).query))["redirect_uri"]).path == "/callback"
+        page = httpx2.get(shown.group(1), follow_redirects=True, timeout=30)
+        assert page.status_code == 200 and "Signed in" in page.text, page.text
+        rest, _ = cli.communicate(timeout=60)
+        printed += rest
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert cli.returncode == 0, printed
+    assert oauth_server.stats()["registrations"] == 2  # the second client knows both URIs
+    assert agent.server("secure")["state"] == "ready"
+    assert "Traceback" not in agent.log()

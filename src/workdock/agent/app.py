@@ -28,7 +28,7 @@ from workdock.http_limits import BodyLimit
 from workdock.http_openapi import error_responses, without_422
 from workdock.mcp.hooks import CallHooks
 from workdock.mcp.hub import Catalog, Hub, HubError
-from workdock.mcp.oauth import SignInError, TokenVault
+from workdock.mcp.oauth import SignInError, TokenVault, check_redirect_uri
 from workdock.mcp.questions import QuestionError, Questions, too_many
 from workdock.ratelimit import FailedAttempts
 
@@ -203,6 +203,23 @@ def mcp_router(runtime: AgentRuntime) -> APIRouter:
         except SignInError as exc:
             raise ApiError(exc.status, exc.message) from None
         return Response(status_code=204)
+
+    @router.post(
+        "/servers/{name}/auth/start",
+        response_model=agentapi.AuthStarted,
+        responses=error_responses(400, 401, 404, 409, 429, 502, 504),
+    )
+    async def auth_start(name: str, body: agentapi.AuthStart) -> agentapi.AuthStarted:
+        """Start a server's waiting sign-in again, redirecting to ``redirect_uri`` (the chat server's
+        callback; null for the loopback one ``workdock auth`` listens on): a fresh state and PKCE
+        verifier, and the authorization URL to open. The old URL's code is refused from then on."""
+        if body.redirect_uri is not None and (problem := check_redirect_uri(body.redirect_uri)):
+            raise ApiError(400, "not a usable redirect URI", problem)
+        try:
+            url = await runtime.hub.restart_sign_in(name, body.redirect_uri)
+        except SignInError as exc:
+            raise ApiError(exc.status, exc.message) from None
+        return agentapi.AuthStarted(authorization_url=url)
 
     return router
 

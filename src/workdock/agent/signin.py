@@ -3,7 +3,8 @@
 The agent started the flow and holds its PKCE verifier and state; its authorization URL redirects
 to a loopback address (``http://127.0.0.1:PORT/callback``). This listens there, prints the URL (and
 opens a browser when there is one), and hands the code that comes back to the agent, which
-checks the state and finishes.
+checks the state and finishes. A sign-in begun from the web UI redirects to the chat server
+instead: this starts it again for the loopback address (``auth/start``).
 """
 
 from __future__ import annotations
@@ -73,13 +74,29 @@ async def _authorization_url(client: agentapi.AgentClient, name: str) -> str | N
     raise SignInFailed(f"server {name!r} did not ask for sign-in within {WAIT_FOR_URL:g} s")
 
 
-def _loopback(url: str) -> tuple[str, int]:
-    """Where the authorization server will send the code (the URL's ``redirect_uri``): loopback only."""
+def _loopback(url: str) -> tuple[str, int] | None:
+    """Where the authorization server will send the code (the URL's ``redirect_uri``), if it is
+    this command's loopback callback (a chat server on 127.0.0.1 has another path)."""
     redirect = (parse_qs(urlsplit(url).query).get("redirect_uri") or [""])[0]
     target = urlsplit(redirect)
     if target.scheme != "http" or target.hostname not in ("127.0.0.1", "localhost") or not target.port:
-        raise SignInFailed("this sign-in does not come back to a loopback address; finish it in the web UI")
+        return None
+    if target.path != CALLBACK_PATH:
+        return None
     return "127.0.0.1", target.port
+
+
+async def _loopback_sign_in(client: agentapi.AgentClient, name: str, url: str) -> tuple[str, tuple[str, int]]:
+    """The URL to open and where its answer comes, restarting a sign-in begun elsewhere (the web UI)."""
+    if (address := _loopback(url)) is not None:
+        return url, address
+    try:
+        url = await client.auth_start(name, None)
+    except agentapi.AgentError as exc:
+        raise SignInFailed(f"cannot start the sign-in again for this terminal: {exc.message}") from None
+    if (address := _loopback(url)) is None:
+        raise SignInFailed("this sign-in does not come back to a loopback address; finish it in the web UI")
+    return url, address
 
 
 async def sign_in(
@@ -94,7 +111,7 @@ async def sign_in(
     if url is None:
         say(f"{name} is signed in and ready.")
         return
-    host, port = _loopback(url)
+    url, (host, port) = await _loopback_sign_in(client, name, url)
     delivered = anyio.Event()
     outcome: list[str] = []
 

@@ -314,7 +314,10 @@ class Connection:
             if self.state != "needs_auth":
                 self._state_before_auth = self.state
             self.state = "needs_auth"
-            self.error = f"sign in to use this server: run workdock auth {self.name}"
+            self.error = (
+                "sign in to use this server: Sign in on its row in the web UI, "
+                f"or run workdock auth {self.name}"
+            )
             if self._budget is not None:
                 self._budget.deadline = math.inf  # a person may take a while; nothing retries meanwhile
             logger.warning("server %s: needs sign-in (workdock auth %s)", self.name, self.name)

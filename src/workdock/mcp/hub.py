@@ -297,6 +297,13 @@ class Hub:
             raise SignInError(404, f"no server named {server!r}")
         running.connection.sign_in.deliver(code, state, iss)
 
+    async def restart_sign_in(self, server: str, redirect_uri: str | None) -> str:
+        """Start a waiting sign-in again for ``redirect_uri`` (None: the loopback one): its new URL."""
+        running = self._running.get(server)
+        if running is None:
+            raise SignInError(404, f"no server named {server!r}")
+        return await running.connection.sign_in.restart(redirect_uri)
+
     async def read_resource(
         self, uri: str, server: str | None = None, timeout: float | None = None
     ) -> tuple[str, types.ReadResourceResult]:

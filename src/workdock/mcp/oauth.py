@@ -9,7 +9,10 @@ metadata, dynamic registration or a pre-registered client, authorization code wi
 - :class:`SignIn`: the person in the middle. The SDK asks it to show the authorization URL and
   then waits on it for the code; the code arrives later through the agent's API (from
   ``workdock auth``'s loopback callback or the chat server's), and the ``state`` it comes with is
-  checked against the one in the URL before the SDK checks it again;
+  checked against the one in the URL before the SDK checks it again. Whoever finishes the sign-in
+  first starts it again with their own redirect URI (:meth:`SignIn.restart`): the SDK's flow
+  begins anew, with a fresh state and PKCE verifier, registering the client again where its
+  registration lacks that URI;
 - :func:`revoke`: RFC 7009 revocation when a server is removed (the SDK has none).
 
 The PKCE verifier and ``state`` never leave the process that started the flow.
@@ -53,12 +56,48 @@ CALLBACK_PATH = "/callback"
 # A token is refreshed this long before it expires (at most a tenth of its life), not after a 401.
 REFRESH_MARGIN = 60.0
 REVOKE_TIMEOUT = 10.0
+RESTART_TIMEOUT = 30.0  # a restarted sign-in: discovery and registration until its new URL
+MAX_REDIRECT_URI = 2048
 MAX_RECORD_BYTES = 256 * 1024  # a stored record is a few kilobytes; a larger file is not ours
 
 
 def redirect_uri(settings: OAuthSettings | None) -> str:
     port = settings.callback_port if settings and settings.callback_port else DEFAULT_CALLBACK_PORT
     return f"http://127.0.0.1:{port}{CALLBACK_PATH}"
+
+
+def check_redirect_uri(uri: str) -> str | None:
+    """Why ``uri`` cannot be a sign-in's redirect URI, or None: absolute http(s), no fragment."""
+    if len(uri) > MAX_REDIRECT_URI:
+        return f"longer than {MAX_REDIRECT_URI} characters"
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an absolute http or https URL"
+    if parts.fragment:
+        return "a redirect URI has no fragment (RFC 6749 §3.1.2)"
+    return None
+
+
+class SignInRestart(Exception):
+    """Raised into the SDK's flow waiting for a code: begin again, redirecting to ``redirect_uri``
+    (None: the config's loopback one)."""
+
+    def __init__(self, redirect_uri: str | None) -> None:
+        super().__init__("the sign-in was started again")
+        self.redirect_uri = redirect_uri
+
+
+class _QuietRestart(logging.Filter):
+    """The SDK logs every exception out of its flow with a traceback; a restart is no error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], SignInRestart))
+
+
+logging.getLogger("mcp.client.auth.oauth2").addFilter(_QuietRestart())
 
 
 class SignInError(Exception):
@@ -172,6 +211,11 @@ class ServerTokens:
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         self._update(client=client_info.model_dump(mode="json", exclude_none=True))
 
+    def forget_client(self) -> None:
+        record = self._record()
+        if record.pop("client", None) is not None:
+            self.vault.write(self.name, record)
+
 
 class SignIn:
     """The authorization URL waiting for a person, and the code they bring back."""
@@ -182,6 +226,11 @@ class SignIn:
         self._state: str | None = None
         self._received: anyio.Event | None = None
         self._result: AuthorizationCodeResult | None = None
+        # A restart asked for (its redirect URI, None for the default) and its waiters: woken by
+        # the next URL, or by the flow failing (``_failure``).
+        self._restart: tuple[str | None] | None = None
+        self._published = anyio.Event()
+        self._failure: str | None = None
 
     async def redirect(self, url: str) -> None:
         """The SDK's ``redirect_handler``: publish the URL (status, UI, ``workdock auth``)."""
@@ -190,12 +239,18 @@ class SignIn:
         self._state = states[0] if states else None
         self._received = anyio.Event()
         self._result = None
+        self._restart, self._failure = None, None
+        self._published.set()
         self._on_url(url)
 
     async def callback(self) -> AuthorizationCodeResult:
-        """The SDK's ``callback_handler``: wait, for as long as it takes, for the code."""
+        """The SDK's ``callback_handler``: wait, for as long as it takes, for the code (or a restart)."""
         assert self._received is not None, "redirect comes first"
         await self._received.wait()
+        if self._restart is not None:
+            # The state stays needs_auth: the flow starts over and publishes its next URL.
+            self.authorization_url, self._state, self._received = None, None, None
+            raise SignInRestart(self._restart[0])
         assert self._result is not None
         result = self._result
         self.authorization_url, self._state, self._received, self._result = None, None, None, None
@@ -203,12 +258,38 @@ class SignIn:
         return result
 
     def deliver(self, code: str, state: str, iss: str | None = None) -> None:
+        if self._restart is not None:
+            raise SignInError(409, "this sign-in was started again: use its new link")
         if self._received is None or self._state is None:
             raise SignInError(409, "no sign-in is waiting for this server")
         if not secrets.compare_digest(state.encode(), self._state.encode()):
             raise SignInError(400, "the state does not match the sign-in in progress (an old or forged link)")
         self._result = AuthorizationCodeResult(code=code, state=state, iss=iss)
         self._received.set()
+
+    async def restart(self, redirect_uri: str | None, timeout: float = RESTART_TIMEOUT) -> str:
+        """Start the waiting sign-in again for ``redirect_uri``; its new authorization URL. The
+        old URL's state is void from now on (its code is refused), whoever holds it."""
+        if self._restart is None:
+            if self._received is None or self._state is None:
+                raise SignInError(409, "no sign-in is waiting for this server")
+            self._published = anyio.Event()
+            self._received.set()
+        self._restart = (redirect_uri,)  # a second caller's URI wins; both get the one URL
+        published = self._published
+        with anyio.move_on_after(timeout):
+            await published.wait()
+        if self._failure is not None:
+            raise SignInError(502, f"signing in again did not work: {self._failure}")
+        if not published.is_set() or self.authorization_url is None:
+            raise SignInError(504, f"the server did not ask for sign-in again within {timeout:g} s")
+        return self.authorization_url
+
+    def failed(self, reason: str) -> None:
+        """The flow ended in an error: a restart waiting for its URL hears why."""
+        if self._restart is not None:
+            self._restart, self._failure = None, reason
+            self._published.set()
 
 
 class Provider(OAuthClientProvider):
@@ -231,6 +312,7 @@ class Provider(OAuthClientProvider):
             callback_handler=sign_in.callback,
         )
         self._tokens = storage
+        self._sign_in = sign_in
         # The SDK's flow holds this lock across the request it authenticates; a streaming request
         # closed from another task (a session torn down on reconnect) releases it there, which an
         # anyio lock refuses, leaving it held for good and every later request waiting on it.
@@ -244,26 +326,46 @@ class Provider(OAuthClientProvider):
         storage.revocation_endpoint = revocation_endpoint
 
     async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        """The SDK's flow, with its failures said as what they mean for the user: the server wants
-        credentials, and signing in did not work (a 401 from a server that does no OAuth, say)."""
-        flow = super()._auth_flow(request)
+        """The SDK's flow, begun again on a restart, with its failures said as what they mean for
+        the user: the server wants credentials, and signing in did not work (a 401 from a server
+        that does no OAuth, say)."""
         refused: httpx2.Response | None = None
-        try:
-            outgoing = await flow.__anext__()
-            while True:
-                response = yield outgoing
-                if outgoing is request and response.status_code in (401, 403):
-                    refused = response
-                outgoing = await flow.asend(response)
-        except StopAsyncIteration:
-            return
-        except (OAuthFlowError, OAuthRegistrationError, OAuthTokenError, ValidationError) as exc:
-            what = (
-                explain_status(refused.status_code, refused.reason_phrase, request.method, request.url)
-                if refused is not None
-                else "the server wants credentials"
-            )
-            raise OAuthFlowError(f"{what}; signing in with OAuth did not work: {_reason(exc)}") from exc
+        while True:
+            flow = super()._auth_flow(request)
+            try:
+                outgoing = await flow.__anext__()
+                while True:
+                    response = yield outgoing
+                    if outgoing is request and response.status_code in (401, 403):
+                        refused = response
+                    outgoing = await flow.asend(response)
+            except StopAsyncIteration:
+                return
+            except SignInRestart as restart:
+                self._use_redirect(restart.redirect_uri)
+                continue  # the same request again: its 401 leads to a fresh authorization URL
+            except (OAuthFlowError, OAuthRegistrationError, OAuthTokenError, ValidationError) as exc:
+                what = (
+                    explain_status(refused.status_code, refused.reason_phrase, request.method, request.url)
+                    if refused is not None
+                    else "the server wants credentials"
+                )
+                self._sign_in.failed(_reason(exc))
+                raise OAuthFlowError(f"{what}; signing in with OAuth did not work: {_reason(exc)}") from exc
+
+    def _use_redirect(self, uri: str | None) -> None:
+        """Redirect the next authorization to ``uri`` (None: the loopback one). A registered client
+        whose redirect URIs lack it is dropped, so the flow registers one with both."""
+        default = redirect_uri(self._tokens.settings)
+        wanted = [AnyUrl(u) for u in dict.fromkeys([uri or default, default])]
+        self.context.client_metadata.redirect_uris = wanted
+        settings = self._tokens.settings
+        client = self.context.client_info
+        if client is None or (settings is not None and settings.client_id):
+            return  # a pre-registered client's redirect URIs are the provider's business
+        if str(wanted[0]) not in {str(u) for u in client.redirect_uris or []}:
+            self.context.client_info = None
+            self._tokens.forget_client()
 
     def _refresh_early(self, expires_at: float | None, lifetime: float | None) -> None:
         if expires_at is None:
