@@ -26,6 +26,7 @@ from workdock.chat.api import (
     mcp_servers,
     resources,
     users,
+    workspace_signin,
     workspace_trust,
     workspaces,
 )
@@ -254,7 +255,18 @@ def create_app(config: ServerConfig) -> FastAPI:
     # The relay streams bodies into a link with its flow control (the agent applies its own limit).
     app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes, exempt=(RELAY_PATH + "/",))
     app.include_router(users.login_router)
-    for module in (users, workspaces, workspace_trust, mcp_servers, chats, approvals, resources, agent_link):
+    app.include_router(workspace_signin.callback_router)
+    for module in (
+        users,
+        workspaces,
+        workspace_trust,
+        workspace_signin,
+        mcp_servers,
+        chats,
+        approvals,
+        resources,
+        agent_link,
+    ):
         app.include_router(module.router)
     # Replica to replica, authenticated by the service secret; not part of the API's document.
     app.router.routes.append(Route(RELAY_PATH + "/{workspace_id}", relay, include_in_schema=False))

@@ -71,6 +71,22 @@ async def current_user(
     return user
 
 
+async def optional_user(
+    request: Request,
+    svc: Services = Depends(services),
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    cookie: str | None = Depends(_cookie),
+) -> User | None:
+    """The caller as :func:`current_user` finds them, or None where that is a 401 (a page that
+    tells a person to log in, rather than a JSON error)."""
+    try:
+        return await current_user(request, svc, credentials, cookie)
+    except ApiError as exc:
+        if exc.status != 401:
+            raise
+        return None
+
+
 async def admin_user(user: User = Depends(current_user)) -> User:
     if not user.is_admin:
         raise ApiError(403, "admin only", "this needs an admin user")

@@ -14,6 +14,7 @@ from workdock.chat.models import ModelCatalog
 from workdock.chat.notify import Notifier
 from workdock.chat.replicas import ReplicaRegistry
 from workdock.chat.scheduler import Scheduler, SchedulerSettings
+from workdock.chat.signins import PendingSignIns
 from workdock.chat.store.repo import Store
 from workdock.chat.tools.admin import AdminServers
 from workdock.chat.tools.workspace import AgentPool
@@ -108,3 +109,4 @@ class Services:
     replicas: ReplicaRegistry
     questions: Questions  # the requests for input of the turns running here
     elicitations: ElicitationAnswers  # answers to them, sent on to the replica running the turn
+    signins: PendingSignIns = field(default_factory=PendingSignIns)  # web sign-ins awaiting callback
