@@ -57,6 +57,7 @@ export const api = {
   rotateAgentToken: (id) => request("POST", `/workspaces/${id}/agent-token`, {}),
   trustServers: (id, body) => request("POST", `/workspaces/${id}/trust`, body),
   giveInput: (id, body) => request("POST", `/workspaces/${id}/inputs`, body),
+  startSignIn: (id, server) => request("POST", `/workspaces/${id}/servers/${encodeURIComponent(server)}/sign-in`, {}),
   chats: () => request("GET", "/chats"),
   chat: (id) => request("GET", `/chats/${id}`),
   createChat: (body) => request("POST", "/chats", body),

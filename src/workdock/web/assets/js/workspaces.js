@@ -2,6 +2,8 @@
 // tail of its stderr open on click. "Refresh tools" has the agent re-read .mcp.json and re-list.
 // "Add a workspace" makes a linked one (its agent dials this server) and shows the command to run
 // in the workspace; the list is polled while the page is open, so a connecting agent shows up live.
+// A server that waits for an OAuth sign-in gets "Sign in": the browser goes to its authorization
+// server, which sends it back through this server's /oauth/callback to this page.
 
 import { api } from "./api.js";
 import { copyButton, h, icon, timeAgo } from "./dom.js";
@@ -169,6 +171,18 @@ export class WorkspacesView {
       approve: (server) => run(() => api.trustServers(workspace.id, { servers: [server.name] }), `Approved ${server.name}: starting`),
       approveFile: (server) => run(() => api.trustServers(workspace.id, { file: server.config_file }), `Approved every server of ${server.config_file}`),
       giveInput: (server, input, value) => run(() => api.giveInput(workspace.id, { id: input.id, value }), `Sent ${input.id} to ${server.name}`),
+      signIn: async (server, button) => {
+        button.disabled = true;
+        button.classList.add("busy");
+        try {
+          const { authorization_url } = await api.startSignIn(workspace.id, server.name);
+          window.location.assign(authorization_url);
+        } catch (error) {
+          this.app.toast(`Sign-in to ${server.name} did not start: ${error.message}`, "error");
+          button.disabled = false;
+          button.classList.remove("busy");
+        }
+      },
     };
   }
 
@@ -239,8 +253,16 @@ function keptNote(kept) {
     : "It declares no servers until it is fixed.";
 }
 
-/** A pending server's command line and its Approve buttons; a waiting server's input fields. */
+/** A pending server's command line and its Approve buttons; a waiting server's input fields; a
+ * server that waits for sign-in, its Sign in button. */
 function heldBlock(server, actions) {
+  if (server.state === "needs_auth") {
+    const button = h("button", { class: "btn-primary btn-sm sign-in", type: "button" }, "Sign in");
+    button.addEventListener("click", () => actions.signIn(server, button));
+    return h("div", { class: "held" },
+      h("div", { class: "small" }, "This server signs in with OAuth: its own sign-in page opens, then you come back here."),
+      h("div", { class: "row-actions" }, button));
+  }
   if (server.state === "pending_approval") {
     return h("div", { class: "held" },
       h("div", { class: "small" }, "This workspace's own config ", h("code", {}, server.config_file || ""), " asks to run:"),
