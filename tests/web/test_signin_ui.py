@@ -81,3 +81,7 @@ async def test_a_used_callback_is_a_clear_page_and_the_app_still_works(
     await expect(page.get_by_role("heading")).to_have_text("Not a sign-in in progress")
     await page.get_by_role("link", name="Back to the workspaces").click()
     await expect(page.locator("details[data-server='secure']")).to_contain_text("needs_auth")
+    # The page keeps to the app's Content-Security-Policy (its own 400 is logged, as is a favicon).
+    assert not [e for e in browser.errors if "Content Security Policy" in e or "page error" in e], (
+        browser.errors
+    )

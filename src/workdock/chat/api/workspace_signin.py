@@ -26,6 +26,7 @@ from workdock.chat.services import Services
 from workdock.chat.store.models import User
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
+from workdock.web import SECURITY_HEADERS
 
 router = api_router(prefix="/api/v0", tags=["workspaces"])
 callback_router = api_router(tags=["workspaces"])
@@ -80,12 +81,16 @@ async def start_sign_in(
 
 
 def _page(title: str, text: str, status: int) -> HTMLResponse:
+    """A page for the person whose browser came back: what happened, and the way back. It has the
+    app's stylesheet and headers (no inline style or script)."""
     return HTMLResponse(
-        "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-        f"<title>{escape(title)} · workdock</title>"
-        f"<body style='font-family:system-ui,sans-serif;margin:3em;max-width:40em'><h1>{escape(title)}</h1>"
-        f"<p>{escape(text)}</p><p><a href='{WORKSPACES_PAGE}'>Back to the workspaces</a></p>",
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>{escape(title)} · workdock</title><link rel=stylesheet href='/assets/styles.css'>"
+        f"<main class='page-body'><div class='card'><h1>{escape(title)}</h1><p>{escape(text)}</p>"
+        f"<p><a href='{WORKSPACES_PAGE}'>Back to the workspaces</a></p></div></main></html>",
         status_code=status,
+        headers=SECURITY_HEADERS,
     )
 
 
