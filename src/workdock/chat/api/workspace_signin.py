@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from workdock.agentapi import SIGN_IN_RESTART_BUDGET, AgentError, AuthCallback
 from workdock.chat.api import schemas
+from workdock.chat.api.workspace_trust import passed_on
 from workdock.chat.api.workspaces import owned_workspace
 from workdock.chat.auth import current_user, optional_user, services
 from workdock.chat.services import Services
@@ -44,18 +45,10 @@ def callback_url(svc: Services) -> str:
     return svc.config.public_url.rstrip("/") + CALLBACK_PATH
 
 
-def _agent_refused(exc: AgentError) -> ApiError:
-    """The agent's verdict on what was asked (404 no such server, 409 no sign-in waiting) as
-    ours; an agent that cannot be reached, or fails, is a 502 that says so."""
-    if exc.status in (400, 404, 409):
-        return ApiError(exc.status, exc.message, exc.detail)
-    return ApiError(502, f"the workspace's agent: {exc.message}", exc.detail)
-
-
 @router.post(
     "/workspaces/{workspace_id}/servers/{name}/sign-in",
     response_model=SignInStarted,
-    responses=schemas.writes(404, 409, 502),
+    responses=schemas.writes(404, 409),
 )
 async def start_sign_in(
     workspace_id: str,
@@ -70,12 +63,12 @@ async def start_sign_in(
         client = svc.pool.client(workspace)
         url = await asyncio.wait_for(client.auth_start(name, callback_url(svc)), SIGN_IN_RESTART_BUDGET)
     except AgentError as exc:
-        raise _agent_refused(exc) from None
+        raise passed_on(exc) from None
     except TimeoutError:
-        raise ApiError(502, "the workspace's agent did not answer in time") from None
+        raise ApiError(409, "the workspace's agent did not answer in time") from None
     state = (parse_qs(urlsplit(url).query).get("state") or [""])[0]
     if not state:
-        raise ApiError(502, "the workspace's agent made an authorization URL without a state")
+        raise ApiError(409, "the workspace's agent made an authorization URL without a state")
     svc.signins.add(state, user.id, workspace.id, name)
     return {"authorization_url": url}
 
@@ -130,9 +123,9 @@ async def sign_in_callback(
         callback = AuthCallback(code=code, state=state or "", iss=iss)
         await asyncio.wait_for(client.auth_callback(pending.server, callback), AGENT_BUDGET_S)
     except AgentError as exc:
-        status = exc.status if exc.status in (400, 404, 409) else 502
-        return _page("Sign-in failed", f"The workspace's agent: {exc}. Click Sign in again.", status)
+        refused = passed_on(exc)
+        return _page("Sign-in failed", f"{refused.message}. Click Sign in again.", refused.status)
     except TimeoutError:
-        return _page("Sign-in failed", "The workspace's agent did not answer in time.", 502)
+        return _page("Sign-in failed", "The workspace's agent did not answer in time.", 409)
     svc.pool.drop_catalog(workspace.id)  # its tools come with the next turn
     return RedirectResponse(WORKSPACES_PAGE, status_code=303)

@@ -23,7 +23,7 @@ router = api_router(prefix="/api/v0", tags=["workspaces"])
 AGENT_BUDGET_S = 15.0
 
 
-def _passed_on(exc: AgentError) -> ApiError:
+def passed_on(exc: AgentError) -> ApiError:
     """The agent's 4xx as ours (what the user asked for is wrong); an agent that cannot be reached
     (or fails) is a 409: the workspace is not in a state to take it now, and says why."""
     if 400 <= exc.status < 500 and exc.status not in (401, 429):
@@ -50,7 +50,7 @@ async def trust_servers(
             client.trust(body.servers, file=body.file, all=body.all), AGENT_BUDGET_S
         )
     except AgentError as exc:
-        raise _passed_on(exc) from None
+        raise passed_on(exc) from None
     except TimeoutError:
         raise ApiError(409, "the workspace's agent did not answer in time") from None
     if result.approved:
@@ -75,7 +75,7 @@ async def give_input(
         client = svc.pool.client(workspace)
         _: InputResult = await asyncio.wait_for(client.give_input(body.id, body.value), AGENT_BUDGET_S)
     except AgentError as exc:
-        raise _passed_on(exc) from None
+        raise passed_on(exc) from None
     except TimeoutError:
         raise ApiError(409, "the workspace's agent did not answer in time") from None
     svc.pool.drop_catalog(workspace.id)
