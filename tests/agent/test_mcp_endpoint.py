@@ -291,3 +291,25 @@ def test_the_stdio_command_writes_only_protocol_to_stdout(workspace_dir: Path) -
     assert len(lines) == 1, done.stdout
     assert json.loads(lines[0])["result"]["capabilities"]["tools"]["listChanged"] is True
     assert "ready" in done.stderr.decode()
+
+
+async def test_a_server_that_dies_or_is_not_ready_answers_a_json_rpc_error(start_agent) -> None:
+    agent = start_agent({"crashy": fixture_server("crash_during_call.py")})
+    agent.wait_state("crashy", "ready")
+    async with http_client(agent, "legacy") as client:
+        with pytest.raises(MCPError) as died:
+            await client.call_tool("crashy__crash", {})
+        assert "crashy" in died.value.error.message, died.value.error
+        assert died.value.error.code == types.INTERNAL_ERROR
+        # The server comes back on its own; meanwhile a call is an error naming its state, never a hang.
+        outcomes: list[str] = []
+
+        async def answered() -> bool:
+            try:
+                outcomes.append(_texts(await client.call_tool("crashy__echo", {"text": "back"}))[0])
+            except MCPError as exc:
+                outcomes.append(exc.error.message)
+            return outcomes[-1] == "back"
+
+        await wait_until(answered, timeout=60, interval=0.2)
+        assert all(o == "back" or "crashy" in o for o in outcomes), outcomes
