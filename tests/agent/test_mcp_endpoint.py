@@ -221,9 +221,16 @@ async def test_resources_templates_and_prompts_are_served(start_agent) -> None:
         assert len(templates) == len(catalog_templates["resource_templates"]) == 1
         read = await client.read_resource(resources[0].uri)
         assert read.contents and read.contents[0].uri == resources[0].uri
+        with pytest.raises(MCPError) as unknown:
+            await client.read_resource("fixture://nowhere")
+        assert unknown.value.error.code == -32002
         prompts = (await client.list_prompts()).prompts
         assert sorted(p.name for p in prompts) == sorted(p["name"] for p in catalog_prompts["prompts"])
         assert all(p.name.startswith("offer__") for p in prompts)
+        greeting = await client.get_prompt("offer__greet", {"name": "Ada"})
+        assert [m.content.text for m in greeting.messages if isinstance(m.content, types.TextContent)] == [
+            "Hello, Ada!"
+        ]
 
 
 async def test_stdio_serves_the_workspace_and_only_fronts_one_server(workspace_dir: Path) -> None:

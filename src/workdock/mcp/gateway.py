@@ -179,6 +179,8 @@ class Gateway:
     ) -> types.ReadResourceResult:
         try:
             _server, result = await self.hub.read_resource(params.uri, self.only)
+        except ToolNotFound as exc:  # no server offers that URI
+            raise MCPError(_RESOURCE_NOT_FOUND, exc.message) from None
         except HubError as exc:
             raise _error(exc) from None
         return result
