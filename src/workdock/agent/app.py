@@ -282,6 +282,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
     app.include_router(mcp_router(runtime))
     # Any MCP client: the catalog as one streamable-HTTP server (bearer token as everywhere).
     app.router.routes.append(Route(MCP_PATH, mcp_endpoint, include_in_schema=False))
+    app.router.routes.append(Route(MCP_PATH + "/{server}", mcp_endpoint, include_in_schema=False))
     app.include_router(trust_router(runtime))
     app.include_router(catalog_router(runtime))
     if processes is not None:

@@ -258,6 +258,11 @@ class Hub:
 
     # ---- calls ----------------------------------------------------------------------------------
 
+    @property
+    def server_names(self) -> frozenset[str]:
+        """Every configured server's name, whatever its state."""
+        return frozenset(self._running)
+
     def has_tool(self, name: str) -> bool:
         return name in self._routes
 
