@@ -153,6 +153,8 @@ async def proxy_figures(url: str, tool: str, calls: int, headers: dict[str, str]
 
 
 async def workdock_figures(calls: int) -> dict[str, float]:
+    # The bench's own temporary config: its server starts without the trust gate's approval.
+    os.environ["WORKDOCK_TRUST"] = "1"
     with tempfile.TemporaryDirectory(prefix="workdock-mcp-bench-") as work:
         agent = Agent({"ev": {"command": str(EVERYTHING)}}, Path(work) / "agent")
         try:

@@ -111,6 +111,8 @@ async def test_http_needs_the_token_and_refuses_a_foreign_origin(two_servers) ->
             refused = http.post("/mcp", json=initialize, headers={**auth, "Origin": origin})
             assert refused.status_code == 403, origin
             assert refused.json()["message"] == "origin not allowed"
+        unknown = http.post("/mcp/nosuchserver", json=initialize, headers=auth)
+        assert unknown.status_code == 404 and "nosuchserver" in unknown.json()["message"]
         for origin in [f"http://127.0.0.1:{agent.port}", f"http://localhost:{agent.port}", None]:
             headers = auth if origin is None else {**auth, "Origin": origin}
             allowed = http.post("/mcp", json=initialize, headers=headers)
@@ -320,3 +322,16 @@ async def test_a_server_that_dies_or_is_not_ready_answers_a_json_rpc_error(start
 
         await wait_until(answered, timeout=60, interval=0.2)
         assert all(o == "back" or "crashy" in o for o in outcomes), outcomes
+
+
+async def test_http_per_server_path_fronts_one_server_under_its_own_names(two_servers) -> None:
+    agent = two_servers
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
+        transport = streamable_http_client(f"{agent.url}/mcp/kinds", http_client=http)
+        async with Client(transport, mode="legacy", cache=None) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert "structured" in names and not any("__" in n for n in names)
+            assert (
+                result_to_dict(await raw_call(client, "structured", {}))
+                == agent.call("kinds__structured").json()
+            )
