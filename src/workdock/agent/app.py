@@ -11,14 +11,13 @@ import anyio
 import mcp_types as types
 import orjson
 from fastapi import APIRouter, FastAPI, Path, Request, Response
-from starlette.routing import Route
 
 from workdock import __version__, agentapi
 from workdock.agent.auth import BearerAuth
 from workdock.agent.call_route import CallToolEndpoint, HotPathApp, call_body, parse_call_request
 from workdock.agent.catalog_routes import catalog_router
 from workdock.agent.etag import REFRESH_PARAMETER, etag_matches, wants_refresh
-from workdock.agent.mcp_route import MCP_PATH, McpEndpoint
+from workdock.agent.mcp_route import McpEndpoint
 from workdock.agent.runtime import AgentRuntime, AgentSettings, new_hub
 from workdock.agent.streaming import Emit, event_stream, sse_openapi, wants_events
 from workdock.agent.trust_routes import trust_router
@@ -264,6 +263,9 @@ def create_app(settings: AgentSettings) -> FastAPI:
     # Outermost: a request without the token learns nothing, not even the body limit.
     app.add_middleware(BearerAuth, token=settings.token, attempts=attempts)
     # The plain call-tool's own chain, in the same order, sharing the count of failed attempts.
+    # Any MCP client: the catalog as one streamable-HTTP server, the same token; the SDK's
+    # transport limits its bodies to the same size.
+    app.mcp_path = BearerAuth(mcp_endpoint, token=settings.token, attempts=attempts)
     app.hot_path = BearerAuth(
         BodyLimit(CallToolEndpoint(hub), max_bytes=settings.max_request_bytes),
         token=settings.token,
@@ -280,9 +282,6 @@ def create_app(settings: AgentSettings) -> FastAPI:
         return _with_bearer_security(without_422(app.openapi()))
 
     app.include_router(mcp_router(runtime))
-    # Any MCP client: the catalog as one streamable-HTTP server (bearer token as everywhere).
-    app.router.routes.append(Route(MCP_PATH, mcp_endpoint, include_in_schema=False))
-    app.router.routes.append(Route(MCP_PATH + "/{server}", mcp_endpoint, include_in_schema=False))
     app.include_router(trust_router(runtime))
     app.include_router(catalog_router(runtime))
     if processes is not None:

@@ -24,6 +24,12 @@ from workdock.mcp.gateway import Gateway
 from workdock.mcp.hub import Hub
 
 MCP_PATH = "/mcp"
+
+
+def is_mcp_path(path: str) -> bool:
+    return path == MCP_PATH or path.startswith(MCP_PATH + "/")
+
+
 _WILDCARDS = {"", "0.0.0.0", "::"}
 
 
@@ -115,7 +121,8 @@ class McpEndpoint:
             )
             await _answer(send, 403, "origin not allowed", detail)
             return
-        only = scope["path_params"].get("server")
+        # /mcp or /mcp/SERVER (answered before FastAPI's routing: see HotPathApp)
+        only = scope["path"].removeprefix(MCP_PATH).removeprefix("/") or None
         if only is not None and only not in self.hub.server_names:
             await _answer(send, 404, f"no server named {only!r}", "see GET /api/v0/mcp/servers")
             return
