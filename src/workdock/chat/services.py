@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workdock.chat.catalog import Budget
+from workdock.chat.elicitations import ElicitationAnswers
 from workdock.chat.eventlog import EventLog
 from workdock.chat.models import ModelCatalog
 from workdock.chat.notify import Notifier
@@ -105,4 +106,5 @@ class Services:
     attempts: FailedAttempts
     notifier: Notifier
     replicas: ReplicaRegistry
-    questions: Questions  # the running turns' requests for input, answered through the API
+    questions: Questions  # the requests for input of the turns running here
+    elicitations: ElicitationAnswers  # answers to them, sent on to the replica running the turn
