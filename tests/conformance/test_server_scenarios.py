@@ -63,7 +63,6 @@ async def test_conformance_server_scenarios_through_the_agent(workspace_dir: Pat
     must_pass = {
         "tools-call-with-progress",
         "tools-call-elicitation",
-        "json-schema-2020-12",
         "tools-call-mixed-content",
         "resources-templates-read",
         "prompts-get-with-image",
