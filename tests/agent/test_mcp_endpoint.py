@@ -335,3 +335,48 @@ async def test_http_per_server_path_fronts_one_server_under_its_own_names(two_se
                 result_to_dict(await raw_call(client, "structured", {}))
                 == agent.call("kinds__structured").json()
             )
+
+
+def test_the_stdio_command_stops_its_servers_on_sigterm_while_the_client_is_connected(
+    workspace_dir: Path,
+) -> None:
+    import signal
+    import subprocess
+
+    import psutil
+
+    write_config(workspace_dir / ".mcp.json", {"slow": fixture_server("slow_tool.py")})
+    params = stdio_params(workspace_dir)
+    process = subprocess.Popen(
+        [params.command, *params.args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=workspace_dir,
+        start_new_session=True,
+    )
+    try:
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write((json.dumps(initialize) + "\n").encode())
+        process.stdin.flush()
+        assert json.loads(process.stdout.readline())["id"] == 1
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert children, "the server under workdock mcp is running"
+        process.send_signal(signal.SIGTERM)  # stdin stays open: the signal alone must end it
+        assert process.wait(timeout=15) == 0
+        survivors = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert not survivors, survivors
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

@@ -8,13 +8,16 @@ with no HTTP. stdout is the protocol: everything else goes to stderr.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+from typing import Any
 
 import anyio
 from mcp.server.stdio import stdio_server
 
 from workdock.agent.runtime import AgentRuntime, AgentSettings, new_hub
 from workdock.mcp.gateway import Gateway
+from workdock.mcp.hub import Hub
 
 logger = logging.getLogger(__name__)
 
@@ -23,20 +26,78 @@ logger = logging.getLogger(__name__)
 SETTLE_SECONDS = 10.0
 
 
+class _StdinLines:
+    """stdin's lines, read without a thread so that a signal can end the server at once.
+
+    The SDK reads stdin in a worker thread that cancellation cannot interrupt: SIGTERM would wait
+    for the client's next line, and the client's SIGKILL would then leave our servers running.
+    The wire gets a private descriptor; fd 0 points at the null device, so nothing else reads it.
+    """
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self._fd = os.dup(0)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.set_blocking(self._fd, False)
+        self._buffer = b""
+        self._max = max_line_bytes
+
+    def __aiter__(self) -> _StdinLines:
+        return self
+
+    async def __anext__(self) -> str:
+        while (end := self._buffer.find(b"\n")) < 0:
+            await anyio.wait_readable(self._fd)
+            try:
+                chunk = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                if not self._buffer:
+                    raise StopAsyncIteration
+                chunk = b"\n"  # a last line without its newline
+            self._buffer += chunk
+            if len(self._buffer) > self._max and b"\n" not in chunk:
+                logger.warning("a message over %d bytes on stdin was dropped", self._max)
+                self._buffer = b""
+        line, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
+        return line.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 async def serve_stdio(settings: AgentSettings, only: str | None = None) -> None:
-    """Serve until stdin ends or SIGTERM/SIGINT arrives; then every server is stopped."""
+    """Serve until stdin ends or SIGTERM/SIGINT arrives; then every server is stopped.
+
+    The signal handler stays installed until every server is stopped: a client's SIGTERM that
+    arrives during the shutdown must not cut it short (and leave its children running)."""
     hub = new_hub(settings)
     runtime = AgentRuntime(settings=settings, hub=hub)
     gateway = Gateway(hub, only)
-    async with hub, anyio.create_task_group() as tg:
+    serving = anyio.CancelScope()
+    stdin = _StdinLines(settings.max_request_bytes)
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with anyio.create_task_group() as watcher:
 
-        async def until_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async def until_signal() -> None:
                 async for _ in signals:
-                    tg.cancel_scope.cancel()
-                    return
+                    serving.cancel()
 
-        tg.start_soon(until_signal)
+            watcher.start_soon(until_signal)
+            try:
+                with serving:
+                    await _serve(hub, runtime, gateway, settings, only, stdin)
+            finally:
+                stdin.close()
+                watcher.cancel_scope.cancel()
+
+
+async def _serve(
+    hub: Hub, runtime: AgentRuntime, gateway: Gateway, settings: AgentSettings, only: str | None, stdin: Any
+) -> None:
+    async with hub, anyio.create_task_group() as tg:
         await runtime.reload()
         if only is not None and only not in {entry.name for entry in runtime.entries}:
             logger.warning("--only %s: no server of that name in the configuration", only)
@@ -45,7 +106,7 @@ async def serve_stdio(settings: AgentSettings, only: str | None = None) -> None:
         tg.start_soon(gateway.tell_changes)
         await hub.wait_until_settled(min(settings.connect_timeout, SETTLE_SECONDS))
         try:
-            async with stdio_server() as (read_stream, write_stream):
+            async with stdio_server(stdin=stdin) as (read_stream, write_stream):
                 server = gateway.server
                 await server.run(read_stream, write_stream, server.create_initialization_options())
         finally:
