@@ -242,6 +242,69 @@ def agent(
         raise typer.Exit(status)
 
 
+@app.command("mcp")
+def mcp_stdio(
+    dir: Annotated[
+        Path,
+        typer.Option(
+            "--dir",
+            help="The workspace directory (its .mcp.json is read).",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = Path("."),
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only", help="Serve this one server's tools, resources and prompts under their own names."
+        ),
+    ] = None,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--config", help="Extra config file, read before the workspace's .mcp.json (repeatable)."
+        ),
+    ] = None,
+    user_config: Annotated[bool, typer.Option(help="Also read ~/.mcp.json (after the others).")] = False,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds each server gets to connect.", min=0.1)
+    ] = 30.0,
+    watch: Annotated[
+        bool, typer.Option("--watch/--no-watch", help="Apply edits of the config files as they happen.")
+    ] = True,
+    max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
+    trust: TrustAll = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")
+    ] = False,
+) -> None:
+    """Serve the workspace's MCP servers as one MCP server over stdio (for Claude Code, Cursor, VS Code).
+
+    Tools are offered as server__tool (with --only SERVER: that server's own names). stdout is
+    the protocol; logs go to stderr. Project servers start once approved (workdock trust, or
+    --trust): stdin is the protocol, so nothing is asked here.
+    """
+    import secrets
+
+    from workdock.agent.mcp_stdio import serve_stdio
+    from workdock.agent.runtime import AgentSettings
+
+    setup_logging(verbose)
+    settings = AgentSettings(
+        workspace=dir,
+        token=secrets.token_urlsafe(32),  # no HTTP API in this process: nothing takes a token
+        config_files=tuple(config or ()),
+        user_config=user_config,
+        connect_timeout=connect_timeout,
+        workspace_ops=False,
+        watch=watch,
+        max_result_bytes=max_result_bytes,
+        trust_all=trust,
+    )
+    anyio.run(partial(serve_stdio, settings, only), backend_options={"use_uvloop": True})
+
+
 # ---- client commands -----------------------------------------------------------------------------
 
 AgentUrl = Annotated[

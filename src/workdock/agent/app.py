@@ -17,7 +17,8 @@ from workdock.agent.auth import BearerAuth
 from workdock.agent.call_route import CallToolEndpoint, HotPathApp, call_body, parse_call_request
 from workdock.agent.catalog_routes import catalog_router
 from workdock.agent.etag import REFRESH_PARAMETER, etag_matches, wants_refresh
-from workdock.agent.runtime import AgentRuntime, AgentSettings
+from workdock.agent.mcp_route import McpEndpoint
+from workdock.agent.runtime import AgentRuntime, AgentSettings, new_hub
 from workdock.agent.streaming import Emit, event_stream, sse_openapi, wants_events
 from workdock.agent.trust_routes import trust_router
 from workdock.agent.workspace.processes import ProcessTable
@@ -27,8 +28,8 @@ from workdock.http_json import api_router
 from workdock.http_limits import BodyLimit
 from workdock.http_openapi import error_responses, without_422
 from workdock.mcp.hooks import CallHooks
-from workdock.mcp.hub import Catalog, Hub, HubError
-from workdock.mcp.oauth import SignInError, TokenVault, check_redirect_uri
+from workdock.mcp.hub import Catalog, HubError
+from workdock.mcp.oauth import SignInError, check_redirect_uri
 from workdock.mcp.questions import QuestionError, Questions, too_many
 from workdock.ratelimit import FailedAttempts
 
@@ -239,19 +240,14 @@ def _with_bearer_security(schema: dict[str, Any]) -> dict[str, Any]:
 
 def create_app(settings: AgentSettings) -> FastAPI:
     """The agent's ASGI app; its lifespan owns the hub, the config watcher and the processes."""
-    hub = Hub(
-        workspace=settings.workspace,
-        connect_timeout=settings.connect_timeout,
-        child_env=settings.child_env,
-        max_result_bytes=settings.max_result_bytes,
-        vault=TokenVault(settings.state_dir / "oauth", settings.state_dir),
-    )
+    hub = new_hub(settings)
     runtime = AgentRuntime(settings=settings, hub=hub)
     processes = ProcessTable(environment=settings.child_env) if settings.workspace_ops else None
+    mcp_endpoint = McpEndpoint(hub, listen_host=settings.host, max_request_bytes=settings.max_request_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with hub, anyio.create_task_group() as tg:
+        async with hub, mcp_endpoint.running(), anyio.create_task_group() as tg:
             await runtime.reload()
             if settings.watch:
                 tg.start_soon(runtime.watch_config)
@@ -284,6 +280,9 @@ def create_app(settings: AgentSettings) -> FastAPI:
     # Outermost: a request without the token learns nothing, not even the body limit.
     app.add_middleware(BearerAuth, token=settings.token, attempts=attempts)
     # The plain call-tool's own chain, in the same order, sharing the count of failed attempts.
+    # Any MCP client: the catalog as one streamable-HTTP server, the same token; the SDK's
+    # transport limits its bodies to the same size.
+    app.mcp_path = BearerAuth(mcp_endpoint, token=settings.token, attempts=attempts)
     app.hot_path = BearerAuth(
         BodyLimit(CallToolEndpoint(hub), max_bytes=settings.max_request_bytes),
         token=settings.token,

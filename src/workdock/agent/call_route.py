@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workdock.agent.disconnect import until_disconnect
+from workdock.agent.mcp_route import is_mcp_path
 from workdock.agent.streaming import EVENT_STREAM
 from workdock.http_errors import ApiError, HTTPApiError
 from workdock.mcp.hub import Hub, HubError
@@ -108,17 +109,23 @@ class CallToolEndpoint:
 
 
 class HotPathApp(FastAPI):
-    """FastAPI with the plain call-tool answered before its middleware stack and routing.
+    """FastAPI with the plain call-tool (and the MCP endpoint) answered before its middleware
+    stack and routing.
 
     ``hot_path`` is that request's whole ASGI chain (token check, body limit, endpoint); every
     other request, a streaming call-tool included, goes through FastAPI as usual.
     """
 
     hot_path: ASGIApp | None = None
+    # /mcp and /mcp/SERVER: the MCP endpoint's own chain (token check, endpoint), likewise.
+    mcp_path: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.hot_path is not None and is_plain_call(scope):
             await self.hot_path(scope, receive, send)
+            return
+        if self.mcp_path is not None and scope["type"] == "http" and is_mcp_path(scope["path"]):
+            await self.mcp_path(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -17,6 +17,7 @@ from workdock.http_limits import size_from_env
 from workdock.mcp import config
 from workdock.mcp.hub import Hub
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
+from workdock.mcp.oauth import TokenVault
 from workdock.ratelimit import RateLimitSettings
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,17 @@ class AgentSettings:
     def child_env(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of a stdio server or a command (see ``child_env``)."""
         return workspace_env(overrides, withheld=self.withheld_env)
+
+
+def new_hub(settings: AgentSettings) -> Hub:
+    """The hub of an agent with these settings (its servers come from :meth:`AgentRuntime.reload`)."""
+    return Hub(
+        workspace=settings.workspace,
+        connect_timeout=settings.connect_timeout,
+        child_env=settings.child_env,
+        max_result_bytes=settings.max_result_bytes,
+        vault=TokenVault(settings.state_dir / "oauth", settings.state_dir),
+    )
 
 
 @dataclass

@@ -258,8 +258,20 @@ class Hub:
 
     # ---- calls ----------------------------------------------------------------------------------
 
+    @property
+    def server_names(self) -> frozenset[str]:
+        """Every configured server's name, whatever its state."""
+        return frozenset(self._running)
+
     def has_tool(self, name: str) -> bool:
         return name in self._routes
+
+    def offered_tool(self, server: str, original: str) -> str | None:
+        """The offered name of ``server``'s tool ``original`` (listed or not: routable)."""
+        for offered, route in self._routes.items():
+            if route.connection.name == server and route.original_name == original:
+                return offered
+        return None
 
     async def call(
         self,

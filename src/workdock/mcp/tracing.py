@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from mcp.server import _otel as server_otel
 from mcp.shared import jsonrpc_dispatcher
 from mcp.shared._otel import otel_span as _sdk_span
 from opentelemetry import trace
@@ -26,5 +27,6 @@ def _span(name: str, **options: Any) -> AbstractContextManager[trace.Span]:
 
 
 def skip_untraced_spans() -> None:
-    """Route the SDK's request span through :func:`_span` (idempotent)."""
+    """Route the SDK's request spans (sent, and served by ``/mcp``) through :func:`_span` (idempotent)."""
     jsonrpc_dispatcher.otel_span = _span  # type: ignore[attr-defined,assignment]
+    server_otel.otel_span = _span  # type: ignore[attr-defined,assignment]

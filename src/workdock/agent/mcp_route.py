@@ -1,0 +1,142 @@
+"""``/mcp``: the agent's catalog as one streamable-HTTP MCP endpoint (the SDK's session manager),
+and ``/mcp/{server}``: one server under its own names (``--only`` of ``workdock mcp``).
+
+The bearer token is checked by the agent's middleware, as on every route. A browser page can
+reach a loopback agent (DNS rebinding), so a request whose ``Origin`` is not the agent's own
+address or loopback is refused with 403 before the MCP transport sees it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import anyio
+import orjson
+from anyio.abc import TaskGroup, TaskStatus
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.types import Receive, Scope, Send
+
+from workdock.mcp.gateway import Gateway
+from workdock.mcp.hub import Hub
+
+MCP_PATH = "/mcp"
+
+
+def is_mcp_path(path: str) -> bool:
+    return path == MCP_PATH or path.startswith(MCP_PATH + "/")
+
+
+_WILDCARDS = {"", "0.0.0.0", "::"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def origin_allowed(origin: str | None, listen_host: str) -> bool:
+    """No Origin (not a browser), a loopback one, or the agent's own listen address.
+
+    The request's Host header is no proof: a rebinding page's Host and Origin are both its own
+    name, so only the address the agent was told to listen on counts as its own."""
+    if origin is None:
+        return True
+    host = urlsplit(origin).hostname
+    if host is None:
+        return False  # "null" (a sandboxed page, a file) and anything unreadable
+    if _is_loopback(host):
+        return True
+    return listen_host not in _WILDCARDS and host == listen_host.strip("[]").lower()
+
+
+@dataclass
+class _Served:
+    """One gateway (the whole catalog, or one server's) and its session manager."""
+
+    gateway: Gateway
+    manager: StreamableHTTPSessionManager
+
+
+class McpEndpoint:
+    """The ASGI app behind ``/mcp`` (the catalog) and ``/mcp/{server}`` (one server, as it names
+    things); :meth:`running` is entered by the agent's lifespan."""
+
+    def __init__(self, hub: Hub, *, listen_host: str, max_request_bytes: int) -> None:
+        self.hub = hub
+        self.listen_host = listen_host
+        self.max_request_bytes = max_request_bytes
+        # One per configured server ever asked for, made on first use: bounded by the config.
+        self._served: dict[str | None, _Served] = {}
+        self._task_group: TaskGroup | None = None
+        self._starting = anyio.Lock()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            self._task_group = tg
+            await self._serve(None)
+            try:
+                yield
+            finally:
+                for served in self._served.values():
+                    served.gateway.close()
+                tg.cancel_scope.cancel()
+                self._task_group = None
+
+    async def _serve(self, only: str | None) -> _Served:
+        async with self._starting:
+            if (served := self._served.get(only)) is not None:
+                return served
+            assert self._task_group is not None, "the endpoint is not running"
+            gateway = Gateway(self.hub, only)
+            manager = StreamableHTTPSessionManager(
+                app=gateway.server, max_request_body_size=self.max_request_bytes
+            )
+            served = _Served(gateway, manager)
+            await self._task_group.start(self._run, served)
+            self._served[only] = served
+            return served
+
+    @staticmethod
+    async def _run(served: _Served, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with served.manager.run(), anyio.create_task_group() as tg:
+            tg.start_soon(served.gateway.tell_changes)
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
+        if not origin_allowed(origin, self.listen_host):
+            detail = (
+                f"requests from {origin} are refused: only the agent's own address and loopback may "
+                "use /mcp from a browser (DNS rebinding protection)"
+            )
+            await _answer(send, 403, "origin not allowed", detail)
+            return
+        # /mcp or /mcp/SERVER (answered before FastAPI's routing: see HotPathApp)
+        only = scope["path"].removeprefix(MCP_PATH).removeprefix("/") or None
+        if only is not None and only not in self.hub.server_names:
+            await _answer(send, 404, f"no server named {only!r}", "see GET /api/v0/mcp/servers")
+            return
+        served = self._served.get(only) or await self._serve(only)
+        await served.manager.handle_request(scope, receive, send)
+
+
+async def _answer(send: Send, status: int, message: str, detail: str) -> None:
+    body = orjson.dumps({"message": message, "detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

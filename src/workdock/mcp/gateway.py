@@ -1,0 +1,255 @@
+"""The hub's catalog served as one MCP server (the ``mcp`` SDK's low-level server).
+
+Any MCP client (Claude Code, Cursor, VS Code, the SDK's ``Client``) sees every ready
+server's tools as ``server__tool``, their resources, templates and prompts, and is told
+when they change. With ``only`` one server is fronted under its own names.
+
+A call goes through :meth:`Hub.call`, so results, timeouts and a server that is not ready
+are handled as for ``call-tool``. The client's progress token gets the upstream's progress,
+its ``notifications/cancelled`` cancels the handler (and the SDK then cancels the upstream
+request), and an upstream's request for input is put to the client when it can be asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ServerEvent,
+    ToolsListChanged,
+)
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from workdock import __version__
+from workdock.mcp.connection import CallTimeout, HubError, NotFound, ToolNotFound
+from workdock.mcp.hooks import CallHooks, declined
+from workdock.mcp.hub import Catalog, Hub
+from workdock.mcp.offered import AmbiguousResource
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "workdock"
+_RESOURCE_NOT_FOUND = -32002  # the MCP specification's code for an unknown resource URI
+
+
+@dataclass(frozen=True)
+class _View:
+    """What one gateway offers from a catalog: the listings compared to tell clients of changes."""
+
+    tools: tuple[types.Tool, ...]
+    resources: tuple[types.Resource, ...]
+    templates: tuple[types.ResourceTemplate, ...]
+    prompts: tuple[types.Prompt, ...]
+
+
+def _error(exc: HubError) -> MCPError:
+    """A hub failure as the JSON-RPC error a client expects."""
+    if isinstance(exc, ToolNotFound | AmbiguousResource):
+        return MCPError(types.INVALID_PARAMS, exc.message)
+    if isinstance(exc, NotFound):
+        return MCPError(_RESOURCE_NOT_FOUND, exc.message)
+    if isinstance(exc, CallTimeout):
+        return MCPError(types.REQUEST_TIMEOUT, exc.message)
+    return MCPError(types.INTERNAL_ERROR, exc.message)
+
+
+class _GatewayServer(Server[Any]):
+    """The handshake era learns of list changes from the capabilities: say they are sent."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        every = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+        return super().create_initialization_options(
+            notification_options or every, experimental_capabilities, extensions
+        )
+
+
+class Gateway:
+    """One MCP server over ``hub``; ``only`` names the one server to front without prefixes."""
+
+    def __init__(self, hub: Hub, only: str | None = None) -> None:
+        self.hub = hub
+        self.only = only
+        self._bus = InMemorySubscriptionBus()
+        self._listen = ListenHandler(self._bus)
+        # Handshake-era connections, told of changes on their standalone stream; each is
+        # forgotten when it closes (its exit stack).
+        self._connections: set[Any] = set()
+        self.server = _GatewayServer(
+            SERVER_NAME if only is None else f"{SERVER_NAME}:{only}",
+            version=__version__,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources,
+            on_list_resource_templates=self._list_templates,
+            on_read_resource=self._read_resource,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
+            on_subscriptions_listen=self._listen,
+        )
+        self.server.middleware.append(self._track_connections)
+
+    # ---- what is offered ------------------------------------------------------------------------
+
+    def view(self, catalog: Catalog | None = None) -> _View:
+        catalog = catalog or self.hub.catalog
+        only = self.only
+        if only is None:
+            return _View(
+                tools=tuple(t.tool.model_copy(update={"name": t.name}) for t in catalog.tools),
+                resources=tuple(r.resource for r in catalog.resources),
+                templates=tuple(t.template for t in catalog.templates),
+                prompts=tuple(p.prompt.model_copy(update={"name": p.name}) for p in catalog.prompts),
+            )
+        # One server, as it names things itself.
+        return _View(
+            tools=tuple(t.tool for t in catalog.tools if t.server == only),
+            resources=tuple(r.resource for r in catalog.resources if r.server == only),
+            templates=tuple(t.template for t in catalog.templates if t.server == only),
+            prompts=tuple(p.prompt for p in catalog.prompts if p.server == only),
+        )
+
+    def _tool_name(self, name: str) -> str:
+        """The hub's name for a tool the client called."""
+        if self.only is None:
+            return name
+        offered = self.hub.offered_tool(self.only, name)
+        if offered is None:
+            raise MCPError(types.INVALID_PARAMS, f"no tool named {name!r} on server {self.only!r}")
+        return offered
+
+    def _prompt_name(self, name: str) -> str:
+        if self.only is None:
+            return name
+        for prompt in self.hub.catalog.prompts:
+            if prompt.server == self.only and prompt.original_name == name:
+                return prompt.name
+        raise MCPError(types.INVALID_PARAMS, f"no prompt named {name!r} on server {self.only!r}")
+
+    # ---- handlers -------------------------------------------------------------------------------
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=list(self.view().tools))
+
+    async def _list_resources(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=list(self.view().resources))
+
+    async def _list_templates(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=list(self.view().templates))
+
+    async def _list_prompts(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=list(self.view().prompts))
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        name = self._tool_name(params.name)
+        try:
+            return await self.hub.call(name, params.arguments or {}, hooks=_hooks(ctx))
+        except HubError as exc:
+            raise _error(exc) from None
+
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        try:
+            _server, result = await self.hub.read_resource(params.uri, self.only)
+        except ToolNotFound as exc:  # no server offers that URI
+            raise MCPError(_RESOURCE_NOT_FOUND, exc.message) from None
+        except HubError as exc:
+            raise _error(exc) from None
+        return result
+
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        name = self._prompt_name(params.name)
+        try:
+            _prompt, result = await self.hub.get_prompt(name, params.arguments or {})
+        except HubError as exc:
+            raise _error(exc) from None
+        return result
+
+    async def _track_connections(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method == "notifications/initialized":
+            # The SDK's context has no public handle on the connection; its standalone
+            # channel is where a handshake-era client hears of changes.
+            connection = ctx.session._connection
+            self._connections.add(connection)
+            connection.exit_stack.callback(self._connections.discard, connection)
+        return result
+
+    # ---- change notifications -------------------------------------------------------------------
+
+    async def tell_changes(self) -> None:
+        """Run for the gateway's life: every change of what it offers reaches every client."""
+        last = self.view()
+        while True:
+            now = self.view()
+            if now == last:
+                await self.hub.wait_for_change()
+                continue
+            changed: list[tuple[ServerEvent, Callable[[Any], Any]]] = []
+            if now.tools != last.tools:
+                changed.append((ToolsListChanged(), lambda c: c.send_tool_list_changed()))
+            if now.resources != last.resources or now.templates != last.templates:
+                changed.append((ResourcesListChanged(), lambda c: c.send_resource_list_changed()))
+            if now.prompts != last.prompts:
+                changed.append((PromptsListChanged(), lambda c: c.send_prompt_list_changed()))
+            last = now
+            for event, send in changed:
+                await self._bus.publish(event)  # 2026-07-28 clients: their subscriptions/listen streams
+                for connection in list(self._connections):
+                    await send(connection)  # best-effort: a closed stream drops it
+
+    def close(self) -> None:
+        """End the open listen streams (graceful: each gets its final result)."""
+        self._listen.close()
+
+
+def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
+    """Progress to the client's token; requests for input to the client, when it can answer."""
+    token = (ctx.meta or {}).get("progress_token")
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        await ctx.session.report_progress(progress, total, message)
+
+    async def ask(params: types.ElicitRequestParams) -> types.ElicitResult:
+        capabilities = ctx.session.client_capabilities
+        if capabilities is None or capabilities.elicitation is None:
+            return declined("the MCP client did not declare the elicitation capability")
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not ctx.session.can_send_request:
+            return declined("the MCP client cannot be asked during a call on this connection")
+        request = types.ElicitRequest(params=params)
+        metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
+        return await ctx.session.send_request(request, types.ElicitResult, metadata=metadata)
+
+    return CallHooks(on_progress=on_progress if token is not None else None, ask=ask)
