@@ -228,7 +228,8 @@ class SettingsOut(Out):
 
 
 class ChatList(Out):
-    chats: list[ChatOut]
+    chats: list[ChatOut] = Field(description="most recently updated first")
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
 
 
 class MessageOut(Out):

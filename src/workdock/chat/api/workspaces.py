@@ -236,7 +236,7 @@ async def delete_workspace(
     workspace_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:
     await owned_workspace(svc, workspace_id, user)
-    gone = [chat.id for chat in await svc.store.list_chats(user.id) if chat.workspace_id == workspace_id]
+    gone = await svc.store.workspace_chat_ids(workspace_id)
     for chat_id in gone:
         await svc.scheduler.forget(chat_id)
         svc.events.drop(chat_id)

@@ -121,6 +121,8 @@ class McpServer(Base):
 
 class Chat(Base):
     __tablename__ = "chats"
+    # A user's chats newest first, a page at a time (Store.chat_page).
+    __table_args__ = (Index("ix_chats_user_updated", "user_id", "updated_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

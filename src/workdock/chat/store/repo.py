@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import anyio
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -531,11 +531,26 @@ class Store:
             s.add(chat)
         return chat
 
-    async def list_chats(self, user_id: str) -> Sequence[Chat]:
+    async def chat_page(
+        self, user_id: str, limit: int, after: tuple[datetime, str] | None = None
+    ) -> tuple[Sequence[Chat], bool]:
+        """Up to ``limit`` of the user's chats, most recently updated first, starting after the
+        chat ``after`` names by its (updated_at, id); and whether more follow. A keyset page: the
+        index on (user_id, updated_at, id) answers it without counting what came before."""
+        query = select(Chat).where(Chat.user_id == user_id)
+        if after is not None:
+            updated_at, chat_id = after
+            query = query.where(
+                or_(Chat.updated_at < updated_at, and_(Chat.updated_at == updated_at, Chat.id < chat_id))
+            )
+        query = query.order_by(Chat.updated_at.desc(), Chat.id.desc()).limit(limit + 1)
         async with self.sessions() as s:
-            return (
-                await s.scalars(select(Chat).where(Chat.user_id == user_id).order_by(Chat.updated_at.desc()))
-            ).all()
+            rows = (await s.scalars(query)).all()
+        return rows[:limit], len(rows) > limit
+
+    async def workspace_chat_ids(self, workspace_id: str) -> Sequence[str]:
+        async with self.sessions() as s:
+            return (await s.scalars(select(Chat.id).where(Chat.workspace_id == workspace_id))).all()
 
     async def get_chat(self, chat_id: str, user_id: str | None = None) -> Chat | None:
         async with self.sessions() as s:

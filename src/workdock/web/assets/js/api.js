@@ -57,7 +57,8 @@ export const api = {
   rotateAgentToken: (id) => request("POST", `/workspaces/${id}/agent-token`, {}),
   trustServers: (id, body) => request("POST", `/workspaces/${id}/trust`, body),
   giveInput: (id, body) => request("POST", `/workspaces/${id}/inputs`, body),
-  chats: () => request("GET", "/chats"),
+  // A page of chats, newest first: { chats, next_cursor } (cursor: the next_cursor of the page before).
+  chats: ({ limit, cursor } = {}) => request("GET", `/chats?${new URLSearchParams({ ...(limit ? { limit } : {}), ...(cursor ? { cursor } : {}) })}`),
   chat: (id) => request("GET", `/chats/${id}`),
   createChat: (body) => request("POST", "/chats", body),
   patchChat: (id, body) => request("PATCH", `/chats/${id}`, body),
