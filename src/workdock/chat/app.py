@@ -37,6 +37,7 @@ from workdock.chat.replicas import ReplicaRegistry
 from workdock.chat.scheduler import Scheduler
 from workdock.chat.services import ServerConfig, Services
 from workdock.chat.sqlite_lock import SqliteLock
+from workdock.chat.status_cache import StatusCache
 from workdock.chat.store.db import create_engine, migrate, sqlite_file, sqlite_url
 from workdock.chat.store.faults import database_fault
 from workdock.chat.store.leases import Leases
@@ -205,7 +206,9 @@ def create_app(config: ServerConfig) -> FastAPI:
                 notifier=notifier,
                 replicas=replicas,
                 questions=questions,
+                statuses=StatusCache(),
             )
+            stack.push_async_callback(svc.statuses.aclose)
             app.state.services = svc
             # Admin servers changed, or tokens deleted, through any replica: this one follows.
             notifier.listen(notify.ADMIN, lambda _: _spawned(admin.reload(store.list_mcp_servers)))

@@ -13,6 +13,7 @@ from workdock.chat.models import ModelCatalog
 from workdock.chat.notify import Notifier
 from workdock.chat.replicas import ReplicaRegistry
 from workdock.chat.scheduler import Scheduler, SchedulerSettings
+from workdock.chat.status_cache import StatusCache
 from workdock.chat.store.repo import Store
 from workdock.chat.tools.admin import AdminServers
 from workdock.chat.tools.workspace import AgentPool
@@ -106,3 +107,4 @@ class Services:
     notifier: Notifier
     replicas: ReplicaRegistry
     questions: Questions  # the running turns' requests for input, answered through the API
+    statuses: StatusCache  # the agents' recent statuses, shown by GET /workspaces

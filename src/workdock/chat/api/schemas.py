@@ -115,6 +115,11 @@ class AgentState(Out):
     error: str | None
     servers: list[AgentServer]
     config_files: list[ConfigFileStatus]
+    checked_at: str = Field(
+        description="when the agent gave this status (a list may show a recent one)",
+        json_schema_extra={"format": "date-time"},
+    )
+    age_s: float = Field(description="how old the status is, in seconds (about 0: taken for this answer)")
 
 
 class WorkspaceDetail(WorkspaceOut):
