@@ -31,6 +31,7 @@ from workdock.chat.api import (
 from workdock.chat.api.schemas import Health
 from workdock.chat.auth import login_url
 from workdock.chat.eventlog import EventLog
+from workdock.chat.history_cache import HistoryCache
 from workdock.chat.links import LinkDirectory
 from workdock.chat.models import ModelCatalog, server_only_env
 from workdock.chat.replicas import ReplicaRegistry
@@ -191,6 +192,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 owner=replicas.id,
                 questions=questions,
                 budget=config.tool_budget,
+                history=HistoryCache(config.history_cache_chats),
             )
             scheduler = Scheduler(store, runner, events, notifier, replicas.id, config.scheduling, leases)
             svc = Services(

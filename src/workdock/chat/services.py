@@ -9,6 +9,7 @@ from pathlib import Path
 
 from workdock.chat.catalog import Budget
 from workdock.chat.eventlog import EventLog
+from workdock.chat.history_cache import max_chats_from_env
 from workdock.chat.models import ModelCatalog
 from workdock.chat.notify import Notifier
 from workdock.chat.replicas import ReplicaRegistry
@@ -87,6 +88,8 @@ class ServerConfig:
     # port of public_url, which is the listen address unless a public URL was given.
     replica_address: str | None = None
     scheduling: SchedulerSettings = field(default_factory=scheduler_settings_from_env)
+    # Chats whose history is kept between turns (WORKDOCK_HISTORY_CACHE_CHATS; 0: none).
+    history_cache_chats: int = field(default_factory=max_chats_from_env)
 
     @property
     def https(self) -> bool:

@@ -42,6 +42,7 @@ from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool
 from workdock.chat.context import HistoryFitter, context_window
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.eventlog import ChatChannel
+from workdock.chat.history_cache import HistoryCache
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
 from workdock.chat.store.approvals import ApprovalStore
@@ -115,8 +116,10 @@ class TurnRunner:
         questions: Questions | None = None,
         waiters: ApprovalWaiters | None = None,
         budget: Budget | None = None,
+        history: HistoryCache | None = None,
     ) -> None:
         self.store = store
+        self.history = history if history is not None else HistoryCache()
         self.gatherer = gatherer
         self.models = models
         self.max_steps = max_steps
@@ -200,19 +203,22 @@ class TurnRunner:
         toolset = await self.gatherer.gather(chat, workspace)
         if toolset.failures:
             channel.publish(events.status("running", tool_failures=[f.describe() for f in toolset.failures]))
-        stored = await self.store.list_messages(chat_id, include_superseded=False)
         resumed: tuple[ModelResponse, Sequence[StepCall]] | None = None
         taken = 0
         if start.resume:
             # Taken up after a restart: the history ends with the waiting step's assistant message;
             # the model's answer is rebuilt from it and its calls' state from ``step_calls``.
+            self.history.forget(chat_id)
+            stored = await self.store.list_messages(chat_id, include_superseded=False)
             waiting, stored = stored[-1], stored[:-1]
             rebuilt = to_model_messages([waiting])[0]
             assert isinstance(rebuilt, ModelResponse)
             resumed = (rebuilt, await self.approvals.calls(chat_id))
             channel.publish(events.message(waiting))
             taken = sum(1 for m in stored if m.id > start.message.id and m.role == "assistant")
-        history = to_model_messages(stored)
+            history = to_model_messages(stored)
+        else:  # the history as the last turn left it, and what was stored since
+            stored, history = await self.history.load(self.store, chat)
         offer = ChatOffer.for_chat(toolset, chat, self.budget, stored)
         fitter = HistoryFitter(context_window(model_name, self.models.windows))
         for index in range(taken, self.max_steps):

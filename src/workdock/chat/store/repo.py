@@ -164,6 +164,9 @@ def _start_next_turn(
             )
             if superseded:
                 connection.execute(update(Message).where(Message.id.in_(superseded)).values(superseded=True))
+                connection.execute(
+                    update(Chat).where(Chat.id == chat_id).values(history_version=Chat.history_version + 1)
+                )
         if new_parts is not None:
             values: dict[str, Any] = {
                 "chat_id": chat_id,
@@ -570,10 +573,14 @@ class Store:
 
     # ---- messages and the queue --------------------------------------------------------------------
 
-    async def list_messages(self, chat_id: str, *, include_superseded: bool = True) -> Sequence[Message]:
-        """The chat's history in order; without the messages retries replaced when the model is to
-        read it."""
+    async def list_messages(
+        self, chat_id: str, *, include_superseded: bool = True, after: int = 0
+    ) -> Sequence[Message]:
+        """The chat's history in order (from the message after id ``after``); without the messages
+        retries replaced when the model is to read it."""
         query = select(Message).where(Message.chat_id == chat_id)
+        if after:
+            query = query.where(Message.id > after)
         if not include_superseded:
             query = query.where(Message.superseded.is_(False))
         async with self.sessions() as s:
