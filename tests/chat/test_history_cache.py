@@ -15,6 +15,7 @@ from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import Call, FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import new_chat, turn_ended
 from tests.support.agent import RunningAgent
+from workdock.chat.context import FitMemo, HistoryFitter
 from workdock.chat.convert import HistoryBuilder, to_model_messages
 from workdock.chat.history_cache import CHATS_ENV, HistoryCache
 from workdock.chat.store.db import create_engine, migrate, sqlite_url
@@ -136,6 +137,60 @@ def test_rows_converted_a_few_at_a_time_give_the_whole_conversion() -> None:
     assert whole[-1]["parts"][0]["outcome"] == "interrupted"
 
 
+def _long_rows(turns: int) -> list[Message]:
+    """Turns of a question and one or two tool calls with large results (some in parallel)."""
+    rows: list[Message] = []
+
+    def add(role: str, *parts: dict[str, Any]) -> None:
+        rows.append(
+            Message(
+                id=len(rows) + 1,
+                chat_id="c",
+                role=role,
+                parts=list(parts),
+                model="m" if role != "user" else None,
+            )
+        )
+
+    for t in range(turns):
+        add("user", {"type": "text", "text": f"question {t}"})
+        calls = [f"t{t}a", f"t{t}b"] if t % 2 else [f"t{t}a"]
+        add(
+            "assistant",
+            *({"type": "tool-call", "tool_call_id": c, "tool_name": "t", "args": {}} for c in calls),
+        )
+        add(
+            "tool",
+            *(
+                {
+                    "type": "tool-result",
+                    "tool_call_id": c,
+                    "tool_name": "t",
+                    "is_error": False,
+                    "content": [{"type": "text", "text": f"{c} " + "output line\n" * (200 + 37 * (t % 5))}],
+                }
+                for c in calls
+            ),
+        )
+        add("assistant", {"type": "text", "text": f"answer {t}"})
+    return rows
+
+
+def test_fitting_with_the_memo_of_earlier_turns_sends_what_fitting_afresh_sends() -> None:
+    rows = _long_rows(40)
+    window = 20_000
+    builder, memo = HistoryBuilder(), FitMemo()
+    shortened = 0
+    for turn, end in enumerate(range(4, len(rows) + 1, 4)):
+        memo.keep(builder.add(rows[end - 4 : end]))
+        for reserved in (500 + 300 * (turn % 4), 100):  # the tools' share changes between steps
+            kept = HistoryFitter(window, memo).fit(builder.messages(), reserved)
+            afresh = HistoryFitter(window).fit(to_model_messages(rows[:end]), reserved)
+            assert _plain(kept) == _plain(afresh), f"turn {turn}, reserved {reserved}"
+            shortened += sum("shortened for the model" in json.dumps(_plain([m])) for m in afresh)
+    assert shortened and memo.short, "the history never reached the window: nothing was tested"
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     engine = create_engine(sqlite_url(tmp_path / "cache.db"))
@@ -158,11 +213,11 @@ async def test_the_copy_kept_follows_appends_and_a_new_version_and_stays_bounded
     cache = HistoryCache(max_chats=2)
     one = chats[0]
     await _said(store, one.id, "first")
-    rows, history = await cache.load(store, one)
-    assert [r.parts[0]["text"] for r in rows] == ["first"] and len(history) == 1
+    kept = await cache.load(store, one)
+    assert [r.parts[0]["text"] for r in kept.rows] == ["first"] and len(kept.messages) == 1
     await _said(store, one.id, "second")
-    rows, history = await cache.load(store, one)
-    assert [r.parts[0]["text"] for r in rows] == ["first", "second"] and len(history) == 2
+    kept = await cache.load(store, one)
+    assert [r.parts[0]["text"] for r in kept.rows] == ["first", "second"] and len(kept.messages) == 2
 
     # Another version (stored messages changed underneath): loaded whole again.
     async with store.sessions.begin() as s:
@@ -171,8 +226,8 @@ async def test_the_copy_kept_follows_appends_and_a_new_version_and_stays_bounded
         assert changed is not None
         changed.superseded = True
     one.history_version += 1
-    rows, _ = await cache.load(store, one)
-    assert [r.parts[0]["text"] for r in rows] == ["second"]
+    kept = await cache.load(store, one)
+    assert [r.parts[0]["text"] for r in kept.rows] == ["second"]
 
     # At most two chats: the least recently used goes.
     for chat in chats[1:]:
@@ -188,5 +243,4 @@ async def test_the_copy_kept_follows_appends_and_a_new_version_and_stays_bounded
     await idle.load(store, chats[2])
     assert len(idle) == 1
     off = HistoryCache(max_chats=0)
-    rows, _ = await off.load(store, chats[1])
-    assert len(rows) == 1 and len(off) == 0
+    assert len((await off.load(store, chats[1])).rows) == 1 and len(off) == 0

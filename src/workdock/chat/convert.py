@@ -151,8 +151,10 @@ class HistoryBuilder:
             self._messages.append(_interrupted(self._open_calls))
             self._open_calls.clear()
 
-    def add(self, rows: Sequence[Message]) -> None:
+    def add(self, rows: Sequence[Message]) -> list[ModelMessage]:
+        """Convert ``rows``, the next ones of the history; the messages that adds."""
         messages, open_calls = self._messages, self._open_calls
+        before = len(messages)
         for row in rows:
             if row.role == "user":
                 self._close_open_calls()
@@ -188,6 +190,7 @@ class HistoryBuilder:
                     )
                 if returns:
                     messages.append(ModelRequest(parts=returns))
+        return messages[before:]
 
 
 def _interrupted(open_calls: dict[str, str]) -> ModelRequest:

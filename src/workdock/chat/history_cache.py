@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import orjson
 from pydantic_ai.messages import ModelMessage
 
+from workdock.chat.catalog import RecentTools
+from workdock.chat.context import FitMemo
 from workdock.chat.convert import HistoryBuilder
 from workdock.chat.store.models import Chat, Message
 from workdock.chat.store.repo import Store
@@ -44,11 +46,23 @@ def max_chats_from_env(env: Mapping[str, str] | None = None) -> int:
     return number
 
 
+@dataclass(frozen=True)
+class History:
+    """A chat's history as the model is to read it (superseded messages left out)."""
+
+    rows: list[Message]
+    messages: list[ModelMessage]  # a new list each time: the turn appends its steps to it
+    recent_tools: list[str]
+    fit_memo: FitMemo | None = None  # what fitting the kept messages to the window worked out
+
+
 @dataclass
 class _Kept:
     version: int
     rows: list[Message] = field(default_factory=list)
     builder: HistoryBuilder = field(default_factory=HistoryBuilder)
+    recent: RecentTools = field(default_factory=RecentTools)
+    memo: FitMemo = field(default_factory=FitMemo)
     last_id: int = 0
     nbytes: int = 0
     used: float = 0.0
@@ -56,9 +70,13 @@ class _Kept:
     def append(self, rows: Sequence[Message]) -> None:
         if rows:
             self.rows.extend(rows)
-            self.builder.add(rows)
+            self.memo.keep(self.builder.add(rows))
+            self.recent.add(rows)
             self.last_id = rows[-1].id
             self.nbytes += sum(len(orjson.dumps(row.parts)) for row in rows)
+
+    def history(self) -> History:
+        return History(list(self.rows), self.builder.messages(), self.recent.names(), self.memo)
 
 
 class HistoryCache:
@@ -71,9 +89,8 @@ class HistoryCache:
         self._chats: OrderedDict[str, _Kept] = OrderedDict()
         self._bytes = 0
 
-    async def load(self, store: Store, chat: Chat) -> tuple[list[Message], list[ModelMessage]]:
-        """The chat's history as the model is to read it (superseded messages left out): its rows,
-        and their conversion (a new list each time: the turn appends its steps to it)."""
+    async def load(self, store: Store, chat: Chat) -> History:
+        """The chat's history: the kept copy brought up to date, or loaded whole."""
         kept = self._take(chat.id)
         if kept is not None and kept.version != chat.history_version:
             kept = None
@@ -81,7 +98,7 @@ class HistoryCache:
             kept = _Kept(chat.history_version)
         kept.append(await store.list_messages(chat.id, include_superseded=False, after=kept.last_id))
         self._keep(chat.id, kept)
-        return list(kept.rows), kept.builder.messages()
+        return kept.history()
 
     def forget(self, chat_id: str) -> None:
         self._take(chat_id)

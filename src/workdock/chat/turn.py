@@ -38,11 +38,11 @@ from workdock.agentapi import CallToolResult
 from workdock.chat import approval_step, events
 from workdock.chat.approvals import ApprovalWaiters
 from workdock.chat.call_reporter import TurnCallReporter
-from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool
+from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool, recent_tools
 from workdock.chat.context import HistoryFitter, context_window
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.eventlog import ChatChannel
-from workdock.chat.history_cache import HistoryCache
+from workdock.chat.history_cache import History, HistoryCache
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
 from workdock.chat.store.approvals import ApprovalStore
@@ -216,11 +216,12 @@ class TurnRunner:
             resumed = (rebuilt, await self.approvals.calls(chat_id))
             channel.publish(events.message(waiting))
             taken = sum(1 for m in stored if m.id > start.message.id and m.role == "assistant")
-            history = to_model_messages(stored)
+            kept = History(list(stored), to_model_messages(stored), recent_tools(stored))
         else:  # the history as the last turn left it, and what was stored since
-            stored, history = await self.history.load(self.store, chat)
-        offer = ChatOffer.for_chat(toolset, chat, self.budget, stored)
-        fitter = HistoryFitter(context_window(model_name, self.models.windows))
+            kept = await self.history.load(self.store, chat)
+        history = kept.messages
+        offer = ChatOffer.for_chat(toolset, chat, self.budget, kept.recent_tools)
+        fitter = HistoryFitter(context_window(model_name, self.models.windows), kept.fit_memo)
         for index in range(taken, self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
             if index > taken:  # toggles and budget changed during the turn apply from its next step

@@ -17,7 +17,7 @@ from workdock.chat.api.workspaces import owned_workspace
 from workdock.chat.approvals import Policy, default_policy
 from workdock.chat.attachments import MAX_ATTACHMENTS, Attachment, attachment_parts, text_of
 from workdock.chat.auth import current_user, services
-from workdock.chat.catalog import ChatOffer
+from workdock.chat.catalog import ChatOffer, recent_tools
 from workdock.chat.elicitations import answer_elicitation
 from workdock.chat.models import ModelError
 from workdock.chat.services import Services
@@ -374,7 +374,7 @@ async def next_turn_tools(
     workspace = await owned_workspace(svc, chat.workspace_id, user)
     toolset = await svc.gatherer.gather(chat, workspace)
     rows = await svc.store.list_messages(chat_id, include_superseded=False)
-    return ChatOffer.for_chat(toolset, chat, svc.config.tool_budget, rows).describe()
+    return ChatOffer.for_chat(toolset, chat, svc.config.tool_budget, recent_tools(rows)).describe()
 
 
 @router.get(
