@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 
 from tests.chat.conftest import Api, ChatServer
@@ -15,6 +17,8 @@ from tests.chat.fake_openai import FakeOpenAI, Reply
 from tests.chat.test_turn_e2e import is_idle, new_chat
 from tests.conftest import wait_until
 from tests.support.agent import RunningAgent
+from workdock.chat.services import Services
+from workdock.chat.store.models import Chat
 
 pytestmark = pytest.mark.anyio
 
@@ -81,6 +85,42 @@ async def test_a_new_watcher_of_a_running_turn_gets_it_from_its_start(
     kinds = [e["type"] for _, e in events]
     assert kinds[0] == "data-status" and kinds[1] == "data-message" and kinds[2] == "start"
     assert "".join(e["delta"] for _, e in events if e["type"] == "text-delta") == "late but complete"
+
+
+async def test_a_watcher_that_read_the_chat_just_before_its_turn_began_gets_the_whole_turn(
+    admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent, chat_server: ChatServer
+) -> None:
+    """The stream reads the chat, then where to begin; a turn starting in between is not skipped."""
+    chat_id = await new_chat(admin_api, agent.url)
+    hold = threading.Event()
+    fake_model.add(Reply(text="begun in between", hold=hold))
+
+    async def read_chat(svc: Services) -> Chat | None:
+        return await svc.store.get_chat(chat_id)
+
+    async def watch_from_start_point(svc: Services) -> tuple[bool, list[dict[str, Any]]]:
+        assert before is not None
+        start, snapshot = await svc.events.start_point(before, None, svc.scheduler.is_running(before))
+        hold.set()
+        seen: list[dict[str, Any]] = []
+        async with contextlib.aclosing(svc.events.watch(chat_id, start)) as events:
+            async for event in events:
+                seen.append(orjson.loads(event.data))
+                if is_idle(seen[-1]):
+                    break
+        return snapshot, seen
+
+    try:
+        before = await chat_server.call(read_chat)  # idle: as the stream request found it
+        await admin_api.post(f"/chats/{chat_id}/messages", {"content": "go"}, expect=202)
+        await wait_until(lambda: len(fake_model.requests) == 1, message="the turn to be under way")
+        with anyio.fail_after(30):
+            snapshot, seen = await chat_server.call(watch_from_start_point)
+    finally:
+        hold.set()
+    kinds = [e["type"] for e in seen]
+    assert not snapshot and kinds[:3] == ["data-status", "data-message", "start"]
+    assert "".join(e["delta"] for e in seen if e["type"] == "text-delta") == "begun in between"
 
 
 async def test_messages_sent_during_a_turn_are_queued_and_interrupt_stops_the_turn(

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
@@ -30,6 +31,7 @@ from workdock.chat.api import (
 )
 from workdock.chat.api.schemas import Health
 from workdock.chat.auth import login_url
+from workdock.chat.elicitations import ANSWER_PATH, ElicitationAnswers, answer_forwarded
 from workdock.chat.eventlog import EventLog
 from workdock.chat.history_cache import HistoryCache
 from workdock.chat.links import LinkDirectory
@@ -52,7 +54,7 @@ from workdock.http_errors import JSONResponse, error_response, install_error_han
 from workdock.http_limits import BodyLimit
 from workdock.http_openapi import without_422
 from workdock.link.registry import LinkRegistry
-from workdock.link.relay import RELAY_PATH, RelayClient, RelayEndpoint
+from workdock.link.relay import RELAY_PATH, SECRET_HEADER, RelayClient, RelayEndpoint
 from workdock.link.session import timings_from_env
 from workdock.mcp.hub import Hub
 from workdock.mcp.questions import Questions
@@ -208,8 +210,10 @@ def create_app(config: ServerConfig) -> FastAPI:
                 notifier=notifier,
                 replicas=replicas,
                 questions=questions,
+                elicitations=ElicitationAnswers(questions, store, replicas),
                 statuses=StatusCache(),
             )
+            stack.push_async_callback(svc.elicitations.aclose)
             stack.push_async_callback(svc.statuses.aclose)
             app.state.services = svc
             # Admin servers changed, or tokens deleted, through any replica: this one follows.
@@ -259,6 +263,22 @@ def create_app(config: ServerConfig) -> FastAPI:
         app.include_router(module.router)
     # Replica to replica, authenticated by the service secret; not part of the API's document.
     app.router.routes.append(Route(RELAY_PATH + "/{workspace_id}", relay, include_in_schema=False))
+
+    async def forwarded_answer(request: Request) -> Response:
+        svc: Services = request.app.state.services
+        refused = _authorize_replica(svc, request.scope, request.headers.get(SECRET_HEADER))
+        if refused is not None:
+            return error_response(*refused)
+        return await answer_forwarded(svc.questions, request)
+
+    app.router.routes.append(
+        Route(
+            ANSWER_PATH + "/{chat_id}/{elicitation_id}",
+            forwarded_answer,
+            methods=["POST"],
+            include_in_schema=False,
+        )
+    )
 
     @app.get("/healthz", tags=["health"], response_model=Health)
     async def healthz() -> dict[str, str]:

@@ -261,6 +261,11 @@ class EventLog:
         # A newcomer to a chat where nothing runs: after the last event there is (not the reserved
         # block: the chat's next turn may start right after its holder's last event).
         _, last = await self.rows.bounds(chat.id)
+        # A turn that started since ``chat`` was read may have published at or below ``last``
+        # already (its start is stored before its first event): the newcomer gets that whole turn.
+        fresh = await self.store.get_chat(chat.id)
+        if fresh is not None and fresh.turn_seq != chat.turn_seq:
+            return max(fresh.turn_seq - 1, 0), False
         return max(last or 0, here), True
 
     async def watch(self, chat_id: str, after: int) -> AsyncIterator[Event]:

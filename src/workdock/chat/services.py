@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workdock.chat.catalog import Budget
+from workdock.chat.elicitations import ElicitationAnswers
 from workdock.chat.eventlog import EventLog
 from workdock.chat.history_cache import max_chats_from_env
 from workdock.chat.models import ModelCatalog
@@ -109,5 +110,6 @@ class Services:
     attempts: FailedAttempts
     notifier: Notifier
     replicas: ReplicaRegistry
-    questions: Questions  # the running turns' requests for input, answered through the API
+    questions: Questions  # the requests for input of the turns running here
+    elicitations: ElicitationAnswers  # answers to them, sent on to the replica running the turn
     statuses: StatusCache  # the agents' recent statuses, shown by GET /workspaces

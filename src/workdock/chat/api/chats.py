@@ -18,7 +18,6 @@ from workdock.chat.approvals import Policy, default_policy
 from workdock.chat.attachments import MAX_ATTACHMENTS, Attachment, attachment_parts, text_of
 from workdock.chat.auth import current_user, services
 from workdock.chat.catalog import ChatOffer, recent_tools
-from workdock.chat.elicitations import answer_elicitation
 from workdock.chat.models import ModelError
 from workdock.chat.services import Services
 from workdock.chat.store.models import Chat, User
@@ -358,10 +357,10 @@ async def answer(
     against its schema), decline or cancel. 404 when the call is over, 409 once it was answered."""
     await owned_chat(svc, chat_id, user)
     try:
-        result = answer_elicitation(svc.questions, chat_id, elicitation_id, body.action, body.content)
+        action = await svc.elicitations.answer(chat_id, elicitation_id, body.action, body.content)
     except QuestionError as exc:
         raise ApiError(exc.status, exc.message, exc.detail) from exc
-    return {"id": elicitation_id, "action": result.action}
+    return {"id": elicitation_id, "action": action}
 
 
 @router.get("/chats/{chat_id}/tools", response_model=schemas.ToolSetOut, responses=schemas.reads(404))
