@@ -6,10 +6,10 @@ agent with a few tools, and pydantic-ai's FunctionModel answering at once with a
 A turn is posted and waited for through the event log. Reported per size: the turn's own
 overhead (the whole turn less the time inside the model library, whose own handling of a long
 history is not ours), its ratio to the overhead at 10 messages, and the same without the history
-kept between turns (``HistoryCache(0)``: every turn loads and converts the whole history, as
-before) in the same run.
+kept between turns (the kept copy forgotten before each turn: the turn loads and converts the
+whole history, as before) in the same run, interleaved.
 
-    python bench/turn_history_bench.py [--turns 30] [--sizes 10,100,1000,5000] [--sqlite-only]
+    python bench/turn_history_bench.py [--turns 5] [--rounds 8] [--sizes 10,100,1000,5000] [--sqlite-only]
 """
 
 from __future__ import annotations
@@ -162,8 +162,16 @@ class Library:
             turn_module.model_request_stream = original
 
 
-async def overhead(url: str, port: int, size: int, turns: int, kept_chats: int, library: Library) -> float:
-    """p50 of a turn's own overhead (ms) in a chat of ``size`` stored messages."""
+async def overheads(
+    url: str, port: int, sizes: list[int], turns: int, rounds: int, library: Library
+) -> dict[tuple[int, bool], list[float]]:
+    """A turn's own overhead (ms) in a chat of each size, with the history kept and reloaded.
+
+    One server's parts and a chat per size; the sizes and both ways take turns, ``rounds`` times
+    ``turns`` turns each, so that the machine's changing load falls on all of them alike.
+    "Reloaded" forgets the chat's kept copy before each turn: the turn loads and converts the
+    whole history, as every turn did before the copy was kept.
+    """
 
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
         yield "done"
@@ -178,45 +186,54 @@ async def overhead(url: str, port: int, size: int, turns: int, kept_chats: int, 
     pool = AgentPool()
     models = ModelCatalog(["bench:fn"])
     models._built["bench:fn"] = FunctionModel(stream_function=stream)
-    runner = TurnRunner(
-        store,
-        ToolGatherer(pool, None),
-        models,
-        leases=leases,
-        owner="bench",
-        history=HistoryCache(kept_chats),
-    )
+    cache = HistoryCache()
+    runner = TurnRunner(store, ToolGatherer(pool, None), models, leases=leases, owner="bench", history=cache)
     scheduler = Scheduler(store, runner, events, notifier, "bench", leases=leases)
     await scheduler.start(None)
     try:
-        user = await store.create_user(f"bench-{size}-{kept_chats}")
+        user = await store.create_user("bench")
         workspace = await store.create_workspace(user.id, "w", f"http://127.0.0.1:{port}", "t")
-        chat = await store.create_chat(user.id, workspace.id, title="b", model="bench:fn")
-        rows = seed_rows(chat.id, size)
+        chats: dict[int, str] = {}
+        for size in sizes:
+            chat = await store.create_chat(user.id, workspace.id, title="b", model="bench:fn")
+            rows = seed_rows(chat.id, size)
 
-        def seed(connection: Connection) -> None:
-            connection.execute(insert(Message), rows)
+            def seed(connection: Connection, rows: list[dict[str, Any]] = rows) -> None:
+                connection.execute(insert(Message), rows)
 
-        await store.write(seed)
+            await store.write(seed)
+            chats[size] = chat.id
 
-        async def one_turn() -> float:
-            fresh = await store.get_chat(chat.id)
+        async def one_turn(chat_id: str) -> float:
+            fresh = await store.get_chat(chat_id)
             assert fresh is not None
             after, _ = await events.start_point(fresh, None, running=False)
             library.seconds.clear()
             started = time.perf_counter()
-            await scheduler.submit(chat.id, "go")
-            async for event in events.watch(chat.id, after):
+            await scheduler.submit(chat_id, "go")
+            async for event in events.watch(chat_id, after):
                 if b'"data-status"' in event.data and b'"running"' not in event.data:
                     break
-            return time.perf_counter() - started - sum(library.seconds)
+            return (time.perf_counter() - started - sum(library.seconds)) * 1000
 
-        for _ in range(3):  # warm up: connection pools, the ETag cache, the kept history
-            await one_turn()
-        own = [await one_turn() for _ in range(turns)]
-        stored = await store.list_messages(chat.id)
-        assert len(stored) == size + 2 * (turns + 3), f"{len(stored)} messages stored: a turn failed"
-        return statistics.median(own) * 1000
+        for chat_id in chats.values():  # warm up: connection pools, the ETag cache, the kept copy
+            for _ in range(2):
+                await one_turn(chat_id)
+        own: dict[tuple[int, bool], list[float]] = {
+            (size, kept): [] for size in sizes for kept in (True, False)
+        }
+        for _ in range(rounds):
+            for size, chat_id in chats.items():
+                for kept in (True, False):
+                    for _ in range(turns):
+                        if not kept:
+                            cache.forget(chat_id)
+                        own[size, kept].append(await one_turn(chat_id))
+        for size, chat_id in chats.items():
+            stored = await store.list_messages(chat_id)
+            expected = size + 2 * (2 + 2 * rounds * turns)
+            assert len(stored) == expected, f"{len(stored)} messages stored, not {expected}: a turn failed"
+        return own
     finally:
         await scheduler.shutdown()
         await events.aclose()
@@ -225,33 +242,31 @@ async def overhead(url: str, port: int, size: int, turns: int, kept_chats: int, 
         await engine.dispose()
 
 
-async def measure(name: str, urls: Iterator[str], port: int, sizes: list[int], turns: int) -> None:
+async def measure(name: str, url: str, port: int, sizes: list[int], turns: int, rounds: int) -> None:
     library = Library()
-    print(f"{name}: a turn's own overhead, p50 of {turns} turns (the model answers at once)")
-    print(f"  {'messages':>8}  {'kept':>9}  {'ratio':>6}  {'reloaded':>9}  {'ratio':>6}  kept vs reloaded")
-    base: dict[int, float] = {}
     with library.installed():
-        for size in sizes:
-            kept = await overhead(next(urls), port, size, turns, 64, library)
-            reloaded = await overhead(next(urls), port, size, turns, 0, library)
-            base.setdefault(64, kept)
-            base.setdefault(0, reloaded)
-            print(
-                f"  {size:>8}  {kept:7.2f}ms  {kept / base[64]:5.2f}x  {reloaded:7.2f}ms  "
-                f"{reloaded / base[0]:5.2f}x  {kept / reloaded:5.2f}x",
-                flush=True,
-            )
-    print("  target: at 1,000 messages <= 1.5x the overhead at 10 (kept)")
+        own = await overheads(url, port, sizes, turns, rounds, library)
+    count = rounds * turns
+    print(f"{name}: a turn's own overhead, p50 of {count} turns each (the model answers at once)")
+    print(f"  {'messages':>8}  {'kept':>9}  {'ratio':>6}  {'reloaded':>9}  {'ratio':>6}  kept vs reloaded")
+    p50 = {key: statistics.median(values) for key, values in own.items()}
+    first = sizes[0]
+    for size in sizes:
+        kept, reloaded = p50[size, True], p50[size, False]
+        print(
+            f"  {size:>8}  {kept:7.2f}ms  {kept / p50[first, True]:5.2f}x  {reloaded:7.2f}ms  "
+            f"{reloaded / p50[first, False]:5.2f}x  {kept / reloaded:5.2f}x",
+            flush=True,
+        )
+    print(f"  target: at 1,000 messages <= 1.5x the overhead at {first} (kept)")
 
 
-async def main(turns: int, sizes: list[int], sqlite_only: bool) -> None:
+async def main(turns: int, rounds: int, sizes: list[int], sqlite_only: bool) -> None:
     port = free_port()
     agent = stub_agent(port)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            counter = iter(range(1_000_000))
-            sqlite_urls = (sqlite_url(Path(tmp) / f"bench{next(counter)}.db") for _ in iter(int, 1))
-            await measure("SQLite", sqlite_urls, port, sizes, turns)
+            await measure("SQLite", sqlite_url(Path(tmp) / "bench.db"), port, sizes, turns, rounds)
         if sqlite_only:
             return
         why = unavailable()
@@ -261,9 +276,7 @@ async def main(turns: int, sizes: list[int], sqlite_only: bool) -> None:
         pg_iter = start_postgres(free_port())
         pg = next(pg_iter)
         try:
-            numbers = iter(range(1_000_000))
-            pg_urls = (pg.create_database(f"bench{next(numbers)}") for _ in iter(int, 1))
-            await measure("PostgreSQL", pg_urls, port, sizes, turns)
+            await measure("PostgreSQL", pg.create_database("bench"), port, sizes, turns, rounds)
         finally:
             with contextlib.suppress(StopIteration):
                 next(pg_iter)
@@ -273,8 +286,9 @@ async def main(turns: int, sizes: list[int], sqlite_only: bool) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--turns", type=int, default=5, help="turns in a row for one size and way")
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--sizes", default="10,100,1000,5000")
     parser.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.turns, [int(s) for s in args.sizes.split(",")], args.sqlite_only))
+    asyncio.run(main(args.turns, args.rounds, [int(s) for s in args.sizes.split(",")], args.sqlite_only))
