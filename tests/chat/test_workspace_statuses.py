@@ -3,9 +3,10 @@ an agent that does not answer in time: one hung agent never holds up the list.""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from tests.chat.conftest import Api, ChatServer
 from tests.conftest import wait_until
 from tests.support.agent import TOKEN, RunningAgent
 from tests.support.http_stub import Answer, Recorded, StubServer
-from workdock.chat.status_cache import FRESH_S
+from workdock.chat.status_cache import FRESH_S, StatusCache
 
 pytestmark = pytest.mark.anyio
 
@@ -87,3 +88,47 @@ async def test_a_recent_status_is_served_without_asking_the_agent_again(
     if time.time() - checked < FRESH_S:  # still fresh when the second list was answered
         assert again["hung"]["checked_at"] == first["hung"]["checked_at"]
         assert len(hung_agent.requests) == 1
+
+
+async def test_the_cache_serves_fresh_ones_waits_for_unseen_ones_and_shows_stale_ones_while_checking() -> (
+    None
+):
+    cache = StatusCache(fresh_s=3600, wait_s=0.05, max_entries=2)
+    asked: list[str] = []
+    gate = asyncio.Event()
+
+    def probe(key: str, hold: bool = False) -> Callable[[], Awaitable[dict[str, Any]]]:
+        async def run() -> dict[str, Any]:
+            asked.append(key)
+            if hold:
+                await gate.wait()
+            return {"key": key, "n": asked.count(key)}
+
+        return run
+
+    # Never seen: waited for, however long the check takes.
+    slow_first = asyncio.ensure_future(cache.many([("a", probe("a", hold=True)), ("b", probe("b"))]))
+    await wait_until(lambda: asked == ["a", "b"], message="both checks to start")
+    assert not slow_first.done()
+    gate.set()
+    first = await slow_first
+    assert [s.status["n"] for s in first if s] == [1, 1]
+    gate.clear()
+
+    # Fresh: served without asking.
+    again = await cache.many([("a", probe("a")), ("b", probe("b"))])
+    assert asked == ["a", "b"] and again == first
+
+    # Stale: asked again; one that does not answer in the wait is shown as last seen.
+    cache.fresh_s = 0
+    stale = await cache.many([("a", probe("a", hold=True)), ("b", probe("b"))])
+    assert stale[0] == first[0] and stale[1] is not None and stale[1].status["n"] == 2
+    gate.set()
+    await wait_until(lambda: (cache.last("a") or first[0]).status["n"] == 2, message="a's check to land")
+
+    # Forgotten: the next status is taken anew; and at most max_entries are kept.
+    cache.forget("b")
+    assert (await cache.fresh("b", probe("b"))) is not None and asked.count("b") == 3
+    await cache.many([("c", probe("c"))])
+    assert len(cache) == 2 and cache.last("a") is None  # the oldest went
+    await cache.aclose()

@@ -49,8 +49,9 @@ class StatusCache:
         self._seen: OrderedDict[str, Seen] = OrderedDict()
         self._checks: dict[str, asyncio.Task[Status]] = {}
 
-    async def many(self, wanted: Sequence[tuple[str, Probe]]) -> list[Seen]:
-        """The status of each (key, probe), checked at once where it is not fresh."""
+    async def many(self, wanted: Sequence[tuple[str, Probe]]) -> list[Seen | None]:
+        """The status of each (key, probe), checked at once where it is not fresh (None: none
+        to show, as when a check failed)."""
         now = time.time()
         checks: dict[str, asyncio.Task[Status]] = {}
         for key, probe in wanted:
@@ -62,14 +63,21 @@ class StatusCache:
             unseen = [task for key, task in checks.items() if key not in self._seen and not task.done()]
             if unseen:
                 await asyncio.wait(unseen)
-        return [self._seen.get(key) or Seen(_failed(checks[key]), time.time()) for key, _ in wanted]
+        return [self._seen.get(key) or _outcome(checks.get(key)) for key, _ in wanted]
 
-    async def fresh(self, key: str, probe: Probe) -> Seen:
+    async def fresh(self, key: str, probe: Probe) -> Seen | None:
         """A status taken now (a check under way may have begun before a change: not joined)."""
         self._checks.pop(key, None)
         task = self._check(key, probe)
         await asyncio.wait([task])
-        return self._seen.get(key) or Seen(_failed(task), time.time())
+        return self._seen.get(key) or _outcome(task)
+
+    def last(self, key: str) -> Seen | None:
+        """The status last seen, however old."""
+        return self._seen.get(key)
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     def forget(self, key: str) -> None:
         """The agent's state changed through us (trusted, given input, refreshed, deleted)."""
@@ -105,8 +113,8 @@ class StatusCache:
         return task
 
 
-def _failed(task: asyncio.Task[Status]) -> Status:
-    """What a check that was forgotten or raised still tells the caller."""
-    if task.done() and not task.cancelled() and task.exception() is None:
-        return task.result()
-    raise RuntimeError("the agent status check failed")
+def _outcome(task: asyncio.Task[Status] | None) -> Seen | None:
+    """What a finished check that was not kept (forgotten meanwhile) still tells its caller."""
+    if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+        return Seen(task.result(), time.time())
+    return None

@@ -115,7 +115,8 @@ def _shown(svc: Services, workspace: Workspace, seen: Seen | None) -> dict[str, 
     link = svc.pool.links.status(workspace.id, workspace.created_at) if workspace.linked else None
     away = svc.pool.unavailable(workspace)
     if seen is None or away is not None:
-        return {**_unreachable(link, away or "not checked"), "checked_at": utcnow().isoformat(), "age_s": 0.0}
+        why = away or "the agent's status could not be checked"
+        return {**_unreachable(link, why), "checked_at": utcnow().isoformat(), "age_s": 0.0}
     return {**seen.shown(), **(link or {})}
 
 
