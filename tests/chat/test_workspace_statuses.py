@@ -52,7 +52,7 @@ async def test_a_hung_agent_is_shown_as_last_seen_while_it_is_checked_again(
 
     # Never seen yet: the list waits for both checks (the hung one to its budget).
     first = await _listed(admin_api)
-    assert first["live"]["reachable"] is True and first["live"]["age_s"] < FRESH_S
+    assert first["live"]["reachable"] is True  # (its age: the time the list waited for the hung one)
     assert first["hung"]["reachable"] is False and "no answer in time" in first["hung"]["error"]
     hung_seen = first["hung"]["checked_at"]
     assert len(hung_agent.requests) == 1
