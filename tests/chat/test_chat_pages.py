@@ -130,8 +130,7 @@ async def test_sqlite_answers_a_page_from_the_index(tmp_path: Path) -> None:
                 await conn.execute(
                     text(
                         "EXPLAIN QUERY PLAN SELECT * FROM chats WHERE user_id = 'u' AND "
-                        "(updated_at < '2026-01-01' OR (updated_at = '2026-01-01' AND id < 'x')) "
-                        "ORDER BY updated_at DESC, id DESC LIMIT 51"
+                        "(updated_at, id) < ('2026-01-01', 'x') ORDER BY updated_at DESC, id DESC LIMIT 51"
                     )
                 )
             ).all()

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import anyio
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -543,9 +543,8 @@ class Store:
         query = select(Chat).where(Chat.user_id == user_id)
         if after is not None:
             updated_at, chat_id = after
-            query = query.where(
-                or_(Chat.updated_at < updated_at, and_(Chat.updated_at == updated_at, Chat.id < chat_id))
-            )
+            # A row value: both databases seek the index to it (an OR of the two cases scans).
+            query = query.where(tuple_(Chat.updated_at, Chat.id) < tuple_(updated_at, chat_id))
         query = query.order_by(Chat.updated_at.desc(), Chat.id.desc()).limit(limit + 1)
         async with self.sessions() as s:
             rows = (await s.scalars(query)).all()
