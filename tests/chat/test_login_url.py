@@ -33,11 +33,11 @@ async def test_a_new_login_url_works_once_and_another_can_be_had(
     url = first.stdout.strip()
     assert url.startswith(f"{chat_server.url}/login?code=wdl_") and "\n" not in url
     assert "works once" in first.stderr
-    async with httpx2.AsyncClient() as browser:
+    async with httpx2.AsyncClient(timeout=30) as browser:
         assert (await browser.get(url)).status_code == 303
         me = (await browser.get(f"{chat_server.url}/api/v0/me")).json()
         assert me["name"] == "admin" and me["is_admin"]
-    async with httpx2.AsyncClient() as other:
+    async with httpx2.AsyncClient(timeout=30) as other:
         used = await other.get(url)
         # Used: refused, with the app's page (which says how to get a new one) rather than JSON.
         assert used.status_code == 401 and used.headers["content-type"].startswith("text/html")

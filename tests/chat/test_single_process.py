@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.chat.conftest import ChatServer
 from tests.support.helpers import free_port
 
@@ -25,6 +27,7 @@ def second_server(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(300)  # five server processes start one after the other
 def test_a_second_server_on_the_same_sqlite_database_refuses_to_start(
     start_chat_server: Callable[..., ChatServer], tmp_path: Path
 ) -> None:

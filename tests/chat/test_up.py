@@ -113,7 +113,7 @@ async def test_up_serves_the_directory_and_prints_a_login_url(
     url = up.wait_for(r"open: (http://\S+)").group(1)
     assert url.startswith(f"http://127.0.0.1:{up.port}/login?code=")
     assert up.log().startswith("workdock is up for")  # the banner before anything else
-    async with httpx2.AsyncClient() as browser:
+    async with httpx2.AsyncClient(timeout=30) as browser:
         assert (await browser.get(url)).status_code == 303
         assert (await browser.get(f"http://127.0.0.1:{up.port}/api/v0/me")).json()["is_admin"]
 

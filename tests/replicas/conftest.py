@@ -87,12 +87,13 @@ async def start_service(
     def start(count: int = 3, env_for: Callable[[int], dict[str, str]] | None = None) -> Service:
         for index in range(count):
             env = {**model_env(fake_model), "WORKDOCK_SECRET_KEY": key, **(env_for(index) if env_for else {})}
+            number = len(started)  # replicas started by a later call get dirs of their own
             server = ChatServer(
-                tmp_path / f"replica-{index}",
+                tmp_path / f"replica-{number}",
                 env,
                 database_url=postgres_url,
                 subprocess_mode=True,
-                log_path=tmp_path / f"replica-{index}.log",
+                log_path=tmp_path / f"replica-{number}.log",
             )
             started.append(server)  # stopped at the end even when it never came up
             server.start()

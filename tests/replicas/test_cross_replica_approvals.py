@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -82,3 +83,40 @@ async def test_an_approval_through_a_replica_that_does_not_run_the_turn_lets_the
     assert messages[2]["parts"][0]["is_error"] is False
     assert messages[-1]["parts"][0]["text"] == "written"
     assert len(fake_model.requests) == 2
+
+
+async def test_an_interrupt_while_no_replica_holds_a_waiting_turn_stops_it_when_taken_up(
+    start_service: Callable[..., Service],
+    fake_model: FakeOpenAI,
+    start_agent: Callable[..., RunningAgent],
+    workspace_dir: Path,
+) -> None:
+    # Replica 1 answers the API and runs no turns; short leases so the dead holder's lapses soon.
+    def env_for(index: int) -> dict[str, str]:
+        return {"WORKDOCK_LEASE_SECONDS": "3", **({"WORKDOCK_MAX_TURNS": "0"} if index == 1 else {})}
+
+    service = start_service(2, env_for)
+    api = service.apis[1]
+    agent = start_agent({})
+    workspace_id = await new_workspace(api, agent.url)
+    chat = await api.post("/chats", {"workspace_id": workspace_id, "approval_policy": "ask"}, expect=201)
+    chat_id = str(chat["id"])
+    fake_model.add(Reply(calls=[Call("write_file", {"path": "never.txt", "content": "x"})]))
+    await api.post(f"/chats/{chat_id}/messages", {"content": "write it"}, expect=202)
+
+    async def waiting() -> bool:
+        return len((await api.get(f"/chats/{chat_id}"))["pending_approvals"]) == 1
+
+    await wait_until(waiting, timeout=60, message="the call to wait for approval")
+    service.replicas[0].kill()  # the holder dies: its waiting turn stays stored, running
+    assert await api.post(f"/chats/{chat_id}/interrupt") == {"interrupted": True}
+    assert (await api.get(f"/chats/{chat_id}"))["status"] == "running"  # nobody ran it yet
+
+    start_service(1, lambda _: env_for(0))  # a replica that runs turns takes the chat up
+    await api.wait_status(chat_id, "interrupted", timeout=60)
+    messages = await api.messages(chat_id)
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[2]["parts"][0]["not_run"] is True
+    assert messages[3]["parts"][0]["type"] == "interrupted"
+    assert not (workspace_dir / "never.txt").exists()
+    assert len(fake_model.requests) == 1

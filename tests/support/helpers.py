@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -81,8 +82,34 @@ def wait_until_sync(
         time.sleep(interval)
 
 
+# Each test worker process hands out ports from its own range, below the kernel's ephemeral
+# ports (32768 and up): a port one worker picked and released is never picked by another worker
+# before its server binds it, nor by a client connection. Otherwise a server that lost the race
+# for its port exits, while its test talks to the other worker's server on that port.
+_PORTS_PER_WORKER = 2500
+_PORTS_BASE = 10000
+
+
+def _worker_index() -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) % 8 if name.startswith("gw") and name[2:].isdigit() else 0
+
+
+# A random start: this module may be imported under two names (support., tests.support.).
+_next_port = _PORTS_BASE + _worker_index() * _PORTS_PER_WORKER + random.randrange(_PORTS_PER_WORKER)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago, from this worker's own range."""
+    global _next_port
+    first = _PORTS_BASE + _worker_index() * _PORTS_PER_WORKER
+    for _ in range(_PORTS_PER_WORKER):
+        port = first + (_next_port - first) % _PORTS_PER_WORKER
+        _next_port = port + 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or lingering): the next one
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + _PORTS_PER_WORKER - 1}")

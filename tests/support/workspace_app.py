@@ -7,7 +7,6 @@ server's event loop is not the test's.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -20,6 +19,7 @@ import anyio
 import uvicorn
 from fastapi import FastAPI
 
+from tests.support.helpers import free_port
 from workdock.agent.auth import BearerAuth
 from workdock.agent.workspace import ProcessTable, workspace_router
 from workdock.http_errors import install_error_handlers
@@ -43,12 +43,6 @@ class WorkspaceServer:
         assert not self._thread.is_alive(), "the workspace server did not stop within 30 s"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def workspace_app(root: Path, table: ProcessTable, token: str = TOKEN) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +62,7 @@ def workspace_app(root: Path, table: ProcessTable, token: str = TOKEN) -> FastAP
 def serve_workspace(root: Path, table: ProcessTable | None = None) -> Iterator[WorkspaceServer]:
     """Serve the workspace operations for ``root`` on 127.0.0.1 until the block ends."""
     table = table or ProcessTable()
-    port = _free_port()
+    port = free_port()
     # As in the agent: in-flight requests (a running command) get 2 s on stop, then are cancelled.
     config = uvicorn.Config(
         workspace_app(root, table),

@@ -146,7 +146,7 @@ async def test_a_used_login_link_says_how_to_get_a_new_one(browser: Browser, cha
         url = (await api.post(f"/users/{me['id']}/login-url"))["login_url"]
     finally:
         await api.aclose()
-    async with httpx2.AsyncClient() as someone:  # used elsewhere (not by this browser's cookies)
+    async with httpx2.AsyncClient(timeout=30) as someone:  # used elsewhere (not by this browser's cookies)
         assert (await someone.get(url)).status_code == 303
     await page.goto(url)
     await expect(page.locator(".login-card")).to_be_visible()

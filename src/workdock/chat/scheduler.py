@@ -316,7 +316,10 @@ class Scheduler:
                 chat = await self.store.get_chat(chat_id)
                 # the turn keeps its first event number: an interrupt names the turn by it
                 held.turn_seq = chat.turn_seq if chat is not None and chat.turn_seq else channel.next_seq
-                held.interrupt_asked = False
+                # An interrupt asked while nobody held the chat (or before the number was set
+                # here, which ``_check`` compares with) stops the turn as soon as it is taken up.
+                chat = await self.store.get_chat(chat_id)
+                held.interrupt_asked = chat is not None and chat.interrupt_turn == held.turn_seq
                 await self._run_turn(chat_id, resume, channel, held)
             retry = RETRY_FIRST_S
             while not self._stopping:
@@ -360,8 +363,10 @@ class Scheduler:
         turn = held.turn = asyncio.get_running_loop().create_task(
             self.runner.run(chat_id, start, channel, end), name=f"turn {chat_id}"
         )
-        if held.interrupt_asked:  # asked for while the turn was being started
-            turn.cancel()
+        if held.interrupt_asked:  # asked for while the turn was being started (or nobody held it)
+            # After the turn's first step: a task cancelled before it starts never runs, and
+            # would not store what becomes of the turn.
+            asyncio.get_running_loop().call_soon(turn.cancel)
         # wait() rather than await: an interrupted turn must not cancel its owner with it.
         await asyncio.wait({turn})
         held.turn = None

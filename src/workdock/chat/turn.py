@@ -9,6 +9,7 @@ are ours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -163,6 +164,9 @@ class TurnRunner:
             if channel.lost:  # another replica has the chat: it says what became of this turn
                 end.lost = True
                 raise
+            if start.resume and step.waiting is None and step.persisting is None:
+                with contextlib.suppress(Exception):  # stored as far as it can be, below
+                    await asyncio.shield(self._restore_waiting(chat_id, step))
             end.stored = await asyncio.shield(self._store_interrupted(chat_id, channel, step))
             raise
         except LeaseLost:
@@ -211,9 +215,7 @@ class TurnRunner:
             self.history.forget(chat_id)
             stored = await self.store.list_messages(chat_id, include_superseded=False)
             waiting, stored = stored[-1], stored[:-1]
-            rebuilt = to_model_messages([waiting])[0]
-            assert isinstance(rebuilt, ModelResponse)
-            resumed = (rebuilt, await self.approvals.calls(chat_id))
+            resumed = await self._waiting_step(chat_id, waiting)
             channel.publish(events.message(waiting))
             taken = sum(1 for m in stored if m.id > start.message.id and m.role == "assistant")
             kept = History(list(stored), to_model_messages(stored), recent_tools(stored))
@@ -514,6 +516,23 @@ class TurnRunner:
             results = [step.results.get(call.tool_call_id) or _unfinished(call, step) for call in calls]
             messages.append(NewMessage("tool", results))
         return messages
+
+    async def _waiting_step(self, chat_id: str, waiting: Message) -> tuple[ModelResponse, Sequence[StepCall]]:
+        """A stored waiting step: the model's answer rebuilt from its assistant message, and the
+        state of its calls."""
+        rebuilt = to_model_messages([waiting])[0]
+        assert isinstance(rebuilt, ModelResponse)
+        return rebuilt, await self.approvals.calls(chat_id)
+
+    async def _restore_waiting(self, chat_id: str, step: _Step) -> None:
+        """A taken-up turn interrupted before its waiting step was rebuilt: rebuild it, so that its
+        calls are stored as not run (or with the results they had) rather than left unanswered."""
+        stored = await self.store.list_messages(chat_id, include_superseded=False)
+        if not stored or stored[-1].role != "assistant":
+            return
+        step.response, rows = await self._waiting_step(chat_id, stored[-1])
+        step.waiting = {r.tool_call_id: r.state for r in rows}
+        step.results = {r.tool_call_id: r.result for r in rows if r.result is not None}
 
     async def _store_interrupted(self, chat_id: str, channel: ChatChannel, step: _Step) -> bool:
         """Store what the step produced, then the interrupted mark, which also settles the status;
