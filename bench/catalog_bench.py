@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from catalog_data import QUERIES, TASKS, catalog
 
 from workdock.agentapi import CallToolResult
-from workdock.chat.catalog import Budget, CatalogIndex, ChatOffer
+from workdock.chat.catalog import Budget, CatalogIndex, ChatOffer, recent_tools
 from workdock.chat.context import HistoryFitter, context_window, fit_history, history_tokens
 from workdock.chat.convert import to_model_messages
 from workdock.chat.store.models import Chat, Message
@@ -195,7 +195,7 @@ def bench_long_chat(repeat: int) -> None:
     rows = long_chat()
     window = context_window("openai:gpt-4o", {})
     tools = toolset(len(TASKS))
-    offer = ChatOffer.for_chat(tools, chat(), Budget(), rows)
+    offer = ChatOffer.for_chat(tools, chat(), Budget(), recent_tools(rows))
     history = to_model_messages(rows)
     reserved = offer.step().sent_tokens
     sent = fit_history(history, window, reserved)

@@ -7,6 +7,8 @@ is what keeps them in step.
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -479,6 +481,14 @@ class AgentUnavailable(httpx2.ConnectError):
     not connected); its message is for users and is passed on as it is."""
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context (httpx2's default one) for every agent client: making one loads the CA
+    bundle, which takes a few hundred milliseconds on a busy machine, and the chat server holds a
+    client per workspace (a list of 50 workspaces made 50 at once)."""
+    return httpx2.create_ssl_context()
+
+
 class AgentClient:
     """Talks to one agent. Reuses one keep-alive connection pool; close with ``aclose``.
 
@@ -500,6 +510,7 @@ class AgentClient:
             headers={"Authorization": f"Bearer {token}"} if token is not None else None,
             timeout=timeout,
             transport=transport,
+            verify=_tls(),
         )
 
     async def __aenter__(self) -> AgentClient:

@@ -26,6 +26,7 @@ from tests.support.postgres import PostgresServer, require_postgres, start_postg
 from tests.support.processes import stop_group
 from workdock.chat.app import ADMIN_TOKEN_FILE, create_app
 from workdock.chat.cli_server import uvicorn_config
+from workdock.chat.history_cache import max_chats_from_env
 from workdock.chat.models import ModelCatalog
 from workdock.chat.services import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -221,6 +222,7 @@ class ChatServer:
                 secret_key=key_from_env(environ),
                 max_request_bytes=size_from_env(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES, environ),
                 max_message_bytes=size_from_env(MAX_MESSAGE_BYTES_ENV, DEFAULT_MAX_MESSAGE_BYTES, environ),
+                history_cache_chats=max_chats_from_env(environ),
                 **({"max_result_bytes": self.max_result_bytes} if self.max_result_bytes else {}),
             )
             # Served exactly as `workdock server` serves it (proxy headers, log filter).

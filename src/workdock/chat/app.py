@@ -34,12 +34,14 @@ from workdock.chat.api.schemas import Health
 from workdock.chat.auth import login_url
 from workdock.chat.elicitations import ANSWER_PATH, ElicitationAnswers, answer_forwarded
 from workdock.chat.eventlog import EventLog
+from workdock.chat.history_cache import HistoryCache
 from workdock.chat.links import LinkDirectory
 from workdock.chat.models import ModelCatalog, server_only_env
 from workdock.chat.replicas import ReplicaRegistry
 from workdock.chat.scheduler import Scheduler
 from workdock.chat.services import ServerConfig, Services
 from workdock.chat.sqlite_lock import SqliteLock
+from workdock.chat.status_cache import StatusCache
 from workdock.chat.store.db import create_engine, migrate, sqlite_file, sqlite_url
 from workdock.chat.store.faults import database_fault
 from workdock.chat.store.leases import Leases
@@ -193,6 +195,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 owner=replicas.id,
                 questions=questions,
                 budget=config.tool_budget,
+                history=HistoryCache(config.history_cache_chats),
             )
             scheduler = Scheduler(store, runner, events, notifier, replicas.id, config.scheduling, leases)
             svc = Services(
@@ -209,8 +212,10 @@ def create_app(config: ServerConfig) -> FastAPI:
                 replicas=replicas,
                 questions=questions,
                 elicitations=ElicitationAnswers(questions, store, replicas),
+                statuses=StatusCache(),
             )
             stack.push_async_callback(svc.elicitations.aclose)
+            stack.push_async_callback(svc.statuses.aclose)
             app.state.services = svc
             # Admin servers changed, or tokens deleted, through any replica: this one follows.
             notifier.listen(notify.ADMIN, lambda _: _spawned(admin.reload(store.list_mcp_servers)))

@@ -16,6 +16,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal
 
 import bm25s
@@ -193,19 +194,36 @@ def index_for(toolset: ToolSet) -> CatalogIndex:
 
 def recent_tools(rows: Sequence[Message], limit: int = RECENT_LIMIT) -> list[str]:
     """Tools the chat called or found, most recent first (``find_tools`` itself left out)."""
-    seen: dict[str, None] = {}
-    for row in reversed(rows):
-        if getattr(row, "superseded", False):
-            continue
-        for part in reversed(row.parts):
-            if part.get("type") == "tool-call" and part.get("tool_name") != FIND_TOOLS:
-                seen.setdefault(str(part.get("tool_name")), None)
-            elif part.get("type") == "tool-result" and part.get("tool_name") == FIND_TOOLS:
-                for name in found_in(part):  # best match first
-                    seen.setdefault(name, None)
-            if len(seen) >= limit:
-                return list(seen)[:limit]
-    return list(seen)
+    recent = RecentTools()
+    recent.add(rows)
+    return recent.names(limit)
+
+
+class RecentTools:
+    """``recent_tools`` of a history that grows by appending (chat/history_cache.py keeps one per
+    chat): each name once, ordered by when it last came up; of the names one ``find_tools``
+    result offered, the best match counts as the latest."""
+
+    def __init__(self) -> None:
+        self._order: dict[str, None] = {}  # least recent first
+
+    def _touch(self, name: str) -> None:
+        self._order.pop(name, None)
+        self._order[name] = None
+
+    def add(self, rows: Sequence[Message]) -> None:
+        for row in rows:
+            if getattr(row, "superseded", False):
+                continue
+            for part in row.parts:
+                if part.get("type") == "tool-call" and part.get("tool_name") != FIND_TOOLS:
+                    self._touch(str(part.get("tool_name")))
+                elif part.get("type") == "tool-result" and part.get("tool_name") == FIND_TOOLS:
+                    for name in reversed(found_in(part)):
+                        self._touch(name)
+
+    def names(self, limit: int = RECENT_LIMIT) -> list[str]:
+        return list(islice(reversed(self._order), limit))
 
 
 def found_in(result_part: Mapping[str, Any]) -> list[str]:
@@ -264,8 +282,9 @@ class ChatOffer:
     _find_tool: OfferedTool | None = None
 
     @classmethod
-    def for_chat(cls, toolset: ToolSet, chat: Chat, budget: Budget, rows: Sequence[Message]) -> ChatOffer:
-        return cls(toolset, budget.for_chat(chat), Toggles.of(chat), recent_tools(rows))
+    def for_chat(cls, toolset: ToolSet, chat: Chat, budget: Budget, recent: list[str]) -> ChatOffer:
+        """``recent``: the chat's ``recent_tools``."""
+        return cls(toolset, budget.for_chat(chat), Toggles.of(chat), recent)
 
     def update(self, chat: Chat, budget: Budget) -> None:
         """The chat's settings as they are now (a running turn picks them up at its next step)."""

@@ -32,6 +32,7 @@ from workdock.chat.services import default_data_dir
 
 DEFAULT_SERVER = "http://127.0.0.1:3000"
 TERMINAL = ("idle", "error", "interrupted")
+PICK_PAGE = 20  # chats offered when picking one; older ones are opened by id
 
 
 class ChatClientError(Exception):
@@ -119,7 +120,8 @@ class ChatSession:
         if chat_id:
             await self.api("GET", f"/chats/{chat_id}")
             return chat_id
-        chats = (await self.api("GET", "/chats"))["chats"]
+        page = await self.api("GET", "/chats", params={"limit": PICK_PAGE})
+        chats = page["chats"]
         if interactive and chats:
             names = {w["id"]: w["name"] for w in (await self.api("GET", "/workspaces"))["workspaces"]}
             table = Table(title="chats", title_justify="left")
@@ -133,6 +135,8 @@ class ChatSession:
                     chat["status"],
                     ago(chat["updated_at"]),
                 )
+            if page["next_cursor"]:
+                table.caption = f"the {len(chats)} most recently used; open an older one with --chat ID"
             self.console.print(table)
             answer = (await asyncio.to_thread(input, "chat number, or Enter for a new chat: ")).strip()
             if answer.isdigit() and 1 <= int(answer) <= len(chats):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -96,33 +96,66 @@ def _shortened(part: ToolReturnPart) -> tuple[ToolReturnPart, int]:
     return replace(part, content=note), before - _content_tokens(note)
 
 
+@dataclass
+class FitMemo:
+    """What fitting worked out for a chat's kept history, reused by the turns after
+    (chat/history_cache.py): each kept message's size, and its shortening where every tool result
+    of it was shortened. Only messages the cache ``keep``s are memoised, so it holds nothing a
+    turn appended on its own."""
+
+    sizes: dict[int, tuple[ModelMessage, int]] = field(default_factory=dict)
+    # id → (message, shortened, tokens saved, tokens saved before its last tool result)
+    short: dict[int, tuple[ModelMessage, ModelMessage, int, int]] = field(default_factory=dict)
+
+    def keep(self, messages: Sequence[ModelMessage]) -> None:
+        for message in messages:
+            self.sizes[id(message)] = (message, sum(_part_tokens(p) for p in message.parts))
+
+
 class HistoryFitter:
     """Fits one turn's history to the model's window at each step. The turn's history only grows
     by appending, so each message's size and each shortened result are worked out once (keyed by
-    the message object, which the history keeps alive)."""
+    the message object, which the history keeps alive).
 
-    def __init__(self, window: int) -> None:
+    With a ``memo`` of the turns before, a message's first shortening in this turn is taken from
+    it only where working it out again would give the same: all its results shortened then, and
+    the estimate still above the target after all but the last."""
+
+    def __init__(self, window: int, memo: FitMemo | None = None) -> None:
         self.window = window
+        self.memo = memo
         self._sizes: dict[int, tuple[ModelMessage, int]] = {}
         self._short: dict[int, tuple[ModelMessage, ModelMessage, int]] = {}
 
     def _size(self, message: ModelMessage) -> int:
-        known = self._sizes.get(id(message))
-        if known is None or known[0] is not message:
-            known = self._sizes[id(message)] = (message, sum(_part_tokens(p) for p in message.parts))
-        return known[1]
+        for sizes in (self._sizes, self.memo.sizes if self.memo is not None else {}):
+            known = sizes.get(id(message))
+            if known is not None and known[0] is message:
+                return known[1]
+        size = self._sizes[id(message)] = (message, sum(_part_tokens(p) for p in message.parts))
+        return size[1]
 
     def _shorten(self, message: ModelRequest, target: float, total: int) -> tuple[ModelMessage, int]:
         known = self._short.get(id(message))
         if known is not None and known[0] is message:
             return known[1], known[2]
-        parts, saved = list(message.parts), 0
+        memo = self.memo.short.get(id(message)) if self.memo is not None else None
+        if memo is not None and memo[0] is message and total - memo[3] > target:
+            self._short[id(message)] = (message, memo[1], memo[2])
+            return memo[1], memo[2]
+        parts, saved, before_last, whole = list(message.parts), 0, 0, True
         for i, part in enumerate(parts):
-            if isinstance(part, ToolReturnPart) and total - saved > target:
-                parts[i], cut = _shortened(part)
-                saved += cut
+            if isinstance(part, ToolReturnPart):
+                if total - saved > target:
+                    before_last = saved
+                    parts[i], cut = _shortened(part)
+                    saved += cut
+                else:
+                    whole = False
         short: ModelMessage = replace(message, parts=parts) if saved else message
         self._short[id(message)] = (message, short, saved)
+        if self.memo is not None and whole and (self.memo.sizes.get(id(message)) or (None,))[0] is message:
+            self.memo.short[id(message)] = (message, short, saved, before_last)
         return short, saved
 
     def fit(self, messages: list[ModelMessage], reserved: int = 0) -> list[ModelMessage]:
@@ -134,9 +167,13 @@ class HistoryFitter:
         if total <= self.window * START_AT:
             return messages
         target = self.window * SHORTEN_TO
-        last_prompt = max(
-            (i for i, m in enumerate(messages) if any(isinstance(p, UserPromptPart) for p in m.parts)),
-            default=len(messages),
+        last_prompt = next(  # looked for from the end: it is near it
+            (
+                i
+                for i in range(len(messages) - 1, -1, -1)
+                if any(isinstance(p, UserPromptPart) for p in messages[i].parts)
+            ),
+            len(messages),
         )
         out = list(messages)
         for index in range(last_prompt):

@@ -120,65 +120,88 @@ def user_content(parts: Sequence[dict[str, Any]]) -> str | list[Any]:
 
 
 def to_model_messages(rows: Sequence[Message]) -> list[ModelMessage]:
-    """Persisted history → the model's message list.
+    """Persisted history → the model's message list (all at once: ``HistoryBuilder``)."""
+    builder = HistoryBuilder()
+    builder.add(rows)
+    return builder.messages()
+
+
+class HistoryBuilder:
+    """Persisted history → the model's message list, as rows are appended (chat/history_cache.py
+    keeps one per chat between turns, so a turn converts only its new rows).
 
     A tool call without a stored result (its turn was interrupted) gets a result saying so,
-    because providers refuse a history with an unanswered call.
+    because providers refuse a history with an unanswered call: in the middle of the history once
+    a later message shows the turn is over, and at its end in ``messages()`` only (the results may
+    still be appended).
     """
-    messages: list[ModelMessage] = []
-    open_calls: dict[str, str] = {}
 
-    def close_open_calls() -> None:
-        if open_calls:
-            messages.append(
-                ModelRequest(
-                    parts=[
+    def __init__(self) -> None:
+        self._messages: list[ModelMessage] = []
+        self._open_calls: dict[str, str] = {}
+
+    def messages(self) -> list[ModelMessage]:
+        """The history so far, a new list (the caller may append to it)."""
+        if self._open_calls:
+            return [*self._messages, _interrupted(self._open_calls)]
+        return list(self._messages)
+
+    def _close_open_calls(self) -> None:
+        if self._open_calls:
+            self._messages.append(_interrupted(self._open_calls))
+            self._open_calls.clear()
+
+    def add(self, rows: Sequence[Message]) -> list[ModelMessage]:
+        """Convert ``rows``, the next ones of the history; the messages that adds."""
+        messages, open_calls = self._messages, self._open_calls
+        before = len(messages)
+        for row in rows:
+            if row.role == "user":
+                self._close_open_calls()
+                messages.append(ModelRequest(parts=[UserPromptPart(user_content(row.parts))]))
+            elif row.role == "assistant":
+                self._close_open_calls()
+                parts: list[Any] = []
+                for part in row.parts:
+                    if part.get("type") == "text" and part.get("text"):
+                        parts.append(TextPart(part["text"]))
+                    elif part.get("type") == "tool-call":
+                        parts.append(
+                            ToolCallPart(
+                                part["tool_name"], part.get("args") or {}, tool_call_id=part["tool_call_id"]
+                            )
+                        )
+                        open_calls[part["tool_call_id"]] = part["tool_name"]
+                if parts:
+                    messages.append(ModelResponse(parts=parts, model_name=row.model))
+            elif row.role == "tool":
+                returns = []
+                for part in row.parts:
+                    if part.get("type") != "tool-result" or part.get("tool_call_id") not in open_calls:
+                        continue
+                    open_calls.pop(part["tool_call_id"])
+                    returns.append(
                         ToolReturnPart(
-                            tool_name=name,
-                            content="the turn was interrupted before this call finished",
-                            tool_call_id=call_id,
-                            outcome="interrupted",
+                            tool_name=part["tool_name"],
+                            content=for_model(part.get("content") or [], part.get("structured_content")),
+                            tool_call_id=part["tool_call_id"],
+                            outcome="failed" if part.get("is_error") else "success",
                         )
-                        for call_id, name in open_calls.items()
-                    ]
-                )
-            )
-            open_calls.clear()
+                    )
+                if returns:
+                    messages.append(ModelRequest(parts=returns))
+        return messages[before:]
 
-    for row in rows:
-        if row.role == "user":
-            close_open_calls()
-            messages.append(ModelRequest(parts=[UserPromptPart(user_content(row.parts))]))
-        elif row.role == "assistant":
-            close_open_calls()
-            parts: list[Any] = []
-            for part in row.parts:
-                if part.get("type") == "text" and part.get("text"):
-                    parts.append(TextPart(part["text"]))
-                elif part.get("type") == "tool-call":
-                    parts.append(
-                        ToolCallPart(
-                            part["tool_name"], part.get("args") or {}, tool_call_id=part["tool_call_id"]
-                        )
-                    )
-                    open_calls[part["tool_call_id"]] = part["tool_name"]
-            if parts:
-                messages.append(ModelResponse(parts=parts, model_name=row.model))
-        elif row.role == "tool":
-            returns = []
-            for part in row.parts:
-                if part.get("type") != "tool-result" or part.get("tool_call_id") not in open_calls:
-                    continue
-                open_calls.pop(part["tool_call_id"])
-                returns.append(
-                    ToolReturnPart(
-                        tool_name=part["tool_name"],
-                        content=for_model(part.get("content") or [], part.get("structured_content")),
-                        tool_call_id=part["tool_call_id"],
-                        outcome="failed" if part.get("is_error") else "success",
-                    )
-                )
-            if returns:
-                messages.append(ModelRequest(parts=returns))
-    close_open_calls()
-    return messages
+
+def _interrupted(open_calls: dict[str, str]) -> ModelRequest:
+    return ModelRequest(
+        parts=[
+            ToolReturnPart(
+                tool_name=name,
+                content="the turn was interrupted before this call finished",
+                tool_call_id=call_id,
+                outcome="interrupted",
+            )
+            for call_id, name in open_calls.items()
+        ]
+    )

@@ -162,6 +162,7 @@ class Scheduler:
     async def forget(self, chat_id: str) -> None:
         """The chat is being deleted: a turn of it that runs here stops first (it stores nothing
         more once the row is gone); the holder elsewhere learns it from ``CHAT``."""
+        self.runner.history.forget(chat_id)
         held = self._held.get(chat_id)
         if held is not None and held.turn is not None and not held.turn.done():
             held.turn.cancel()

@@ -10,11 +10,13 @@ from pathlib import Path
 from workdock.chat.catalog import Budget
 from workdock.chat.elicitations import ElicitationAnswers
 from workdock.chat.eventlog import EventLog
+from workdock.chat.history_cache import max_chats_from_env
 from workdock.chat.models import ModelCatalog
 from workdock.chat.notify import Notifier
 from workdock.chat.replicas import ReplicaRegistry
 from workdock.chat.scheduler import Scheduler, SchedulerSettings
 from workdock.chat.signins import PendingSignIns
+from workdock.chat.status_cache import StatusCache
 from workdock.chat.store.repo import Store
 from workdock.chat.tools.admin import AdminServers
 from workdock.chat.tools.workspace import AgentPool
@@ -88,6 +90,8 @@ class ServerConfig:
     # port of public_url, which is the listen address unless a public URL was given.
     replica_address: str | None = None
     scheduling: SchedulerSettings = field(default_factory=scheduler_settings_from_env)
+    # Chats whose history is kept between turns (WORKDOCK_HISTORY_CACHE_CHATS; 0: none).
+    history_cache_chats: int = field(default_factory=max_chats_from_env)
 
     @property
     def https(self) -> bool:
@@ -109,4 +113,5 @@ class Services:
     replicas: ReplicaRegistry
     questions: Questions  # the requests for input of the turns running here
     elicitations: ElicitationAnswers  # answers to them, sent on to the replica running the turn
+    statuses: StatusCache  # the agents' recent statuses, shown by GET /workspaces
     signins: PendingSignIns = field(default_factory=PendingSignIns)  # web sign-ins awaiting callback

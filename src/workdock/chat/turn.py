@@ -39,10 +39,11 @@ from workdock.agentapi import CallToolResult
 from workdock.chat import approval_step, events
 from workdock.chat.approvals import ApprovalWaiters
 from workdock.chat.call_reporter import TurnCallReporter
-from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool
+from workdock.chat.catalog import Budget, ChatOffer, StepTools, no_such_tool, recent_tools
 from workdock.chat.context import HistoryFitter, context_window
 from workdock.chat.convert import for_model, for_storage, result_text, to_model_messages
 from workdock.chat.eventlog import ChatChannel
+from workdock.chat.history_cache import History, HistoryCache
 from workdock.chat.model_errors import MODEL_FAILURES, describe_model_error
 from workdock.chat.models import ModelCatalog, ModelError
 from workdock.chat.store.approvals import ApprovalStore
@@ -116,8 +117,10 @@ class TurnRunner:
         questions: Questions | None = None,
         waiters: ApprovalWaiters | None = None,
         budget: Budget | None = None,
+        history: HistoryCache | None = None,
     ) -> None:
         self.store = store
+        self.history = history if history is not None else HistoryCache()
         self.gatherer = gatherer
         self.models = models
         self.max_steps = max_steps
@@ -204,19 +207,23 @@ class TurnRunner:
         toolset = await self.gatherer.gather(chat, workspace)
         if toolset.failures:
             channel.publish(events.status("running", tool_failures=[f.describe() for f in toolset.failures]))
-        stored = await self.store.list_messages(chat_id, include_superseded=False)
         resumed: tuple[ModelResponse, Sequence[StepCall]] | None = None
         taken = 0
         if start.resume:
             # Taken up after a restart: the history ends with the waiting step's assistant message;
             # the model's answer is rebuilt from it and its calls' state from ``step_calls``.
+            self.history.forget(chat_id)
+            stored = await self.store.list_messages(chat_id, include_superseded=False)
             waiting, stored = stored[-1], stored[:-1]
             resumed = await self._waiting_step(chat_id, waiting)
             channel.publish(events.message(waiting))
             taken = sum(1 for m in stored if m.id > start.message.id and m.role == "assistant")
-        history = to_model_messages(stored)
-        offer = ChatOffer.for_chat(toolset, chat, self.budget, stored)
-        fitter = HistoryFitter(context_window(model_name, self.models.windows))
+            kept = History(list(stored), to_model_messages(stored), recent_tools(stored))
+        else:  # the history as the last turn left it, and what was stored since
+            kept = await self.history.load(self.store, chat)
+        history = kept.messages
+        offer = ChatOffer.for_chat(toolset, chat, self.budget, kept.recent_tools)
+        fitter = HistoryFitter(context_window(model_name, self.models.windows), kept.fit_memo)
         for index in range(taken, self.max_steps):
             step.__init__()  # type: ignore[misc]  # a fresh record for this step
             if index > taken:  # toggles and budget changed during the turn apply from its next step

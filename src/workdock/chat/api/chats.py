@@ -12,12 +12,12 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from workdock.agentapi import ElicitationAnswer, ElicitationAnswered
 from workdock.chat import events, notify
-from workdock.chat.api import schemas
+from workdock.chat.api import chat_cursor, schemas
 from workdock.chat.api.workspaces import owned_workspace
 from workdock.chat.approvals import Policy, default_policy
 from workdock.chat.attachments import MAX_ATTACHMENTS, Attachment, attachment_parts, text_of
 from workdock.chat.auth import current_user, services
-from workdock.chat.catalog import ChatOffer
+from workdock.chat.catalog import ChatOffer, recent_tools
 from workdock.chat.models import ModelError
 from workdock.chat.services import Services
 from workdock.chat.store.models import Chat, User
@@ -30,6 +30,8 @@ router = api_router(prefix="/api/v0", tags=["chats"])
 
 PING_S = 15
 MAX_ROW_ID = 2**63 - 1
+PAGE_DEFAULT = 50  # chats a GET /chats page holds unless ?limit= says otherwise
+PAGE_MAX = 200
 
 
 class NewChat(BaseModel):
@@ -172,9 +174,23 @@ async def create_chat(
     return await chat_json(svc, chat)
 
 
-@router.get("/chats", response_model=schemas.ChatList, responses=schemas.reads())
-async def list_chats(user: User = Depends(current_user), svc: Services = Depends(services)) -> dict[str, Any]:
-    return {"chats": [await chat_json(svc, c) for c in await svc.store.list_chats(user.id)]}
+@router.get("/chats", response_model=schemas.ChatList, responses=schemas.reads(400))
+async def list_chats(
+    limit: int = Query(default=PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="chats per page"),
+    cursor: str | None = Query(
+        default=None, max_length=200, description="next_cursor of the page before; left out: the first page"
+    ),
+    user: User = Depends(current_user),
+    svc: Services = Depends(services),
+) -> dict[str, Any]:
+    """The user's chats, most recently updated first, a page at a time. A chat updated while
+    someone pages moves to the front: it shows on the first page, not again further on."""
+    after = chat_cursor.decode(cursor) if cursor is not None else None
+    chats, more = await svc.store.chat_page(user.id, limit, after)
+    return {
+        "chats": [await chat_json(svc, c) for c in chats],
+        "next_cursor": chat_cursor.encode(chats[-1].updated_at, chats[-1].id) if more else None,
+    }
 
 
 @router.get("/chats/{chat_id}", response_model=schemas.ChatDetail, responses=schemas.reads(404))
@@ -357,7 +373,7 @@ async def next_turn_tools(
     workspace = await owned_workspace(svc, chat.workspace_id, user)
     toolset = await svc.gatherer.gather(chat, workspace)
     rows = await svc.store.list_messages(chat_id, include_superseded=False)
-    return ChatOffer.for_chat(toolset, chat, svc.config.tool_budget, rows).describe()
+    return ChatOffer.for_chat(toolset, chat, svc.config.tool_budget, recent_tools(rows)).describe()
 
 
 @router.get(

@@ -115,6 +115,11 @@ class AgentState(Out):
     error: str | None
     servers: list[AgentServer]
     config_files: list[ConfigFileStatus]
+    checked_at: str = Field(
+        description="when the agent gave this status (a list may show a recent one)",
+        json_schema_extra={"format": "date-time"},
+    )
+    age_s: float = Field(description="how old the status is, in seconds (about 0: taken for this answer)")
 
 
 class WorkspaceDetail(WorkspaceOut):
@@ -228,7 +233,8 @@ class SettingsOut(Out):
 
 
 class ChatList(Out):
-    chats: list[ChatOut]
+    chats: list[ChatOut] = Field(description="most recently updated first")
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
 
 
 class MessageOut(Out):

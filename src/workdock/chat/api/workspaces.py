@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from fastapi import Depends, Request
@@ -16,7 +18,8 @@ from workdock.chat import notify
 from workdock.chat.api import schemas
 from workdock.chat.auth import current_user, services
 from workdock.chat.services import Services
-from workdock.chat.store.models import User, Workspace
+from workdock.chat.status_cache import Seen
+from workdock.chat.store.models import User, Workspace, utcnow
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
 from workdock.link.session import CLOSE_REVOKED
@@ -86,11 +89,40 @@ def _unreachable(link: dict[str, Any] | None, error: str) -> dict[str, Any]:
 
 
 async def agent_status(svc: Services, workspace: Workspace) -> dict[str, Any]:
-    """The agent's state; whatever goes wrong is this workspace's error, never the whole answer's."""
+    """The agent's state as of now (it also refreshes the cached one that lists show)."""
+    if svc.pool.unavailable(workspace) is not None:
+        return _shown(svc, workspace, None)
+    return _shown(svc, workspace, await svc.statuses.fresh(workspace.id, partial(_ask_agent, svc, workspace)))
+
+
+async def agent_statuses(svc: Services, workspaces: Sequence[Workspace]) -> list[dict[str, Any]]:
+    """Every agent's state at once: fresh where the agent answers within a short wait, else the
+    last one seen with its age (status_cache.py). A linked agent's link is always as of now."""
+    asked = [w for w in workspaces if svc.pool.unavailable(w) is None]
+    seen = dict(
+        zip(
+            (w.id for w in asked),
+            await svc.statuses.many([(w.id, partial(_ask_agent, svc, w)) for w in asked]),
+            strict=True,
+        )
+    )
+    return [_shown(svc, w, seen.get(w.id)) for w in workspaces]
+
+
+def _shown(svc: Services, workspace: Workspace, seen: Seen | None) -> dict[str, Any]:
+    """A status as the API shows it. A linked agent's link is as of now: one that is not
+    connected is known to be unreachable without asking it (``seen`` is None then)."""
     link = svc.pool.links.status(workspace.id, workspace.created_at) if workspace.linked else None
     away = svc.pool.unavailable(workspace)
-    if away is not None:
-        return _unreachable(link, away)
+    if seen is None or away is not None:
+        why = away or "the agent's status could not be checked"
+        return {**_unreachable(link, why), "checked_at": utcnow().isoformat(), "age_s": 0.0}
+    return {**seen.shown(), **(link or {})}
+
+
+async def _ask_agent(svc: Services, workspace: Workspace) -> dict[str, Any]:
+    """The agent's state; whatever goes wrong is this workspace's error, never the whole answer's."""
+    link = svc.pool.links.status(workspace.id, workspace.created_at) if workspace.linked else None
     try:
         client = svc.pool.client(workspace)
         listing = await asyncio.wait_for(client.servers(timeout=STATUS_BUDGET_S), STATUS_BUDGET_S)
@@ -188,6 +220,7 @@ async def rotate_agent_token(
     await svc.pool.links.disconnect(workspace.id, CLOSE_REVOKED, "the agent token was replaced")
     await svc.notifier.notify(notify.LINKS, workspace.id)  # the replica holding its link closes it
     svc.pool.drop_catalog(workspace.id)
+    svc.statuses.forget(workspace.id)
     return {**workspace_json(workspace), "agent_token": token, "connect": connect_block(svc, request, token)}
 
 
@@ -196,7 +229,7 @@ async def list_workspaces(
     user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     workspaces = await svc.store.list_workspaces(user.id)
-    statuses = await asyncio.gather(*(agent_status(svc, w) for w in workspaces))
+    statuses = await agent_statuses(svc, workspaces)
     return {
         "workspaces": [{**workspace_json(w), "agent": s} for w, s in zip(workspaces, statuses, strict=True)]
     }
@@ -228,6 +261,7 @@ async def refresh_workspace(
     except Exception:
         pass  # the status below says what is wrong with the agent
     svc.pool.drop_catalog(workspace.id)  # the next turn lists the tools afresh
+    svc.statuses.forget(workspace.id)
     return {**workspace_json(workspace), "agent": await agent_status(svc, workspace)}
 
 
@@ -236,12 +270,13 @@ async def delete_workspace(
     workspace_id: str, user: User = Depends(current_user), svc: Services = Depends(services)
 ) -> None:
     await owned_workspace(svc, workspace_id, user)
-    gone = [chat.id for chat in await svc.store.list_chats(user.id) if chat.workspace_id == workspace_id]
+    gone = await svc.store.workspace_chat_ids(workspace_id)
     for chat_id in gone:
         await svc.scheduler.forget(chat_id)
         svc.events.drop(chat_id)
     await svc.store.delete_workspace(workspace_id, user.id)
     svc.gatherer.forget(workspace_id)
+    svc.statuses.forget(workspace_id)
     await svc.pool.links.disconnect(workspace_id, CLOSE_REVOKED, "the workspace was deleted")
     svc.pool.links.forget(workspace_id)
     # The other replicas: the one holding its link closes it, those running its chats stop them.

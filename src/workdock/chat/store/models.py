@@ -121,6 +121,8 @@ class McpServer(Base):
 
 class Chat(Base):
     __tablename__ = "chats"
+    # A user's chats newest first, a page at a time (Store.chat_page).
+    __table_args__ = (Index("ix_chats_user_updated", "user_id", "updated_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -153,6 +155,9 @@ class Chat(Base):
     # The step whose tool calls are running: its assistant message and calls, written before the
     # calls start, so whoever takes the chat over knows which calls were in flight.
     pending_step: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Raised whenever messages already stored change (a retry or an edit supersedes them): a copy of
+    # the history kept between turns (chat/history_cache.py) is good only while it is the same.
+    history_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Setting(Base):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import anyio
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -164,6 +164,9 @@ def _start_next_turn(
             )
             if superseded:
                 connection.execute(update(Message).where(Message.id.in_(superseded)).values(superseded=True))
+                connection.execute(
+                    update(Chat).where(Chat.id == chat_id).values(history_version=Chat.history_version + 1)
+                )
         if new_parts is not None:
             values: dict[str, Any] = {
                 "chat_id": chat_id,
@@ -531,11 +534,25 @@ class Store:
             s.add(chat)
         return chat
 
-    async def list_chats(self, user_id: str) -> Sequence[Chat]:
+    async def chat_page(
+        self, user_id: str, limit: int, after: tuple[datetime, str] | None = None
+    ) -> tuple[Sequence[Chat], bool]:
+        """Up to ``limit`` of the user's chats, most recently updated first, starting after the
+        chat ``after`` names by its (updated_at, id); and whether more follow. A keyset page: the
+        index on (user_id, updated_at, id) answers it without counting what came before."""
+        query = select(Chat).where(Chat.user_id == user_id)
+        if after is not None:
+            updated_at, chat_id = after
+            # A row value: both databases seek the index to it (an OR of the two cases scans).
+            query = query.where(tuple_(Chat.updated_at, Chat.id) < tuple_(updated_at, chat_id))
+        query = query.order_by(Chat.updated_at.desc(), Chat.id.desc()).limit(limit + 1)
         async with self.sessions() as s:
-            return (
-                await s.scalars(select(Chat).where(Chat.user_id == user_id).order_by(Chat.updated_at.desc()))
-            ).all()
+            rows = (await s.scalars(query)).all()
+        return rows[:limit], len(rows) > limit
+
+    async def workspace_chat_ids(self, workspace_id: str) -> Sequence[str]:
+        async with self.sessions() as s:
+            return (await s.scalars(select(Chat.id).where(Chat.workspace_id == workspace_id))).all()
 
     async def get_chat(self, chat_id: str, user_id: str | None = None) -> Chat | None:
         async with self.sessions() as s:
@@ -555,10 +572,14 @@ class Store:
 
     # ---- messages and the queue --------------------------------------------------------------------
 
-    async def list_messages(self, chat_id: str, *, include_superseded: bool = True) -> Sequence[Message]:
-        """The chat's history in order; without the messages retries replaced when the model is to
-        read it."""
+    async def list_messages(
+        self, chat_id: str, *, include_superseded: bool = True, after: int = 0
+    ) -> Sequence[Message]:
+        """The chat's history in order (from the message after id ``after``); without the messages
+        retries replaced when the model is to read it."""
         query = select(Message).where(Message.chat_id == chat_id)
+        if after:
+            query = query.where(Message.id > after)
         if not include_superseded:
             query = query.where(Message.superseded.is_(False))
         async with self.sessions() as s:

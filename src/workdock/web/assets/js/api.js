@@ -58,7 +58,8 @@ export const api = {
   trustServers: (id, body) => request("POST", `/workspaces/${id}/trust`, body),
   giveInput: (id, body) => request("POST", `/workspaces/${id}/inputs`, body),
   startSignIn: (id, server) => request("POST", `/workspaces/${id}/servers/${encodeURIComponent(server)}/sign-in`, {}),
-  chats: () => request("GET", "/chats"),
+  // A page of chats, newest first: { chats, next_cursor } (cursor: the next_cursor of the page before).
+  chats: ({ limit, cursor } = {}) => request("GET", `/chats?${new URLSearchParams({ ...(limit ? { limit } : {}), ...(cursor ? { cursor } : {}) })}`),
   chat: (id) => request("GET", `/chats/${id}`),
   createChat: (body) => request("POST", "/chats", body),
   patchChat: (id, body) => request("PATCH", `/chats/${id}`, body),

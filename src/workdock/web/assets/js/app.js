@@ -7,6 +7,9 @@ import { ChatView } from "./chatview.js";
 import { h, icon, timeAgo } from "./dom.js";
 import { WorkspacesView } from "./workspaces.js";
 
+const CHAT_PAGE = 50; // the sidebar loads this many chats, then more on "Older chats"
+const CHAT_PAGE_MAX = 200; // the server's largest page
+
 class App {
   constructor(root) {
     this.root = root;
@@ -14,6 +17,7 @@ class App {
     this.view = null;
     this.workspaces = [];
     this.chats = [];
+    this.chatsCursor = null; // where the next page of older chats starts, null when all are shown
     onUnauthorized(() => this.showLogin("Your session ended. Log in again."));
     window.addEventListener("hashchange", () => this.route());
     this.toasts = h("div", { class: "toasts", "aria-live": "polite" });
@@ -133,23 +137,42 @@ class App {
     clearTimeout(this.chatsTimer);
     this.chatsTimer = setTimeout(async () => {
       try {
-        this.chats = (await api.chats()).chats;
+        // The first page again, as long as what the sidebar shows (a page the user loaded stays).
+        const page = await api.chats({ limit: Math.min(Math.max(this.chats.length, CHAT_PAGE), CHAT_PAGE_MAX) });
+        this.chats = page.chats;
+        this.chatsCursor = page.next_cursor;
         this.renderChatList();
       } catch { /* 401 is handled globally; anything else shows on the next try */ }
     }, 50); // many events can ask at once: one request
+  }
+
+  async moreChats() {
+    if (!this.chatsCursor) return;
+    try {
+      const page = await api.chats({ limit: CHAT_PAGE, cursor: this.chatsCursor });
+      const known = new Set(this.chats.map((chat) => chat.id));
+      this.chats = [...this.chats, ...page.chats.filter((chat) => !known.has(chat.id))];
+      this.chatsCursor = page.next_cursor;
+      this.renderChatList();
+    } catch (error) {
+      this.toast(error.message, "error");
+    }
   }
 
   renderChatList() {
     if (!this.chatList) return;
     const current = this.currentChatId();
     const chats = [...this.chats].sort((a, b) => b.updated_at.localeCompare(a.updated_at));
-    this.chatList.replaceChildren(...(chats.length ? chats.map((chat) =>
+    const more = this.chatsCursor
+      ? [h("button", { class: "btn-link chats-more", type: "button", onclick: () => this.moreChats() }, "Older chats")]
+      : [];
+    this.chatList.replaceChildren(...(chats.length ? [...chats.map((chat) =>
       h("a", { class: `chat-link${chat.id === current ? " active" : ""}`, href: `#/chats/${chat.id}`,
         dataset: { chatId: chat.id }, "aria-current": chat.id === current ? "page" : null },
       h("span", { class: "chat-link-title" }, chat.running ? h("span", { class: "spinner spinner-xs" }) : null,
         h("span", {}, chat.title)),
       h("span", { class: "chat-link-meta", title: this.workspace(chat.workspace_id)?.path || null },
-        [this.workspaceName(chat.workspace_id), timeAgo(chat.updated_at)].filter(Boolean).join(" · "))))
+        [this.workspaceName(chat.workspace_id), timeAgo(chat.updated_at)].filter(Boolean).join(" · ")))), ...more]
       : [h("div", { class: "muted small pad" }, "No chats yet.")]));
   }
 
