@@ -40,6 +40,7 @@ from workdock.chat.models import ModelCatalog, server_only_env
 from workdock.chat.replicas import ReplicaRegistry
 from workdock.chat.scheduler import Scheduler
 from workdock.chat.services import ServerConfig, Services
+from workdock.chat.signins import PendingSignIns
 from workdock.chat.sqlite_lock import SqliteLock
 from workdock.chat.status_cache import StatusCache
 from workdock.chat.store.db import create_engine, migrate, sqlite_file, sqlite_url
@@ -212,6 +213,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 replicas=replicas,
                 questions=questions,
                 elicitations=ElicitationAnswers(questions, store, replicas),
+                signins=PendingSignIns(store),
                 statuses=StatusCache(),
             )
             stack.push_async_callback(svc.elicitations.aclose)

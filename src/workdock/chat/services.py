@@ -114,4 +114,4 @@ class Services:
     questions: Questions  # the requests for input of the turns running here
     elicitations: ElicitationAnswers  # answers to them, sent on to the replica running the turn
     statuses: StatusCache  # the agents' recent statuses, shown by GET /workspaces
-    signins: PendingSignIns = field(default_factory=PendingSignIns)  # web sign-ins awaiting callback
+    signins: PendingSignIns  # web sign-ins awaiting their callback

@@ -69,7 +69,7 @@ async def start_sign_in(
     state = (parse_qs(urlsplit(url).query).get("state") or [""])[0]
     if not state:
         raise ApiError(409, "the workspace's agent made an authorization URL without a state")
-    svc.signins.add(state, user.id, workspace.id, name)
+    await svc.signins.add(state, user.id, workspace.id, name)
     return {"authorization_url": url}
 
 
@@ -102,7 +102,7 @@ async def sign_in_callback(
         return _page(
             "Log in first", "This sign-in needs the session that started it: log in and start it again.", 401
         )
-    pending = svc.signins.take(state, user.id) if state else None
+    pending = await svc.signins.take(state, user.id) if state else None
     if pending is None:
         return _page(
             "Not a sign-in in progress",

@@ -278,3 +278,16 @@ class ServiceSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class PendingSignIn(Base):
+    """A sign-in to a workspace server begun from the web UI, waiting for its OAuth callback
+    (chat/signins.py): whose it is, under a hash of the authorization URL's ``state``."""
+
+    __tablename__ = "pending_signins"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    server: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(_Timestamp, index=True)

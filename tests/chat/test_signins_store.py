@@ -1,0 +1,69 @@
+"""The chat server's record of web sign-ins waiting for their callback, on SQLite and PostgreSQL:
+once, for one user, for a while, only so many, and the same record whichever replica reads it."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from tests.chat.test_store import database_url, store  # noqa: F401
+from workdock.chat.signins import PendingSignIns
+from workdock.chat.store.repo import Store
+
+pytestmark = pytest.mark.anyio
+
+
+async def _workspace(store: Store, name: str = "alice") -> tuple[str, str]:
+    user = await store.create_user(name)
+    workspace = await store.create_workspace(user.id, "w", "http://127.0.0.1:9", "t")
+    return user.id, workspace.id
+
+
+async def test_a_state_is_taken_once_and_only_by_the_user_who_started_it(store: Store) -> None:
+    alice, ws = await _workspace(store)
+    mallory, _ = await _workspace(store, "mallory")
+    signins = PendingSignIns(store)
+    await signins.add("s1", alice, ws, "github")
+    assert await signins.take("s1", mallory) is None  # someone else's session: refused, still waiting
+    taken = await signins.take("s1", alice)
+    assert taken is not None and (taken.workspace_id, taken.server) == (ws, "github")
+    assert await signins.take("s1", alice) is None  # replayed
+    assert await signins.take("never", alice) is None
+
+
+async def test_one_winner_when_the_callback_comes_twice_at_once(store: Store) -> None:
+    alice, ws = await _workspace(store)
+    first, second = PendingSignIns(store), PendingSignIns(store)  # as two replicas
+    await first.add("s1", alice, ws, "github")
+    taken: list[object] = []
+
+    async def take(signins: PendingSignIns) -> None:
+        taken.append(await signins.take("s1", alice))
+
+    async with anyio.create_task_group() as tg:
+        for signins in (first, second) * 5:
+            tg.start_soon(take, signins)
+    assert len([t for t in taken if t is not None]) == 1
+
+
+async def test_a_new_start_of_the_same_server_voids_the_earlier_one(store: Store) -> None:
+    alice, ws = await _workspace(store)
+    signins = PendingSignIns(store)
+    await signins.add("old", alice, ws, "github")
+    await signins.add("other", alice, ws, "notion")
+    await signins.add("new", alice, ws, "github")
+    assert await signins.take("old", alice) is None
+    assert await signins.take("new", alice) is not None
+    assert await signins.take("other", alice) is not None
+
+
+async def test_records_expire_and_are_bounded(store: Store) -> None:
+    alice, ws = await _workspace(store)
+    expired = PendingSignIns(store, ttl=-1.0)  # expired as soon as made
+    await expired.add("s", alice, ws, "github")
+    assert await expired.take("s", alice) is None
+    bounded = PendingSignIns(store, limit=3)
+    for n in range(5):
+        await bounded.add(f"s{n}", alice, ws, f"server{n}")
+    assert await bounded.count() == 3
+    assert await bounded.take("s0", alice) is None and await bounded.take("s4", alice) is not None
