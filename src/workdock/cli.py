@@ -99,18 +99,22 @@ def _ask_for_approval(settings: Any) -> None:
 # ---- the agent -----------------------------------------------------------------------------------
 
 
+# The workspace a command serves: `workdock agent` and `workdock mcp` read it alike.
+WorkspaceDir = Annotated[
+    Path,
+    typer.Option(
+        "--dir",
+        help="The workspace directory (its .mcp.json is read).",
+        exists=True,
+        file_okay=False,
+        resolve_path=True,
+    ),
+]
+
+
 @app.command()
 def agent(
-    dir: Annotated[
-        Path,
-        typer.Option(
-            "--dir",
-            help="The workspace directory (its .mcp.json is read).",
-            exists=True,
-            file_okay=False,
-            resolve_path=True,
-        ),
-    ] = Path("."),
+    dir: WorkspaceDir = Path("."),
     server: Annotated[
         str | None,
         typer.Option(
@@ -244,16 +248,7 @@ def agent(
 
 @app.command("mcp")
 def mcp_stdio(
-    dir: Annotated[
-        Path,
-        typer.Option(
-            "--dir",
-            help="The workspace directory (its .mcp.json is read).",
-            exists=True,
-            file_okay=False,
-            resolve_path=True,
-        ),
-    ] = Path("."),
+    dir: WorkspaceDir = Path("."),
     only: Annotated[
         str | None,
         typer.Option(
