@@ -99,7 +99,13 @@ def _ask_for_approval(settings: Any) -> None:
 # ---- the agent -----------------------------------------------------------------------------------
 
 
-# The workspace a command serves: `workdock agent` and `workdock mcp` read it alike.
+# Options `workdock agent` and `workdock mcp` share: the workspace they serve, and how.
+WatchConfig = Annotated[
+    bool, typer.Option("--watch/--no-watch", help="Apply edits of the config files as they happen.")
+]
+ServersVerbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")
+]
 WorkspaceDir = Annotated[
     Path,
     typer.Option(
@@ -151,14 +157,10 @@ def agent(
             help="Serve the file and command endpoints for the chat's built-in tools.",
         ),
     ] = True,
-    watch: Annotated[
-        bool, typer.Option("--watch/--no-watch", help="Apply edits of the config files as they happen.")
-    ] = True,
+    watch: WatchConfig = True,
     max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
     trust: TrustAll = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")
-    ] = False,
+    verbose: ServersVerbose = False,
 ) -> None:
     """Run the workspace agent: start every server in .mcp.json and serve their tools over HTTP.
 
@@ -265,14 +267,10 @@ def mcp_stdio(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds each server gets to connect.", min=0.1)
     ] = 30.0,
-    watch: Annotated[
-        bool, typer.Option("--watch/--no-watch", help="Apply edits of the config files as they happen.")
-    ] = True,
+    watch: WatchConfig = True,
     max_result_bytes: MaxResultBytes = DEFAULT_MAX_RESULT_BYTES,
     trust: TrustAll = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log debug detail (and servers' stderr).")
-    ] = False,
+    verbose: ServersVerbose = False,
 ) -> None:
     """Serve the workspace's MCP servers as one MCP server over stdio (for Claude Code, Cursor, VS Code).
 

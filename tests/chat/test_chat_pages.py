@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,30 +10,13 @@ import pytest
 from sqlalchemy import text, update
 
 from tests.chat.conftest import Api, ChatServer
+from tests.chat.test_store import database_url, store  # noqa: F401
 from workdock.chat.store.db import create_engine, migrate, sqlite_url
 from workdock.chat.store.models import Chat, utcnow
 from workdock.chat.store.repo import Store
 from workdock.secretbox import SecretBox, new_key, parse_key
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "store.db")
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    engine = create_engine(database_url)
-    box = SecretBox(parse_key(new_key()))
-    await migrate(engine, box)
-    store = Store(engine, box)
-    yield store
-    store.close()
-    await engine.dispose()
 
 
 async def _all_pages(api: Api, limit: int) -> list[list[dict[str, Any]]]:
