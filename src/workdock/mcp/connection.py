@@ -48,6 +48,7 @@ from workdock.agentapi import ServerState
 from workdock.log_redact import redact
 from workdock.mcp.config import Entry, HeldEntry, InvalidEntry, ServerSpec
 from workdock.mcp.content import raw_result_to_dict, result_to_dict
+from workdock.mcp.fast_lane import FastLane
 from workdock.mcp.headers_helper import HeadersHelperAuth
 from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
@@ -55,7 +56,7 @@ from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
 from workdock.mcp.oauth import Provider, ServerTokens, SignIn, TokenVault
 from workdock.mcp.offerings import Offerings, list_offerings
 from workdock.mcp.stdio import stdio_transport
-from workdock.mcp.tracing import skip_untraced_spans
+from workdock.mcp.tracing import skip_untraced_spans, tracing
 
 logger = logging.getLogger(__name__)
 skip_untraced_spans()  # every connection's requests: the SDK's no-op spans cost a tenth of a call
@@ -170,6 +171,7 @@ class Connection:
         self.restarts = 0
         self.protocol_version: str | None = None
         self._client: Client | None = None
+        self._lane: FastLane | None = None  # a stdio session's plain calls (fast_lane)
         self._lost = anyio.Event()
         self._refresh_wanted = anyio.Event()
         self._listed = anyio.Event()  # set after each completed listing; `refresh` waits on it
@@ -262,6 +264,7 @@ class Connection:
                 logger.debug("server %s: session ended: %s", self.name, self.error)
         finally:
             self._client = None
+            self._lane = None
             self._budget = None
         if ready_since is not None:
             self.restarts += 1
@@ -427,6 +430,7 @@ class Connection:
             if spec.transport == "stdio":
                 assert spec.command is not None
                 cwd = self.workspace / spec.cwd if spec.cwd else self.workspace
+                self._lane = FastLane()
                 transport: Any = stdio_transport(
                     spec.command,
                     spec.args,
@@ -436,6 +440,7 @@ class Connection:
                     on_closed=self._lost.set,
                     max_line_bytes=self.max_result_bytes,
                     name=self.name,
+                    lane=self._lane,
                 )
             elif spec.transport == "http":
                 assert spec.url is not None
@@ -658,7 +663,15 @@ class Connection:
         self, client: Client, call: _Call, arguments: dict[str, Any], timeout: float
     ) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
         """The first ``tools/call`` round, a plain result answered as the wire dict."""
-        result = await _send_raw_call(client.session, call.tool, arguments, timeout, call.hooks.on_progress)
+        lane = self._lane
+        if lane is not None and call.hooks.on_progress is None and not tracing():
+            # A stdio server's call that wants no progress (and no trace span): below the session.
+            params, _ = _stamped_call(client.session, call.tool, arguments)
+            result = await lane.request("tools/call", params, timeout)
+        else:
+            result = await _send_raw_call(
+                client.session, call.tool, arguments, timeout, call.hooks.on_progress
+            )
         wire = raw_result_to_dict(result)
         # Not the plain shape (input_required, or something to refuse): the models' way.
         return wire if wire is not None else _validated_call_result(client.session, result)
@@ -695,15 +708,25 @@ async def _send_raw_call(
     """``ClientSession.send_request`` for ``tools/call`` without its two validations of the result
     (the session's own steps otherwise: its era's stamp, the Mcp-Name header, timeout, progress);
     its protocol errors, timeout and cancellation are the dispatcher's, exactly as there."""
-    data: dict[str, Any] = {"method": "tools/call", "params": {"name": tool, "arguments": arguments}}
-    opts: CallOptions = {"timeout": timeout}
-    session._stamp(data, opts)
+    params, opts = _stamped_call(session, tool, arguments)
+    opts["timeout"] = timeout
     headers = opts.setdefault("headers", {})
     if MCP_NAME_HEADER not in headers:
         headers[MCP_NAME_HEADER] = encode_header_value(tool)
     if on_progress is not None:
         opts["on_progress"] = on_progress
-    return await session._dispatcher.send_raw_request("tools/call", data.get("params"), opts)
+    return await session._dispatcher.send_raw_request("tools/call", params, opts)
+
+
+def _stamped_call(
+    session: ClientSession, tool: str, arguments: dict[str, Any]
+) -> tuple[dict[str, Any], CallOptions]:
+    """A ``tools/call``'s params and options as the session stamps them for its era."""
+    data: dict[str, Any] = {"method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+    opts: CallOptions = {}
+    session._stamp(data, opts)
+    params: dict[str, Any] = data["params"]
+    return params, opts
 
 
 def _validated_call_result(

@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import anyio
 import mcp_types as types
@@ -26,6 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+from workdock.mcp.fast_lane import FastLane
 from workdock.mcp.limits import LineSplitter, Oversize, describe_oversize, oversize_error
 from workdock.process_groups import end_group
 
@@ -62,6 +64,7 @@ async def stdio_transport(
     on_closed: Callable[[], None],
     max_line_bytes: int,
     name: str | None = None,
+    lane: FastLane | None = None,
 ) -> AsyncIterator[
     tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
 ]:
@@ -71,7 +74,9 @@ async def stdio_transport(
     server's stdout ends or its process exits (it may be called more than once):
     the connection's owner uses it to notice a dead server. A stdout line over
     ``max_line_bytes`` is dropped; the request it answered gets an error.
-    ``name`` (the server's) is what the log calls it; by default its command.
+    ``name`` (the server's) is what the log calls it; by default its command. ``lane``, when
+    given, is attached to this process: its requests go out with the session's messages, and the
+    answers to them go to it instead of the session (``fast_lane``); it is closed when the server is.
     """
     who = f"server {name}" if name else command
     try:
@@ -87,7 +92,15 @@ async def stdio_transport(
     except OSError as exc:
         raise StartError(_start_failure(command, cwd, env, exc)) from exc
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    # The session's messages and the lane's ready-made lines share one pump (and its batching).
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage | bytes](0)
+    if lane is not None:
+        lane.attach(write_stream.send)
+
+    def closed() -> None:
+        if lane is not None:
+            lane.close()  # its calls fail now, as the session's do when its stream ends
+        on_closed()
 
     stdout_done = anyio.Event()
 
@@ -106,12 +119,15 @@ async def stdio_transport(
             pass  # the session is gone; nothing left to deliver to
         finally:
             stdout_done.set()
-            on_closed()
+            closed()
 
     async def deliver(line: bytes | Oversize) -> bool:
         """Pass one stdout line on; False when the session must end."""
         if isinstance(line, bytes):
-            message = _parse(line)
+            data = _loads(line)  # each line is parsed once
+            if lane is not None and lane.answer(data):
+                return True
+            message = _parse(line, data)
             if message is None:
                 logger.info("%s: skipped a stdout line that is not JSON-RPC: %.200r", who, line)
             else:
@@ -127,6 +143,9 @@ async def stdio_transport(
             logger.error("%s: %s; its request id could not be read, so the server is restarted", who, what)
             return False
         logger.warning("%s: the answer to request %r was dropped: %s", who, request_id, what)
+        if lane is not None and lane.owns(request_id):
+            lane.resolve(request_id, oversize_error(line.size, max_line_bytes))
+            return True
         error = types.JSONRPCError(
             jsonrpc="2.0", id=request_id, error=oversize_error(line.size, max_line_bytes)
         )
@@ -140,7 +159,7 @@ async def stdio_transport(
         with anyio.move_on_after(EXIT_DRAIN):
             await stdout_done.wait()  # let its last answers through first
         await read_writer.aclose()
-        on_closed()
+        closed()
 
     async def pump_stdin() -> None:
         assert process.stdin is not None
@@ -157,6 +176,7 @@ async def stdio_transport(
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             # The child stopped reading (it died): make the session see the end.
             await read_writer.aclose()
+            closed()
 
     async def pump_stderr() -> None:
         assert process.stderr is not None
@@ -176,6 +196,8 @@ async def stdio_transport(
         try:
             yield read_stream, write_stream
         finally:
+            if lane is not None:
+                lane.close()  # no call waits on a server that is being stopped
             with anyio.CancelScope(shield=True):
                 await _stop(process)
                 for stream in (read_stream, write_stream, read_writer, write_reader):
@@ -183,7 +205,9 @@ async def stdio_transport(
             tg.cancel_scope.cancel()
 
 
-def _line(message: SessionMessage) -> bytes:
+def _line(message: SessionMessage | bytes) -> bytes:
+    if isinstance(message, bytes):
+        return message  # the lane's line, written by orjson with its newline
     return message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
 
 
@@ -201,10 +225,19 @@ def _stderr_text(line: bytes | Oversize) -> str:
     return line.decode("utf-8", "replace").rstrip("\r")
 
 
-def _parse(line: bytes) -> SessionMessage | None:
+def _loads(line: bytes) -> Any:
+    """The line as orjson reads it; None when it is not JSON (or is JSON ``null``)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _parse(line: bytes, data: Any) -> SessionMessage | None:
+    """The line as the session's message; ``data`` is what :func:`_loads` made of it."""
     if not line.strip():
         return None
-    if (response := _plain_response(line)) is not None:
+    if (response := _plain_response(data)) is not None:
         return response
     try:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
@@ -217,15 +250,11 @@ def _parse(line: bytes) -> SessionMessage | None:
         return None
 
 
-def _plain_response(line: bytes) -> SessionMessage | None:
+def _plain_response(data: Any) -> SessionMessage | None:
     """A result answer (most of what a server sends) read by orjson, without the adapter's model
     pass: checked field by field as the ``JSONRPCResponse`` model would be, its ``result`` kept as
     the dict it is (the model holds it as ``dict[str, Any]`` too). Anything else returns None and
     goes the adapter's way."""
-    try:
-        data = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
     if not isinstance(data, dict) or data.keys() != _RESPONSE_KEYS or data["jsonrpc"] != "2.0":
         return None
     request_id, result = data["id"], data["result"]

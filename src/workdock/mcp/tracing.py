@@ -20,8 +20,13 @@ from opentelemetry import trace
 _UNTRACED: AbstractContextManager[trace.Span] = nullcontext(trace.INVALID_SPAN)
 
 
+def tracing() -> bool:
+    """Whether OpenTelemetry has a tracer provider (the SDK's spans then record)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def _span(name: str, **options: Any) -> AbstractContextManager[trace.Span]:
-    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+    if not tracing():
         return _UNTRACED  # no provider: the SDK's span would be a no-op span
     return _sdk_span(name, **options)
 
