@@ -73,6 +73,7 @@ class Agent:
                 "--listen",
                 f"127.0.0.1:{self.port}",
                 "--no-workspace-ops",
+                "--trust",  # the bench wrote this .mcp.json itself: no approval to wait for
             ],
             env={**os.environ, "WORKDOCK_AGENT_TOKEN": TOKEN},
             stdout=subprocess.DEVNULL,

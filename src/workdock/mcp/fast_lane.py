@@ -18,14 +18,16 @@ Calls that want progress, and later rounds of an ``input_required`` call, take t
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from itertools import count
 from typing import Any, TypeGuard
 
 import anyio
 import mcp_types as types
 import orjson
+from anyio.streams.memory import MemoryObjectSendStream
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
@@ -36,36 +38,32 @@ ID_PREFIX = "workdock-lane-"
 # How long the courtesy cancel may take to write (the dispatcher's bound too).
 CANCEL_WRITE_TIMEOUT = 5.0
 
-Write = Callable[[bytes], Awaitable[None]]
-
-
-class _Waiter:
-    """One call's slot: set once, by its answer or by the end of the connection."""
-
-    __slots__ = ("done", "outcome")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.outcome: dict[str, Any] | types.ErrorData | None = None
-
-
 _CLOSED = types.ErrorData(code=types.CONNECTION_CLOSED, message="Connection closed")
+_TIMED_OUT = types.ErrorData(code=types.REQUEST_TIMEOUT, message="timed out")  # only ever seen here
+
+_Outcome = dict[str, Any] | types.ErrorData
+_Waiter = asyncio.Future[_Outcome]
 
 
 class FastLane:
-    """The lane of one stdio session; the transport attaches its writer and feeds it answers."""
+    """The lane of one stdio session; the transport attaches its writer and feeds it answers.
+
+    A call waits on a bare asyncio future with a timer for its timeout: anyio's events and
+    cancel scopes cost a tenth of a call's CPU here. Cancellation still reaches it as anyio's
+    (on asyncio a cancel scope cancels the task), so callers may use either.
+    """
 
     def __init__(self) -> None:
         self._ids = count(1)
         self._pending: dict[str, _Waiter] = {}
-        self._write: Write | None = None
+        self._stream: MemoryObjectSendStream[bytes] | None = None
         self._closed = False
 
     # ---- the transport's side -------------------------------------------------------------------
 
-    def attach(self, write: Write) -> None:
-        """``write`` puts one line (with its newline) into the server's stdin pump."""
-        self._write = write
+    def attach(self, stream: MemoryObjectSendStream[bytes]) -> None:
+        """``stream`` is the server's stdin pump: each item is one line, with its newline."""
+        self._stream = stream
 
     @staticmethod
     def owns(request_id: object) -> TypeGuard[str]:
@@ -89,68 +87,76 @@ class FastLane:
             self.resolve(request_id, error)
         return True
 
-    def resolve(self, request_id: str, outcome: dict[str, Any] | types.ErrorData) -> None:
+    def resolve(self, request_id: str, outcome: _Outcome) -> None:
         waiter = self._pending.pop(request_id, None)
         if waiter is None:
             logger.debug("dropping the answer to unknown or abandoned request %r", request_id)
-            return
-        waiter.outcome = outcome
-        waiter.done.set()
+        elif not waiter.done():
+            waiter.set_result(outcome)
 
     def close(self) -> None:
         """The connection ended: every call in flight fails now, and later ones at once (idempotent)."""
         self._closed = True
         pending, self._pending = self._pending, {}
         for waiter in pending.values():
-            waiter.outcome = _CLOSED
-            waiter.done.set()
+            if not waiter.done():
+                waiter.set_result(_CLOSED)
 
     # ---- the caller's side ----------------------------------------------------------------------
 
     async def request(self, method: str, params: Mapping[str, Any], timeout: float | None) -> dict[str, Any]:
         """Send one request and wait for its result; :class:`MCPError` as the SDK's dispatcher raises."""
-        write = self._write
-        if self._closed or write is None:
+        stream = self._stream
+        if self._closed or stream is None:
             raise MCPError(code=types.CONNECTION_CLOSED, message="Connection closed")
         request_id = f"{ID_PREFIX}{next(self._ids)}"
-        line = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}) + b"\n"
-        waiter = _Waiter()
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        loop = asyncio.get_running_loop()
+        waiter: _Waiter = loop.create_future()
         self._pending[request_id] = waiter
-        written = False
+        timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
         try:
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            written = True  # a write cut short may still have gone out: it counts as sent
-            try:
-                await write(line)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                raise MCPError(code=types.CONNECTION_CLOSED, message="Connection closed") from None
-            with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                await waiter.done.wait()
-            if scope.cancelled_caught and waiter.outcome is None:
-                with anyio.move_on_after(CANCEL_WRITE_TIMEOUT):
-                    await self._cancel(write, request_id, f"timed out after {timeout}s")
-                raise MCPError(code=types.REQUEST_TIMEOUT, message=f"Request {method!r} timed out")
-        except anyio.get_cancelled_exc_class():
-            if written and waiter.outcome is None:
-                with anyio.move_on_after(CANCEL_WRITE_TIMEOUT, shield=True):
-                    await self._cancel(write, request_id, "caller cancelled")
+            await _put(stream, orjson.dumps(message) + b"\n")
+            outcome = await waiter
+        except asyncio.CancelledError:
+            # The caller gave up (a hang-up, a cancelled turn); a put cut short may have gone out.
+            with anyio.move_on_after(CANCEL_WRITE_TIMEOUT, shield=True):
+                await _cancel(stream, request_id, "caller cancelled")
             raise
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise MCPError(code=types.CONNECTION_CLOSED, message="Connection closed") from None
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending.pop(request_id, None)  # a late answer is dropped, not kept
-        outcome = waiter.outcome
+        if outcome is _TIMED_OUT:
+            with anyio.move_on_after(CANCEL_WRITE_TIMEOUT):
+                await _cancel(stream, request_id, f"timed out after {timeout}s")
+            raise MCPError(code=types.REQUEST_TIMEOUT, message=f"Request {method!r} timed out")
         if isinstance(outcome, types.ErrorData):
             raise MCPError(code=outcome.code, message=outcome.message, data=outcome.data)
-        assert outcome is not None
         return outcome
 
-    @staticmethod
-    async def _cancel(write: Write, request_id: str, reason: str) -> None:
-        params = {"requestId": request_id, "reason": reason}
-        line = orjson.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})
-        try:
-            await write(line + b"\n")
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            logger.debug("dropped notifications/cancelled for %r: the server is gone", request_id)
+
+def _expire(waiter: _Waiter) -> None:
+    if not waiter.done():
+        waiter.set_result(_TIMED_OUT)
+
+
+async def _put(stream: MemoryObjectSendStream[bytes], line: bytes) -> None:
+    try:
+        stream.send_nowait(line)  # the pump's buffer has room: no task switch
+    except anyio.WouldBlock:
+        await stream.send(line)
+
+
+async def _cancel(stream: MemoryObjectSendStream[bytes], request_id: str, reason: str) -> None:
+    params = {"requestId": request_id, "reason": reason}
+    line = orjson.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})
+    try:
+        await _put(stream, line + b"\n")
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        logger.debug("dropped notifications/cancelled for %r: the server is gone", request_id)
 
 
 def _error_of(raw: object) -> types.ErrorData:

@@ -93,9 +93,10 @@ async def stdio_transport(
         raise StartError(_start_failure(command, cwd, env, exc)) from exc
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     # The session's messages and the lane's ready-made lines share one pump (and its batching).
-    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage | bytes](0)
+    # Buffered, so that a lane call's line is put in without a task switch while the pump writes.
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage | bytes](MAX_BATCH)
     if lane is not None:
-        lane.attach(write_stream.send)
+        lane.attach(write_stream)
 
     def closed() -> None:
         if lane is not None:
