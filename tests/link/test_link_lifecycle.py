@@ -119,7 +119,9 @@ async def _dial_status(server_url: str, token: str) -> tuple[int, dict[str, str]
     url = server_url.replace("http://", "ws://") + "/api/v0/agents/link"
     try:
         async with connect(
-            url, additional_headers={"Authorization": f"Bearer {token}"}, subprotocols=[PROTOCOL]  # type: ignore[list-item]
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            subprotocols=[PROTOCOL],  # type: ignore[list-item]
         ):
             return 101, {}
     except InvalidStatus as exc:
