@@ -52,12 +52,21 @@ def arguments_for(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def entry(url: str, context: dict[str, Any]) -> dict[str, Any]:
+def entry(url: str, context: dict[str, Any], scenario: str) -> dict[str, Any]:
+    """The scenario's server as a user would configure it: a pre-registered client where the
+    scenario has one, and a machine client (client credentials) for the client-credentials ones."""
     server: dict[str, Any] = {"type": "http", "url": url}
-    if context.get("client_id") and "private_key_pem" not in context and "idp_issuer" not in context:
-        server["oauth"] = {"clientId": context["client_id"]}
-        if context.get("client_secret"):
-            server["oauth"]["clientSecret"] = context["client_secret"]
+    if not context.get("client_id") or "idp_issuer" in context:
+        return server
+    oauth: dict[str, Any] = {"clientId": context["client_id"]}
+    if scenario.startswith("auth/client-credentials"):
+        oauth["grantType"] = "client_credentials"
+        if "private_key_pem" in context:
+            oauth["privateKey"] = context["private_key_pem"]
+            oauth["signingAlgorithm"] = context.get("signing_algorithm", "RS256")
+    if context.get("client_secret"):
+        oauth["clientSecret"] = context["client_secret"]
+    server["oauth"] = oauth
     return server
 
 
@@ -161,7 +170,7 @@ def main() -> int:
         root = Path(tmp)
         (root / "ws").mkdir()
         (root / "ws" / ".mcp.json").write_text(
-            json.dumps({"mcpServers": {"conformance": entry(url, context)}})
+            json.dumps({"mcpServers": {"conformance": entry(url, context, os.environ.get("MCP_CONFORMANCE_SCENARIO", ""))}})
         )
         port, token = free_port(), secrets.token_urlsafe(16)
         log = (root / "agent.log").open("wb")
