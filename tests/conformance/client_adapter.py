@@ -170,7 +170,13 @@ def main() -> int:
         root = Path(tmp)
         (root / "ws").mkdir()
         (root / "ws" / ".mcp.json").write_text(
-            json.dumps({"mcpServers": {"conformance": entry(url, context, os.environ.get("MCP_CONFORMANCE_SCENARIO", ""))}})
+            json.dumps(
+                {
+                    "mcpServers": {
+                        "conformance": entry(url, context, os.environ.get("MCP_CONFORMANCE_SCENARIO", ""))
+                    }
+                }
+            )
         )
         port, token = free_port(), secrets.token_urlsafe(16)
         log = (root / "agent.log").open("wb")

@@ -98,6 +98,8 @@ class InputPrompt:
     id: str
     description: str = ""
     password: bool = False
+    options: tuple[str, ...] = ()  # a pickString's choices: the value must be one of them
+    default: str | None = None
 
     @property
     def env_name(self) -> str:
@@ -234,6 +236,9 @@ def expand(
         if kind == "input":
             given = context.input_value(key)
             if given is not None:
+                options = context.prompt(key).options
+                if options and given not in options:
+                    raise ValueError(f"input {key!r} is {given!r}, which is not one of: {', '.join(options)}")
                 return given
             if missing is None:
                 raise _MissingInputs([context.prompt(key)])
