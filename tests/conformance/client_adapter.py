@@ -34,6 +34,7 @@ import anyio
 import httpx2
 
 DEADLINE = 25.0  # the suite gives a client 30 s
+CIMD_URL = "https://conformance-test.local/client-metadata.json"
 
 
 def free_port() -> int:
@@ -56,6 +57,11 @@ def entry(url: str, context: dict[str, Any], scenario: str) -> dict[str, Any]:
     """The scenario's server as a user would configure it: a pre-registered client where the
     scenario has one, and a machine client (client credentials) for the client-credentials ones."""
     server: dict[str, Any] = {"type": "http", "url": url}
+    if scenario == "auth/basic-cimd":
+        # The scenario's URL-based client ID (its client metadata document's URL), as a user
+        # configures their organisation's.
+        server["oauth"] = {"clientMetadataUrl": CIMD_URL}
+        return server
     if not context.get("client_id") or "idp_issuer" in context:
         return server
     oauth: dict[str, Any] = {"clientId": context["client_id"]}

@@ -135,3 +135,23 @@ def test_a_key_file_that_cannot_be_read_or_is_too_big(tmp_path: Path) -> None:
     )
     (tmp_path / "big.pem").write_bytes(b"x" * (64 * 1024 + 1))
     assert "larger than a private key can be" in error_of({**base, "privateKeyFile": "big.pem"}, tmp_path)
+
+
+def test_a_url_based_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workdock.mcp.oauth import CLIENT_METADATA_URL_ENV, client_metadata_url
+
+    url = "https://example.com/oauth/workdock.json"
+    spec = parsed({"clientMetadataUrl": url})
+    assert isinstance(spec, ServerSpec) and spec.oauth is not None
+    assert client_metadata_url(spec.oauth) == url
+    assert "must be an https URL with a path" in error_of({"clientMetadataUrl": "http://example.com/a.json"})
+    assert "must be an https URL with a path" in error_of({"clientMetadataUrl": "https://example.com"})
+    assert "exclude each other" in error_of({"clientMetadataUrl": url, "clientId": "app"})
+    # The agent's default applies to servers without a client of their own, and only a valid one.
+    monkeypatch.setenv(CLIENT_METADATA_URL_ENV, "https://team.example.com/client.json")
+    assert client_metadata_url(None) == "https://team.example.com/client.json"
+    pre_registered = parsed({"clientId": "app"})
+    assert isinstance(pre_registered, ServerSpec)
+    assert client_metadata_url(pre_registered.oauth) is None
+    monkeypatch.setenv(CLIENT_METADATA_URL_ENV, "not a url")
+    assert client_metadata_url(None) is None

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from mcp.client.auth.utils import is_valid_client_metadata_url
+
 from workdock.mcp import formats
 
 Transport = Literal["stdio", "http", "sse"]
@@ -65,6 +67,9 @@ class OAuthSettings:
     private_key: str | None = field(default=None, repr=False)  # PEM, for private_key_jwt
     signing_algorithm: str = "RS256"
     issuer: str | None = None  # the authorization server the client's credentials belong to
+    # A URL-based client ID (a Client ID Metadata Document, SEP-991): used where the authorization
+    # server supports it, instead of registering a client.
+    client_metadata_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -303,11 +308,18 @@ def _oauth(value: Any, sub: Callable[[str], str], workspace: Path | None = None)
     port = value.get("callbackPort")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
         raise ValueError(f"'oauth.callbackPort' must be a port number, not {port!r}")
+    metadata_url = value.get("clientMetadataUrl")
+    if metadata_url is not None:
+        if not isinstance(metadata_url, str) or not is_valid_client_metadata_url(sub(metadata_url)):
+            raise ValueError("'oauth.clientMetadataUrl' must be an https URL with a path (not just a host)")
+        if client_id is not None:
+            raise ValueError("'oauth.clientMetadataUrl' and 'oauth.clientId' exclude each other")
     settings = OAuthSettings(
         client_id=sub(client_id) if client_id else None,
         client_secret=sub(secret) if secret else None,
         scopes=tuple(scopes),
         callback_port=port,
+        client_metadata_url=sub(metadata_url) if metadata_url else None,
     )
     return _machine_client(value, settings, sub, workspace)
 

@@ -40,6 +40,7 @@ from mcp.client.auth.extensions.client_credentials import (
     PrivateKeyJWTOAuthProvider,
     SignedJWTParameters,
 )
+from mcp.client.auth.utils import is_valid_client_metadata_url
 from mcp.shared.auth import (
     AuthorizationCodeResult,
     OAuthClientInformationFull,
@@ -65,7 +66,22 @@ REFRESH_MARGIN = 60.0
 REVOKE_TIMEOUT = 10.0
 RESTART_TIMEOUT = 30.0  # a restarted sign-in: discovery and registration until its new URL
 MAX_REDIRECT_URI = 2048
+CLIENT_METADATA_URL_ENV = "WORKDOCK_OAUTH_CLIENT_METADATA_URL"
 MAX_RECORD_BYTES = 256 * 1024  # a stored record is a few kilobytes; a larger file is not ours
+
+
+def client_metadata_url(settings: OAuthSettings | None) -> str | None:
+    """The entry's URL-based client ID, else the agent's default (``WORKDOCK_OAUTH_CLIENT_METADATA_URL``)
+    for servers with no pre-registered client; a default that is not a valid one is ignored."""
+    if settings is not None and settings.client_id:
+        return None
+    if settings is not None and settings.client_metadata_url:
+        return settings.client_metadata_url
+    default = os.environ.get(CLIENT_METADATA_URL_ENV, "").strip() or None
+    if default is not None and not is_valid_client_metadata_url(default):
+        logger.warning("%s is not an https URL with a path; it is ignored", CLIENT_METADATA_URL_ENV)
+        return None
+    return default
 
 
 def redirect_uri(settings: OAuthSettings | None) -> str:
@@ -317,6 +333,7 @@ class Provider(OAuthClientProvider):
             storage=storage,
             redirect_handler=sign_in.redirect,
             callback_handler=sign_in.callback,
+            client_metadata_url=client_metadata_url(settings),
         )
         self._tokens = storage
         self._sign_in = sign_in
