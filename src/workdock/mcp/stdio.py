@@ -231,6 +231,10 @@ def _loads(line: bytes) -> Any:
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError:
+        pass
+    try:  # JSON with bytes that are not UTF-8: read it with them replaced, as the session would
+        return orjson.loads(line.decode("utf-8", "replace"))
+    except orjson.JSONDecodeError:
         return None
 
 
