@@ -55,7 +55,7 @@ class _View:
     prompts: tuple[types.Prompt, ...]
 
 
-def _error(exc: HubError) -> MCPError:
+def error_of(exc: HubError) -> MCPError:
     """A hub failure as the JSON-RPC error a client expects."""
     if isinstance(exc, ToolNotFound | AmbiguousResource):
         return MCPError(types.INVALID_PARAMS, exc.message)
@@ -92,6 +92,9 @@ class Gateway:
         # Handshake-era connections, told of changes on their standalone stream; each is
         # forgotten when it closes (its exit stack).
         self._connections: set[Any] = set()
+        # The same connections by the session id the HTTP transport gave them (the MCP endpoint's
+        # lean path reads an established session's client capabilities here).
+        self._sessions: dict[str, Any] = {}
         self.server = _GatewayServer(
             SERVER_NAME if only is None else f"{SERVER_NAME}:{only}",
             version=__version__,
@@ -126,7 +129,7 @@ class Gateway:
             prompts=tuple(p.prompt for p in catalog.prompts if p.server == only),
         )
 
-    def _tool_name(self, name: str) -> str:
+    def tool_name(self, name: str) -> str:
         """The hub's name for a tool the client called."""
         if self.only is None:
             return name
@@ -168,11 +171,11 @@ class Gateway:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        name = self._tool_name(params.name)
+        name = self.tool_name(params.name)
         try:
             return await self.hub.call(name, params.arguments or {}, hooks=_hooks(ctx))
         except HubError as exc:
-            raise _error(exc) from None
+            raise error_of(exc) from None
 
     async def _read_resource(
         self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
@@ -182,7 +185,7 @@ class Gateway:
         except ToolNotFound as exc:  # no server offers that URI
             raise MCPError(_RESOURCE_NOT_FOUND, exc.message) from None
         except HubError as exc:
-            raise _error(exc) from None
+            raise error_of(exc) from None
         return result
 
     async def _get_prompt(
@@ -192,7 +195,7 @@ class Gateway:
         try:
             _prompt, result = await self.hub.get_prompt(name, params.arguments or {})
         except HubError as exc:
-            raise _error(exc) from None
+            raise error_of(exc) from None
         return result
 
     async def _track_connections(
@@ -205,7 +208,14 @@ class Gateway:
             connection = ctx.session._connection
             self._connections.add(connection)
             connection.exit_stack.callback(self._connections.discard, connection)
+            if (session_id := connection.session_id) is not None:
+                self._sessions[session_id] = connection
+                connection.exit_stack.callback(self._sessions.pop, session_id, None)
         return result
+
+    def session(self, session_id: str) -> Any | None:
+        """The initialized handshake-era connection of HTTP session ``session_id``, if any."""
+        return self._sessions.get(session_id)
 
     # ---- change notifications -------------------------------------------------------------------
 
@@ -235,6 +245,9 @@ class Gateway:
         self._listen.close()
 
 
+NO_ELICITATION = "the MCP client did not declare the elicitation capability"
+
+
 def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
     """Progress to the client's token; requests for input to the client, when it can answer."""
     token = (ctx.meta or {}).get("progress_token")
@@ -245,7 +258,7 @@ def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
     async def ask(params: types.ElicitRequestParams) -> types.ElicitResult:
         capabilities = ctx.session.client_capabilities
         if capabilities is None or capabilities.elicitation is None:
-            return declined("the MCP client did not declare the elicitation capability")
+            return declined(NO_ELICITATION)
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not ctx.session.can_send_request:
             return declined("the MCP client cannot be asked during a call on this connection")
         request = types.ElicitRequest(params=params)

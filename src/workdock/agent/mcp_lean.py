@@ -1,0 +1,246 @@
+"""The hot ``/mcp`` request, answered without the SDK's session machinery.
+
+A client of ``/mcp`` mostly calls tools. Through the SDK each call crosses its transport's
+memory streams, the session's task group and a pydantic validation and serialization of every
+message both ways, which cost several times the upstream round trip. So one request shape is
+answered here, directly with :meth:`Hub.call_wire` and orjson, as ``application/json`` (a valid
+answer to a client that accepts JSON and SSE): a POST of one JSON-RPC ``tools/call`` request,
+without a progress token, on an established handshake-era session (the session id the SDK's
+manager issued, checked as it checks it) whose client cannot be asked for input (it declared no
+elicitation capability, so an upstream's request for input is declined, as the gateway declines
+it). Its ``notifications/cancelled`` and a hang-up cancel the call upstream. Anything else (a
+progress token, a client that can be asked, initialize, lists, resources, prompts, GET streams,
+DELETE, the 2026-07-28 era) goes through the SDK: :meth:`LeanCalls.answer` returns False.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types as types
+import orjson
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+from mcp.server.streamable_http import (
+    MCP_SESSION_ID_HEADER,
+    StreamableHTTPServerTransport,
+    check_accept_headers,
+)
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from workdock.agent.disconnect import until_disconnect
+from workdock.http_errors import ApiError
+from workdock.mcp.content import wire_to_raw_result
+from workdock.mcp.gateway import NO_ELICITATION, Gateway, error_of
+from workdock.mcp.hooks import CallHooks, declined
+from workdock.mcp.hub import HubError
+
+logger = logging.getLogger(__name__)
+
+_SESSION_HEADER = MCP_SESSION_ID_HEADER.lower().encode()
+_VERSION_HEADER = b"mcp-protocol-version"
+_CANCELLED = -32800  # JSON-RPC's "request cancelled", answered to a call its client cancelled
+
+
+async def _decline(params: types.ElicitRequestParams) -> types.ElicitResult:
+    return declined(NO_ELICITATION)
+
+
+# The lean path serves only clients that declared no elicitation capability: asked as the gateway
+# asks them, they are declined with the same reason.
+_HOOKS = CallHooks(ask=_decline)
+
+
+@dataclass(frozen=True)
+class _Call:
+    request_id: str | int
+    name: str
+    arguments: dict[str, Any]
+
+
+def _request_id(value: Any) -> str | int | None:
+    return (
+        value if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)) else None
+    )
+
+
+def parse_call(message: Any) -> _Call | None:
+    """A plain ``tools/call`` request (no progress token), or None for anything else."""
+    if (
+        not isinstance(message, dict)
+        or message.get("jsonrpc") != "2.0"
+        or message.get("method") != "tools/call"
+    ):
+        return None
+    request_id, params = _request_id(message.get("id")), message.get("params")
+    if request_id is None or not isinstance(params, dict):
+        return None
+    name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta")
+    if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
+        return None
+    if meta is not None and (not isinstance(meta, dict) or meta.get("progressToken") is not None):
+        return None  # progress goes to the client over the SDK's SSE stream
+    return _Call(request_id, name, arguments or {})
+
+
+def parse_cancel(message: Any) -> str | int | None:
+    """The request id of a ``notifications/cancelled``, or None for anything else."""
+    if not isinstance(message, dict) or message.get("method") != "notifications/cancelled" or "id" in message:
+        return None
+    params = message.get("params")
+    return _request_id(params.get("requestId")) if isinstance(params, dict) else None
+
+
+class LeanCalls:
+    """The lean path of one gateway (``/mcp`` or ``/mcp/SERVER``) and its calls in flight."""
+
+    def __init__(self, gateway: Gateway, manager: StreamableHTTPSessionManager) -> None:
+        self.gateway = gateway
+        self.manager = manager
+        # (session id, the request id as JSON) -> the task answering that call; one entry per
+        # request being served, so bounded by the connections the server accepts.
+        self._in_flight: dict[tuple[str, bytes], tuple[asyncio.Task[Any], list[bool]]] = {}
+
+    async def answer(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
+        """Answer the request if it is the lean path's (True); False leaves it to the SDK."""
+        if scope["method"] != "POST":
+            return False
+        session_id = self._session_of(scope)
+        if session_id is None:
+            return False
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False
+        call = parse_call(message)
+        if call is not None:
+            return await self._call(session_id, call, scope, receive, send)
+        cancelled = parse_cancel(message)
+        if cancelled is not None:
+            entry = self._in_flight.get((session_id, orjson.dumps(cancelled)))
+            if entry is not None:
+                task, by_client = entry
+                by_client[0] = True
+                task.cancel()
+                await _send(send, 202, b"", session_id)
+                return True
+        return False
+
+    def _session_of(self, scope: Scope) -> str | None:
+        """The established session a request may be answered on here, as the SDK would check it."""
+        session_id: str | None = None
+        version: str | None = None
+        json_body = False
+        for name, value in scope["headers"]:
+            if name == _SESSION_HEADER:
+                session_id = value.decode("latin-1")
+            elif name == _VERSION_HEADER:
+                version = value.decode("latin-1")
+            elif name == b"content-type":
+                json_body = b"application/json" in value
+        if session_id is None or not json_body:
+            return None
+        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            return None  # the 2026-07-28 era: the SDK's per-request entry
+        has_json, has_sse = check_accept_headers(Request(scope))
+        if not (has_json and has_sse):
+            return None  # the SDK answers 406
+        transport = self._transport(session_id, scope)
+        if transport is None:
+            return None
+        connection = self.gateway.session(session_id)
+        if connection is None:
+            return None  # not initialized yet: the SDK says so
+        capabilities = connection.client_capabilities
+        if capabilities is not None and capabilities.elicitation is not None:
+            return None  # a client that can be asked: the gateway relays the upstream's requests
+        return session_id
+
+    def _transport(self, session_id: str, scope: Scope) -> StreamableHTTPServerTransport | None:
+        # The manager's own tables (no public lookup): a live session, asked for with the
+        # credential that opened it (as the manager checks; otherwise it answers 404 itself).
+        transport = self.manager._server_instances.get(session_id)
+        if transport is None or transport.is_terminated:
+            return None
+        if transport.idle_scope is not None and transport.idle_scope.cancel_called:
+            return None
+        user = scope.get("user")
+        requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+        if requestor != self.manager._session_owners.get(session_id):
+            return None
+        return transport
+
+    async def _call(self, session_id: str, call: _Call, scope: Scope, receive: Receive, send: Send) -> bool:
+        transport = self._transport(session_id, scope)
+        assert transport is not None  # checked just before, with no await in between
+        task = asyncio.current_task()
+        assert task is not None
+        key = (session_id, orjson.dumps(call.request_id))
+        by_client = [False]
+        self._in_flight[key] = (task, by_client)
+        try:
+            with _held(transport):
+                try:
+                    result = await until_disconnect(receive, self._result(call))
+                    body = {"jsonrpc": "2.0", "id": call.request_id, "result": result}
+                except MCPError as exc:
+                    body = _error(call.request_id, exc.error.code, exc.error.message)
+                except asyncio.CancelledError:
+                    if not by_client[0] or task.uncancel() > 0:
+                        raise
+                    # The client said it no longer wants the answer: it ignores this one.
+                    body = _error(call.request_id, _CANCELLED, "the client cancelled the request")
+        except ApiError:  # the client hung up: the call was cancelled, nobody to answer
+            return True
+        finally:
+            self._in_flight.pop(key, None)
+        await _send(send, 200, orjson.dumps(body), session_id)
+        return True
+
+    async def _result(self, call: _Call) -> dict[str, Any]:
+        name = self.gateway.tool_name(call.name)
+        try:
+            wire = await self.gateway.hub.call_wire(name, call.arguments, hooks=_HOOKS)
+        except HubError as exc:
+            raise error_of(exc) from None
+        return wire_to_raw_result(wire)
+
+
+@contextmanager
+def _held(transport: StreamableHTTPServerTransport) -> Iterator[None]:
+    """Count the call as a request in flight on its session, as the transport's own
+    ``handle_request`` does, so the idle timeout never ends a session while it is served."""
+    scope, idle = transport.idle_scope, transport._idle_timeout
+    if scope is None or idle is None:
+        yield
+        return
+    transport._requests_in_flight += 1
+    scope.deadline = math.inf
+    try:
+        yield
+    finally:
+        transport._requests_in_flight -= 1
+        if not transport._requests_in_flight:
+            scope.deadline = anyio.current_time() + idle
+
+
+def _error(request_id: str | int, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+async def _send(send: Send, status: int, body: bytes, session_id: str) -> None:
+    headers = [(_SESSION_HEADER, session_id.encode()), (b"content-length", str(len(body)).encode())]
+    if body:
+        headers.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
