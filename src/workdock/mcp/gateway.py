@@ -7,7 +7,9 @@ when they change. With ``only`` one server is fronted under its own names.
 A call goes through :meth:`Hub.call`, so results, timeouts and a server that is not ready
 are handled as for ``call-tool``. The client's progress token gets the upstream's progress,
 its ``notifications/cancelled`` cancels the handler (and the SDK then cancels the upstream
-request), and an upstream's request for input is put to the client when it can be asked.
+request), and an upstream's request for input is put to the client when it can be asked: a
+handshake-era client is sent ``elicitation/create`` on the call's stream, a 2026-07-28 client
+is answered ``input_required`` and retries with its answer (:mod:`workdock.mcp.input_relay`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from workdock import __version__
 from workdock.mcp.connection import CallTimeout, HubError, NotFound, ToolNotFound
-from workdock.mcp.hooks import CallHooks, declined
+from workdock.mcp.hooks import AskFn, CallHooks, declined
 from workdock.mcp.hub import Catalog, Hub
+from workdock.mcp.input_relay import InputRelay
 from workdock.mcp.offered import AmbiguousResource
 
 logger = logging.getLogger(__name__)
@@ -95,6 +98,7 @@ class Gateway:
         # The same connections by the session id the HTTP transport gave them (the MCP endpoint's
         # lean path reads an established session's client capabilities here).
         self._sessions: dict[str, Any] = {}
+        self._relay = InputRelay()
         self.server = _GatewayServer(
             SERVER_NAME if only is None else f"{SERVER_NAME}:{only}",
             version=__version__,
@@ -170,10 +174,22 @@ class Gateway:
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         name = self.tool_name(params.name)
+        arguments = params.arguments or {}
+        if params.request_state is not None:  # a 2026-07-28 client's answer to input_required
+            return await self._relay.resume(params.request_state, name, params.input_responses)
+        if _can_be_asked_between_rounds(ctx) and self._relay.can_hold():
+
+            async def call(ask: AskFn) -> types.CallToolResult:
+                return await self._hub_call(name, arguments, _hooks(ctx, ask))
+
+            return await self._relay.start(name, call)
+        return await self._hub_call(name, arguments, _hooks(ctx))
+
+    async def _hub_call(self, name: str, arguments: dict[str, Any], hooks: CallHooks) -> types.CallToolResult:
         try:
-            return await self.hub.call(name, params.arguments or {}, hooks=_hooks(ctx))
+            return await self.hub.call(name, arguments, hooks=hooks)
         except HubError as exc:
             raise error_of(exc) from None
 
@@ -241,15 +257,27 @@ class Gateway:
                     await send(connection)  # best-effort: a closed stream drops it
 
     def close(self) -> None:
-        """End the open listen streams (graceful: each gets its final result)."""
+        """End the open listen streams (graceful: each gets its final result) and the held calls."""
         self._listen.close()
+        self._relay.close()
 
 
 NO_ELICITATION = "the MCP client did not declare the elicitation capability"
 
 
-def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
-    """Progress to the client's token; requests for input to the client, when it can answer."""
+def _can_be_asked_between_rounds(ctx: ServerRequestContext[Any]) -> bool:
+    """A 2026-07-28 client that can answer ``input_required`` for an elicitation."""
+    capabilities = ctx.session.client_capabilities
+    return (
+        ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        and capabilities is not None
+        and capabilities.elicitation is not None
+    )
+
+
+def _hooks(ctx: ServerRequestContext[Any], relayed: AskFn | None = None) -> CallHooks:
+    """Progress to the client's token; requests for input to the client, when it can answer
+    (``relayed``: put to a 2026-07-28 client as ``input_required``)."""
     token = (ctx.meta or {}).get("progress_token")
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -265,4 +293,4 @@ def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
         metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
         return await ctx.session.send_request(request, types.ElicitResult, metadata=metadata)
 
-    return CallHooks(on_progress=on_progress if token is not None else None, ask=ask)
+    return CallHooks(on_progress=on_progress if token is not None else None, ask=relayed or ask)
