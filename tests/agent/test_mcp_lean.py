@@ -64,6 +64,36 @@ class Session:
         return _kind(response), answer_of(response, request["id"])
 
 
+class ModernClient:
+    """2026-07-28 requests spoken by hand: each POST carries its own envelope and headers."""
+
+    def __init__(self, http: httpx2.AsyncClient, capabilities: dict[str, Any]) -> None:
+        self.http, self.capabilities = http, capabilities
+        self.next_id = 0
+
+    async def call(self, name: str, arguments: dict[str, Any], **headers: str) -> httpx2.Response:
+        self.next_id += 1
+        meta = {
+            types.PROTOCOL_VERSION_META_KEY: "2026-07-28",
+            types.CLIENT_CAPABILITIES_META_KEY: self.capabilities,
+            types.CLIENT_INFO_META_KEY: {"name": "test", "version": "1"},
+        }
+        body = {
+            "jsonrpc": "2.0",
+            "id": self.next_id,
+            "method": "tools/call",
+            "params": {"name": name, "arguments": arguments, "_meta": meta},
+        }
+        sent = {
+            **ACCEPT,
+            "MCP-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "tools/call",
+            "Mcp-Name": name,
+            **headers,
+        }
+        return await self.http.post("/mcp", content=json.dumps(body), headers=sent)
+
+
 def _kind(response: httpx2.Response) -> str:
     return response.headers.get("content-type", "").split(";")[0]
 
@@ -232,6 +262,41 @@ async def test_an_unknown_or_foreign_session_is_refused_as_the_sdk_refuses_it(sl
         lean.headers["Mcp-Session-Id"] = "0" * 32
         response = await lean.post(lean.request("slow__echo", {"text": "x"}))
         assert response.status_code == 404
+
+
+async def test_a_2026_call_is_answered_as_the_sdk_answers_it(slow_agent) -> None:
+    agent = slow_agent
+    async with httpx2.AsyncClient(
+        base_url=agent.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+    ) as http:
+        lean, asked = ModernClient(http, {}), ModernClient(http, {"elicitation": {}})
+        cases: list[tuple[str, dict[str, Any], dict[str, str]]] = [
+            ("kinds__all_kinds", {}, {}),
+            ("kinds__structured", {}, {}),
+            ("kinds__fail", {}, {}),
+            ("slow__echo", {"text": "modern"}, {}),
+            ("slow__nope", {}, {}),
+            ("slow__echo", {"text": "x"}, {"Mcp-Name": "slow__other"}),  # a header that disagrees
+        ]
+        for name, arguments, headers in cases:
+            answer = await lean.call(name, arguments, **headers)
+            sdk_answer = await asked.call(name, arguments, **headers)
+            assert answer.status_code == sdk_answer.status_code, (name, answer.text, sdk_answer.text)
+            ours, theirs = answer.json(), sdk_answer.json()
+            if "result" in theirs:
+                theirs["result"].pop("_meta", None)  # the upstream's, not in call-tool's body
+            assert ours == theirs, name
+        # an answer of its own to each of many calls at once
+        answers: dict[str, str] = {}
+
+        async def one(i: int) -> None:
+            response = await lean.call("slow__echo", {"text": f"modern {i}"})
+            answers[f"modern {i}"] = response.json()["result"]["content"][0]["text"]
+
+        async with anyio.create_task_group() as tg:
+            for i in range(30):
+                tg.start_soon(one, i)
+        assert answers == {text: text for text in answers} and len(answers) == 30
 
 
 def test_an_over_limit_body_gets_the_one_error_shape_with_or_without_a_length(start_agent) -> None:

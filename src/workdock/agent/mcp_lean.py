@@ -5,12 +5,14 @@ memory streams, the session's task group and a pydantic validation and serializa
 message both ways, which cost several times the upstream round trip. So one request shape is
 answered here, directly with :meth:`Hub.call_wire` and orjson, as ``application/json`` (a valid
 answer to a client that accepts JSON and SSE): a POST of one JSON-RPC ``tools/call`` request,
-without a progress token, on an established handshake-era session (the session id the SDK's
-manager issued, checked as it checks it) whose client cannot be asked for input (it declared no
+without a progress token, from a client that cannot be asked for input (it declared no
 elicitation capability, so an upstream's request for input is declined, as the gateway declines
-it). Its ``notifications/cancelled`` and a hang-up cancel the call upstream. Anything else (a
-progress token, a client that can be asked, initialize, lists, resources, prompts, GET streams,
-DELETE, the 2026-07-28 era) goes through the SDK: :meth:`LeanCalls.answer` returns False.
+it), either on an established handshake-era session (the session id the SDK's manager issued,
+checked as it checks it) or as a 2026-07-28 request (its envelope and headers checked with the
+SDK's own functions). A hang-up, and on a session its ``notifications/cancelled``, cancel the
+call upstream. Anything else (a progress token, a client that can be asked, initialize, lists,
+resources, prompts, GET streams, DELETE, a request the SDK would refuse) goes through the SDK:
+:meth:`LeanCalls.answer` returns False.
 """
 
 from __future__ import annotations
@@ -34,7 +36,16 @@ from mcp.server.streamable_http import (
 )
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    MCP_PARAM_HEADER_PREFIX,
+    MCP_PROTOCOL_VERSION_HEADER,
+    InboundModernRoute,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+    validate_mcp_param_headers,
+)
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -47,8 +58,9 @@ from workdock.mcp.hub import HubError
 
 logger = logging.getLogger(__name__)
 
-_SESSION_HEADER = MCP_SESSION_ID_HEADER.lower().encode()
-_VERSION_HEADER = b"mcp-protocol-version"
+_SESSION_HEADER_NAME = MCP_SESSION_ID_HEADER.lower()
+_SESSION_HEADER = _SESSION_HEADER_NAME.encode()
+_MCP_PARAM = MCP_PARAM_HEADER_PREFIX.lower()
 _CANCELLED = -32800  # JSON-RPC's "request cancelled", answered to a call its client cancelled
 
 
@@ -62,10 +74,40 @@ _HOOKS = CallHooks(ask=_decline)
 
 
 @dataclass(frozen=True)
+class _Headers:
+    """What the lean path reads of a request's headers."""
+
+    pairs: list[tuple[str, str]]
+    folded: dict[str, str]
+    scope: Scope
+
+    @classmethod
+    def of(cls, scope: Scope) -> _Headers:
+        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+        return cls(pairs, dict(pairs), scope)
+
+    @property
+    def session_id(self) -> str | None:
+        return self.folded.get(_SESSION_HEADER_NAME)
+
+    @property
+    def version(self) -> str | None:
+        return self.folded.get(MCP_PROTOCOL_VERSION_HEADER)
+
+    def acceptable(self) -> bool:
+        """A JSON body from a client that accepts JSON and SSE (else the SDK answers 406 or 415)."""
+        if "application/json" not in self.folded.get("content-type", ""):
+            return False
+        has_json, has_sse = check_accept_headers(Request(self.scope))
+        return has_json and has_sse
+
+
+@dataclass(frozen=True)
 class _Call:
     request_id: str | int
     name: str
     arguments: dict[str, Any]
+    first_round: bool  # no answers to an earlier input_required (2026-07-28)
 
 
 def _request_id(value: Any) -> str | int | None:
@@ -90,7 +132,8 @@ def parse_call(message: Any) -> _Call | None:
         return None
     if meta is not None and (not isinstance(meta, dict) or meta.get("progressToken") is not None):
         return None  # progress goes to the client over the SDK's SSE stream
-    return _Call(request_id, name, arguments or {})
+    first_round = params.get("requestState") is None and params.get("inputResponses") is None
+    return _Call(request_id, name, arguments or {}, first_round)
 
 
 def parse_cancel(message: Any) -> str | int | None:
@@ -115,7 +158,10 @@ class LeanCalls:
         """Answer the request if it is the lean path's (True); False leaves it to the SDK."""
         if scope["method"] != "POST":
             return False
-        session_id = self._session_of(scope)
+        headers = _Headers.of(scope)
+        if headers.session_id is None and headers.version in MODERN_PROTOCOL_VERSIONS:
+            return await self._modern(headers, body, scope, receive, send)
+        session_id = self._session_of(scope, headers)
         if session_id is None:
             return False
         try:
@@ -136,25 +182,13 @@ class LeanCalls:
                 return True
         return False
 
-    def _session_of(self, scope: Scope) -> str | None:
+    def _session_of(self, scope: Scope, headers: _Headers) -> str | None:
         """The established session a request may be answered on here, as the SDK would check it."""
-        session_id: str | None = None
-        version: str | None = None
-        json_body = False
-        for name, value in scope["headers"]:
-            if name == _SESSION_HEADER:
-                session_id = value.decode("latin-1")
-            elif name == _VERSION_HEADER:
-                version = value.decode("latin-1")
-            elif name == b"content-type":
-                json_body = b"application/json" in value
-        if session_id is None or not json_body:
-            return None
-        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        session_id = headers.session_id
+        if session_id is None or not headers.acceptable():
+            return None  # no session (the SDK opens one, or refuses); or the SDK answers 406 / 415
+        if headers.version is not None and headers.version not in HANDSHAKE_PROTOCOL_VERSIONS:
             return None  # the 2026-07-28 era: the SDK's per-request entry
-        has_json, has_sse = check_accept_headers(Request(scope))
-        if not (has_json and has_sse):
-            return None  # the SDK answers 406
         transport = self._transport(session_id, scope)
         if transport is None:
             return None
@@ -165,6 +199,46 @@ class LeanCalls:
         if capabilities is not None and capabilities.elicitation is not None:
             return None  # a client that can be asked: the gateway relays the upstream's requests
         return session_id
+
+    async def _modern(
+        self, headers: _Headers, body: bytes, scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """A 2026-07-28 ``tools/call``: each POST stands alone. Checked as the SDK's entry checks
+        it (the envelope, its headers, Mcp-Param headers); anything it would refuse, it does."""
+        if not headers.acceptable():
+            return False
+        try:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False
+        call = parse_call(message)
+        if call is None or not call.first_round:
+            return False  # a retry with answers goes to the gateway's relay
+        if find_duplicated_routing_header(headers.pairs) is not None:
+            return False
+        verdict = classify_inbound_request(message, headers=headers.folded)
+        if not isinstance(verdict, InboundModernRoute):
+            return False
+        capabilities = verdict.client_capabilities
+        if not isinstance(capabilities, dict) or capabilities.get("elicitation") is not None:
+            return False  # one that can be asked is relayed; a malformed one is the SDK's to judge
+        if call.arguments or any(name.startswith(_MCP_PARAM) for name in headers.folded):
+            schema = self.gateway.input_schema(call.name)
+            if schema is not None and validate_mcp_param_headers(schema, call.arguments, headers.folded):
+                return False
+        try:
+            result = await until_disconnect(receive, self._result(call))
+        except MCPError as exc:
+            code = exc.error.code
+            body_out = orjson.dumps(_error(call.request_id, code, exc.error.message))
+            await _send(send, ERROR_CODE_HTTP_STATUS.get(code, 200), body_out, None)
+            return True
+        except ApiError:  # the client hung up: the call was cancelled, nobody to answer
+            return True
+        result["resultType"] = "complete"  # the era's tag of a final result (as the SDK sends it)
+        answer = {"jsonrpc": "2.0", "id": call.request_id, "result": result}
+        await _send(send, 200, orjson.dumps(answer), None)
+        return True
 
     def _transport(self, session_id: str, scope: Scope) -> StreamableHTTPServerTransport | None:
         # The manager's own tables (no public lookup): a live session, asked for with the
@@ -238,8 +312,10 @@ def _error(request_id: str | int, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
-async def _send(send: Send, status: int, body: bytes, session_id: str) -> None:
-    headers = [(_SESSION_HEADER, session_id.encode()), (b"content-length", str(len(body)).encode())]
+async def _send(send: Send, status: int, body: bytes, session_id: str | None) -> None:
+    headers = [(b"content-length", str(len(body)).encode())]
+    if session_id is not None:
+        headers.append((_SESSION_HEADER, session_id.encode()))
     if body:
         headers.append((b"content-type", b"application/json"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -99,6 +99,7 @@ class Gateway:
         # lean path reads an established session's client capabilities here).
         self._sessions: dict[str, Any] = {}
         self._relay = InputRelay()
+        self._schemas: tuple[int, dict[str, Any]] = (-1, {})
         self.server = _GatewayServer(
             SERVER_NAME if only is None else f"{SERVER_NAME}:{only}",
             version=__version__,
@@ -110,6 +111,9 @@ class Gateway:
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
             on_subscriptions_listen=self._listen,
+            # The 2026-07-28 transport checks a call's Mcp-Param headers against the tool's input
+            # schema; without this it lists every tool to find it, on every call.
+            get_tool_input_schema=self.input_schema,
         )
         self.server.middleware.append(self._track_connections)
 
@@ -141,6 +145,15 @@ class Gateway:
         if offered is None:
             raise MCPError(types.INVALID_PARAMS, f"no tool named {name!r} on server {self.only!r}")
         return offered
+
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        """The input schema of the tool the client calls ``name`` (None: no such tool listed)."""
+        catalog = self.hub.catalog
+        version, schemas = self._schemas
+        if version != catalog.version:
+            schemas = {tool.name: tool.input_schema for tool in self.view(catalog).tools}
+            self._schemas = (catalog.version, schemas)
+        return schemas.get(name)
 
     def _prompt_name(self, name: str) -> str:
         if self.only is None:
