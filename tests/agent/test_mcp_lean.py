@@ -198,12 +198,21 @@ async def test_errors_are_the_json_rpc_errors_the_sdk_path_gives(slow_agent) -> 
         assert missing["error"]["code"] == types.INVALID_PARAMS
 
 
-async def test_a_timeout_and_a_server_that_is_not_ready_are_the_gateways_errors(start_agent) -> None:
+async def test_a_timeout_an_oversize_result_and_a_dead_server_are_the_gateways_errors(start_agent) -> None:
     slow = {**fixture_server("slow_tool.py"), "timeout": 1000}
-    agent = start_agent({"slow": slow, "crashy": fixture_server("crash_during_call.py")})
-    agent.wait_state("slow", "ready")
-    agent.wait_state("crashy", "ready")
+    servers = {
+        "slow": slow,
+        "crashy": fixture_server("crash_during_call.py"),
+        "big": fixture_server("huge_result.py"),
+    }
+    agent = start_agent(servers, "--max-result-bytes", str(64 * 1024))
+    for name in servers:
+        agent.wait_state(name, "ready")
     async with session(agent) as lean, session(agent, elicitation={}) as asked:
+        kind, oversize = await lean.call("big__huge", {"bytes": 200_000})
+        _, sdk_oversize = await asked.call("big__huge", {"bytes": 200_000})
+        assert kind == "application/json" and oversize["error"] == sdk_oversize["error"]
+        assert oversize["error"]["code"] == types.INTERNAL_ERROR and "big" in oversize["error"]["message"]
         kind, answer = await lean.call("slow__sleep", {"seconds": 30})
         assert kind == "application/json"
         assert answer["error"]["code"] == types.REQUEST_TIMEOUT, answer
