@@ -27,6 +27,7 @@ import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client._input_required import InputRequiredRoundsExceededError, run_input_required_driver
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.session import (
     ClientRequestContext,
     ClientSession,
@@ -52,7 +53,7 @@ from workdock.mcp.headers_helper import HeadersHelperAuth
 from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
-from workdock.mcp.oauth import Provider, ServerTokens, SignIn, TokenVault
+from workdock.mcp.oauth import ServerTokens, SignIn, TokenVault, provider_for
 from workdock.mcp.offerings import Offerings, list_offerings
 from workdock.mcp.stdio import stdio_transport
 from workdock.mcp.tracing import skip_untraced_spans
@@ -184,7 +185,7 @@ class Connection:
         # OAuth (http/sse with a vault): the sign-in waiting for a person, and the connect budget
         # it suspends while it waits.
         self.sign_in = SignIn(self._on_authorization_url)
-        self._auth: Provider | None = None
+        self._auth: OAuthClientProvider | None = None
         self._budget: anyio.CancelScope | None = None
         self._state_before_auth: ServerState = "connecting"
 
@@ -329,14 +330,14 @@ class Connection:
             logger.info("server %s: sign-in received", self.name)
         self._changed()
 
-    def _auth_for(self, spec: ServerSpec) -> Provider | None:
+    def _auth_for(self, spec: ServerSpec) -> OAuthClientProvider | None:
         """One provider per spec, kept across reconnects (it holds what discovery found)."""
         if self.vault is None or spec.url is None:
             return None
         if any(name.lower() == "authorization" for name in spec.headers or {}):
             return None  # a static token from the config: its 401 is an error, not a sign-in
         if self._auth is None:
-            self._auth = Provider(ServerTokens(self.vault, self.name, spec.url, spec.oauth), self.sign_in)
+            self._auth = provider_for(ServerTokens(self.vault, self.name, spec.url, spec.oauth), self.sign_in)
         return self._auth
 
     def _connect_failed(self, error: str, *, reset_era: bool) -> None:
@@ -469,7 +470,7 @@ class Connection:
             )
             yield await stack.enter_async_context(client)
 
-    def _auth_of(self, spec: ServerSpec) -> HeadersHelperAuth | Provider | None:
+    def _auth_of(self, spec: ServerSpec) -> HeadersHelperAuth | OAuthClientProvider | None:
         """A headers helper brings its own credentials (as a static header does); else OAuth."""
         return self._headers_helper(spec) or self._auth_for(spec)
 
