@@ -287,6 +287,10 @@ class LeanCalls:
             wire = await self.gateway.hub.call_wire(name, call.arguments, hooks=_HOOKS)
         except HubError as exc:
             raise error_of(exc) from None
+        except Exception:
+            # A bug, logged as one; the client still gets a JSON-RPC error (as from the SDK).
+            logger.exception("tools/call %s failed", name)
+            raise MCPError(types.INTERNAL_ERROR, "internal error; see the agent's log") from None
         return wire_to_raw_result(wire)
 
 
