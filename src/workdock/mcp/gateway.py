@@ -7,7 +7,9 @@ when they change. With ``only`` one server is fronted under its own names.
 A call goes through :meth:`Hub.call`, so results, timeouts and a server that is not ready
 are handled as for ``call-tool``. The client's progress token gets the upstream's progress,
 its ``notifications/cancelled`` cancels the handler (and the SDK then cancels the upstream
-request), and an upstream's request for input is put to the client when it can be asked.
+request), and an upstream's request for input is put to the client when it can be asked: a
+handshake-era client is sent ``elicitation/create`` on the call's stream, a 2026-07-28 client
+is answered ``input_required`` and retries with its answer (:mod:`workdock.mcp.input_relay`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from workdock import __version__
 from workdock.mcp.connection import CallTimeout, HubError, NotFound, Notice, ToolNotFound
-from workdock.mcp.hooks import CallHooks, declined, no_sampling
+from workdock.mcp.hooks import AskFn, CallHooks, declined, no_sampling
 from workdock.mcp.hub import Catalog, Hub
+from workdock.mcp.input_relay import InputRelay
 from workdock.mcp.offered import AmbiguousResource
 
 logger = logging.getLogger(__name__)
@@ -69,7 +72,7 @@ class _View:
     prompts: tuple[types.Prompt, ...]
 
 
-def _error(exc: HubError) -> MCPError:
+def error_of(exc: HubError) -> MCPError:
     """A hub failure as the JSON-RPC error a client expects."""
     if isinstance(exc, ToolNotFound | AmbiguousResource):
         return MCPError(types.INVALID_PARAMS, exc.message)
@@ -106,6 +109,11 @@ class Gateway:
         # Handshake-era connections, told of changes on their standalone stream; each is
         # forgotten when it closes (its exit stack).
         self._connections: set[Any] = set()
+        # The same connections by the session id the HTTP transport gave them (the MCP endpoint's
+        # lean path reads an established session's client capabilities here).
+        self._sessions: dict[str, Any] = {}
+        self._relay = InputRelay()
+        self._schemas: tuple[int, dict[str, Any]] = (-1, {})
         # Logging is a 2025-era capability (deprecated by 2026-07-28): offered for the clients of
         # that era, whose servers' log messages are passed on.
         with warnings.catch_warnings():
@@ -125,6 +133,9 @@ class Gateway:
                 on_subscribe_resource=self._subscribe,
                 on_unsubscribe_resource=self._unsubscribe,
                 on_set_logging_level=self._set_logging_level,
+                # The 2026-07-28 transport checks a call's Mcp-Param headers against the tool's
+                # input schema; without this it lists every tool to find it, on every call.
+                get_tool_input_schema=self.input_schema,
             )
         self.server.middleware.append(self._track_connections)
         # Per handshake-era connection: the log level it asked for, the resource URIs it watches.
@@ -135,7 +146,7 @@ class Gateway:
         self._notices_in, self._notices_out = anyio.create_memory_object_stream[tuple[str, Notice]](
             NOTICE_QUEUE
         )
-        self._stop_notices = hub.listen_for_notices(self._relay)
+        self._stop_notices = hub.listen_for_notices(self._relay_notice)
 
     # ---- what is offered ------------------------------------------------------------------------
 
@@ -157,7 +168,7 @@ class Gateway:
             prompts=tuple(p.prompt for p in catalog.prompts if p.server == only),
         )
 
-    def _tool_name(self, name: str) -> str:
+    def tool_name(self, name: str) -> str:
         """The hub's name for a tool the client called."""
         if self.only is None:
             return name
@@ -165,6 +176,15 @@ class Gateway:
         if offered is None:
             raise MCPError(types.INVALID_PARAMS, f"no tool named {name!r} on server {self.only!r}")
         return offered
+
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        """The input schema of the tool the client calls ``name`` (None: no such tool listed)."""
+        catalog = self.hub.catalog
+        version, schemas = self._schemas
+        if version != catalog.version:
+            schemas = {tool.name: tool.input_schema for tool in self.view(catalog).tools}
+            self._schemas = (catalog.version, schemas)
+        return schemas.get(name)
 
     def _prompt_name(self, name: str) -> str:
         if self.only is None:
@@ -198,12 +218,24 @@ class Gateway:
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
-        name = self._tool_name(params.name)
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        name = self.tool_name(params.name)
+        arguments = params.arguments or {}
+        if params.request_state is not None:  # a 2026-07-28 client's answer to input_required
+            return await self._relay.resume(params.request_state, name, params.input_responses)
+        if _can_be_asked_between_rounds(ctx) and self._relay.can_hold():
+
+            async def call(ask: AskFn) -> types.CallToolResult:
+                return await self._hub_call(name, arguments, _hooks(ctx, ask))
+
+            return await self._relay.start(name, call)
+        return await self._hub_call(name, arguments, _hooks(ctx))
+
+    async def _hub_call(self, name: str, arguments: dict[str, Any], hooks: CallHooks) -> types.CallToolResult:
         try:
-            return await self.hub.call(name, params.arguments or {}, hooks=_hooks(ctx))
+            return await self.hub.call(name, arguments, hooks=hooks)
         except HubError as exc:
-            raise _error(exc) from None
+            raise error_of(exc) from None
 
     async def _read_resource(
         self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
@@ -213,7 +245,7 @@ class Gateway:
         except ToolNotFound as exc:  # no server offers that URI
             raise MCPError(_RESOURCE_NOT_FOUND, exc.message) from None
         except HubError as exc:
-            raise _error(exc) from None
+            raise error_of(exc) from None
         return result
 
     async def _get_prompt(
@@ -223,7 +255,7 @@ class Gateway:
         try:
             _prompt, result = await self.hub.get_prompt(name, params.arguments or {})
         except HubError as exc:
-            raise _error(exc) from None
+            raise error_of(exc) from None
         return result
 
     async def _complete(
@@ -232,7 +264,7 @@ class Gateway:
         try:
             return await self.hub.complete(params.ref, params.argument, params.context, self.only)
         except HubError as exc:
-            raise _error(exc) from None
+            raise error_of(exc) from None
 
     async def _set_logging_level(
         self, ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
@@ -254,7 +286,7 @@ class Gateway:
         except ToolNotFound as exc:  # no server offers that URI
             raise MCPError(_RESOURCE_NOT_FOUND, exc.message) from None
         except HubError as exc:
-            raise _error(exc) from None
+            raise error_of(exc) from None
         if (connection := _connection_of(ctx)) is not None:
             self._subscriptions.setdefault(connection, set()).add(params.uri)
         return types.EmptyResult()
@@ -281,7 +313,14 @@ class Gateway:
             connection = ctx.session._connection
             self._connections.add(connection)
             connection.exit_stack.callback(self._forget, connection)
+            if (session_id := connection.session_id) is not None:
+                self._sessions[session_id] = connection
+                connection.exit_stack.callback(self._sessions.pop, session_id, None)
         return result
+
+    def session(self, session_id: str) -> Any | None:
+        """The initialized handshake-era connection of HTTP session ``session_id``, if any."""
+        return self._sessions.get(session_id)
 
     def _forget(self, connection: Any) -> None:
         self._connections.discard(connection)
@@ -290,7 +329,7 @@ class Gateway:
 
     # ---- log messages and resource updates --------------------------------------------------------
 
-    def _relay(self, server: str, notice: Notice) -> None:
+    def _relay_notice(self, server: str, notice: Notice) -> None:
         if self.only is not None and server != self.only:
             return
         try:
@@ -351,8 +390,9 @@ class Gateway:
                     await send(connection)  # best-effort: a closed stream drops it
 
     def close(self) -> None:
-        """End the open listen streams (graceful: each gets its final result)."""
+        """End the open listen streams (graceful: each gets its final result) and the held calls."""
         self._listen.close()
+        self._relay.close()
         self._stop_notices()
 
 
@@ -365,8 +405,23 @@ def _connection_of(ctx: ServerRequestContext[Any]) -> Any:
     )
 
 
-def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
-    """Progress to the client's token; requests for input to the client, when it can answer."""
+NO_ELICITATION = "the MCP client did not declare the elicitation capability"
+NO_SAMPLING = "the MCP client did not declare the sampling capability"
+
+
+def _can_be_asked_between_rounds(ctx: ServerRequestContext[Any]) -> bool:
+    """A 2026-07-28 client that can answer ``input_required`` for an elicitation."""
+    capabilities = ctx.session.client_capabilities
+    return (
+        ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        and capabilities is not None
+        and capabilities.elicitation is not None
+    )
+
+
+def _hooks(ctx: ServerRequestContext[Any], relayed: AskFn | None = None) -> CallHooks:
+    """Progress to the client's token; requests for input to the client, when it can answer
+    (``relayed``: put to a 2026-07-28 client as ``input_required``)."""
     token = (ctx.meta or {}).get("progress_token")
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -375,7 +430,7 @@ def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
     async def ask(params: types.ElicitRequestParams) -> types.ElicitResult:
         capabilities = ctx.session.client_capabilities
         if capabilities is None or capabilities.elicitation is None:
-            return declined("the MCP client did not declare the elicitation capability")
+            return declined(NO_ELICITATION)
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not ctx.session.can_send_request:
             return declined("the MCP client cannot be asked during a call on this connection")
         request = types.ElicitRequest(params=params)
@@ -385,7 +440,7 @@ def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
     async def sample(params: types.CreateMessageRequestParams) -> types.CreateMessageResult | types.ErrorData:
         capabilities = ctx.session.client_capabilities
         if capabilities is None or capabilities.sampling is None:
-            return no_sampling("the MCP client did not declare the sampling capability")
+            return no_sampling(NO_SAMPLING)
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not ctx.session.can_send_request:
             return no_sampling("the MCP client cannot be asked during a call on this connection")
         request = types.CreateMessageRequest(params=params)
@@ -395,4 +450,6 @@ def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
         except MCPError as exc:
             return exc.error
 
-    return CallHooks(on_progress=on_progress if token is not None else None, ask=ask, sample=sample)
+    return CallHooks(
+        on_progress=on_progress if token is not None else None, ask=relayed or ask, sample=sample
+    )
