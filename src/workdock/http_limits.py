@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from workdock.http_errors import HTTPApiError
 
 
-def _too_large(limit: int) -> HTTPApiError:
+def too_large(limit: int) -> HTTPApiError:
     return HTTPApiError(413, "request body too large", f"the limit is {limit} bytes")
 
 
@@ -48,14 +48,14 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     # Raised inside the route that reads the body: the error handler answers 413.
-                    raise _too_large(limit)
+                    raise too_large(limit)
             return message
 
         await self.app(scope, counted, send)
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    error = _too_large(limit)
+    error = too_large(limit)
     body = orjson.dumps({"message": error.detail, "detail": error.explanation})
     await send(
         {

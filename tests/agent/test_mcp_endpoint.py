@@ -175,6 +175,62 @@ async def test_a_request_for_input_is_relayed_to_a_client_that_can_answer(
         assert _texts(result) == ["declined"]
 
 
+@pytest.mark.parametrize("upstream", ["legacy", "modern"])
+async def test_a_2026_client_is_asked_through_input_required_and_its_answer_reaches_the_upstream(
+    start_agent, upstream: str
+) -> None:
+    # The upstream asks during its call (legacy: elicitation/create; modern: its own input_required
+    # rounds); a 2026-07-28 client of /mcp is answered input_required and retries with the answer.
+    agent = start_agent({"asks": fixture_server("asks_user.py", FIXTURE_ERA=upstream)})
+    agent.wait_state("asks", "ready")
+    asked: list[str] = []
+
+    async def answer(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        if params.message in ("First?", "Second?"):
+            key = params.message.removesuffix("?").lower()
+            return types.ElicitResult(action="accept", content={key: f"{key} answer"})
+        return types.ElicitResult(action="accept", content={"answer": "Ada", "count": 3, "sure": False})
+
+    async with http_client(agent, "auto", elicitation_callback=answer) as client:
+        assert client.protocol_version == "2026-07-28"
+        result = await client.call_tool("asks__ask", {"question": "Name?"})
+        assert _texts(result) == ["accepted: Ada x3 sure=False"]
+        assert asked == ["Name?"]
+        twice = await client.call_tool("asks__ask_twice", {})
+        assert _texts(twice) == ["got first answer and second answer"]
+        assert asked == ["Name?", "First?", "Second?"]
+        # a requestState the endpoint never gave is refused, not guessed at
+        request = types.CallToolRequest(
+            params=types.CallToolRequestParams(name="asks__ask", arguments={}, request_state="forged")
+        )
+        with pytest.raises(MCPError) as forged:
+            await client.session.send_request(request, types.CallToolResult)
+        assert forged.value.error.code == types.INVALID_PARAMS
+    async with http_client(agent, "auto") as client:  # no elicitation capability: declined, as before
+        assert _texts(await client.call_tool("asks__ask", {"question": "Name?"})) == ["declined"]
+
+
+async def test_a_2026_client_that_can_be_asked_still_cancels_its_call_upstream(
+    start_agent, tmp_path: Path
+) -> None:
+    cancel_log = tmp_path / "cancelled.jsonl"
+    agent = start_agent({"slow": fixture_server("slow_tool.py", CANCEL_LOG=str(cancel_log))})
+    agent.wait_state("slow", "ready")
+
+    async def answer(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="decline")
+
+    async with http_client(agent, "auto", elicitation_callback=answer) as client:
+        # the call runs in a task of its own (it might ask): the client's hang-up still ends it
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.call_tool, "slow__sleep", {"seconds": 60})
+            await wait_until(lambda: _started(agent), timeout=30)
+            tg.cancel_scope.cancel()
+        await wait_until(lambda: cancel_log.exists() and cancel_log.read_text().strip(), timeout=30)
+        assert _texts(await client.call_tool("slow__echo", {"text": "still here"})) == ["still here"]
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_list_changed_reaches_a_connected_client_when_the_config_gains_a_server(
     start_agent, workspace_dir: Path, mode: str

@@ -3,7 +3,10 @@ and ``/mcp/{server}``: one server under its own names (``--only`` of ``workdock 
 
 The bearer token is checked by the agent's middleware, as on every route. A browser page can
 reach a loopback agent (DNS rebinding), so a request whose ``Origin`` is not the agent's own
-address or loopback is refused with 403 before the MCP transport sees it.
+address or loopback is refused with 403 before the MCP transport sees it. A POST's body is read
+here, within the agent's body limit (413 in the one error shape, with or without a
+Content-Length), then answered by the lean path (:mod:`workdock.agent.mcp_lean`) when it is a
+plain tool call, else handed to the SDK as it came.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import anyio
 import orjson
 from anyio.abc import TaskGroup, TaskStatus
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from workdock.agent.mcp_lean import LeanCalls
+from workdock.http_errors import HTTPApiError
+from workdock.http_limits import too_large
 from workdock.mcp.gateway import Gateway
 from workdock.mcp.hub import Hub
 
@@ -63,6 +69,7 @@ class _Served:
 
     gateway: Gateway
     manager: StreamableHTTPSessionManager
+    lean: LeanCalls
 
 
 class McpEndpoint:
@@ -100,7 +107,7 @@ class McpEndpoint:
             manager = StreamableHTTPSessionManager(
                 app=gateway.server, max_request_body_size=self.max_request_bytes
             )
-            served = _Served(gateway, manager)
+            served = _Served(gateway, manager, LeanCalls(gateway, manager))
             await self._task_group.start(self._run, served)
             self._served[only] = served
             return served
@@ -127,7 +134,55 @@ class McpEndpoint:
             await _answer(send, 404, f"no server named {only!r}", "see GET /api/v0/mcp/servers")
             return
         served = self._served.get(only) or await self._serve(only)
+        if scope["method"] == "POST":
+            try:
+                body = await _read_body(scope, receive, self.max_request_bytes)
+            except HTTPApiError as exc:
+                await _answer(send, exc.status_code, str(exc.detail), exc.explanation or "")
+                return
+            if body is None:
+                return  # the client hung up before its request was complete
+            if await served.lean.answer(scope, body, receive, send):
+                return
+            receive = _replayed(body, receive)
         await served.manager.handle_request(scope, receive, send)
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The whole body, refused (413) once it is over ``limit``: a declared length before anything
+    is read, a chunked body as soon as it passes it. None: the client hung up."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if not value.isdigit() or int(value) > limit:
+                raise too_large(limit)
+            break
+    parts: list[bytes] = []
+    seen = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        part = message.get("body", b"")
+        seen += len(part)
+        if seen > limit:
+            raise too_large(limit)
+        parts.append(part)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _replayed(body: bytes, receive: Receive) -> Receive:
+    """``receive`` with the body already read given once more, for the SDK's transport."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _answer(send: Send, status: int, message: str, detail: str) -> None:

@@ -132,6 +132,42 @@ def raw_result_to_dict(raw: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"content": blocks, "is_error": bool(is_error), "structured_content": structured}
 
 
+def wire_to_raw_result(wire: Mapping[str, Any]) -> dict[str, Any]:
+    """A call-tool response body as an MCP ``tools/call`` result (the inverse of
+    :func:`raw_result_to_dict`): what the MCP endpoint answers from :meth:`Hub.call_wire`."""
+    result: dict[str, Any] = {
+        "content": [_wire_block_to_raw(block) for block in wire["content"]],
+        "isError": bool(wire.get("is_error")),
+    }
+    if wire.get("structured_content") is not None:
+        result["structuredContent"] = wire["structured_content"]
+    return result
+
+
+def _wire_block_to_raw(block: Mapping[str, Any]) -> dict[str, Any]:
+    kind = block["type"]
+    if kind == "text":
+        return {"type": "text", "text": block["text"]}
+    if kind in ("image", "audio"):
+        return {"type": kind, "data": block["data"], "mimeType": block["media_type"]}
+    if kind == "resource":
+        resource: dict[str, Any] = {"uri": block["uri"]}
+        if block.get("media_type") is not None:
+            resource["mimeType"] = block["media_type"]
+        if "text" in block:
+            resource["text"] = block["text"]
+        else:
+            resource["blob"] = block["data"]
+        return {"type": "resource", "resource": resource}
+    # resource_link, the only other kind the wire has
+    raw = {"type": "resource_link", "uri": block["uri"], "name": block["name"]}
+    if block.get("description") is not None:
+        raw["description"] = block["description"]
+    if block.get("media_type") is not None:
+        raw["mimeType"] = block["media_type"]
+    return raw
+
+
 def resource_contents_to_wire(
     contents: Iterable[types.TextResourceContents | types.BlobResourceContents],
 ) -> list[dict[str, Any]]:
