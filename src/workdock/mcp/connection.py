@@ -641,6 +641,14 @@ class Connection:
                 request, result_type, request_read_timeout_seconds=timeout
             )
 
+    def _lose(self) -> None:
+        """A call found the server gone: said at once, before the call is answered (a caller that
+        looks next sees it restarting, not ready); the owner task closes and reconnects."""
+        self._lost.set()
+        if self.state == "ready":
+            self.state = "restarting"
+            self._changed()
+
     def _ready_client(self) -> Client:
         client = self._client
         if client is None or self.state != "ready":
@@ -664,7 +672,7 @@ class Connection:
                     " (the server was sent notifications/cancelled)"
                 ) from exc
             if exc.error.code == types.CONNECTION_CLOSED:
-                self._lost.set()
+                self._lose()
                 raise ServerUnavailable(
                     f"server {self.name!r} closed the connection during the call"
                 ) from exc
@@ -678,7 +686,7 @@ class Connection:
         except ValidationError as exc:
             raise UpstreamError(f"server {self.name!r} sent {invalid}: {exc.error_count()} problems") from exc
         except _LOST_ERRORS as exc:
-            self._lost.set()
+            self._lose()
             raise ServerUnavailable(f"server {self.name!r} is unreachable: {_describe(exc)}") from exc
 
     async def _call(

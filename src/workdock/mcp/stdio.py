@@ -99,9 +99,9 @@ async def stdio_transport(
         lane.attach(write_stream)
 
     def closed() -> None:
+        on_closed()  # the owner hears of it first, then the calls
         if lane is not None:
             lane.close()  # its calls fail now, as the session's do when its stream ends
-        on_closed()
 
     stdout_done = anyio.Event()
 
