@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from tests.chat.test_store import database_url, store  # noqa: F401
-from workdock.chat.signins import PendingSignIns
+from workdock.chat.signins import PendingSignIn, PendingSignIns
 from workdock.chat.store.repo import Store
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +23,7 @@ async def test_a_state_is_taken_once_and_only_by_the_user_who_started_it(store: 
     alice, ws = await _workspace(store)
     mallory, _ = await _workspace(store, "mallory")
     signins = PendingSignIns(store)
-    await signins.add("s1", alice, ws, "github")
+    await signins.add("s1", PendingSignIn(alice, "workspace", "github", workspace_id=ws))
     assert await signins.take("s1", mallory) is None  # someone else's session: refused, still waiting
     taken = await signins.take("s1", alice)
     assert taken is not None and (taken.workspace_id, taken.server) == (ws, "github")
@@ -49,9 +49,9 @@ async def test_one_winner_when_the_callback_comes_twice_at_once(store: Store) ->
 async def test_a_new_start_of_the_same_server_voids_the_earlier_one(store: Store) -> None:
     alice, ws = await _workspace(store)
     signins = PendingSignIns(store)
-    await signins.add("old", alice, ws, "github")
-    await signins.add("other", alice, ws, "notion")
-    await signins.add("new", alice, ws, "github")
+    await signins.add("old", PendingSignIn(alice, "workspace", "github", workspace_id=ws))
+    await signins.add("other", PendingSignIn(alice, "workspace", "notion", workspace_id=ws))
+    await signins.add("new", PendingSignIn(alice, "workspace", "github", workspace_id=ws))
     assert await signins.take("old", alice) is None
     assert await signins.take("new", alice) is not None
     assert await signins.take("other", alice) is not None

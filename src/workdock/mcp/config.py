@@ -53,6 +53,9 @@ class OAuthSettings:
     client_secret: str | None = field(default=None, repr=False)
     scopes: tuple[str, ...] = ()
     callback_port: int | None = None
+    # Where the authorization server sends the code (the chat server's callback); None: the
+    # loopback one at ``callback_port`` that `workdock auth` listens on.
+    redirect_uri: str | None = None
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from workdock.mcp.headers_helper import HeadersHelperAuth
 from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
-from workdock.mcp.oauth import Provider, ServerTokens, SignIn, TokenVault
+from workdock.mcp.oauth import Provider, ServerTokens, SignIn, Vault
 from workdock.mcp.offerings import Offerings, list_offerings
 from workdock.mcp.stdio import stdio_transport
 from workdock.mcp.tracing import skip_untraced_spans
@@ -153,7 +153,7 @@ class Connection:
         on_change: Callable[[], None],
         child_env: ChildEnv,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
-        vault: TokenVault | None = None,
+        vault: Vault | None = None,
     ) -> None:
         self.entry = entry
         self.vault = vault  # where sign-ins are kept; without one a server that wants OAuth fails

@@ -139,12 +139,22 @@ class McpServerStatus(Out):
     error: str | None
 
 
+class OAuthClientOut(Out):
+    client_id: str | None
+    client_secret_set: bool = Field(description="whether a client secret is set (it is never shown)")
+    scopes: list[str]
+
+
 class McpServerOut(Out):
     id: str
     slug: str
     url: str
     transport: Literal["http", "sse"]
     headers_set: list[str] = Field(description="names of the headers set (their values are never shown)")
+    auth: Literal["headers", "oauth"] = Field(
+        description="headers: one shared connection; oauth: each user signs in with their own account"
+    )
+    oauth: OAuthClientOut | None = Field(description="the pre-registered OAuth client, if one is set")
     allow_tools: list[str]
     deny_tools: list[str]
     enabled: bool
@@ -289,6 +299,10 @@ class ToolFailure(Out):
     source: Literal["builtin", "admin", "workspace"]
     server: str | None
     error: str
+    server_id: str | None = Field(
+        default=None,
+        description="a per-user admin server's id: POST /mcp-servers/{server_id}/signin signs the caller in",
+    )
 
 
 class ToolSetOut(Out):

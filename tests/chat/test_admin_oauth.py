@@ -1,0 +1,273 @@
+"""Per-user OAuth sign-in to admin MCP servers, against the OAuth-protected fixture server
+(`fixtures/servers/oauth_http.py`, whose authorize endpoint approves at once as a new account
+each time and whose `whoami` tool answers the account of the token it was called with).
+
+Two users sign in to one server as two accounts and each chat's calls reach it with its owner's
+token; a user not signed in gets `needs_auth` and none of its tools; signing out and deleting
+the server revoke and forget; no token shows in a response, a log line or the database; a
+pre-registered client; wrong and replayed states are refused."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx2
+import pytest
+from sqlalchemy import select
+
+from tests.chat.conftest import Api, ChatServer
+from tests.chat.fake_openai import Call, FakeOpenAI, Reply
+from tests.chat.test_turn_e2e import new_chat, turn_ended
+from tests.support.agent import RunningAgent
+from tests.support.helpers import wait_until
+from tests.support.oauth import OAuthServer, Spawn, follow
+from workdock.chat.services import Services
+from workdock.chat.store.models import McpServer, McpSignIn
+
+pytestmark = pytest.mark.anyio
+
+CALLBACK = "/oauth/callback"
+
+
+class Seen:
+    """Every body the API answered, to look for tokens in afterwards."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def keep(self, value: Any) -> Any:
+        self.bodies.append(json.dumps(value))
+        return value
+
+
+@pytest.fixture
+def oauth(spawn: Spawn, tmp_path: Path) -> OAuthServer:
+    return OAuthServer(spawn, tmp_path / "oauth-server.log")
+
+
+@pytest.fixture
+async def bob_api(chat_server: ChatServer, admin_api: Api) -> AsyncIterator[Api]:
+    bob = await admin_api.post("/users", {"name": "bob"}, expect=201)
+    token = (await admin_api.post(f"/users/{bob['id']}/tokens", {"name": "t"}, expect=201))["token"]
+    api = Api(chat_server.url, token)
+    yield api
+    await api.aclose()
+
+
+async def _rows(svc: Services) -> list[tuple[str, str, bool]]:
+    async with svc.store.sessions() as session:
+        rows = (await session.scalars(select(McpSignIn))).all()
+    return [(row.user_id, row.record, row.signed_in) for row in rows]
+
+
+async def _stored_oauth(svc: Services) -> list[Any]:
+    async with svc.store.sessions() as session:
+        return list((await session.scalars(select(McpServer.oauth))).all())
+
+
+def own_failure(listing: dict[str, Any], slug: str) -> dict[str, Any] | None:
+    return next((f for f in listing["failures"] if (f["source"], f["server"]) == ("admin", slug)), None)
+
+
+async def sign_in(api: Api, server_id: str, seen: Seen | None = None) -> dict[str, str]:
+    """What the browser does: start, open the authorization URL, come back to the callback."""
+    started = await api.post(f"/mcp-servers/{server_id}/signin", {})
+    if seen is not None:
+        seen.keep(started)
+    query = dict(parse_qsl(urlsplit(started["authorization_url"]).query))
+    answer = follow(started["authorization_url"])
+    done = await api.http.get(CALLBACK, params=answer)
+    assert done.status_code == 303, done.text
+    return query
+
+
+async def offered(api: Api, chat_id: str, name: str) -> dict[str, Any] | None:
+    listing = await api.get(f"/chats/{chat_id}/tools")
+    return listing if name in {t["name"] for t in listing["tools"]} else None
+
+
+async def whoami(api: Api, fake_model: FakeOpenAI, chat_id: str) -> dict[str, Any]:
+    fake_model.add(Reply(calls=[Call("acct__whoami", {})]), Reply(text="done"))
+    await api.post(f"/chats/{chat_id}/messages", {"content": "who am I?"}, expect=202)
+    await api.events(chat_id, turn_ended())
+    [result] = [p for m in await api.messages(chat_id) for p in m["parts"] if p["type"] == "tool-result"][-1:]
+    assert not result["is_error"], result
+    answer: dict[str, Any] = json.loads(result["content"][0]["text"])
+    return answer
+
+
+async def test_two_users_sign_in_as_two_accounts_and_each_chat_uses_its_owners_token(
+    chat_server: ChatServer,
+    admin_api: Api,
+    bob_api: Api,
+    fake_model: FakeOpenAI,
+    start_agent: Any,
+    oauth: OAuthServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    seen = Seen()
+    agent: RunningAgent = start_agent({})
+    created = await admin_api.post(
+        "/mcp-servers", {"slug": "acct", "url": oauth.url, "auth": "oauth"}, expect=201
+    )
+    server_id = created["id"]
+    assert created["auth"] == "oauth" and created["oauth"] is None
+    assert created["status"]["state"] == "needs_auth"
+    alice_chat = await new_chat(admin_api, agent.url)
+    bob_chat = await new_chat(bob_api, agent.url)
+
+    # Not signed in: the server is a failure that says to sign in, and none of its tools is offered.
+    listing = seen.keep(await bob_api.get(f"/chats/{bob_chat}/tools"))
+    failure = own_failure(listing, "acct")
+    assert failure is not None and failure["server_id"] == server_id
+    assert failure["error"].startswith("needs_auth: sign in to acct")
+    assert not any(t["server"] == "acct" for t in listing["tools"])
+    assert oauth.stats()["registrations"] == 0  # nobody signed in: no connection was made
+
+    # Alice signs in; the URL is the SDK's flow for the chat server's callback.
+    query = await sign_in(admin_api, server_id, seen)
+    assert query["redirect_uri"] == chat_server.url + CALLBACK
+    assert query["code_challenge_method"] == "S256" and query["resource"] == oauth.url
+    await wait_until(
+        lambda: offered(admin_api, alice_chat, "acct__whoami"), timeout=30, message="alice's tools"
+    )
+    listing = seen.keep(await bob_api.get(f"/chats/{bob_chat}/tools"))
+    assert own_failure(listing, "acct") is not None  # Alice's sign-in is hers alone
+    assert "acct__whoami" not in {t["name"] for t in listing["tools"]}
+    mine = seen.keep(await admin_api.get("/mcp-servers"))["servers"][0]
+    assert mine["status"]["state"] == "ready" and mine["status"]["tool_count"] == 2
+
+    await sign_in(bob_api, server_id, seen)
+    await wait_until(lambda: offered(bob_api, bob_chat, "acct__whoami"), timeout=30, message="bob's tools")
+
+    alice = seen.keep(await whoami(admin_api, fake_model, alice_chat))
+    bob = seen.keep(await whoami(bob_api, fake_model, bob_chat))
+    assert alice["account"] == "account-1" and bob["account"] == "account-2"
+    assert alice["client_id"] != bob["client_id"]  # each user's own registration
+    stats = oauth.stats()
+    assert stats["registrations"] == 2 and stats["code_grants"] == 2
+    assert [c["account"] for c in stats["calls"]] == ["account-1", "account-2"]
+
+    # Stored sealed: neither a token nor the registration is readable in the database.
+    rows = await chat_server.call(_rows)
+    assert len(rows) == 2 and all(signed for _, _, signed in rows)
+    for _, record, _ in rows:
+        assert record.startswith("wdsec1:")
+        assert not any(token in record for token in stats["issued"])
+        assert not any(client in record for client in stats["clients"])
+    for message in (
+        *seen.bodies,
+        *(await admin_api.messages(alice_chat)),
+        *(await bob_api.messages(bob_chat)),
+    ):
+        assert not any(token in str(message) for token in stats["issued"])
+    assert not any(token in caplog.text for token in stats["issued"])
+
+    # Bob signs out: his tokens are revoked at the server and forgotten; Alice stays signed in.
+    await bob_api.delete(f"/mcp-servers/{server_id}/signin")
+    revoked = set(oauth.stats()["revoked"])
+    assert len(revoked) == 2 and revoked <= set(stats["issued"])
+    listing = await bob_api.get(f"/chats/{bob_chat}/tools")
+    assert own_failure(listing, "acct") is not None
+    assert "acct__whoami" not in {t["name"] for t in listing["tools"]}
+    assert await offered(admin_api, alice_chat, "acct__whoami") is not None
+    assert len(await chat_server.call(_rows)) == 1
+
+    # The server deleted: Alice's tokens are revoked too, and nothing of it is kept.
+    await admin_api.delete(f"/mcp-servers/{server_id}")
+    assert len(oauth.stats()["revoked"]) == 4
+    assert await chat_server.call(_rows) == []
+    listing = await admin_api.get(f"/chats/{alice_chat}/tools")
+    assert not any(t["server"] == "acct" for t in listing["tools"]) and own_failure(listing, "acct") is None
+
+
+async def test_a_pre_registered_client_is_used_and_its_secret_never_shown(
+    chat_server: ChatServer, admin_api: Api, start_agent: Any, oauth: OAuthServer
+) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http:  # registered by hand, as an admin would
+        registered = await http.post(
+            f"http://127.0.0.1:{oauth.port}/register",
+            json={
+                "redirect_uris": [chat_server.url + CALLBACK],
+                "client_name": "our team",
+                "scope": "read write",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "client_secret_basic",
+            },
+        )
+    assert registered.status_code == 201, registered.text
+    client = registered.json()
+    body = {"client_id": client["client_id"], "client_secret": client["client_secret"], "scopes": ["read"]}
+    created = await admin_api.post(
+        "/mcp-servers", {"slug": "acct", "url": oauth.url, "auth": "oauth", "oauth": body}, expect=201
+    )
+    assert created["oauth"] == {
+        "client_id": client["client_id"],
+        "client_secret_set": True,
+        "scopes": ["read"],
+    }
+    assert client["client_secret"] not in json.dumps(await admin_api.get("/mcp-servers"))
+    [stored] = await chat_server.call(_stored_oauth)
+    assert stored["client_id"] == client["client_id"] and stored["client_secret"].startswith("wdsec1:")
+
+    chat_id = await new_chat(admin_api, start_agent({}).url)
+    query = await sign_in(admin_api, created["id"])
+    assert query["client_id"] == client["client_id"] and query["scope"] == "read"
+    await wait_until(lambda: offered(admin_api, chat_id, "acct__whoami"), timeout=30, message="the tools")
+    assert oauth.stats()["registrations"] == 1  # the admin's alone: nothing registered dynamically
+
+    # What does not fit is a clear 400 in the one error shape.
+    for bad in (
+        {"slug": "x1", "url": oauth.url, "oauth": body},  # a client without "auth": "oauth"
+        {"slug": "x2", "url": oauth.url, "auth": "oauth", "headers": {"Authorization": "Bearer t"}},
+        {"slug": "x3", "url": oauth.url, "auth": "oauth", "oauth": {"client_id": ""}},
+        {"slug": "x4", "url": oauth.url, "auth": "sso"},
+    ):
+        refused = await admin_api.post("/mcp-servers", bad, expect=400)
+        assert set(refused) == {"message", "detail"}
+
+
+async def test_a_wrong_or_replayed_state_is_refused_and_the_sign_in_still_waits(
+    chat_server: ChatServer, admin_api: Api, bob_api: Api, oauth: OAuthServer
+) -> None:
+    created = await admin_api.post(
+        "/mcp-servers", {"slug": "acct", "url": oauth.url, "auth": "oauth"}, expect=201
+    )
+    plain = await admin_api.post("/mcp-servers", {"slug": "plain", "url": oauth.url}, expect=201)
+    started = await admin_api.post(f"/mcp-servers/{created['id']}/signin", {})
+    answer = follow(started["authorization_url"])
+    http = admin_api.http
+    forged = await http.get(CALLBACK, params={**answer, "state": "forged"})
+    assert forged.status_code == 400 and "Not a sign-in in progress" in forged.text
+    as_bob = await bob_api.http.get(CALLBACK, params=answer)
+    assert as_bob.status_code == 400
+    assert (await http.get(CALLBACK, params=answer)).status_code == 303
+    replayed = await http.get(CALLBACK, params=answer)
+    assert replayed.status_code == 400 and "used already" in replayed.text
+    assert oauth.stats()["code_grants"] == 1
+
+    # Signed in already, a shared server, no such server: 4xx in the one error shape.
+    again = await admin_api.post(f"/mcp-servers/{created['id']}/signin", {}, expect=409)
+    assert set(again) == {"message", "detail"} and "sign out first" in again["message"]
+    await admin_api.post(f"/mcp-servers/{plain['id']}/signin", {}, expect=409)
+    await admin_api.post("/mcp-servers/nope/signin", {}, expect=404)
+    await bob_api.delete("/mcp-servers/nope/signin", expect=404)
+    await bob_api.delete(f"/mcp-servers/{created['id']}/signin")  # not signed in: nothing to do
+
+
+async def test_a_second_start_voids_the_first_link(admin_api: Api, oauth: OAuthServer) -> None:
+    created = await admin_api.post(
+        "/mcp-servers", {"slug": "acct", "url": oauth.url, "auth": "oauth"}, expect=201
+    )
+    first = await admin_api.post(f"/mcp-servers/{created['id']}/signin", {})
+    second = await admin_api.post(f"/mcp-servers/{created['id']}/signin", {})
+    assert first["authorization_url"] != second["authorization_url"]
+    old = await admin_api.http.get(CALLBACK, params=follow(first["authorization_url"]))
+    assert old.status_code == 400
+    assert (await admin_api.http.get(CALLBACK, params=follow(second["authorization_url"]))).status_code == 303
