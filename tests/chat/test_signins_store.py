@@ -34,7 +34,7 @@ async def test_a_state_is_taken_once_and_only_by_the_user_who_started_it(store: 
 async def test_one_winner_when_the_callback_comes_twice_at_once(store: Store) -> None:
     alice, ws = await _workspace(store)
     first, second = PendingSignIns(store), PendingSignIns(store)  # as two replicas
-    await first.add("s1", alice, ws, "github")
+    await first.add("s1", PendingSignIn(alice, "workspace", "github", workspace_id=ws))
     taken: list[object] = []
 
     async def take(signins: PendingSignIns) -> None:
@@ -60,10 +60,27 @@ async def test_a_new_start_of_the_same_server_voids_the_earlier_one(store: Store
 async def test_records_expire_and_are_bounded(store: Store) -> None:
     alice, ws = await _workspace(store)
     expired = PendingSignIns(store, ttl=-1.0)  # expired as soon as made
-    await expired.add("s", alice, ws, "github")
+    await expired.add("s", PendingSignIn(alice, "workspace", "github", workspace_id=ws))
     assert await expired.take("s", alice) is None
     bounded = PendingSignIns(store, limit=3)
     for n in range(5):
-        await bounded.add(f"s{n}", alice, ws, f"server{n}")
+        await bounded.add(f"s{n}", PendingSignIn(alice, "workspace", f"server{n}", workspace_id=ws))
     assert await bounded.count() == 3
     assert await bounded.take("s0", alice) is None and await bounded.take("s4", alice) is not None
+
+
+async def test_an_admin_servers_sign_in_is_told_apart_and_names_its_replica(store: Store) -> None:
+    alice, ws = await _workspace(store)
+    server = await store.create_mcp_server(slug="acct", url="http://127.0.0.1:9/mcp", auth="oauth")
+    signins = PendingSignIns(store)
+    admin = PendingSignIn(alice, "admin", "acct", mcp_server_id=server.id, replica_id="r1")
+    await signins.add("a1", admin)
+    await signins.add("w1", PendingSignIn(alice, "workspace", "acct", workspace_id=ws))  # same name
+    await signins.add("a2", admin)  # started again: the first link is void, the workspace's stays
+    assert await signins.take("a1", alice) is None
+    assert await signins.take("a2", alice) == admin
+    taken = await signins.take("w1", alice)
+    assert taken is not None and (taken.kind, taken.workspace_id, taken.replica_id) == ("workspace", ws, None)
+    await signins.add("a3", admin)
+    await store.delete_mcp_server(server.id)  # its pending sign-ins go with it
+    assert await signins.take("a3", alice) is None
