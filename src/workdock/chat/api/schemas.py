@@ -305,11 +305,21 @@ class ToolFailure(Out):
     )
 
 
+class SignInState(Out):
+    server: str
+    server_id: str
+    state: ServerState = Field(description="the caller's own connection: needs_auth until they sign in")
+    error: str | None
+
+
 class ToolSetOut(Out):
     tools: list[ToolOut]
     failures: list[ToolFailure]
     warnings: list[str]
     catalog: CatalogOut
+    sign_ins: list[SignInState] = Field(
+        description="the per-user (OAuth) admin servers and the caller's own sign-in to each"
+    )
 
 
 class Health(Out):

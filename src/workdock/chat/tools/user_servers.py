@@ -218,6 +218,19 @@ class UserServers:
         found = {s.name: s for s in hub.statuses()} if hub is not None else {}
         return {slug: _status(row, found.get(slug)) for slug, row in self.rows.items()}
 
+    async def sign_ins(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's own sign-in to each per-user server, as ``GET /chats/{id}/tools`` shows it."""
+        statuses = await self.statuses(user_id)
+        return [
+            {
+                "server": slug,
+                "server_id": row.id,
+                "state": statuses[slug]["state"],
+                "error": statuses[slug]["error"],
+            }
+            for slug, row in self.rows.items()
+        ]
+
     async def gather(self, user_id: str, offer: OfferTools) -> Gathered:
         """The tools of the user's own sessions; each other server is a failure saying why."""
         gathered = Gathered()
