@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import select
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import Call, FakeOpenAI, Reply
+from tests.chat.test_cli_chat import run_chat
 from tests.chat.test_turn_e2e import new_chat, turn_ended
 from tests.support.agent import RunningAgent
 from tests.support.helpers import wait_until
@@ -29,7 +31,8 @@ from tests.support.oauth import OAuthServer, Spawn, follow
 from workdock.chat.services import Services
 from workdock.chat.store.models import McpServer, McpSignIn
 
-pytestmark = pytest.mark.anyio
+# The terminal test starts a Python process per command: slow on a busy machine.
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
 CALLBACK = "/oauth/callback"
 
@@ -271,3 +274,29 @@ async def test_a_second_start_voids_the_first_link(admin_api: Api, oauth: OAuthS
     old = await admin_api.http.get(CALLBACK, params=follow(first["authorization_url"]))
     assert old.status_code == 400
     assert (await admin_api.http.get(CALLBACK, params=follow(second["authorization_url"]))).status_code == 303
+
+
+async def test_workdock_chat_says_which_servers_need_a_sign_in_and_the_url_to_open(
+    chat_server: ChatServer, admin_api: Api, start_agent: Any, oauth: OAuthServer
+) -> None:
+    await admin_api.post("/mcp-servers", {"slug": "acct", "url": oauth.url, "auth": "oauth"}, expect=201)
+    chat_id = await new_chat(admin_api, start_agent({}).url)
+    listed = run_chat(chat_server, "--chat", chat_id, "--message", "/signin")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "acct needs your own sign-in: type /signin acct" in listed.stdout
+    assert "acct: needs_auth" in listed.stdout
+
+    started = run_chat(chat_server, "--chat", chat_id, "--message", "/signin acct")
+    assert started.returncode == 0, started.stdout + started.stderr
+    shown = re.search(r"^(http://\S+/authorize\?\S+)$", started.stdout, re.MULTILINE)
+    assert shown is not None, started.stdout
+    done = await admin_api.http.get(CALLBACK, params=follow(shown.group(1)))
+    assert done.status_code == 303, done.text
+    signed = run_chat(chat_server, "--chat", chat_id, "--message", "/signin")
+    assert "acct: signed in" in signed.stdout and "needs your own sign-in" not in signed.stdout
+
+    out = run_chat(chat_server, "--chat", chat_id, "--message", "/signout acct")
+    assert out.returncode == 0 and "signed out of acct" in out.stdout
+    assert oauth.stats()["revocations"] == 2
+    unknown = run_chat(chat_server, "--chat", chat_id, "--message", "/signin nope")
+    assert unknown.returncode == 1 and "no admin server 'nope'" in unknown.stdout
