@@ -73,6 +73,17 @@ async def _stored_oauth(svc: Services) -> list[Any]:
         return list((await session.scalars(select(McpServer.oauth))).all())
 
 
+async def _bound(svc: Services, sessions: int) -> None:
+    assert svc.admin.users is not None
+    svc.admin.users.max_sessions = sessions
+    await svc.admin.users.trim()
+
+
+async def _session_count(svc: Services) -> int:
+    assert svc.admin.users is not None
+    return svc.admin.users.session_count
+
+
 def own_failure(listing: dict[str, Any], slug: str) -> dict[str, Any] | None:
     return next((f for f in listing["failures"] if (f["source"], f["server"]) == ("admin", slug)), None)
 
@@ -172,6 +183,15 @@ async def test_two_users_sign_in_as_two_accounts_and_each_chat_uses_its_owners_t
         assert not any(token in str(message) for token in stats["issued"])
     assert not any(token in caplog.text for token in stats["issued"])
 
+    # Sessions are bounded: the least recently used is closed, and opened again from the stored
+    # tokens when its user's chat needs it, with no new sign-in.
+    await chat_server.call(lambda svc: _bound(svc, 1))
+    assert await chat_server.call(_session_count) == 1
+    assert (await whoami(admin_api, fake_model, alice_chat))["account"] == "account-1"
+    assert (await whoami(bob_api, fake_model, bob_chat))["account"] == "account-2"
+    assert await chat_server.call(_session_count) == 1
+    assert oauth.stats()["code_grants"] == 2
+
     # Bob signs out: his tokens are revoked at the server and forgotten; Alice stays signed in.
     await bob_api.delete(f"/mcp-servers/{server_id}/signin")
     revoked = set(oauth.stats()["revoked"])
@@ -188,6 +208,7 @@ async def test_two_users_sign_in_as_two_accounts_and_each_chat_uses_its_owners_t
     assert await chat_server.call(_rows) == []
     listing = await admin_api.get(f"/chats/{alice_chat}/tools")
     assert not any(t["server"] == "acct" for t in listing["tools"]) and own_failure(listing, "acct") is None
+    assert not any(token in caplog.text for token in oauth.stats()["issued"])  # nor when revoking
 
 
 async def test_a_pre_registered_client_is_used_and_its_secret_never_shown(

@@ -154,9 +154,7 @@ class UserServers:
         async with self._opening:
             session = self._sessions.get(user_id)
             if session is None:
-                while len(self._sessions) >= self.max_sessions:
-                    oldest = min(self._sessions.values(), key=lambda s: s.last_used)
-                    await self._close(oldest)
+                await self.trim(room=1)
                 session = _Session(user_id, user_tokens.UserVault(self.store, user_id, self._ids.get))
                 self._sessions[user_id] = session
                 assert self._task_group is not None, "use as `async with UserServers(...)`"
@@ -184,13 +182,20 @@ class UserServers:
         session.stop.set()
         await session.done.wait()
 
+    async def trim(self, room: int = 0) -> None:
+        """Close the sessions idle too long, then the least recently used ones over the bound
+        (leaving ``room`` for sessions about to open)."""
+        now = time.monotonic()
+        for session in [s for s in self._sessions.values() if now - s.last_used > self.idle_s]:
+            logger.info("user %s: per-user MCP connections closed (idle)", session.user_id)
+            await self._close(session)
+        while self._sessions and len(self._sessions) + room > self.max_sessions:
+            await self._close(min(self._sessions.values(), key=lambda s: s.last_used))
+
     async def _close_idle(self) -> None:
         while True:
             await anyio.sleep(min(60.0, self.idle_s / 4))
-            now = time.monotonic()
-            for session in [s for s in self._sessions.values() if now - s.last_used > self.idle_s]:
-                logger.info("user %s: per-user MCP connections closed (idle)", session.user_id)
-                await self._close(session)
+            await self.trim()
 
     @property
     def session_count(self) -> int:
