@@ -307,6 +307,10 @@ class UserServers:
         with anyio.move_on_after(timeout):
             while True:
                 status = next((s for s in hub.statuses() if s.name == slug), None)
+                if status is not None and status.state == "ready" and session is not None:
+                    # Signed in: from now on the stored tokens keep it connected, so a sign-out
+                    # through another replica closes it here too.
+                    session.signing.discard(slug)
                 if status is None or status.state in ("ready", "failed"):
                     return status
                 await hub.wait_for_change()
