@@ -26,7 +26,7 @@ from tests.chat.fake_openai import Call, FakeOpenAI, Reply
 from tests.chat.test_cli_chat import run_chat
 from tests.chat.test_turn_e2e import new_chat, turn_ended
 from tests.support.agent import RunningAgent
-from tests.support.helpers import wait_until
+from tests.support.helpers import free_port, wait_until
 from tests.support.oauth import OAuthServer, Spawn, follow
 from workdock.chat.services import Services
 from workdock.chat.store.models import McpServer, McpSignIn
@@ -283,6 +283,13 @@ async def test_a_wrong_or_replayed_state_is_refused_and_the_sign_in_still_waits(
     await admin_api.post("/mcp-servers/nope/signin", {}, expect=404)
     await bob_api.delete("/mcp-servers/nope/signin", expect=404)
     await bob_api.delete(f"/mcp-servers/{created['id']}/signin")  # not signed in: nothing to do
+    gone = await admin_api.post(
+        "/mcp-servers",
+        {"slug": "gone", "url": f"http://127.0.0.1:{free_port()}/mcp", "auth": "oauth"},
+        expect=201,
+    )
+    unreachable = await bob_api.post(f"/mcp-servers/{gone['id']}/signin", {}, expect=409)
+    assert "gone cannot be reached" in unreachable["message"]
 
 
 async def test_a_second_start_voids_the_first_link(admin_api: Api, oauth: OAuthServer) -> None:

@@ -266,11 +266,12 @@ class UserServers:
 
     async def start_sign_in(self, user_id: str, row: McpServer, timeout: float = RESTART_TIMEOUT) -> str:
         """The authorization URL of the user's sign-in to ``row`` (its redirect URI is the chat
-        server's callback). ``SignInError`` 409 when signed in already, 502 when it cannot start."""
+        server's callback). ``SignInError`` 409 when signed in already, or when the server cannot
+        be reached now (its state, as with a workspace's agent, not the request's fault)."""
         session = await self.session(user_id)
         hub = session.hub
         if hub is None:
-            raise SignInError(503, "the chat server is shutting down")
+            raise SignInError(409, "the chat server is shutting down")
         waiting = row.slug in hub.server_names and _state(hub, row.slug) == "needs_auth"
         if row.slug not in hub.server_names:
             session.signing.add(row.slug)
@@ -285,9 +286,9 @@ class UserServers:
                 if status is not None and status.state == "ready":
                     raise SignInError(409, f"you are signed in to {row.slug} already: sign out first")
                 if status is not None and status.state == "failed":
-                    raise SignInError(502, f"{row.slug} cannot be reached: {status.error}")
+                    raise SignInError(409, f"{row.slug} cannot be reached: {status.error}")
                 await hub.wait_for_change()
-        raise SignInError(504, f"{row.slug} did not ask for a sign-in within {timeout:g} s")
+        raise SignInError(409, f"{row.slug} did not ask for a sign-in within {timeout:g} s")
 
     async def finish_sign_in(self, user_id: str, slug: str, code: str, state: str, iss: str | None) -> None:
         """Hand the code to the flow waiting in this replica (``SignInError`` if none can take it)."""
