@@ -3,14 +3,30 @@ once, for one user, for a while, only so many, and the same record whichever rep
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime, timedelta
+
 import anyio
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
 
-from tests.chat.test_store import database_url, store  # noqa: F401
+from tests.chat.test_store import _insert_row, database_url, store  # noqa: F401
 from workdock.chat.signins import PendingSignIn, PendingSignIns
+from workdock.chat.store.db import MIGRATIONS, create_engine, migrate
 from workdock.chat.store.repo import Store
+from workdock.secretbox import SecretBox, new_key, parse_key
 
 pytestmark = pytest.mark.anyio
+
+
+def _upgrade_sealed_to(connection: Connection, box: SecretBox, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    config.attributes["secret_box"] = box
+    command.upgrade(config, revision)
 
 
 async def _workspace(store: Store, name: str = "alice") -> tuple[str, str]:
@@ -84,3 +100,61 @@ async def test_an_admin_servers_sign_in_is_told_apart_and_names_its_replica(stor
     await signins.add("a3", admin)
     await store.delete_mcp_server(server.id)  # its pending sign-ins go with it
     assert await signins.take("a3", alice) is None
+
+
+async def test_the_migration_keeps_servers_shared_and_pending_sign_ins_of_workspaces(
+    database_url: str,
+) -> None:
+    """A database from before per-user sign-in: its servers stay shared (static headers), its
+    waiting sign-ins stay workspace ones and can still be taken."""
+    engine = create_engine(database_url)
+    box = SecretBox(parse_key(new_key()))
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_sealed_to, box, "0014")
+            then = datetime(2026, 1, 1, tzinfo=UTC)
+            await _insert_row(connection, "users", id="u", name="ann", is_admin=False, created_at=then)
+            await _insert_row(
+                connection,
+                "workspaces",
+                id="w",
+                user_id="u",
+                name="w",
+                agent_url="http://127.0.0.1:9",
+                agent_token=box.seal("s"),
+                created_at=then,
+            )
+            await _insert_row(
+                connection,
+                "mcp_servers",
+                id="m",
+                slug="old",
+                url="http://127.0.0.1:9/mcp",
+                transport="http",
+                headers={"X-Key": box.seal("k")},
+                allow_tools=[],
+                deny_tools=[],
+                enabled=True,
+                created_at=then,
+                updated_at=then,
+            )
+            await _insert_row(
+                connection,
+                "pending_signins",
+                state_hash=hashlib.sha256(b"st").hexdigest(),
+                user_id="u",
+                workspace_id="w",
+                server="github",
+                expires_at=datetime.now(UTC) + timedelta(minutes=5),
+            )
+        await migrate(engine, box)
+        store = Store(engine, box)
+        try:
+            [server] = await store.list_mcp_servers()
+            assert (server.auth, server.oauth, server.headers) == ("headers", None, {"X-Key": "k"})
+            taken = await PendingSignIns(store).take("st", "u")
+            assert taken == PendingSignIn("u", "workspace", "github", workspace_id="w")
+        finally:
+            store.close()
+    finally:
+        await engine.dispose()
