@@ -41,10 +41,6 @@ FORWARD_TIMEOUT_S = 30.0
 FINISH_BUDGET_S = 15.0  # how long the callback waits for the code's exchange before answering
 
 
-class SignInStarted(schemas.Out):
-    authorization_url: str
-
-
 class ForwardedCode(BaseModel):
     user_id: str = Field(max_length=32)
     server: str = Field(max_length=200)
@@ -71,7 +67,9 @@ async def _per_user_server(svc: Services, server_id: str) -> McpServer:
 
 
 @router.post(
-    "/mcp-servers/{server_id}/signin", response_model=SignInStarted, responses=schemas.writes(404, 409)
+    "/mcp-servers/{server_id}/signin",
+    response_model=schemas.SignInStarted,
+    responses=schemas.writes(404, 409),
 )
 async def start_sign_in(
     server_id: str, user: User = Depends(current_user), svc: Services = Depends(services)

@@ -139,6 +139,10 @@ class McpServerStatus(Out):
     error: str | None
 
 
+class SignInStarted(Out):
+    authorization_url: str = Field(description="where the browser goes to sign in")
+
+
 class OAuthClientOut(Out):
     client_id: str | None
     client_secret_set: bool = Field(description="whether a client secret is set (it is never shown)")

@@ -42,10 +42,6 @@ WORKSPACES_PAGE = "/#/workspaces"
 CHATS_PAGE = "/"
 
 
-class SignInStarted(schemas.Out):
-    authorization_url: str
-
-
 def callback_url(svc: Services) -> str:
     return callback_url_of(svc.config.public_url)
 
@@ -56,7 +52,7 @@ def callback_url_of(public_url: str) -> str:
 
 @router.post(
     "/workspaces/{workspace_id}/servers/{name}/sign-in",
-    response_model=SignInStarted,
+    response_model=schemas.SignInStarted,
     responses=schemas.writes(404, 409),
 )
 async def start_sign_in(
