@@ -328,3 +328,32 @@ async def test_workdock_chat_says_which_servers_need_a_sign_in_and_the_url_to_op
     assert oauth.stats()["revocations"] == 2
     unknown = run_chat(chat_server, "--chat", chat_id, "--message", "/signin nope")
     assert unknown.returncode == 1 and "no admin server 'nope'" in unknown.stdout
+
+
+async def test_a_short_lived_token_is_refreshed_and_stored_again_sealed(
+    chat_server: ChatServer,
+    admin_api: Api,
+    fake_model: FakeOpenAI,
+    start_agent: Any,
+    spawn: Spawn,
+    tmp_path: Path,
+) -> None:
+    oauth = OAuthServer(spawn, tmp_path / "oauth-short.log", token_seconds=2)
+    created = await admin_api.post(
+        "/mcp-servers", {"slug": "acct", "url": oauth.url, "auth": "oauth"}, expect=201
+    )
+    chat_id = await new_chat(admin_api, start_agent({}).url)
+    await sign_in(admin_api, created["id"])
+    await wait_until(lambda: offered(admin_api, chat_id, "acct__whoami"), timeout=30, message="the tools")
+    [(_, before, _)] = await chat_server.call(_rows)
+
+    async def refreshed() -> bool:
+        assert (await whoami(admin_api, fake_model, chat_id))["account"] == "account-1"
+        return bool(oauth.stats()["refresh_grants"])
+
+    await wait_until(refreshed, timeout=60, message="the access token to be refreshed")
+    stats = oauth.stats()
+    assert stats["code_grants"] == 1  # refreshed, never signed in again
+    [(_, after, signed)] = await chat_server.call(_rows)
+    assert signed and after != before and after.startswith("wdsec1:")
+    assert not any(token in after for token in stats["issued"])
