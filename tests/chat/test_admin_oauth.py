@@ -357,3 +357,27 @@ async def test_a_short_lived_token_is_refreshed_and_stored_again_sealed(
     [(_, after, signed)] = await chat_server.call(_rows)
     assert signed and after != before and after.startswith("wdsec1:")
     assert not any(token in after for token in stats["issued"])
+
+
+async def test_a_server_added_while_a_users_session_is_open_signs_in_and_keeps_its_tokens(
+    chat_server: ChatServer,
+    admin_api: Api,
+    start_agent: Any,
+    oauth: OAuthServer,
+    spawn: Spawn,
+    tmp_path: Path,
+) -> None:
+    first = await admin_api.post(
+        "/mcp-servers", {"slug": "acct", "url": oauth.url, "auth": "oauth"}, expect=201
+    )
+    chat_id = await new_chat(admin_api, start_agent({}).url)
+    await sign_in(admin_api, first["id"])
+    await wait_until(lambda: offered(admin_api, chat_id, "acct__whoami"), timeout=30, message="acct's tools")
+    other = OAuthServer(spawn, tmp_path / "oauth-other.log")
+    second = await admin_api.post(
+        "/mcp-servers", {"slug": "more", "url": other.url, "auth": "oauth"}, expect=201
+    )
+    await sign_in(admin_api, second["id"])
+    await wait_until(lambda: offered(admin_api, chat_id, "more__whoami"), timeout=30, message="more's tools")
+    assert await offered(admin_api, chat_id, "acct__whoami") is not None
+    assert [signed for _, _, signed in await chat_server.call(_rows)] == [True, True]

@@ -155,7 +155,9 @@ class UserServers:
             session = self._sessions.get(user_id)
             if session is None:
                 await self.trim(room=1)
-                session = _Session(user_id, user_tokens.UserVault(self.store, user_id, self._ids.get))
+                # The ids as they are at each use: servers come and go while a session is open.
+                vault = user_tokens.UserVault(self.store, user_id, lambda name: self._ids.get(name))
+                session = _Session(user_id, vault)
                 self._sessions[user_id] = session
                 assert self._task_group is not None, "use as `async with UserServers(...)`"
                 self._task_group.start_soon(self._own, session, name=f"user servers of {user_id}")
