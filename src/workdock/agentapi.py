@@ -105,6 +105,8 @@ class InputNeeded(WireModel):
     description: str = ""
     password: bool = Field(default=False, description="a secret: never shown, kept in memory only")
     env: str = Field(description="the agent's environment variable that gives it (WORKDOCK_INPUT_<ID>)")
+    options: list[str] = Field(default_factory=list, description="a pickString's choices: the value is one")
+    default: str | None = Field(default=None, description="the choice to offer first")
 
 
 # ---- MCP resources and prompts --------------------------------------------------------------------

@@ -98,6 +98,8 @@ def test_a_vscode_file_with_comments_inputs_and_an_env_file(
             "description": "Perplexity API Key",
             "password": True,
             "env": "WORKDOCK_INPUT_PERPLEXITY_KEY",
+            "options": [],
+            "default": None,
         }
     ]
     assert "WORKDOCK_INPUT_PERPLEXITY_KEY" in waiting["error"]
@@ -125,6 +127,64 @@ def test_an_input_comes_from_the_environment(
     agent = start_agent(None, env={"TEST_REGION": "x", "WORKDOCK_INPUT_PERPLEXITY_KEY": SECRET})
     agent.wait_state("perplexity", "ready")
     assert environment_of(agent, "perplexity")["env"]["PERPLEXITY_API_KEY"] == SECRET
+
+
+PICK_FILE = """\
+{
+  "inputs": [
+    {
+      "type": "pickString",
+      "id": "region",
+      "description": "Deployment region",
+      "options": [{"label": "Europe", "value": "eu-west-1"}, "us-east-1"],
+      "default": "us-east-1",
+    },
+  ],
+  "servers": {
+    "deploy": {"command": "%(python)s", "args": ["%(print_env)s"], "env": {"REGION": "${input:region}"}},
+  },
+}
+"""
+
+
+def test_a_pick_string_input_offers_its_choices_and_takes_only_those(
+    start_agent, workspace_dir: Path
+) -> None:
+    (workspace_dir / ".vscode").mkdir()
+    (workspace_dir / ".vscode" / "mcp.json").write_text(
+        PICK_FILE % {"python": sys.executable, "print_env": PRINT_ENV}
+    )
+    agent = start_agent(None)
+    waiting = agent.wait_state("deploy", "needs_input")
+    assert waiting["inputs"] == [
+        {
+            "id": "region",
+            "description": "Deployment region",
+            "password": False,
+            "env": "WORKDOCK_INPUT_REGION",
+            "options": ["eu-west-1", "us-east-1"],
+            "default": "us-east-1",
+        }
+    ]
+    assert not any("asked as text" in w for w in waiting["warnings"]), waiting["warnings"]
+    wrong = agent.http.post("/api/v0/mcp/inputs", json={"id": "region", "value": "mars-1"})
+    assert wrong.status_code == 400, wrong.text
+    assert wrong.json()["message"] == "input 'region' must be one of: eu-west-1, us-east-1"
+    assert (
+        agent.http.post("/api/v0/mcp/inputs", json={"id": "region", "value": "eu-west-1"}).status_code == 200
+    )
+    agent.wait_state("deploy", "ready")
+    assert environment_of(agent, "deploy")["env"]["REGION"] == "eu-west-1"
+
+
+def test_a_pick_string_value_from_the_environment_must_be_a_choice(start_agent, workspace_dir: Path) -> None:
+    (workspace_dir / ".vscode").mkdir()
+    (workspace_dir / ".vscode" / "mcp.json").write_text(
+        PICK_FILE % {"python": sys.executable, "print_env": PRINT_ENV}
+    )
+    agent = start_agent(None, env={"WORKDOCK_INPUT_REGION": "mars-1"})
+    failed = agent.wait_state("deploy", "failed")
+    assert "input 'region' is 'mars-1', which is not one of: eu-west-1, us-east-1" in failed["error"]
 
 
 def test_bad_input_requests_are_clear_4xx(start_agent, workspace_dir: Path, everything_http_url: str) -> None:

@@ -113,7 +113,9 @@ async def test_a_watcher_that_read_the_chat_just_before_its_turn_began_gets_the_
     try:
         before = await chat_server.call(read_chat)  # idle: as the stream request found it
         await admin_api.post(f"/chats/{chat_id}/messages", {"content": "go"}, expect=202)
-        await wait_until(lambda: len(fake_model.requests) == 1, message="the turn to be under way")
+        await wait_until(
+            lambda: len(fake_model.requests) == 1, timeout=30, message="the turn to be under way"
+        )
         with anyio.fail_after(30):
             snapshot, seen = await chat_server.call(watch_from_start_point)
     finally:

@@ -34,6 +34,7 @@ import anyio
 import httpx2
 
 DEADLINE = 25.0  # the suite gives a client 30 s
+CIMD_URL = "https://conformance-test.local/client-metadata.json"
 
 
 def free_port() -> int:
@@ -52,12 +53,26 @@ def arguments_for(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def entry(url: str, context: dict[str, Any]) -> dict[str, Any]:
+def entry(url: str, context: dict[str, Any], scenario: str) -> dict[str, Any]:
+    """The scenario's server as a user would configure it: a pre-registered client where the
+    scenario has one, and a machine client (client credentials) for the client-credentials ones."""
     server: dict[str, Any] = {"type": "http", "url": url}
-    if context.get("client_id") and "private_key_pem" not in context and "idp_issuer" not in context:
-        server["oauth"] = {"clientId": context["client_id"]}
-        if context.get("client_secret"):
-            server["oauth"]["clientSecret"] = context["client_secret"]
+    if scenario == "auth/basic-cimd":
+        # The scenario's URL-based client ID (its client metadata document's URL), as a user
+        # configures their organisation's.
+        server["oauth"] = {"clientMetadataUrl": CIMD_URL}
+        return server
+    if not context.get("client_id") or "idp_issuer" in context:
+        return server
+    oauth: dict[str, Any] = {"clientId": context["client_id"]}
+    if scenario.startswith("auth/client-credentials"):
+        oauth["grantType"] = "client_credentials"
+        if "private_key_pem" in context:
+            oauth["privateKey"] = context["private_key_pem"]
+            oauth["signingAlgorithm"] = context.get("signing_algorithm", "RS256")
+    if context.get("client_secret"):
+        oauth["clientSecret"] = context["client_secret"]
+    server["oauth"] = oauth
     return server
 
 
@@ -161,7 +176,13 @@ def main() -> int:
         root = Path(tmp)
         (root / "ws").mkdir()
         (root / "ws" / ".mcp.json").write_text(
-            json.dumps({"mcpServers": {"conformance": entry(url, context)}})
+            json.dumps(
+                {
+                    "mcpServers": {
+                        "conformance": entry(url, context, os.environ.get("MCP_CONFORMANCE_SCENARIO", ""))
+                    }
+                }
+            )
         )
         port, token = free_port(), secrets.token_urlsafe(16)
         log = (root / "agent.log").open("wb")

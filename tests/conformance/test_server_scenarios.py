@@ -1,8 +1,9 @@
 """The official MCP conformance suite's server scenarios, run against a real agent's ``/mcp``.
 
-The agent fronts the suite's reference server (``fixtures/servers/conformance_reference.py``,
-written from the scenarios' own requirements) through ``/mcp/reference``, the one-server view
-(``--only``): every scenario a transparent proxy can pass must pass, and the ones it cannot
+The agent fronts the suite's own reference server (its ``everything-server.ts`` of the same
+release, vendored as ``fixtures/servers/conformance_everything_server.ts``, over streamable HTTP)
+through ``/mcp/reference``, the one-server view (``--only``): every scenario a transparent proxy
+can pass must pass, and the ones it cannot
 (``server_expected_failures.yml``, with why in the README) must fail, so the list stays true.
 The suite's client sends no token, so it reaches the agent through a loopback forwarder that
 adds it, as a configured MCP client would.
@@ -14,14 +15,16 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 
 from tests.conformance.test_client_scenarios import CONFORMANCE, PRELOAD, node_22
-from tests.support.agent import TOKEN, RunningAgent, fixture_server, write_config
+from tests.support.agent import TOKEN, RunningAgent, write_config
 from tests.support.bearer_forwarder import bearer_forwarder
+from tests.support.everything import start_conformance_server
 from tests.support.helpers import require
 
 pytestmark = pytest.mark.anyio
@@ -30,13 +33,13 @@ BASELINE = Path(__file__).with_name("server_expected_failures.yml")
 
 
 @pytest.mark.timeout(600)
-async def test_conformance_server_scenarios_through_the_agent(workspace_dir: Path, tmp_path: Path) -> None:
+async def test_conformance_server_scenarios_through_the_agent(
+    workspace_dir: Path, tmp_path: Path, spawn: Callable[..., subprocess.Popen[bytes]]
+) -> None:
     require(CONFORMANCE.exists(), f"{CONFORMANCE} is missing: run `npm ci` in tests/ (scripts/test does)")
     node = node_22()
-    write_config(
-        workspace_dir / ".mcp.json",
-        {"reference": fixture_server("conformance_reference.py", FIXTURE_ERA="legacy")},
-    )
+    url = start_conformance_server(spawn, node, tmp_path / "reference.log")
+    write_config(workspace_dir / ".mcp.json", {"reference": {"type": "http", "url": url}})
     agent = RunningAgent(workspace_dir, tmp_path / "agent.log")
     try:
         agent.wait_state("reference", "ready", timeout=60)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.chat.conftest import Api, ChatServer
 from tests.chat.fake_openai import Call, FakeOpenAI, Reply
@@ -18,6 +20,7 @@ from tests.chat.test_turn_e2e import turn_ended
 from tests.link.conftest import agent_state, new_linked_workspace, wait_connected
 from tests.support.helpers import wait_until
 from tests.support.linked import LinkedAgent
+from workdock.link.frames import PROTOCOL
 
 pytestmark = pytest.mark.anyio
 
@@ -109,6 +112,47 @@ async def test_a_wrong_token_ends_the_agent_with_status_2(
         agent = start_linked_agent(chat_server.url, token, {})
         assert agent.wait_exit(20) == 2
         assert "the server refused this agent's token (HTTP 401)" in agent.log()
+
+
+async def _dial_status(server_url: str, token: str) -> tuple[int, dict[str, str]]:
+    """The status of one link handshake with ``token`` (101 when it links), and its headers."""
+    url = server_url.replace("http://", "ws://") + "/api/v0/agents/link"
+    try:
+        async with connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            subprotocols=[PROTOCOL],  # type: ignore[list-item]
+        ):
+            return 101, {}
+    except InvalidStatus as exc:
+        return exc.response.status_code, dict(exc.response.headers)
+
+
+async def test_token_guessing_on_the_link_is_answered_429_and_the_agent_links_after_the_block(
+    start_chat_server: Callable[..., ChatServer], start_linked_agent: Callable[..., LinkedAgent]
+) -> None:
+    server = start_chat_server(env={"WORKDOCK_AUTH_FAILURE_LIMIT": "3", "WORKDOCK_AUTH_FAILURE_WINDOW": "4"})
+    api = Api(server.url, server.admin_token)
+    try:
+        workspace = await new_linked_workspace(api)
+        token = workspace["agent_token"]
+        assert (await _dial_status(server.url, ""))[0] == 401  # no token at all is not a guess
+        for _ in range(3):
+            assert (await _dial_status(server.url, "wdk_guess"))[0] == 401
+        status, headers = await _dial_status(server.url, token)
+        assert status == 429  # the right token too, while the address is blocked
+        assert 1 <= int(headers["retry-after"]) <= 4
+        # An agent dialling now is not stopped by the 429: it redials, and links once the block ends.
+        agent = start_linked_agent(server.url, token, {})
+
+        async def linked() -> bool:
+            answer = await api.http.get(f"/api/v0/workspaces/{workspace['id']}")
+            return answer.status_code == 200 and answer.json()["agent"]["connected"]  # 429: still blocked
+
+        await wait_until(linked, timeout=60, interval=0.2, message="the agent to link after the block")
+        assert agent.process.poll() is None
+    finally:
+        await api.aclose()
 
 
 async def test_an_agent_token_opens_no_other_route(chat_server: ChatServer, admin_api: Api) -> None:

@@ -57,3 +57,29 @@ def start_everything(
     addresses = processes.listening_addresses(proc.pid)
     assert addresses == {("127.0.0.1", port)}, f"server-everything must listen on loopback only: {addresses}"
     return port
+
+
+CONFORMANCE_SERVER = TESTS / "fixtures" / "servers" / "conformance_everything_server.ts"
+
+
+def start_conformance_server(spawn: Callable[..., subprocess.Popen[bytes]], node: str, log_path: Path) -> str:
+    """Start the conformance suite's own reference server (its ``everything-server.ts``, vendored;
+    Node >= 22 runs it with type stripping) on 127.0.0.1; return its streamable HTTP URL."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "NODE_OPTIONS": loopback_node_options()}
+    command = [node, "--experimental-strip-types", "--no-warnings", str(CONFORMANCE_SERVER)]
+    with open(log_path, "wb") as log:
+        proc = spawn(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=TESTS)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            output = log_path.read_text(errors="replace")
+            raise AssertionError(f"the conformance server exited with {proc.returncode}: {output}")
+        return processes.port_accepts("127.0.0.1", port)
+
+    wait_until_sync(ready, timeout=30, message=f"the conformance server to accept on 127.0.0.1:{port}")
+    addresses = processes.listening_addresses(proc.pid)
+    assert addresses == {("127.0.0.1", port)}, (
+        f"the conformance server must listen on loopback only: {addresses}"
+    )
+    return f"http://127.0.0.1:{port}/mcp"

@@ -3,6 +3,7 @@ all from its file); a server waiting for an input: the field, whose value reache
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,10 +22,15 @@ pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
 SECRET = "typed-in-the-browser-0123"
 VSCODE = """{
-  "inputs": [{"type": "promptString", "id": "api-key", "description": "Service API key", "password": true}],
+  "inputs": [
+    {"type": "promptString", "id": "api-key", "description": "Service API key", "password": true},
+    {"type": "pickString", "id": "region", "description": "Deployment region",
+     "options": ["us-east-1", {"label": "Europe", "value": "eu-west-1"}], "default": "us-east-1"},
+  ],
   "servers": {
     // needs the key before it can start
-    "keyed": {"command": "%s", "args": ["%s"], "env": {"SERVICE_KEY": "${input:api-key}"}},
+    "keyed": {"command": "%(python)s", "args": ["%(server)s"], "env": {"SERVICE_KEY": "${input:api-key}"}},
+    "regional": {"command": "%(python)s", "args": ["%(server)s"], "env": {"REGION": "${input:region}"}},
   },
 }
 """
@@ -39,7 +45,9 @@ async def gated_stack(
     tmp_path: Path,
 ) -> AsyncIterator[Stack]:
     (workspace_dir / ".vscode").mkdir()
-    (workspace_dir / ".vscode" / "mcp.json").write_text(VSCODE % (sys.executable, FIXTURES / "print_env.py"))
+    (workspace_dir / ".vscode" / "mcp.json").write_text(
+        VSCODE % {"python": sys.executable, "server": FIXTURES / "print_env.py"}
+    )
     agent = start_agent(
         {"first": fixture_server("print_env.py"), "second": fixture_server("crash_during_call.py")},
         env={"WORKDOCK_TRUST": "0", "XDG_STATE_HOME": str(tmp_path / "state")},
@@ -81,6 +89,18 @@ async def test_approve_in_the_web_ui_and_give_an_input(browser: Browser, gated_s
     assert seen.status_code == 200 and SECRET in seen.text
     assert SECRET not in repr(await stack.api.get(f"/workspaces/{stack.workspace_id}"))
     assert SECRET not in stack.agent.log()
+
+    # A pickString input is a choice among its options, its default chosen first.
+    regional = page.locator("details[data-server='regional']")
+    await expect(regional).to_contain_text("needs_input", timeout=30_000)
+    choice = regional.get_by_label("Deployment region")
+    assert await choice.input_value() == "us-east-1"
+    await choice.select_option("eu-west-1")
+    await regional.get_by_role("button", name="Save").click()
+    await expect(regional).to_contain_text("ready", timeout=30_000)
+    seen = stack.agent.call("regional__environment")
+    assert seen.status_code == 200, seen.text
+    assert json.loads(seen.json()["content"][0]["text"])["env"]["REGION"] == "eu-west-1"
     browser.assert_no_errors()
 
 

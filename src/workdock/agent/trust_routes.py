@@ -60,13 +60,19 @@ def trust_router(runtime: AgentRuntime) -> APIRouter:
     )
     async def give_input(request: agentapi.InputRequest) -> agentapi.InputResult:
         """Give the value of ``${input:ID}`` to the servers that wait for it (kept in memory only)."""
-        waiting = [
-            e.name
+        prompts = [
+            (e.name, i)
             for e in runtime.entries
-            if isinstance(e, HeldEntry) and any(i.id == request.id for i in e.inputs)
+            if isinstance(e, HeldEntry)
+            for i in e.inputs
+            if i.id == request.id
         ]
-        if not waiting:
+        if not prompts:
             raise ApiError(404, f"no server waits for input {request.id!r}")
+        for _, prompt in prompts:
+            if prompt.options and request.value not in prompt.options:
+                raise ApiError(400, f"input {request.id!r} must be one of: {', '.join(prompt.options)}")
+        waiting = list(dict.fromkeys(name for name, _ in prompts))
         await runtime.give_input(request.id, request.value)
         return agentapi.InputResult(servers=sorted(waiting))
 

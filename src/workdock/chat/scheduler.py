@@ -60,6 +60,7 @@ class _Held:
     turn_seq: int = 0  # where the turn being started or running begins
     interrupt_asked: bool = False
     taken_over: asyncio.Event = field(default_factory=asyncio.Event)
+    releasing: bool = False  # its lease is being given back (the renewer must not call it lost)
 
 
 class Scheduler:
@@ -250,19 +251,25 @@ class Scheduler:
         renewed_at = time.monotonic()
         while True:
             await asyncio.sleep(self.settings.renew_s)
-            started = time.monotonic()
-            try:
-                still = await self.leases.renew(self.me)
-            except Exception as exc:
-                logger.error("cannot renew this replica's leases: %r", exc)
-                if time.monotonic() - renewed_at > self.settings.lease_s:
-                    for chat_id in list(self._held):  # other replicas may hold them by now
-                        self._lose(chat_id)
-                continue
-            renewed_at = started
-            for chat_id, held in list(self._held.items()):
-                if chat_id not in still and held.claimed_at < started:
+            renewed_at = await self.renew(renewed_at)
+
+    async def renew(self, renewed_at: float) -> float:
+        """Renew this replica's leases once; stop the turns of chats it no longer holds. Returns
+        when the leases were last renewed (``renewed_at`` if they could not be now)."""
+        started = time.monotonic()
+        try:
+            still = await self.leases.renew(self.me)
+        except Exception as exc:
+            logger.error("cannot renew this replica's leases: %r", exc)
+            if time.monotonic() - renewed_at > self.settings.lease_s:
+                for chat_id in list(self._held):  # other replicas may hold them by now
                     self._lose(chat_id)
+            return renewed_at
+        for chat_id, held in list(self._held.items()):
+            # A chat being given back is not ours in the database any more, rightly.
+            if chat_id not in still and held.claimed_at < started and not held.releasing:
+                self._lose(chat_id)
+        return started
 
     def _lose(self, chat_id: str) -> None:
         """The chat is no longer ours: its turn stops and writes nothing more."""
@@ -397,7 +404,15 @@ class Scheduler:
     async def _give_back(self, chat_id: str, channel: ChatChannel, *, wait: bool = True) -> bool:
         """Release the chat once its events are stored; False when messages wait (it stays ours)."""
         stored = await channel.flush(FLUSH_WAIT_S if wait else 1.0)
-        released = await self.leases.release(chat_id, self.me, channel.last_seq if stored else None)
+        held = self._held.get(chat_id)
+        if held is not None:
+            held.releasing = True  # until it leaves _held, once released
+        released = False
+        try:
+            released = await self.leases.release(chat_id, self.me, channel.last_seq if stored else None)
+        finally:
+            if held is not None and not released:
+                held.releasing = False
         if released and not self._stopping and await self.store.has_queue(chat_id):
             self._wake.set()  # queued while we let go: nobody else may have seen it free
         elif released and self._stopping and await self.store.has_queue(chat_id):

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from mcp.client.auth.utils import is_valid_client_metadata_url
+
 from workdock.mcp import formats
 
 Transport = Literal["stdio", "http", "sse"]
@@ -42,11 +44,18 @@ PATH_VARIABLES = (
 INPUT_ENV_PREFIX = "WORKDOCK_INPUT_"
 
 
+Grant = Literal["authorization_code", "client_credentials"]
+MAX_PRIVATE_KEY_BYTES = 64 * 1024
+_SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+
+
 @dataclass(frozen=True)
 class OAuthSettings:
     """A pre-registered OAuth client (``oauth`` in an http/sse entry, as Claude Code and VS Code take it).
 
     Without it a server that asks for sign-in gets a client registered dynamically (RFC 7591).
+    With ``grant="client_credentials"`` the agent signs in as the client itself, with no person
+    (a machine client: its secret, or a private key that signs a JWT assertion, RFC 7523).
     """
 
     client_id: str | None = None
@@ -56,6 +65,14 @@ class OAuthSettings:
     # Where the authorization server sends the code (the chat server's callback); None: the
     # loopback one at ``callback_port`` that `workdock auth` listens on.
     redirect_uri: str | None = None
+    grant: Grant = "authorization_code"
+    token_endpoint_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    private_key: str | None = field(default=None, repr=False)  # PEM, for private_key_jwt
+    signing_algorithm: str = "RS256"
+    issuer: str | None = None  # the authorization server the client's credentials belong to
+    # A URL-based client ID (a Client ID Metadata Document, SEP-991): used where the authorization
+    # server supports it, instead of registering a client.
+    client_metadata_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +106,8 @@ class InputPrompt:
     id: str
     description: str = ""
     password: bool = False
+    options: tuple[str, ...] = ()  # a pickString's choices: the value must be one of them
+    default: str | None = None
 
     @property
     def env_name(self) -> str:
@@ -225,6 +244,9 @@ def expand(
         if kind == "input":
             given = context.input_value(key)
             if given is not None:
+                options = context.prompt(key).options
+                if options and given not in options:
+                    raise ValueError(f"input {key!r} is {given!r}, which is not one of: {', '.join(options)}")
                 return given
             if missing is None:
                 raise _MissingInputs([context.prompt(key)])
@@ -267,8 +289,10 @@ def _timeout_ms(value: Any) -> int | None:
     return value
 
 
-def _oauth(value: Any, sub: Callable[[str], str]) -> OAuthSettings | None:
-    """``oauth: {"clientId", "clientSecret"?, "scopes"?, "callbackPort"?}``; scopes as a list or a string."""
+def _oauth(value: Any, sub: Callable[[str], str], workspace: Path | None = None) -> OAuthSettings | None:
+    """``oauth: {"clientId", "clientSecret"?, "scopes"?, "callbackPort"?}``; scopes as a list or a
+    string. A machine client adds ``"grantType": "client_credentials"`` (with ``clientSecret``, or
+    ``privateKey``/``privateKeyFile`` and ``signingAlgorithm``), and ``issuer``."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -287,12 +311,92 @@ def _oauth(value: Any, sub: Callable[[str], str]) -> OAuthSettings | None:
     port = value.get("callbackPort")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
         raise ValueError(f"'oauth.callbackPort' must be a port number, not {port!r}")
-    return OAuthSettings(
+    metadata_url = value.get("clientMetadataUrl")
+    if metadata_url is not None:
+        if not isinstance(metadata_url, str) or not is_valid_client_metadata_url(sub(metadata_url)):
+            raise ValueError("'oauth.clientMetadataUrl' must be an https URL with a path (not just a host)")
+        if client_id is not None:
+            raise ValueError("'oauth.clientMetadataUrl' and 'oauth.clientId' exclude each other")
+    settings = OAuthSettings(
         client_id=sub(client_id) if client_id else None,
         client_secret=sub(secret) if secret else None,
         scopes=tuple(scopes),
         callback_port=port,
+        client_metadata_url=sub(metadata_url) if metadata_url else None,
     )
+    return _machine_client(value, settings, sub, workspace)
+
+
+def _machine_client(
+    value: Mapping[str, Any], settings: OAuthSettings, sub: Callable[[str], str], workspace: Path | None
+) -> OAuthSettings:
+    """The client-credentials part of ``oauth`` (``grantType`` and what goes with it), checked."""
+    grant = value.get("grantType", "authorization_code")
+    if grant not in ("authorization_code", "client_credentials"):
+        raise ValueError(f"'oauth.grantType' must be authorization_code or client_credentials, not {grant!r}")
+    machine_keys = ("privateKey", "privateKeyFile", "signingAlgorithm", "tokenEndpointAuthMethod", "issuer")
+    for key in machine_keys:
+        item = value.get(key)
+        if item is not None and (not isinstance(item, str) or not item):
+            raise ValueError(f"'oauth.{key}' must be a non-empty string")
+    if grant == "authorization_code":
+        if given := [key for key in machine_keys if key in value]:
+            raise ValueError(f'\'oauth.{given[0]}\' needs "grantType": "client_credentials"')
+        return settings
+    if settings.client_id is None:
+        raise ValueError("'oauth.grantType' client_credentials needs 'oauth.clientId'")
+    pem = _private_key(value, sub, workspace)
+    if (pem is None) == (settings.client_secret is None):
+        raise ValueError(
+            "'oauth.grantType' client_credentials needs exactly one of 'oauth.clientSecret' and "
+            "'oauth.privateKey' (or 'oauth.privateKeyFile')"
+        )
+    algorithm = value.get("signingAlgorithm", "RS256")
+    if algorithm not in _SIGNING_ALGORITHMS:
+        raise ValueError(f"'oauth.signingAlgorithm' must be one of {', '.join(_SIGNING_ALGORITHMS)}")
+    method = value.get("tokenEndpointAuthMethod", "client_secret_basic")
+    if method not in ("client_secret_basic", "client_secret_post") or (
+        pem is not None and "tokenEndpointAuthMethod" in value
+    ):
+        raise ValueError(
+            "'oauth.tokenEndpointAuthMethod' must be client_secret_basic or client_secret_post, "
+            "with 'oauth.clientSecret' (a private key always signs a JWT assertion)"
+        )
+    issuer = value.get("issuer")
+    return replace(
+        settings,
+        grant="client_credentials",
+        token_endpoint_auth=method,
+        private_key=pem,
+        signing_algorithm=algorithm,
+        issuer=sub(issuer) if issuer else None,
+    )
+
+
+def _private_key(value: Mapping[str, Any], sub: Callable[[str], str], workspace: Path | None) -> str | None:
+    """The PEM of ``privateKey`` (usually ``${env:VAR}``) or of the file ``privateKeyFile`` names
+    (relative to the workspace, like ``envFile``)."""
+    inline, file = value.get("privateKey"), value.get("privateKeyFile")
+    if inline is not None and file is not None:
+        raise ValueError("'oauth.privateKey' and 'oauth.privateKeyFile' exclude each other")
+    if inline is not None:
+        return sub(inline)
+    if file is None:
+        return None
+    path = Path(sub(file)).expanduser()
+    if not path.is_absolute() and workspace is not None:
+        path = workspace / path
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PRIVATE_KEY_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"'oauth.privateKeyFile' {str(path)!r} cannot be read: {exc.strerror}") from None
+    if len(data) > MAX_PRIVATE_KEY_BYTES:
+        raise ValueError(f"'oauth.privateKeyFile' {str(path)!r} is larger than a private key can be")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise ValueError(f"'oauth.privateKeyFile' {str(path)!r} is not a PEM file") from None
 
 
 def _transport_of(raw: Mapping[str, Any]) -> Transport:
@@ -384,7 +488,7 @@ def parse_entry(
                 url=expanded_url,
                 headers={k: sub(v) for k, v in headers.items()} or None,
                 headers_helper=sub(helper) if helper else None,
-                oauth=_oauth(raw.get("oauth"), sub),
+                oauth=_oauth(raw.get("oauth"), sub, context.workspace),
                 **common,  # type: ignore[arg-type]
             )
         if missing and not disabled:

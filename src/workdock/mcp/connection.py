@@ -27,6 +27,7 @@ import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client._input_required import InputRequiredRoundsExceededError, run_input_required_driver
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.session import (
     ClientRequestContext,
     ClientSession,
@@ -49,15 +50,18 @@ from workdock.log_redact import redact
 from workdock.mcp.config import Entry, HeldEntry, InvalidEntry, ServerSpec
 from workdock.mcp.content import raw_result_to_dict, result_to_dict
 from workdock.mcp.headers_helper import HeadersHelperAuth
-from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined
+from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined, no_sampling
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
-from workdock.mcp.oauth import Provider, ServerTokens, SignIn, Vault
+from workdock.mcp.oauth import ServerTokens, SignIn, Vault, provider_for
 from workdock.mcp.offerings import Offerings, list_offerings
 from workdock.mcp.stdio import stdio_transport
 from workdock.mcp.tracing import skip_untraced_spans
 
 logger = logging.getLogger(__name__)
+
+# What a server tells of its own accord that an MCP client of the hub may want passed on.
+Notice = types.LoggingMessageNotification | types.ResourceUpdatedNotification
 skip_untraced_spans()  # every connection's requests: the SDK's no-op spans cost a tenth of a call
 
 STDERR_TAIL_LINES = 50
@@ -154,8 +158,11 @@ class Connection:
         child_env: ChildEnv,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         vault: Vault | None = None,
+        on_notice: Callable[[str, Notice], None] | None = None,
     ) -> None:
         self.entry = entry
+        # The server's log messages and resource updates, for whoever relays them (the gateway).
+        self._on_notice = on_notice
         self.vault = vault  # where sign-ins are kept; without one a server that wants OAuth fails
         self.workspace = workspace
         self.connect_timeout = connect_timeout
@@ -184,7 +191,7 @@ class Connection:
         # OAuth (http/sse with a vault): the sign-in waiting for a person, and the connect budget
         # it suspends while it waits.
         self.sign_in = SignIn(self._on_authorization_url)
-        self._auth: Provider | None = None
+        self._auth: OAuthClientProvider | None = None
         self._budget: anyio.CancelScope | None = None
         self._state_before_auth: ServerState = "connecting"
 
@@ -329,14 +336,14 @@ class Connection:
             logger.info("server %s: sign-in received", self.name)
         self._changed()
 
-    def _auth_for(self, spec: ServerSpec) -> Provider | None:
+    def _auth_for(self, spec: ServerSpec) -> OAuthClientProvider | None:
         """One provider per spec, kept across reconnects (it holds what discovery found)."""
         if self.vault is None or spec.url is None:
             return None
         if any(name.lower() == "authorization" for name in spec.headers or {}):
             return None  # a static token from the config: its 401 is an error, not a sign-in
         if self._auth is None:
-            self._auth = Provider(ServerTokens(self.vault, self.name, spec.url, spec.oauth), self.sign_in)
+            self._auth = provider_for(ServerTokens(self.vault, self.name, spec.url, spec.oauth), self.sign_in)
         return self._auth
 
     def _connect_failed(self, error: str, *, reset_era: bool) -> None:
@@ -464,12 +471,13 @@ class Connection:
                 prior_discover=self._prior_discover,
                 message_handler=self._on_message,
                 elicitation_callback=self._on_elicitation,
+                sampling_callback=self._on_sampling,
                 client_info=_CLIENT_INFO,
                 cache=None,
             )
             yield await stack.enter_async_context(client)
 
-    def _auth_of(self, spec: ServerSpec) -> HeadersHelperAuth | Provider | None:
+    def _auth_of(self, spec: ServerSpec) -> HeadersHelperAuth | OAuthClientProvider | None:
         """A headers helper brings its own credentials (as a static header does); else OAuth."""
         return self._headers_helper(spec) or self._auth_for(spec)
 
@@ -500,6 +508,9 @@ class Connection:
             | types.PromptListChangedNotification,
         ):
             self.request_refresh()
+        elif isinstance(message, types.LoggingMessageNotification | types.ResourceUpdatedNotification):
+            if self._on_notice is not None:
+                self._on_notice(self.name, message)
         elif isinstance(message, Exception):
             logger.debug("server %s: transport: %s", self.name, _describe(message))
 
@@ -518,6 +529,21 @@ class Connection:
         )
         logger.info("server %s: a request for input was declined: %s", self.name, reason)
         return declined(reason)
+
+    async def _on_sampling(
+        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.ErrorData:
+        """A 2025-era ``sampling/createMessage``: to the call in flight when there is exactly one
+        (its caller may offer a model: an MCP client of the gateway); otherwise refused."""
+        calls = list(self._calls)
+        if len(calls) == 1:
+            return await calls[0].sample(params)
+        reason = (
+            "no tool call is in flight on this server"
+            if not calls
+            else f"{len(calls)} tool calls are in flight on this server; the request cannot be told apart"
+        )
+        return no_sampling(reason)
 
     def _on_stderr(self, line: str) -> None:
         line = redact(line)  # the tail is shown in status and the UI: no credentials a server prints
@@ -568,6 +594,36 @@ class Connection:
             params=types.GetPromptRequestParams(name=prompt, arguments=arguments)
         )
         return await self.send(request, types.GetPromptResult, timeout, f"prompt {prompt!r}")
+
+    async def complete(
+        self,
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: types.CompletionArgument,
+        context: types.CompletionContext | None,
+        timeout: float,
+    ) -> types.CompleteResult:
+        params = types.CompleteRequestParams(ref=ref, argument=argument, context=context)
+        return await self.send(
+            types.CompleteRequest(params=params), types.CompleteResult, timeout, "completion"
+        )
+
+    async def set_logging_level(self, level: types.LoggingLevel, timeout: float) -> bool:
+        """Ask the server for log messages from ``level`` up; False when it offers no logging."""
+        capabilities = self._ready_client().session.server_capabilities
+        if capabilities is None or capabilities.logging is None:
+            return False
+        request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=level))
+        await self.send(request, types.EmptyResult, timeout, "the logging level")
+        return True
+
+    async def subscribe(self, uri: str, timeout: float, *, subscribe: bool = True) -> None:
+        """Ask to be told (``notifications/resources/updated``) when ``uri`` changes, or no longer."""
+        request: types.ClientRequest
+        if subscribe:
+            request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
+        else:
+            request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
+        await self.send(request, types.EmptyResult, timeout, f"a subscription to {uri!r}")
 
     async def send(
         self, request: types.ClientRequest, result_type: type[_Result], timeout: float, what: str
@@ -641,7 +697,9 @@ class Connection:
                 ) -> types.InputResponse | types.ErrorData:
                     if isinstance(request, types.ElicitRequest):
                         return await call.ask(request.params)
-                    # Sampling and roots are not offered: the SDK's callbacks refuse them.
+                    if isinstance(request, types.CreateMessageRequest):
+                        return await call.sample(request.params)
+                    # Roots are not offered: the SDK's callback refuses them.
                     context = ClientRequestContext(session=client.session, request_id=key)
                     return await client.session.dispatch_input_request(context, request)
 
@@ -734,6 +792,18 @@ class _Call:
             )
             return declined(CANNOT_ASK)
         return await self.hooks.ask(params)
+
+    async def sample(
+        self, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.ErrorData:
+        if self.hooks.sample is None:
+            logger.info(
+                "server %s: tool %s asked for sampling; refused: its caller offers none",
+                self.server,
+                self.tool,
+            )
+            return no_sampling("the caller of this tool offers no model")
+        return await self.hooks.sample(params)
 
 
 def _describe(exc: BaseException) -> str:

@@ -58,7 +58,8 @@ def parse(text: str, kind: Kind) -> Any:
 
 
 def input_prompts(raw: Any) -> tuple[dict[str, Any], list[str]]:
-    """VS Code's ``inputs`` (``promptString`` items) by id, and warnings for what is not read."""
+    """VS Code's ``inputs`` (``promptString`` and ``pickString`` items) by id, and warnings for
+    what is not read."""
     from workdock.mcp.config import InputPrompt
 
     prompts: dict[str, Any] = {}
@@ -71,16 +72,36 @@ def input_prompts(raw: Any) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
             warnings.append("an 'inputs' item without a string 'id' is ignored")
             continue
-        if item.get("type", "promptString") != "promptString":
-            # pickString and command inputs have no terminal or web form here: asked as plain text.
-            warnings.append(f"input {item['id']!r} of type {item.get('type')!r} is asked as text")
-        description = item.get("description")
+        kind = item.get("type", "promptString")
+        options: tuple[str, ...] = ()
+        if kind == "pickString":
+            options = _pick_options(item.get("options"))
+            if not options:
+                warnings.append(
+                    f"pickString input {item['id']!r} has no usable 'options'; it is asked as text"
+                )
+        elif kind != "promptString":
+            # A command input runs an editor extension's command, which there is none of here.
+            warnings.append(f"input {item['id']!r} of type {kind!r} is asked as text")
+        description, default = item.get("description"), item.get("default")
+        if options and default not in options:
+            default = None
         prompts[item["id"]] = InputPrompt(
             id=item["id"],
             description=description if isinstance(description, str) else "",
-            password=item.get("password") is True,
+            password=item.get("password") is True and not options,
+            options=options,
+            default=default if isinstance(default, str) else None,
         )
     return prompts, warnings
+
+
+def _pick_options(raw: Any) -> tuple[str, ...]:
+    """A pickString's choices: strings, or ``{"label", "value"}`` items (the value is what counts)."""
+    if not isinstance(raw, list):
+        return ()
+    values = (item.get("value") if isinstance(item, dict) else item for item in raw)
+    return tuple(dict.fromkeys(v for v in values if isinstance(v, str)))
 
 
 def entry_warnings(raw: Mapping[str, Any]) -> list[str]:

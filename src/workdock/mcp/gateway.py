@@ -13,10 +13,12 @@ request), and an upstream's request for input is put to the client when it can b
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import mcp_types as types
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
@@ -29,19 +31,31 @@ from mcp.server.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from workdock import __version__
-from workdock.mcp.connection import CallTimeout, HubError, NotFound, ToolNotFound
-from workdock.mcp.hooks import CallHooks, declined
+from workdock.mcp.connection import CallTimeout, HubError, NotFound, Notice, ToolNotFound
+from workdock.mcp.hooks import CallHooks, declined, no_sampling
 from workdock.mcp.hub import Catalog, Hub
 from workdock.mcp.offered import AmbiguousResource
 
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "workdock"
+NOTICE_QUEUE = 1024
+# MCP's log levels, least severe first (RFC 5424's, as the specification lists them).
+_LEVELS: tuple[types.LoggingLevel, ...] = (
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+)
 _RESOURCE_NOT_FOUND = -32002  # the MCP specification's code for an unknown resource URI
 
 
@@ -92,19 +106,36 @@ class Gateway:
         # Handshake-era connections, told of changes on their standalone stream; each is
         # forgotten when it closes (its exit stack).
         self._connections: set[Any] = set()
-        self.server = _GatewayServer(
-            SERVER_NAME if only is None else f"{SERVER_NAME}:{only}",
-            version=__version__,
-            on_list_tools=self._list_tools,
-            on_call_tool=self._call_tool,
-            on_list_resources=self._list_resources,
-            on_list_resource_templates=self._list_templates,
-            on_read_resource=self._read_resource,
-            on_list_prompts=self._list_prompts,
-            on_get_prompt=self._get_prompt,
-            on_subscriptions_listen=self._listen,
-        )
+        # Logging is a 2025-era capability (deprecated by 2026-07-28): offered for the clients of
+        # that era, whose servers' log messages are passed on.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            self.server = _GatewayServer(
+                SERVER_NAME if only is None else f"{SERVER_NAME}:{only}",
+                version=__version__,
+                on_list_tools=self._list_tools,
+                on_call_tool=self._call_tool,
+                on_list_resources=self._list_resources,
+                on_list_resource_templates=self._list_templates,
+                on_read_resource=self._read_resource,
+                on_list_prompts=self._list_prompts,
+                on_get_prompt=self._get_prompt,
+                on_subscriptions_listen=self._listen,
+                on_completion=self._complete,
+                on_subscribe_resource=self._subscribe,
+                on_unsubscribe_resource=self._unsubscribe,
+                on_set_logging_level=self._set_logging_level,
+            )
         self.server.middleware.append(self._track_connections)
+        # Per handshake-era connection: the log level it asked for, the resource URIs it watches.
+        self._log_levels: dict[Any, int] = {}
+        self._subscriptions: dict[Any, set[str]] = {}
+        # The servers' log messages and resource updates, queued for the clients (a burst past the
+        # queue's size is dropped: they are best-effort notifications).
+        self._notices_in, self._notices_out = anyio.create_memory_object_stream[tuple[str, Notice]](
+            NOTICE_QUEUE
+        )
+        self._stop_notices = hub.listen_for_notices(self._relay)
 
     # ---- what is offered ------------------------------------------------------------------------
 
@@ -195,6 +226,51 @@ class Gateway:
             raise _error(exc) from None
         return result
 
+    async def _complete(
+        self, ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
+        try:
+            return await self.hub.complete(params.ref, params.argument, params.context, self.only)
+        except HubError as exc:
+            raise _error(exc) from None
+
+    async def _set_logging_level(
+        self, ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        connection = _connection_of(ctx)
+        if connection is not None:
+            self._log_levels[connection] = _LEVELS.index(params.level)
+        # The servers' own level is shared by every client: the most verbose one asked for; each
+        # client is then sent what its own level lets through.
+        wanted = min(self._log_levels.values(), default=_LEVELS.index(params.level))
+        await self.hub.set_logging_level(_LEVELS[wanted], self.only)
+        return types.EmptyResult()
+
+    async def _subscribe(
+        self, ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        try:
+            await self.hub.subscribe(params.uri, self.only)
+        except ToolNotFound as exc:  # no server offers that URI
+            raise MCPError(_RESOURCE_NOT_FOUND, exc.message) from None
+        except HubError as exc:
+            raise _error(exc) from None
+        if (connection := _connection_of(ctx)) is not None:
+            self._subscriptions.setdefault(connection, set()).add(params.uri)
+        return types.EmptyResult()
+
+    async def _unsubscribe(
+        self, ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        if (connection := _connection_of(ctx)) is not None:
+            self._subscriptions.get(connection, set()).discard(params.uri)
+        if not any(params.uri in watched for watched in self._subscriptions.values()):
+            try:  # nobody watches it any more: the server may stop telling
+                await self.hub.subscribe(params.uri, self.only, subscribe=False)
+            except HubError as exc:
+                logger.info("unsubscribing from %s: %s", params.uri, exc.message)
+        return types.EmptyResult()
+
     async def _track_connections(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
@@ -204,13 +280,57 @@ class Gateway:
             # channel is where a handshake-era client hears of changes.
             connection = ctx.session._connection
             self._connections.add(connection)
-            connection.exit_stack.callback(self._connections.discard, connection)
+            connection.exit_stack.callback(self._forget, connection)
         return result
+
+    def _forget(self, connection: Any) -> None:
+        self._connections.discard(connection)
+        self._log_levels.pop(connection, None)
+        self._subscriptions.pop(connection, None)
+
+    # ---- log messages and resource updates --------------------------------------------------------
+
+    def _relay(self, server: str, notice: Notice) -> None:
+        if self.only is not None and server != self.only:
+            return
+        try:
+            self._notices_in.send_nowait((server, notice))
+        except anyio.WouldBlock:
+            logger.debug("server %s: a notification was dropped (the clients are behind)", server)
+
+    async def _send_notices(self) -> None:
+        async for server, notice in self._notices_out:
+            if isinstance(notice, types.LoggingMessageNotification):
+                log = notice.params
+                level = _LEVELS.index(log.level)
+                # Which server spoke, when one endpoint fronts many.
+                name = (
+                    log.logger
+                    if self.only is not None
+                    else f"{server}{'/' + log.logger if log.logger else ''}"
+                )
+                params: dict[str, Any] = {"level": log.level, "data": log.data}
+                if name:
+                    params["logger"] = name
+                for connection, wanted in list(self._log_levels.items()):
+                    if level >= wanted:
+                        await connection.notify("notifications/message", params)
+            else:
+                uri = notice.params.uri
+                for connection, watched in list(self._subscriptions.items()):
+                    if uri in watched:
+                        await connection.send_resource_updated(uri)
 
     # ---- change notifications -------------------------------------------------------------------
 
     async def tell_changes(self) -> None:
-        """Run for the gateway's life: every change of what it offers reaches every client."""
+        """Run for the gateway's life: every change of what it offers reaches every client, and
+        so do the servers' log messages and resource updates."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._send_notices)
+            await self._tell_list_changes()
+
+    async def _tell_list_changes(self) -> None:
         last = self.view()
         while True:
             now = self.view()
@@ -233,6 +353,16 @@ class Gateway:
     def close(self) -> None:
         """End the open listen streams (graceful: each gets its final result)."""
         self._listen.close()
+        self._stop_notices()
+
+
+def _connection_of(ctx: ServerRequestContext[Any]) -> Any:
+    """The handshake-era connection a request came on (None on a 2026-07-28 one)."""
+    return (
+        getattr(ctx.session, "_connection", None)
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
+        else None
+    )
 
 
 def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
@@ -252,4 +382,17 @@ def _hooks(ctx: ServerRequestContext[Any]) -> CallHooks:
         metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
         return await ctx.session.send_request(request, types.ElicitResult, metadata=metadata)
 
-    return CallHooks(on_progress=on_progress if token is not None else None, ask=ask)
+    async def sample(params: types.CreateMessageRequestParams) -> types.CreateMessageResult | types.ErrorData:
+        capabilities = ctx.session.client_capabilities
+        if capabilities is None or capabilities.sampling is None:
+            return no_sampling("the MCP client did not declare the sampling capability")
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not ctx.session.can_send_request:
+            return no_sampling("the MCP client cannot be asked during a call on this connection")
+        request = types.CreateMessageRequest(params=params)
+        metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
+        try:
+            return await ctx.session.send_request(request, types.CreateMessageResult, metadata=metadata)
+        except MCPError as exc:
+            return exc.error
+
+    return CallHooks(on_progress=on_progress if token is not None else None, ask=ask, sample=sample)

@@ -13,7 +13,14 @@ def held_fields(entry: Entry) -> dict[str, Any]:
     if not isinstance(entry, HeldEntry):
         return {}
     inputs = [
-        InputNeeded(id=i.id, description=i.description, password=i.password, env=i.env_name)
+        InputNeeded(
+            id=i.id,
+            description=i.description,
+            password=i.password,
+            env=i.env_name,
+            options=list(i.options),
+            default=i.default,
+        )
         for i in entry.inputs
     ]
     launch = entry.origin.launch if entry.origin and entry.state == "pending_approval" else None

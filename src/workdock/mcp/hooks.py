@@ -9,7 +9,16 @@ the answer's ``_meta``.
 
 from __future__ import annotations
 
-__all__ = ["CANNOT_ASK", "NO_HOOKS", "AskFn", "CallHooks", "ProgressFn", "declined"]
+__all__ = [
+    "CANNOT_ASK",
+    "NO_HOOKS",
+    "AskFn",
+    "CallHooks",
+    "ProgressFn",
+    "SampleFn",
+    "declined",
+    "no_sampling",
+]
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +31,11 @@ from mcp.shared.dispatcher import ProgressFnT as ProgressFn
 AskFn = Callable[[types.ElicitRequestParams], Awaitable[types.ElicitResult]]
 """Put a server's request for input to the user; returns their answer (accept, decline, cancel)."""
 
+SampleFn = Callable[
+    [types.CreateMessageRequestParams], Awaitable[types.CreateMessageResult | types.ErrorData]
+]
+"""Put a server's ``sampling/createMessage`` to the caller's model (an MCP client that offers it)."""
+
 CANNOT_ASK = "the caller of this tool cannot ask the user (it called without a way to answer)"
 REASON_KEY = "workdock/reason"
 
@@ -30,9 +44,15 @@ REASON_KEY = "workdock/reason"
 class CallHooks:
     on_progress: ProgressFn | None = None
     ask: AskFn | None = None
+    sample: SampleFn | None = None  # only an MCP client of the gateway that offers sampling has one
 
 
 NO_HOOKS = CallHooks()
+
+
+def no_sampling(reason: str) -> types.ErrorData:
+    """The answer to a server's sampling request that nobody here can serve."""
+    return types.ErrorData(code=types.INVALID_REQUEST, message=f"sampling is not available: {reason}")
 
 
 def declined(reason: str) -> types.ElicitResult:

@@ -7,7 +7,7 @@ from the admin's database rows. Everything else is the same code.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +25,7 @@ from workdock.mcp.connection import (
     ChildEnv,
     Connection,
     HubError,
+    Notice,
     ResultTooLarge,
     ServerUnavailable,
     ToolNotFound,
@@ -35,6 +36,7 @@ from workdock.mcp.hooks import NO_HOOKS, CallHooks
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
 from workdock.mcp.oauth import SignInError, Vault, revoke
 from workdock.mcp.offered import (
+    AmbiguousResource,
     CatalogPrompt,
     CatalogResource,
     CatalogTemplate,
@@ -139,6 +141,7 @@ class Hub:
         self._offered = OfferedRoutes()
         self._naming_warnings: dict[str, list[str]] = {}
         self._changed = anyio.Event()
+        self._notice_listeners: list[Callable[[str, Notice], None]] = []
 
     async def __aenter__(self) -> Hub:
         self._task_group = anyio.create_task_group()
@@ -189,6 +192,7 @@ class Hub:
                 child_env=self.child_env,
                 max_result_bytes=self.max_result_bytes,
                 vault=self.vault,
+                on_notice=self._notice,
             )
             running = _Running(connection)
             self._running[name] = running
@@ -341,6 +345,81 @@ class Hub:
             prompt.original_name, arguments or {}, _timeout(connection, timeout)
         )
         return prompt, result
+
+    async def complete(
+        self,
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: types.CompletionArgument,
+        context: types.CompletionContext | None = None,
+        only: str | None = None,
+        timeout: float | None = None,
+    ) -> types.CompleteResult:
+        """Completions for a prompt's (offered name) or a resource template's argument, from the
+        server that offers it (``only``: that server, under its own names)."""
+        if isinstance(ref, types.PromptReference):
+            if only is not None:
+                route = next(
+                    (
+                        (p, c)
+                        for p, c in self._offered.prompts.values()
+                        if p.server == only and p.original_name == ref.name
+                    ),
+                    None,
+                )
+            else:
+                route = self._offered.prompts.get(ref.name)
+            if route is None:
+                raise ToolNotFound(f"no prompt named {ref.name!r} in the catalog")
+            prompt, connection = route
+            ref = ref.model_copy(update={"name": prompt.original_name})
+        else:
+            servers = sorted(
+                {
+                    t.server
+                    for t in self._offered.templates
+                    if t.template.uri_template == ref.uri and (only is None or t.server == only)
+                }
+            )
+            if not servers:
+                raise ToolNotFound(f"no resource template {ref.uri!r} in the catalog")
+            if len(servers) > 1:
+                raise AmbiguousResource(f"resource template {ref.uri!r} is offered by {', '.join(servers)}")
+            connection = self._running[servers[0]].connection
+        return await connection.complete(ref, argument, context, _timeout(connection, timeout))
+
+    async def set_logging_level(self, level: types.LoggingLevel, only: str | None = None) -> list[str]:
+        """Ask every ready server that logs (``only``: that one) for messages from ``level`` up; the
+        servers that took it. A server that refuses is left as it was (and logged)."""
+        taken: list[str] = []
+        for name, running in list(self._running.items()):
+            connection = running.connection
+            if (only is not None and name != only) or connection.state != "ready":
+                continue
+            try:
+                if await connection.set_logging_level(level, _timeout(connection, None)):
+                    taken.append(name)
+            except HubError as exc:
+                logger.info("server %s: the logging level was not set: %s", name, exc.message)
+        return taken
+
+    async def subscribe(self, uri: str, only: str | None = None, *, subscribe: bool = True) -> str:
+        """Subscribe to (or unsubscribe from) ``uri`` at the server that offers it; that server."""
+        connections = {n: r.connection for n, r in self._running.items()}
+        connection = self._offered.resource_route(uri, only, connections)
+        if only is None:
+            uri = self._offered.resource_uri(uri)
+        await connection.subscribe(uri, _timeout(connection, None), subscribe=subscribe)
+        return connection.name
+
+    def listen_for_notices(self, listener: Callable[[str, Notice], None]) -> Callable[[], None]:
+        """Have ``listener(server, notice)`` hear every server's log messages and resource
+        updates; returns what stops it."""
+        self._notice_listeners.append(listener)
+        return lambda: self._notice_listeners.remove(listener)
+
+    def _notice(self, server: str, notice: Notice) -> None:
+        for listener in list(self._notice_listeners):
+            listener(server, notice)
 
     # ---- status ---------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import logging
 import os
 import secrets
 import time
+import warnings
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,12 +36,19 @@ import anyio
 import httpx2
 import orjson
 from mcp.client.auth import OAuthClientProvider, OAuthFlowError, OAuthRegistrationError, OAuthTokenError
+from mcp.client.auth.extensions.client_credentials import (
+    ClientCredentialsOAuthProvider,
+    PrivateKeyJWTOAuthProvider,
+    SignedJWTParameters,
+)
+from mcp.client.auth.utils import is_valid_client_metadata_url
 from mcp.shared.auth import (
     AuthorizationCodeResult,
     OAuthClientInformationFull,
     OAuthClientMetadata,
     OAuthToken,
 )
+from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import AnyUrl, ValidationError
 
 from workdock import __version__
@@ -59,7 +67,22 @@ REFRESH_MARGIN = 60.0
 REVOKE_TIMEOUT = 10.0
 RESTART_TIMEOUT = 30.0  # a restarted sign-in: discovery and registration until its new URL
 MAX_REDIRECT_URI = 2048
+CLIENT_METADATA_URL_ENV = "WORKDOCK_OAUTH_CLIENT_METADATA_URL"
 MAX_RECORD_BYTES = 256 * 1024  # a stored record is a few kilobytes; a larger file is not ours
+
+
+def client_metadata_url(settings: OAuthSettings | None) -> str | None:
+    """The entry's URL-based client ID, else the agent's default (``WORKDOCK_OAUTH_CLIENT_METADATA_URL``)
+    for servers with no pre-registered client; a default that is not a valid one is ignored."""
+    if settings is not None and settings.client_id:
+        return None
+    if settings is not None and settings.client_metadata_url:
+        return settings.client_metadata_url
+    default = os.environ.get(CLIENT_METADATA_URL_ENV, "").strip() or None
+    if default is not None and not is_valid_client_metadata_url(default):
+        logger.warning("%s is not an https URL with a path; it is ignored", CLIENT_METADATA_URL_ENV)
+        return None
+    return default
 
 
 def redirect_uri(settings: OAuthSettings | None) -> str:
@@ -333,6 +356,7 @@ class Provider(OAuthClientProvider):
             storage=storage,
             redirect_handler=sign_in.redirect,
             callback_handler=sign_in.callback,
+            client_metadata_url=client_metadata_url(settings),
         )
         self._tokens = storage
         self._sign_in = sign_in
@@ -352,29 +376,17 @@ class Provider(OAuthClientProvider):
         """The SDK's flow, begun again on a restart, with its failures said as what they mean for
         the user: the server wants credentials, and signing in did not work (a 401 from a server
         that does no OAuth, say)."""
-        refused: httpx2.Response | None = None
         while True:
-            flow = super()._auth_flow(request)
+            flow = _said_plainly(super()._auth_flow(request), request, "OAuth", self._sign_in.failed)
             try:
                 outgoing = await flow.__anext__()
                 while True:
-                    response = yield outgoing
-                    if outgoing is request and response.status_code in (401, 403):
-                        refused = response
-                    outgoing = await flow.asend(response)
+                    outgoing = await flow.asend((yield outgoing))
             except StopAsyncIteration:
                 return
             except SignInRestart as restart:
                 await self._use_redirect(restart.redirect_uri)
                 continue  # the same request again: its 401 leads to a fresh authorization URL
-            except (OAuthFlowError, OAuthRegistrationError, OAuthTokenError, ValidationError) as exc:
-                what = (
-                    explain_status(refused.status_code, refused.reason_phrase, request.method, request.url)
-                    if refused is not None
-                    else "the server wants credentials"
-                )
-                self._sign_in.failed(_reason(exc))
-                raise OAuthFlowError(f"{what}; signing in with OAuth did not work: {_reason(exc)}") from exc
 
     async def _use_redirect(self, uri: str | None) -> None:
         """Redirect the next authorization to ``uri`` (None: the loopback one). A registered client
@@ -419,6 +431,91 @@ class Provider(OAuthClientProvider):
         tokens = self.context.current_tokens
         if tokens is not None and tokens.expires_in is not None:
             self._refresh_early(time.time() + int(tokens.expires_in), float(tokens.expires_in))
+
+
+async def _said_plainly(
+    flow: AsyncGenerator[httpx2.Request, httpx2.Response],
+    request: httpx2.Request,
+    how: str,
+    on_failure: Callable[[str], None] | None = None,
+) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+    """An SDK flow whose failures say what they mean for the user: the server wants credentials,
+    and signing in (``how``) did not work (a 401 from a server that does no OAuth, say)."""
+    refused: httpx2.Response | None = None
+    try:
+        outgoing = await flow.__anext__()
+        while True:
+            response = yield outgoing
+            if outgoing is request and response.status_code in (401, 403):
+                refused = response
+            outgoing = await flow.asend(response)
+    except StopAsyncIteration:
+        return
+    except (OAuthFlowError, OAuthRegistrationError, OAuthTokenError, ValidationError) as exc:
+        what = (
+            explain_status(refused.status_code, refused.reason_phrase, request.method, request.url)
+            if refused is not None
+            else "the server wants credentials"
+        )
+        if on_failure is not None:
+            on_failure(_reason(exc))
+        raise OAuthFlowError(f"{what}; signing in with {how} did not work: {_reason(exc)}") from exc
+    finally:
+        await flow.aclose()
+
+
+class _ClientCredentials(ClientCredentialsOAuthProvider):
+    def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        return _said_plainly(super()._auth_flow(request), request, "client credentials")
+
+
+class _PrivateKeyJWT(PrivateKeyJWTOAuthProvider):
+    def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        return _said_plainly(super()._auth_flow(request), request, "client credentials (a signed JWT)")
+
+
+def provider_for(storage: ServerTokens, sign_in: SignIn) -> OAuthClientProvider:
+    """The SDK provider a server's ``oauth`` settings call for: a person signing in (the
+    authorization code flow), or the client signing in as itself (client credentials)."""
+    settings = storage.settings
+    if settings is None or settings.grant != "client_credentials":
+        return Provider(storage, sign_in)
+    assert settings.client_id is not None  # the config requires it for this grant
+    scope = " ".join(settings.scopes) if settings.scopes else None
+    machine: OAuthClientProvider
+    with warnings.catch_warnings():
+        # Without an issuer the SDK warns that the MCP server picks where the credentials go;
+        # the README says so, and the agent logs it once per connection instead.
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        if settings.private_key is not None:
+            assertion = SignedJWTParameters(
+                issuer=settings.client_id,
+                subject=settings.client_id,
+                signing_key=settings.private_key,
+                signing_algorithm=settings.signing_algorithm,
+            ).create_assertion_provider()
+            machine = _PrivateKeyJWT(
+                storage.server_url, storage, settings.client_id, assertion, scope, settings.issuer
+            )
+        else:
+            assert settings.client_secret is not None
+            machine = _ClientCredentials(
+                storage.server_url,
+                storage,
+                settings.client_id,
+                settings.client_secret,
+                settings.token_endpoint_auth,
+                scope,
+                settings.issuer,
+            )
+    if settings.issuer is None:
+        logger.warning(
+            "server %s: oauth.issuer is not set, so the client's credentials go to whichever "
+            "authorization server the MCP server names; set it to pin them to yours",
+            storage.name,
+        )
+    machine.context.lock = asyncio.Lock()  # type: ignore[assignment]  # as in Provider
+    return machine
 
 
 def _reason(exc: Exception) -> str:

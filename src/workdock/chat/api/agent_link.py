@@ -13,6 +13,7 @@ from workdock.http_errors import error_response
 from workdock.link.dialer import LINK_PATH, VERSION_HEADER
 from workdock.link.frames import PROTOCOL, ProtocolError
 from workdock.link.session import LinkClosed
+from workdock.ratelimit import blocked_error, client_address
 
 router = APIRouter(tags=["agents"])
 
@@ -56,9 +57,19 @@ def _bearer(websocket: WebSocket) -> str | None:
 @router.websocket(LINK_PATH)
 async def agent_link(websocket: WebSocket) -> None:
     svc: Services = websocket.app.state.services
+    address = client_address(websocket.scope)
+    # Token guessing through the link is counted with every other wrong credential of that address.
+    wait = svc.attempts.retry_after(address)
+    if wait is not None:
+        await websocket.send_denial_response(
+            error_response(429, *blocked_error(wait), headers={"Retry-After": str(wait)})
+        )
+        return
     token = _bearer(websocket)
     workspace = await svc.store.workspace_for_agent_token(token) if token else None
     if workspace is None:
+        if token:
+            svc.attempts.record_failure(address)
         await websocket.send_denial_response(
             error_response(
                 401,

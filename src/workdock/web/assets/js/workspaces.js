@@ -64,7 +64,8 @@ export class WorkspacesView {
   async load({ quiet = false } = {}) {
     if (this.loading) return;
     // A value being typed for a server's input is not wiped by the poll.
-    if (quiet && [...this.list.querySelectorAll("input.server-input")].some((i) => i.value || i === document.activeElement)) return;
+    if (quiet && [...this.list.querySelectorAll(".server-input")].some((i) => i === document.activeElement
+      || (i.tagName === "SELECT" ? i.value !== i.dataset.initial : i.value))) return;
     this.loading = true;
     try {
       const { workspaces } = await api.workspaces();
@@ -265,8 +266,12 @@ function heldBlock(server, actions) {
   }
   if (server.state === "needs_input") {
     return h("div", { class: "held" }, (server.inputs || []).map((input) => {
-      const field = h("input", { class: "server-input", name: input.id, autocomplete: "off",
-        type: input.password ? "password" : "text", placeholder: input.id });
+      // A pickString offers its choices (its default first chosen); anything else is typed.
+      const field = (input.options || []).length
+        ? h("select", { class: "server-input", name: input.id, dataset: { initial: input.default || input.options[0] } },
+          input.options.map((option) => h("option", { value: option, selected: option === input.default }, option)))
+        : h("input", { class: "server-input", name: input.id, autocomplete: "off",
+          type: input.password ? "password" : "text", placeholder: input.id });
       const form = h("form", { class: "input-form" },
         h("label", { class: "small" }, input.description || input.id, field),
         h("button", { class: "btn-primary btn-sm", type: "submit" }, "Save"),
@@ -274,7 +279,7 @@ function heldBlock(server, actions) {
       form.addEventListener("submit", (event) => {
         event.preventDefault();
         const value = field.value;
-        field.value = ""; // a password is not kept in the page
+        if (field.tagName === "INPUT") field.value = ""; // a password is not kept in the page
         actions.giveInput(server, input, value);
       });
       return form;
