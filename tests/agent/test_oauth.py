@@ -97,7 +97,7 @@ def test_needs_auth_then_workdock_auth_completes_it(
             cli.kill()
             cli.wait()
     assert cli.returncode == 0, printed
-    assert "secure is signed in and ready (1 tools)" in printed
+    assert "secure is signed in and ready (2 tools)" in printed
     assert agent.server("secure")["state"] == "ready"
     response = agent.call("secure__echo", {"text": "hello"})
     assert response.status_code == 200 and response.json()["content"][0]["text"] == "hello"

@@ -63,7 +63,7 @@ async def test_sign_in_from_the_server_row_through_to_ready(
     await page.wait_for_url(stack.server.url + "/#/workspaces", timeout=30_000)
     assert any(url.startswith(f"http://127.0.0.1:{oauth.port}/authorize?") for url in visited), visited
     await expect(row).to_contain_text("ready", timeout=30_000)
-    await expect(row).to_contain_text("1 tools")
+    await expect(row).to_contain_text("2 tools")
     await expect(row.get_by_role("button", name="Sign in")).to_have_count(0)
     await browser.screenshot("signin-ready")
     assert stack.agent.server("secure")["state"] == "ready"

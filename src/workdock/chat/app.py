@@ -24,6 +24,7 @@ from workdock.chat.api import (
     approvals,
     chats,
     mcp_servers,
+    mcp_signin,
     resources,
     users,
     workspace_signin,
@@ -31,6 +32,7 @@ from workdock.chat.api import (
     workspaces,
 )
 from workdock.chat.api.schemas import Health
+from workdock.chat.api.workspace_signin import callback_url_of
 from workdock.chat.auth import login_url
 from workdock.chat.elicitations import ANSWER_PATH, ElicitationAnswers, answer_forwarded
 from workdock.chat.eventlog import EventLog
@@ -49,6 +51,7 @@ from workdock.chat.store.leases import Leases
 from workdock.chat.store.repo import Store
 from workdock.chat.tasks import spawn
 from workdock.chat.tools.admin import AdminServers
+from workdock.chat.tools.user_servers import UserServers
 from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.chat.turn import TurnRunner
@@ -160,13 +163,22 @@ def create_app(config: ServerConfig) -> FastAPI:
             store = Store(engine, key.box)
             await open_secrets(store, key)
             stack.callback(store.close)
-            hub = await stack.enter_async_context(
-                Hub(
-                    workspace=config.data_dir,
-                    # Admin servers are HTTP/SSE only; were one ever stdio, it would see no server secret.
-                    child_env=partial(workspace_env, withheld=server_only_env),
-                    connect_timeout=config.admin_connect_timeout,
-                    max_result_bytes=config.max_result_bytes,
+            admin_hub = partial(
+                Hub,
+                workspace=config.data_dir,
+                # Admin servers are HTTP/SSE only; were one ever stdio, it would see no server secret.
+                child_env=partial(workspace_env, withheld=server_only_env),
+                connect_timeout=config.admin_connect_timeout,
+                max_result_bytes=config.max_result_bytes,
+            )
+            hub = await stack.enter_async_context(admin_hub())
+            # Per-user OAuth servers: each user's own hub, its sign-ins sealed in the database,
+            # revoked when the user signs out or the server is deleted (not when a hub closes).
+            users = await stack.enter_async_context(
+                UserServers(
+                    store,
+                    lambda vault: admin_hub(vault=vault, revoke_removed=False),
+                    callback_url_of(config.public_url),
                 )
             )
             # Wake-ups between replicas (PostgreSQL), or within this process (SQLite).
@@ -182,7 +194,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             )
             directory.links = links
             pool = AgentPool(links=links)
-            admin = AdminServers(hub, call_timeout=config.tool_timeout)
+            admin = AdminServers(hub, call_timeout=config.tool_timeout, users=users)
             models = config.models or ModelCatalog.from_env()
             gatherer = ToolGatherer(pool, admin)
             events = EventLog(store, notifier)
@@ -269,6 +281,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         workspace_trust,
         workspace_signin,
         mcp_servers,
+        mcp_signin,
         chats,
         approvals,
         resources,
@@ -292,6 +305,18 @@ def create_app(config: ServerConfig) -> FastAPI:
             methods=["POST"],
             include_in_schema=False,
         )
+    )
+
+    async def forwarded_sign_in(request: Request) -> Response:
+        svc: Services = request.app.state.services
+        refused = _authorize_replica(svc, request.scope, request.headers.get(SECRET_HEADER))
+        if refused is not None:
+            return error_response(*refused)
+        answer: Response = await mcp_signin.finish_forwarded(svc, request)
+        return answer
+
+    app.router.routes.append(
+        Route(mcp_signin.FORWARD_PATH, forwarded_sign_in, methods=["POST"], include_in_schema=False)
     )
 
     @app.get("/healthz", tags=["health"], response_model=Health)

@@ -1,7 +1,9 @@
 """``workdock chat`` input: ``@uri`` attaches a resource, ``/server__prompt key=value`` runs a prompt.
 
-``/resources`` and ``/prompts`` list what the chat's workspace (and admin servers) offer. A
-prompt's offered name always holds ``__``, so these two words can never be one.
+``/resources`` and ``/prompts`` list what the chat's workspace (and admin servers) offer.
+``/signin`` lists the per-user admin servers and your sign-in to each; ``/signin SERVER`` prints
+the URL that signs you in to one (open it in a browser), ``/signout SERVER`` signs you out. A
+prompt's offered name always holds ``__``, so these words can never be one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ async def compose(api: Api, console: Console, chat_id: str, line: str) -> tuple[
     stripped = line.strip()
     if stripped in ("/resources", "/prompts"):
         await _list(api, console, chat_id, stripped[1:])
+        return None
+    command, _, server = stripped.partition(" ")
+    if command in ("/signin", "/signout"):
+        await _sign_in(api, console, chat_id, command[1:], server.strip())
         return None
     if stripped.startswith("/") and not stripped.startswith("//"):
         return await _prompt(api, chat_id, stripped[1:])
@@ -68,6 +74,27 @@ async def _prompt(api: Api, chat_id: str, command: str) -> tuple[str, dict[str, 
     if missing:
         raise ComposeError(f"/{name} needs {', '.join(f'{m}=…' for m in missing)}")
     return "prompt", {"name": name, "arguments": arguments, "source": prompt["source"]}
+
+
+async def _sign_in(api: Api, console: Console, chat_id: str, what: str, server: str) -> None:
+    """List the per-user servers and your sign-ins, or sign in to (out of) one of them."""
+    own = (await api("GET", f"/chats/{chat_id}/tools")).get("sign_ins", [])
+    if not server:
+        if not own:
+            console.print(Text("no admin server here asks for a sign-in of your own", style="dim"))
+        for s in own:
+            console.print(Text(f"{s['server']}: {'signed in' if s['state'] == 'ready' else s['state']}"))
+        return
+    match = next((s for s in own if s["server"] == server), None)
+    if match is None:
+        raise ComposeError(f"no admin server {server!r} signs in per user (/signin lists them)")
+    if what == "signout":
+        await api("DELETE", f"/mcp-servers/{match['server_id']}/signin")
+        console.print(Text(f"signed out of {server}", style="green"))
+        return
+    started = await api("POST", f"/mcp-servers/{match['server_id']}/signin", json={})
+    console.print(Text(f"Sign in to {server} by opening this URL in your browser:"))
+    console.print(Text(started["authorization_url"], style="bold"), soft_wrap=True)
 
 
 async def _list(api: Api, console: Console, chat_id: str, kind: str) -> None:

@@ -19,6 +19,15 @@ HISTORY_MESSAGES = 10  # a resumed chat shows this many of its last messages
 LIVE_REFRESH_PER_SECOND = 8
 
 
+def sign_in_notes(tools: dict[str, Any]) -> list[str]:
+    """What the header says of the per-user servers waiting for the user's sign-in."""
+    return [
+        f"{s['server']} needs your own sign-in: type /signin {s['server']} for the URL to open"
+        for s in tools.get("sign_ins", [])
+        if s["state"] == "needs_auth"
+    ]
+
+
 def ago(iso: str, now: datetime | None = None) -> str:
     """An ISO time as people say it: "just now", "5 min ago", "3 h ago", "2 d ago", else the date."""
     try:
@@ -66,6 +75,8 @@ class ChatView:
             parts.append(f"{count} tools" + (f" ({failed} sources failed)" if failed else ""))
         title = Text(chat.get("title") or "new chat", style="bold")
         self.console.print(title, Text("  " + " · ".join(parts), style="dim"))
+        for note in sign_in_notes(tools or {}):
+            self.console.print(Text(f"! {note}", style="yellow"))
 
     def history(self, messages: Sequence[dict[str, Any]], limit: int = HISTORY_MESSAGES) -> None:
         """The last ``limit`` stored messages, as they looked when they streamed."""

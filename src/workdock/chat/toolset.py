@@ -73,7 +73,7 @@ class ToolGatherer:
             client = self.pool.client(workspace)
         except Exception as exc:  # e.g. a token stored before tokens were checked: that agent's failure
             logger.warning("workspace %s: no agent client: %r", workspace.id, exc)
-            return self._without_agent(
+            return await self._without_agent(
                 chat, f"the workspace agent cannot be used: {type(exc).__name__}: {exc}"
             )
         # A linked agent that is away: its tools fail at once with the reason, no round trip.
@@ -82,15 +82,17 @@ class ToolGatherer:
         async def admin() -> Gathered:
             if self.admin is None or not chat.use_admin_servers:
                 return Gathered()
-            return self.admin.gather()
+            return await self.admin.gather(chat.user_id)
 
         async def agent() -> Gathered:
             if away is not None:
                 return Gathered(failures=[SourceFailure("workspace", None, away)])
             return await self.pool.gather(workspace.id, client)
 
-        # The admin catalog is in memory and built-ins are static; only the agent is a round trip,
-        # and it carries its own 5 s budget. A source that raises is a failure, never the turn's end.
+        # The shared admin catalog is in memory and built-ins are static; the agent is a round trip
+        # with its own 5 s budget, and the owner's per-user admin servers wait at most a few
+        # seconds for their connections (opened on demand). A source that raises is a failure,
+        # never the turn's end.
         results = await asyncio.gather(admin(), agent(), return_exceptions=True)
         builtin = self._builtin.get(workspace.id)
         if builtin is None or builtin.version is not client:
@@ -122,9 +124,10 @@ class ToolGatherer:
             )
         return ToolSet(merged.tools, failures, merged.warnings, merged.definitions)
 
-    def _without_agent(self, chat: Chat, why: str) -> ToolSet:
+    async def _without_agent(self, chat: Chat, why: str) -> ToolSet:
         """The admin servers' tools alone; the built-ins and workspace tools fail with ``why``."""
-        admin = self.admin.gather() if self.admin is not None and chat.use_admin_servers else Gathered()
+        use = self.admin is not None and chat.use_admin_servers
+        admin = await self.admin.gather(chat.user_id) if self.admin is not None and use else Gathered()
         merged = _merge((), [Gathered(), admin, Gathered()])
         failures = [
             SourceFailure("builtin", None, why),

@@ -62,6 +62,9 @@ class OAuthSettings:
     client_secret: str | None = field(default=None, repr=False)
     scopes: tuple[str, ...] = ()
     callback_port: int | None = None
+    # Where the authorization server sends the code (the chat server's callback); None: the
+    # loopback one at ``callback_port`` that `workdock auth` listens on.
+    redirect_uri: str | None = None
     grant: Grant = "authorization_code"
     token_endpoint_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
     private_key: str | None = field(default=None, repr=False)  # PEM, for private_key_jwt

@@ -54,7 +54,7 @@ from workdock.mcp.headers_helper import HeadersHelperAuth
 from workdock.mcp.hooks import CANNOT_ASK, NO_HOOKS, CallHooks, declined, no_sampling
 from workdock.mcp.http import client_factory, explain_status, shown_url, sse_line_limit
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, is_oversize
-from workdock.mcp.oauth import ServerTokens, SignIn, TokenVault, provider_for
+from workdock.mcp.oauth import ServerTokens, SignIn, Vault, provider_for
 from workdock.mcp.offerings import Offerings, list_offerings
 from workdock.mcp.stdio import stdio_transport
 from workdock.mcp.tracing import skip_untraced_spans, tracing
@@ -158,7 +158,7 @@ class Connection:
         on_change: Callable[[], None],
         child_env: ChildEnv,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
-        vault: TokenVault | None = None,
+        vault: Vault | None = None,
         on_notice: Callable[[str, Notice], None] | None = None,
     ) -> None:
         self.entry = entry

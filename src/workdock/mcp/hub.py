@@ -34,7 +34,7 @@ from workdock.mcp.connection import (
 from workdock.mcp.held import held_fields
 from workdock.mcp.hooks import NO_HOOKS, CallHooks
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES
-from workdock.mcp.oauth import SignInError, TokenVault, revoke
+from workdock.mcp.oauth import SignInError, Vault, revoke
 from workdock.mcp.offered import (
     AmbiguousResource,
     CatalogPrompt,
@@ -122,11 +122,14 @@ class Hub:
         child_env: ChildEnv,
         connect_timeout: float = 30.0,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
-        vault: TokenVault | None = None,
+        vault: Vault | None = None,
+        revoke_removed: bool = True,
     ) -> None:
         """``child_env`` makes a stdio server's environment; ``max_result_bytes`` caps each message;
-        ``vault`` keeps OAuth sign-ins (without one, a server that wants sign-in fails)."""
+        ``vault`` keeps OAuth sign-ins (without one, a server that wants sign-in fails), revoked
+        when their server is removed unless ``revoke_removed`` is false (their owner decides)."""
         self.vault = vault
+        self.revoke_removed = revoke_removed
         self.workspace = (workspace or Path.cwd()).resolve()
         self.connect_timeout = connect_timeout
         self.child_env = child_env
@@ -169,7 +172,7 @@ class Hub:
         for running in stale:
             del self._running[running.connection.name]
         await self._stop_all(stale)
-        if self.vault is not None:
+        if self.vault is not None and self.revoke_removed:
             for running in stale:
                 old = running.connection.spec
                 new = wanted.get(running.connection.name)

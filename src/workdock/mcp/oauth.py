@@ -4,8 +4,9 @@ The flow itself (a 401 with ``WWW-Authenticate``, protected-resource and authori
 metadata, dynamic registration or a pre-registered client, authorization code with PKCE and
 ``resource``, refresh) is the ``mcp`` SDK's :class:`OAuthClientProvider`. What is ours:
 
-- :class:`TokenVault`: each server's tokens and client registration, sealed with the project's
-  secrets-at-rest cipher, one 0600 file per server, bound to the server's URL;
+- :class:`Vault`: where each server's tokens and client registration are kept, sealed with the
+  project's secrets-at-rest cipher and bound to the server's URL: :class:`TokenVault` is the
+  agent's (one 0600 file per server); the chat server keeps each user's in its database;
 - :class:`SignIn`: the person in the middle. The SDK asks it to show the authorization URL and
   then waits on it for the code; the code arrives later through the agent's API (from
   ``workdock auth``'s loopback callback or the chat server's), and the ``state`` it comes with is
@@ -28,7 +29,7 @@ import time
 import warnings
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -85,6 +86,8 @@ def client_metadata_url(settings: OAuthSettings | None) -> str | None:
 
 
 def redirect_uri(settings: OAuthSettings | None) -> str:
+    if settings is not None and settings.redirect_uri:
+        return settings.redirect_uri
     port = settings.callback_port if settings and settings.callback_port else DEFAULT_CALLBACK_PORT
     return f"http://127.0.0.1:{port}{CALLBACK_PATH}"
 
@@ -132,6 +135,16 @@ class SignInError(Exception):
         self.message = message
 
 
+class Vault(Protocol):
+    """Sign-in records by server name (tokens, client registration, revocation endpoint)."""
+
+    async def read(self, name: str) -> dict[str, Any] | None: ...
+
+    async def write(self, name: str, record: dict[str, Any]) -> None: ...
+
+    async def remove(self, name: str) -> None: ...
+
+
 class TokenVault:
     """Sealed per-server records in one directory (created 0700; files 0600, replaced atomically)."""
 
@@ -150,7 +163,7 @@ class TokenVault:
     def _path(self, name: str) -> Path:
         return self.directory / f"{name}.json"
 
-    def read(self, name: str) -> dict[str, Any] | None:
+    async def read(self, name: str) -> dict[str, Any] | None:
         path = self._path(name)
         try:
             if path.stat().st_size > MAX_RECORD_BYTES:
@@ -166,7 +179,7 @@ class TokenVault:
             return None
         return record if isinstance(record, dict) else None
 
-    def write(self, name: str, record: dict[str, Any]) -> None:
+    async def write(self, name: str, record: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         sealed = self._cipher().seal(orjson.dumps(record).decode())
         temporary = self.directory / f".{name}.{secrets.token_hex(4)}.tmp"
@@ -175,37 +188,37 @@ class TokenVault:
             handle.write(sealed + "\n")
         os.replace(temporary, self._path(name))
 
-    def remove(self, name: str) -> None:
+    async def remove(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
 
 
 class ServerTokens:
     """The SDK's ``TokenStorage`` for one server: its slice of the vault, valid for its URL only."""
 
-    def __init__(self, vault: TokenVault, name: str, server_url: str, settings: OAuthSettings | None) -> None:
+    def __init__(self, vault: Vault, name: str, server_url: str, settings: OAuthSettings | None) -> None:
         self.vault = vault
         self.name = name
         self.server_url = server_url
         self.settings = settings
         self.revocation_endpoint: Callable[[], str | None] = lambda: None
 
-    def _record(self) -> dict[str, Any]:
-        record = self.vault.read(self.name)
+    async def _record(self) -> dict[str, Any]:
+        record = await self.vault.read(self.name)
         return record if record is not None and record.get("server_url") == self.server_url else {}
 
-    def _update(self, **fields: Any) -> None:
-        record = self._record() or {"server_url": self.server_url}
+    async def _update(self, **fields: Any) -> None:
+        record = await self._record() or {"server_url": self.server_url}
         record.update(fields)
         if endpoint := self.revocation_endpoint():
             record["revocation_endpoint"] = endpoint
-        self.vault.write(self.name, record)
+        await self.vault.write(self.name, record)
 
-    def expires_at(self) -> float | None:
-        value = self._record().get("expires_at")
+    async def expires_at(self) -> float | None:
+        value = (await self._record()).get("expires_at")
         return float(value) if isinstance(value, int | float) else None
 
     async def get_tokens(self) -> OAuthToken | None:
-        raw = self._record().get("tokens")
+        raw = (await self._record()).get("tokens")
         try:
             return OAuthToken.model_validate(raw) if raw else None
         except ValidationError:
@@ -213,7 +226,7 @@ class ServerTokens:
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
         expires_at = time.time() + int(tokens.expires_in) if tokens.expires_in is not None else None
-        self._update(tokens=tokens.model_dump(mode="json", exclude_none=True), expires_at=expires_at)
+        await self._update(tokens=tokens.model_dump(mode="json", exclude_none=True), expires_at=expires_at)
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
         settings = self.settings
@@ -225,19 +238,19 @@ class ServerTokens:
                 redirect_uris=[AnyUrl(redirect_uri(settings))],
                 token_endpoint_auth_method="client_secret_basic" if settings.client_secret else "none",
             )
-        raw = self._record().get("client")
+        raw = (await self._record()).get("client")
         try:
             return OAuthClientInformationFull.model_validate(raw) if raw else None
         except ValidationError:
             return None
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self._update(client=client_info.model_dump(mode="json", exclude_none=True))
+        await self._update(client=client_info.model_dump(mode="json", exclude_none=True))
 
-    def forget_client(self) -> None:
-        record = self._record()
+    async def forget_client(self) -> None:
+        record = await self._record()
         if record.pop("client", None) is not None:
-            self.vault.write(self.name, record)
+            await self.vault.write(self.name, record)
 
 
 class SignIn:
@@ -315,14 +328,24 @@ class SignIn:
             self._published.set()
 
 
+class _ConfiguredScope(OAuthClientMetadata):
+    """Client metadata with the scopes the config names: the SDK's scope selection (from the 401's
+    challenge or the server's metadata) would replace them; what was configured is asked for."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "scope":
+            super().__setattr__(name, value)
+
+
 class Provider(OAuthClientProvider):
     """The SDK's provider, with the expiry kept across restarts and a refresh before it is reached."""
 
     def __init__(self, storage: ServerTokens, sign_in: SignIn) -> None:
         settings = storage.settings
+        metadata = _ConfiguredScope if settings and settings.scopes else OAuthClientMetadata
         super().__init__(
             server_url=storage.server_url,
-            client_metadata=OAuthClientMetadata(
+            client_metadata=metadata(
                 client_name="workdock",
                 software_id="workdock",
                 software_version=__version__,
@@ -362,10 +385,10 @@ class Provider(OAuthClientProvider):
             except StopAsyncIteration:
                 return
             except SignInRestart as restart:
-                self._use_redirect(restart.redirect_uri)
+                await self._use_redirect(restart.redirect_uri)
                 continue  # the same request again: its 401 leads to a fresh authorization URL
 
-    def _use_redirect(self, uri: str | None) -> None:
+    async def _use_redirect(self, uri: str | None) -> None:
         """Redirect the next authorization to ``uri`` (None: the loopback one). A registered client
         whose redirect URIs lack it is dropped, so the flow registers one with both."""
         default = redirect_uri(self._tokens.settings)
@@ -377,7 +400,7 @@ class Provider(OAuthClientProvider):
             return  # a pre-registered client's redirect URIs are the provider's business
         if str(wanted[0]) not in {str(u) for u in client.redirect_uris or []}:
             self.context.client_info = None
-            self._tokens.forget_client()
+            await self._tokens.forget_client()
 
     def _refresh_early(self, expires_at: float | None, lifetime: float | None) -> None:
         if expires_at is None:
@@ -391,7 +414,7 @@ class Provider(OAuthClientProvider):
         # The SDK forgets when a stored token expires; without this a restarted agent would use an
         # expired token until a 401, and then sign in again instead of refreshing.
         tokens = self.context.current_tokens
-        self._refresh_early(self._tokens.expires_at(), tokens.expires_in if tokens else None)
+        self._refresh_early(await self._tokens.expires_at(), tokens.expires_in if tokens else None)
 
     async def _handle_token_response(self, response: httpx2.Response) -> None:
         await super()._handle_token_response(response)
@@ -500,10 +523,10 @@ def _reason(exc: Exception) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-async def revoke(vault: TokenVault, name: str, settings: OAuthSettings | None) -> None:
+async def revoke(vault: Vault, name: str, settings: OAuthSettings | None) -> None:
     """Forget a removed server's sign-in: revoke its tokens where the server says how (RFC 7009)."""
-    record = vault.read(name)
-    vault.remove(name)
+    record = await vault.read(name)
+    await vault.remove(name)
     if not record:
         return
     endpoint = record.get("revocation_endpoint")

@@ -373,7 +373,10 @@ async def next_turn_tools(
     workspace = await owned_workspace(svc, chat.workspace_id, user)
     toolset = await svc.gatherer.gather(chat, workspace)
     rows = await svc.store.list_messages(chat_id, include_superseded=False)
-    return ChatOffer.for_chat(toolset, chat, svc.config.tool_budget, recent_tools(rows)).describe()
+    offer = ChatOffer.for_chat(toolset, chat, svc.config.tool_budget, recent_tools(rows)).describe()
+    users = svc.admin.users
+    own = await users.sign_ins(user.id) if users is not None and chat.use_admin_servers else []
+    return {**offer, "sign_ins": own}
 
 
 @router.get(

@@ -139,12 +139,26 @@ class McpServerStatus(Out):
     error: str | None
 
 
+class SignInStarted(Out):
+    authorization_url: str = Field(description="where the browser goes to sign in")
+
+
+class OAuthClientOut(Out):
+    client_id: str | None
+    client_secret_set: bool = Field(description="whether a client secret is set (it is never shown)")
+    scopes: list[str]
+
+
 class McpServerOut(Out):
     id: str
     slug: str
     url: str
     transport: Literal["http", "sse"]
     headers_set: list[str] = Field(description="names of the headers set (their values are never shown)")
+    auth: Literal["headers", "oauth"] = Field(
+        description="headers: one shared connection; oauth: each user signs in with their own account"
+    )
+    oauth: OAuthClientOut | None = Field(description="the pre-registered OAuth client, if one is set")
     allow_tools: list[str]
     deny_tools: list[str]
     enabled: bool
@@ -289,6 +303,17 @@ class ToolFailure(Out):
     source: Literal["builtin", "admin", "workspace"]
     server: str | None
     error: str
+    server_id: str | None = Field(
+        default=None,
+        description="a per-user admin server's id: POST /mcp-servers/{server_id}/signin signs the caller in",
+    )
+
+
+class SignInState(Out):
+    server: str
+    server_id: str
+    state: ServerState = Field(description="the caller's own connection: needs_auth until they sign in")
+    error: str | None
 
 
 class ToolSetOut(Out):
@@ -296,6 +321,9 @@ class ToolSetOut(Out):
     failures: list[ToolFailure]
     warnings: list[str]
     catalog: CatalogOut
+    sign_ins: list[SignInState] = Field(
+        description="the per-user (OAuth) admin servers and the caller's own sign-in to each"
+    )
 
 
 class Health(Out):

@@ -7,6 +7,9 @@ URL's ``state``. The authorization server sends the browser to ``GET /oauth/call
 takes that record (once, for the same user's session only) and hands the code and state to the
 agent (``auth/callback``), then sends the browser back to the workspaces page, where the
 server's row shows it connecting and then ready, or its error.
+
+The same callback finishes the sign-ins to per-user admin servers (:mod:`.mcp_signin`): the
+pending record's kind says which.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from fastapi import Depends, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from workdock.agentapi import SIGN_IN_RESTART_BUDGET, AgentError, AuthCallback
-from workdock.chat.api import schemas
+from workdock.chat.api import mcp_signin, schemas
 from workdock.chat.api.workspace_trust import passed_on
 from workdock.chat.api.workspaces import owned_workspace
 from workdock.chat.auth import current_user, optional_user, services
 from workdock.chat.services import Services
+from workdock.chat.signins import PendingSignIn
 from workdock.chat.store.models import User
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
@@ -35,19 +39,20 @@ callback_router = api_router(tags=["workspaces"])
 CALLBACK_PATH = "/oauth/callback"
 AGENT_BUDGET_S = 15.0
 WORKSPACES_PAGE = "/#/workspaces"
-
-
-class SignInStarted(schemas.Out):
-    authorization_url: str
+CHATS_PAGE = "/"
 
 
 def callback_url(svc: Services) -> str:
-    return svc.config.public_url.rstrip("/") + CALLBACK_PATH
+    return callback_url_of(svc.config.public_url)
+
+
+def callback_url_of(public_url: str) -> str:
+    return public_url.rstrip("/") + CALLBACK_PATH
 
 
 @router.post(
     "/workspaces/{workspace_id}/servers/{name}/sign-in",
-    response_model=SignInStarted,
+    response_model=schemas.SignInStarted,
     responses=schemas.writes(404, 409),
 )
 async def start_sign_in(
@@ -69,11 +74,11 @@ async def start_sign_in(
     state = (parse_qs(urlsplit(url).query).get("state") or [""])[0]
     if not state:
         raise ApiError(409, "the workspace's agent made an authorization URL without a state")
-    await svc.signins.add(state, user.id, workspace.id, name)
+    await svc.signins.add(state, PendingSignIn(user.id, "workspace", name, workspace_id=workspace.id))
     return {"authorization_url": url}
 
 
-def _page(title: str, text: str, status: int) -> HTMLResponse:
+def _page(title: str, text: str, status: int, back: str = WORKSPACES_PAGE) -> HTMLResponse:
     """A page for the person whose browser came back: what happened, and the way back. It has the
     app's stylesheet and headers (no inline style or script)."""
     return HTMLResponse(
@@ -81,7 +86,8 @@ def _page(title: str, text: str, status: int) -> HTMLResponse:
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>{escape(title)} · workdock</title><link rel=stylesheet href='/assets/styles.css'>"
         f"<main class='page-body'><div class='card'><h1>{escape(title)}</h1><p>{escape(text)}</p>"
-        f"<p><a href='{WORKSPACES_PAGE}'>Back to the workspaces</a></p></div></main></html>",
+        f"<p><a href='{back}'>Back to {'the workspaces' if back == WORKSPACES_PAGE else 'workdock'}</a></p>"
+        "</div></main></html>",
         status_code=status,
         headers=SECURITY_HEADERS,
     )
@@ -115,6 +121,12 @@ async def sign_in_callback(
         return _page("Sign-in refused", f"The authorization server of {pending.server} said {reason}.", 400)
     if not code:
         return _page("Not a sign-in", "The authorization server sent no code.", 400)
+    if pending.kind == "admin":
+        failure = await mcp_signin.finish(svc, pending, code, state or "", iss)
+        if failure is not None:
+            return _page("Sign-in failed", f"{failure.message}.", failure.status, CHATS_PAGE)
+        return RedirectResponse(CHATS_PAGE, status_code=303)
+    assert pending.workspace_id is not None
     workspace = await svc.store.get_workspace(pending.workspace_id, user.id)
     if workspace is None:
         return _page("No such workspace", "The workspace was removed meanwhile.", 404)

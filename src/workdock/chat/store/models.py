@@ -115,7 +115,27 @@ class McpServer(Base):
     allow_tools: Mapped[list[str]] = mapped_column(JSON, default=list)
     deny_tools: Mapped[list[str]] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "headers": one shared connection with the static headers; "oauth": each user signs in.
+    auth: Mapped[str] = mapped_column(String(16), default="headers", server_default="headers")
+    # {"client_id", "client_secret" (sealed), "scopes"}: a pre-registered client; None: registered
+    # dynamically per user.
+    oauth: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
+
+
+class McpSignIn(Base):
+    """One user's sign-in to a per-user admin server (chat/user_tokens.py): the tokens and client
+    registration, sealed as one record; ``signed_in`` says whether it holds tokens yet."""
+
+    __tablename__ = "mcp_signins"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    server_id: Mapped[str] = mapped_column(
+        ForeignKey("mcp_servers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    record: Mapped[str] = mapped_column(Text)  # sealed JSON (workdock.secretbox)
+    signed_in: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(_Timestamp, default=utcnow)
 
 
@@ -281,13 +301,22 @@ class ServiceSecret(Base):
 
 
 class PendingSignIn(Base):
-    """A sign-in to a workspace server begun from the web UI, waiting for its OAuth callback
-    (chat/signins.py): whose it is, under a hash of the authorization URL's ``state``."""
+    """A sign-in begun from the web UI, waiting for its OAuth callback (chat/signins.py): whose it
+    is, under a hash of the authorization URL's ``state``. ``kind`` "workspace": a workspace
+    server's (its agent finishes it); "admin": a per-user admin server's, finished by the replica
+    ``replica_id`` whose connection waits for the code."""
 
     __tablename__ = "pending_signins"
 
     state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default="workspace", server_default="workspace")
+    workspace_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True
+    )
+    mcp_server_id: Mapped[str | None] = mapped_column(
+        ForeignKey("mcp_servers.id", ondelete="CASCADE"), nullable=True
+    )
+    replica_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     server: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(_Timestamp, index=True)

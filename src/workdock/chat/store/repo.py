@@ -449,13 +449,23 @@ class Store:
         # Names stay readable (the API lists which are set); values are sealed one by one.
         return {name: self.box.seal(value) for name, value in (headers or {}).items()}
 
+    def _sealed_oauth(self, oauth: dict[str, Any] | None) -> dict[str, Any] | None:
+        # A pre-registered client: its id and scopes readable, its secret sealed.
+        if not oauth:
+            return None
+        secret = oauth.get("client_secret")
+        return {**oauth, "client_secret": self.box.seal(secret) if secret else None}
+
     def _opened_server(self, server: McpServer) -> McpServer:
         server.headers = {name: self.box.open(value) for name, value in (server.headers or {}).items()}
+        if server.oauth and server.oauth.get("client_secret"):
+            server.oauth = {**server.oauth, "client_secret": self.box.open(server.oauth["client_secret"])}
         return server
 
     async def create_mcp_server(self, **fields: Any) -> McpServer:
         now = utcnow()
         fields["headers"] = self._sealed_headers(fields.get("headers"))
+        fields["oauth"] = self._sealed_oauth(fields.get("oauth"))
         server = McpServer(id=new_id(), created_at=now, updated_at=now, **fields)
         async with self.sessions.begin() as s:
             s.add(server)
@@ -474,6 +484,8 @@ class Store:
     async def update_mcp_server(self, server_id: str, **fields: Any) -> McpServer | None:
         if "headers" in fields:
             fields["headers"] = self._sealed_headers(fields["headers"])
+        if "oauth" in fields:
+            fields["oauth"] = self._sealed_oauth(fields["oauth"])
         async with self.sessions.begin() as s:
             server = await s.get(McpServer, server_id)
             if server is None:

@@ -63,9 +63,14 @@ class SourceFailure:
     source: Source
     server: str | None
     error: str
+    # A per-user admin server's id: its failure may be a sign-in the caller can do.
+    server_id: str | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"source": self.source, "server": self.server, "error": self.error}
+        described = {"source": self.source, "server": self.server, "error": self.error}
+        if self.server_id is not None:
+            described["server_id"] = self.server_id
+        return described
 
 
 @dataclass

@@ -57,6 +57,8 @@ export const api = {
   rotateAgentToken: (id) => request("POST", `/workspaces/${id}/agent-token`, {}),
   trustServers: (id, body) => request("POST", `/workspaces/${id}/trust`, body),
   giveInput: (id, body) => request("POST", `/workspaces/${id}/inputs`, body),
+  startAdminSignIn: (serverId) => request("POST", `/mcp-servers/${serverId}/signin`, {}),
+  signOutAdmin: (serverId) => request("DELETE", `/mcp-servers/${serverId}/signin`),
   startSignIn: (id, server) => request("POST", `/workspaces/${id}/servers/${encodeURIComponent(server)}/sign-in`, {}),
   // A page of chats, newest first: { chats, next_cursor } (cursor: the next_cursor of the page before).
   chats: ({ limit, cursor } = {}) => request("GET", `/chats?${new URLSearchParams({ ...(limit ? { limit } : {}), ...(cursor ? { cursor } : {}) })}`),

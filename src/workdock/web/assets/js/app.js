@@ -5,6 +5,7 @@
 import { api, onUnauthorized } from "./api.js";
 import { ChatView } from "./chatview.js";
 import { h, icon, timeAgo } from "./dom.js";
+import { returnFromSignIn } from "./signin.js";
 import { WorkspacesView } from "./workspaces.js";
 
 const CHAT_PAGE = 50; // the sidebar loads this many chats, then more on "Older chats"
@@ -35,6 +36,7 @@ class App {
       return;
     }
     if (location.pathname !== "/") history.replaceState(null, "", "/" + location.hash);
+    returnFromSignIn();
     this.showShell();
   }
 

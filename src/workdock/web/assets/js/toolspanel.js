@@ -3,15 +3,17 @@
 // "Refresh tools" asks the workspace agent to re-read its configuration and re-list its servers.
 // Each tool, server and source has a switch: what is turned off is stored on the chat and left out
 // from the next step on. Over the chat's tool budget most tools are "deferred": the model reaches
-// them through find_tools; each says which it is.
+// them through find_tools; each says which it is. A per-user admin server (OAuth) shows the
+// user's own sign-in: "Sign in" while it needs one, "Sign out" once signed in.
 
 import { api } from "./api.js";
 import { h, icon } from "./dom.js";
+import { openSignIn } from "./signin.js";
 
 const SOURCES = [
   ["builtin", "Built-in", "Files and commands in the workspace, run by its agent."],
   ["workspace", "Workspace servers", "From the workspace's .mcp.json."],
-  ["admin", "Admin servers", "Shared MCP servers configured by an admin."],
+  ["admin", "Admin servers", "MCP servers configured by an admin: shared, or signed in to with your own account."],
 ];
 
 export class ToolsPanel {
@@ -60,8 +62,11 @@ export class ToolsPanel {
       h("div", {}, h("strong", {}, "Could not list the tools"), h("div", { class: "small" }, error.message))));
   }
 
-  show({ tools, failures, warnings, catalog }, workspace) {
-    this.data = { tools, catalog, warnings: warnings || [], failures: [...failures, ...unavailableServers(workspace)] };
+  show({ tools, failures, warnings, catalog, sign_ins: signIns }, workspace) {
+    const own = new Map((signIns || []).map((s) => [s.server, s]));
+    // A per-user server's failure carries the user's own state (needs_auth until they sign in).
+    const mine = failures.map((f) => (f.source === "admin" && own.has(f.server) ? { ...f, state: own.get(f.server).state } : f));
+    this.data = { tools, catalog, signIns: own, warnings: warnings || [], failures: [...mine, ...unavailableServers(workspace)] };
     this.render();
   }
 
@@ -183,7 +188,33 @@ export class ToolsPanel {
       [this.switchFor("servers", { source, server: group.server }, !serverOff, `Use server ${group.server}`, sourceOff),
         icon("server"), h("span", { class: "group-name" }, group.server), h("span", { class: "count" }, count),
         group.failures.length ? h("span", { class: "chip chip-failed" }, stateLabel(group.failures[0])) : null],
-      [failuresView, tools], Boolean(query) && list.length > 0);
+      [failuresView, this.signInView(source, group), tools], Boolean(query) && list.length > 0);
+  }
+
+  /** A per-user admin server: "Sign in" while the user needs to, "Sign out" once they are. */
+  signInView(source, group) {
+    const own = source === "admin" ? this.data.signIns.get(group.server) : null;
+    if (!own) return null;
+    const toast = (text, kind) => this.view.app.toast(text, kind);
+    if (own.state === "needs_auth") {
+      const button = h("button", { class: "btn-primary btn-sm sign-in", type: "button" }, "Sign in");
+      button.addEventListener("click", () => openSignIn(() => api.startAdminSignIn(own.server_id), group.server, button, toast));
+      return h("div", { class: "held" },
+        h("div", { class: "small" }, "Sign in with your own account: its sign-in page opens, then you come back here."),
+        h("div", { class: "row-actions" }, button));
+    }
+    const button = h("button", { class: "btn-ghost btn-sm sign-out", type: "button" }, "Sign out");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await api.signOutAdmin(own.server_id);
+        toast(`Signed out of ${group.server}`, "ok");
+      } catch (error) {
+        toast(`Sign-out of ${group.server} failed: ${error.message}`, "error");
+      }
+      await this.view.loadTools();
+    });
+    return h("div", { class: "row-actions" }, button);
   }
 
   /** A <details> whose open state the user owns; a search opens what it found. */

@@ -7,6 +7,7 @@
 
 import { api } from "./api.js";
 import { copyButton, h, icon, timeAgo } from "./dom.js";
+import { openSignIn } from "./signin.js";
 
 const POLL_MS = 3000;
 
@@ -172,18 +173,8 @@ export class WorkspacesView {
       approve: (server) => run(() => api.trustServers(workspace.id, { servers: [server.name] }), `Approved ${server.name}: starting`),
       approveFile: (server) => run(() => api.trustServers(workspace.id, { file: server.config_file }), `Approved every server of ${server.config_file}`),
       giveInput: (server, input, value) => run(() => api.giveInput(workspace.id, { id: input.id, value }), `Sent ${input.id} to ${server.name}`),
-      signIn: async (server, button) => {
-        button.disabled = true;
-        button.classList.add("busy");
-        try {
-          const { authorization_url } = await api.startSignIn(workspace.id, server.name);
-          window.location.assign(authorization_url);
-        } catch (error) {
-          this.app.toast(`Sign-in to ${server.name} did not start: ${error.message}`, "error");
-          button.disabled = false;
-          button.classList.remove("busy");
-        }
-      },
+      signIn: (server, button) => openSignIn(() => api.startSignIn(workspace.id, server.name), server.name, button,
+        (text, kind) => this.app.toast(text, kind)),
     };
   }
 
