@@ -25,6 +25,17 @@ from workdock.mcp.content import result_to_dict
 pytestmark = pytest.mark.anyio
 
 MODES = ["legacy", "auto"]  # the 2025 handshake, and 2026-07-28 (server/discover)
+# A raw 2025-era `initialize`, for the tests that speak the wire themselves.
+INITIALIZE: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
 
 
 @asynccontextmanager
@@ -91,16 +102,7 @@ async def test_http_lists_the_catalog_and_results_are_exactly_call_tools(two_ser
 
 async def test_http_needs_the_token_and_refuses_a_foreign_origin(two_servers) -> None:
     agent = two_servers
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "test", "version": "1"},
-        },
-    }
+    initialize = INITIALIZE
     accept = {"Accept": "application/json, text/event-stream"}
     with httpx2.Client(base_url=agent.url, timeout=30) as http:
         anonymous = http.post("/mcp", json=initialize, headers=accept)
@@ -335,16 +337,7 @@ def test_the_stdio_command_writes_only_protocol_to_stdout(workspace_dir: Path) -
 
     write_config(workspace_dir / ".mcp.json", {"slow": fixture_server("slow_tool.py")})
     params = stdio_params(workspace_dir)
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    initialize = INITIALIZE
     done = subprocess.run(
         [params.command, *params.args],
         input=(json.dumps(initialize) + "\n").encode(),
@@ -412,16 +405,7 @@ def test_the_stdio_command_stops_its_servers_on_sigterm_while_the_client_is_conn
         start_new_session=True,
     )
     try:
-        initialize = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
+        initialize = INITIALIZE
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write((json.dumps(initialize) + "\n").encode())
         process.stdin.flush()

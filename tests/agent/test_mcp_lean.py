@@ -16,6 +16,7 @@ import httpx2
 import mcp_types as types
 import pytest
 
+from tests.agent.test_mcp_endpoint import INITIALIZE
 from tests.support.agent import TOKEN, RunningAgent, fixture_server
 from tests.support.helpers import wait_until
 from workdock.agent.runtime import MAX_REQUEST_BYTES_ENV
@@ -337,14 +338,5 @@ def test_an_over_limit_body_gets_the_one_error_shape_with_or_without_a_length(st
                 "detail": "the limit is 4096 bytes",
             }
         # a body within the limit is served
-        initialize = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
+        initialize = INITIALIZE
         assert http.post("/mcp", json=initialize).status_code == 200
