@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import processes
@@ -43,19 +43,7 @@ def start_everything(
     """
     assert mode in MODES, f"mode must be one of {MODES}"
     port = port or free_port()
-    env = {**os.environ, "PORT": str(port), "NODE_OPTIONS": loopback_node_options()}
-    with open(log_path, "wb") as log:
-        proc = spawn([everything_bin, mode], env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            output = log_path.read_text(errors="replace")
-            raise AssertionError(f"server-everything {mode} exited with {proc.returncode}: {output}")
-        return processes.port_accepts("127.0.0.1", port)
-
-    wait_until_sync(ready, timeout=20, message=f"server-everything {mode} to accept on 127.0.0.1:{port}")
-    addresses = processes.listening_addresses(proc.pid)
-    assert addresses == {("127.0.0.1", port)}, f"server-everything must listen on loopback only: {addresses}"
+    _start_on_loopback(spawn, [everything_bin, mode], port, log_path, f"server-everything {mode}", 20)
     return port
 
 
@@ -66,20 +54,32 @@ def start_conformance_server(spawn: Callable[..., subprocess.Popen[bytes]], node
     """Start the conformance suite's own reference server (its ``everything-server.ts``, vendored;
     Node >= 22 runs it with type stripping) on 127.0.0.1; return its streamable HTTP URL."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "NODE_OPTIONS": loopback_node_options()}
     command = [node, "--experimental-strip-types", "--no-warnings", str(CONFORMANCE_SERVER)]
+    _start_on_loopback(spawn, command, port, log_path, "the conformance server", 30, cwd=TESTS)
+    return f"http://127.0.0.1:{port}/mcp"
+
+
+def _start_on_loopback(
+    spawn: Callable[..., subprocess.Popen[bytes]],
+    command: Sequence[str | os.PathLike[str]],
+    port: int,
+    log_path: Path,
+    what: str,
+    timeout: float,
+    cwd: Path | None = None,
+) -> None:
+    """Start a Node server that takes its port from PORT, held to 127.0.0.1 by the preload; wait
+    until it accepts there, and fail if it exits first or listens anywhere else."""
+    env = {**os.environ, "PORT": str(port), "NODE_OPTIONS": loopback_node_options()}
     with open(log_path, "wb") as log:
-        proc = spawn(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=TESTS)
+        proc = spawn(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
 
     def ready() -> bool:
         if proc.poll() is not None:
             output = log_path.read_text(errors="replace")
-            raise AssertionError(f"the conformance server exited with {proc.returncode}: {output}")
+            raise AssertionError(f"{what} exited with {proc.returncode}: {output}")
         return processes.port_accepts("127.0.0.1", port)
 
-    wait_until_sync(ready, timeout=30, message=f"the conformance server to accept on 127.0.0.1:{port}")
+    wait_until_sync(ready, timeout=timeout, message=f"{what} to accept on 127.0.0.1:{port}")
     addresses = processes.listening_addresses(proc.pid)
-    assert addresses == {("127.0.0.1", port)}, (
-        f"the conformance server must listen on loopback only: {addresses}"
-    )
-    return f"http://127.0.0.1:{port}/mcp"
+    assert addresses == {("127.0.0.1", port)}, f"{what} must listen on loopback only: {addresses}"

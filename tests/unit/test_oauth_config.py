@@ -130,11 +130,11 @@ def test_what_is_wrong_is_said(oauth: dict[str, Any], says: str) -> None:
 
 def test_a_key_file_that_cannot_be_read_or_is_too_big(tmp_path: Path) -> None:
     base = {"clientId": "bot", "grantType": "client_credentials"}
-    assert "cannot be read: No such file or directory" in error_of(
-        {**base, "privateKeyFile": "none.pem"}, tmp_path
-    )
+    missing = error_of({**base, "privateKeyFile": "none.pem"}, tmp_path)
+    assert f"cannot read oauth.privateKeyFile {tmp_path}/none.pem: No such file or directory" in missing
     (tmp_path / "big.pem").write_bytes(b"x" * (64 * 1024 + 1))
-    assert "larger than a private key can be" in error_of({**base, "privateKeyFile": "big.pem"}, tmp_path)
+    big = error_of({**base, "privateKeyFile": "big.pem"}, tmp_path)
+    assert f"oauth.privateKeyFile {tmp_path}/big.pem is larger than 65536 bytes" in big
 
 
 def test_a_url_based_client_id(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -383,20 +383,11 @@ def _private_key(value: Mapping[str, Any], sub: Callable[[str], str], workspace:
         return sub(inline)
     if file is None:
         return None
-    path = Path(sub(file)).expanduser()
-    if not path.is_absolute() and workspace is not None:
-        path = workspace / path
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_PRIVATE_KEY_BYTES + 1)
-    except OSError as exc:
-        raise ValueError(f"'oauth.privateKeyFile' {str(path)!r} cannot be read: {exc.strerror}") from None
-    if len(data) > MAX_PRIVATE_KEY_BYTES:
-        raise ValueError(f"'oauth.privateKeyFile' {str(path)!r} is larger than a private key can be")
+    data = formats.read_workspace_file(sub(file), workspace, MAX_PRIVATE_KEY_BYTES, "oauth.privateKeyFile")
     try:
         return data.decode()
     except UnicodeDecodeError:
-        raise ValueError(f"'oauth.privateKeyFile' {str(path)!r} is not a PEM file") from None
+        raise ValueError(f"oauth.privateKeyFile {sub(file)} is not a PEM file") from None
 
 
 def _transport_of(raw: Mapping[str, Any]) -> Transport:

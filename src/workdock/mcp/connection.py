@@ -522,33 +522,30 @@ class Connection:
     async def _on_elicitation(
         self, context: ClientRequestContext, params: types.ElicitRequestParams
     ) -> types.ElicitResult:
-        """A 2025-era ``elicitation/create``: the protocol does not say which call it is for, so it
-        goes to the call in flight when there is exactly one; otherwise it is declined."""
-        calls = list(self._calls)
-        if len(calls) == 1:
-            return await calls[0].ask(params)
-        reason = (
-            "no tool call is in flight on this server"
-            if not calls
-            else f"{len(calls)} tool calls are in flight on this server; the request cannot be told apart"
-        )
-        logger.info("server %s: a request for input was declined: %s", self.name, reason)
-        return declined(reason)
+        """A 2025-era ``elicitation/create``: to the one call in flight, else declined."""
+        call = self._only_call()
+        if isinstance(call, _Call):
+            return await call.ask(params)
+        logger.info("server %s: a request for input was declined: %s", self.name, call)
+        return declined(call)
 
     async def _on_sampling(
         self, context: ClientRequestContext, params: types.CreateMessageRequestParams
     ) -> types.CreateMessageResult | types.ErrorData:
-        """A 2025-era ``sampling/createMessage``: to the call in flight when there is exactly one
-        (its caller may offer a model: an MCP client of the gateway); otherwise refused."""
+        """A 2025-era ``sampling/createMessage``: to the one call in flight (its caller may offer a
+        model: an MCP client of the gateway), else refused."""
+        call = self._only_call()
+        return await call.sample(params) if isinstance(call, _Call) else no_sampling(call)
+
+    def _only_call(self) -> _Call | str:
+        """The call a 2025-era server's request during a call is for: the protocol does not say,
+        so it is the call in flight when there is exactly one; otherwise why none can be told."""
         calls = list(self._calls)
         if len(calls) == 1:
-            return await calls[0].sample(params)
-        reason = (
-            "no tool call is in flight on this server"
-            if not calls
-            else f"{len(calls)} tool calls are in flight on this server; the request cannot be told apart"
-        )
-        return no_sampling(reason)
+            return calls[0]
+        if not calls:
+            return "no tool call is in flight on this server"
+        return f"{len(calls)} tool calls are in flight on this server; the request cannot be told apart"
 
     def _on_stderr(self, line: str) -> None:
         line = redact(line)  # the tail is shown in status and the UI: no credentials a server prints

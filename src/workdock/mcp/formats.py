@@ -113,18 +113,25 @@ def entry_warnings(raw: Mapping[str, Any]) -> list[str]:
     return warnings
 
 
-def read_env_file(path: str, workspace: Path | None) -> dict[str, str]:
-    """A dotenv file (``KEY=value`` lines, ``#`` comments, quotes, ``export``) relative to the workspace."""
+def read_workspace_file(path: str, workspace: Path | None, limit: int, what: str) -> bytes:
+    """A file an entry names (``what``: its field), relative to the workspace, of at most ``limit``
+    bytes; a ValueError that names it otherwise."""
     file = Path(path).expanduser()
     if not file.is_absolute() and workspace is not None:
         file = workspace / file
     try:
         with file.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+            data = handle.read(limit + 1)
     except OSError as exc:
-        raise ValueError(f"cannot read envFile {file}: {exc.strerror or exc}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ValueError(f"envFile {file} is larger than {MAX_CONFIG_BYTES} bytes")
+        raise ValueError(f"cannot read {what} {file}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ValueError(f"{what} {file} is larger than {limit} bytes")
+    return data
+
+
+def read_env_file(path: str, workspace: Path | None) -> dict[str, str]:
+    """A dotenv file (``KEY=value`` lines, ``#`` comments, quotes, ``export``) relative to the workspace."""
+    data = read_workspace_file(path, workspace, MAX_CONFIG_BYTES, "envFile")
     values = dotenv_values(stream=io.StringIO(data.decode("utf-8", errors="replace")))
     return {key: value or "" for key, value in values.items()}
 

@@ -427,24 +427,28 @@ def _hooks(ctx: ServerRequestContext[Any], relayed: AskFn | None = None) -> Call
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         await ctx.session.report_progress(progress, total, message)
 
+    metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
+
+    def cannot_send(declared: object, missing: str) -> str | None:
+        """Why the client cannot be sent a request during this call (None: it can)."""
+        if declared is None:
+            return missing
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not ctx.session.can_send_request:
+            return "the MCP client cannot be asked during a call on this connection"
+        return None
+
     async def ask(params: types.ElicitRequestParams) -> types.ElicitResult:
         capabilities = ctx.session.client_capabilities
-        if capabilities is None or capabilities.elicitation is None:
-            return declined(NO_ELICITATION)
-        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not ctx.session.can_send_request:
-            return declined("the MCP client cannot be asked during a call on this connection")
+        if why := cannot_send(capabilities and capabilities.elicitation, NO_ELICITATION):
+            return declined(why)
         request = types.ElicitRequest(params=params)
-        metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
         return await ctx.session.send_request(request, types.ElicitResult, metadata=metadata)
 
     async def sample(params: types.CreateMessageRequestParams) -> types.CreateMessageResult | types.ErrorData:
         capabilities = ctx.session.client_capabilities
-        if capabilities is None or capabilities.sampling is None:
-            return no_sampling(NO_SAMPLING)
-        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not ctx.session.can_send_request:
-            return no_sampling("the MCP client cannot be asked during a call on this connection")
+        if why := cannot_send(capabilities and capabilities.sampling, NO_SAMPLING):
+            return no_sampling(why)
         request = types.CreateMessageRequest(params=params)
-        metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
         try:
             return await ctx.session.send_request(request, types.CreateMessageResult, metadata=metadata)
         except MCPError as exc:
