@@ -92,13 +92,12 @@ async def test_resume_render_interrupt_and_quit(
     # A long turn: Ctrl-C stops it, and the chat stays open.
     hold = threading.Event()
     fake_model.add(Reply(text="this would take long", hold=hold))
+    asked = len(fake_model.requests)
     try:
         child.sendline("take your time")
-
-        async def running() -> bool:
-            return bool((await admin_api.get(f"/chats/{chat_id}"))["running"])
-
-        await wait_until(running, timeout=30, message="the turn to run")
+        # Interrupt only once the model holds the request: a turn stopped before it asks would
+        # leave this reply for the next turn.
+        await wait_until(lambda: len(fake_model.requests) > asked, timeout=30, message="the model to be asked")
         child.sendintr()
         child.expect("interrupted")
         child.expect("› ")
