@@ -37,6 +37,12 @@ from workdock.ratelimit import client_address
 
 # The exact request target: a query string, %-escapes or an absolute URI are uvicorn's to parse.
 _TARGET = CALL_TOOL_PATH.encode()
+# uvicorn's answer for a request whose app it had to cancel (RequestResponseCycle.send_500_response).
+_CANCELLED_BODY = b"Internal Server Error"
+_CANCELLED_HEADERS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", str(len(_CANCELLED_BODY)).encode()),
+]
 
 
 @dataclass(frozen=True)
@@ -171,23 +177,23 @@ class FastCallProtocol(HttpToolsProtocol):
                 body = await call_result(self.route.hub, tool_name, arguments, timeout_ms)
                 status, extra = 200, None
             except asyncio.CancelledError:
-                # A hang-up (nothing to answer), or shutdown gave up on the call: close the connection.
-                self.transport.close()
-                raise
+                if not fast.disconnected:
+                    # Shutdown gave up on the call: what uvicorn answers for an app it cancelled.
+                    fast.keep_alive = False
+                    self._send(fast, 500, _CANCELLED_HEADERS, _CANCELLED_BODY)
+                raise  # (after a hang-up there is nobody to answer)
             except Exception as exc:  # HubError statuses, or a bug: the route's answer to it
                 status, body, extra = failed_call(exc)
-            await self._write(fast, status, json_headers(body, extra), body)
+            if self.flow.write_paused and not fast.disconnected:
+                await self.flow.drain()  # the transport's buffer is full: wait, as uvicorn does
+            self._send(fast, status, json_headers(body, extra), body)
         finally:
             self._calling = None
         if status == 200:
             give_back(len(body))
 
-    async def _write(
-        self, fast: _FastCall, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> None:
+    def _send(self, fast: _FastCall, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """The answer as uvicorn's cycle writes it: status line, its default headers, ours."""
-        if self.flow.write_paused and not fast.disconnected:
-            await self.flow.drain()
         if fast.disconnected or self.transport.is_closing():
             return
         out = [STATUS_LINE[status]]
