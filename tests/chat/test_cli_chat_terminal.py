@@ -97,7 +97,9 @@ async def test_resume_render_interrupt_and_quit(
         child.sendline("take your time")
         # Interrupt only once the model holds the request: a turn stopped before it asks would
         # leave this reply for the next turn.
-        await wait_until(lambda: len(fake_model.requests) > asked, timeout=30, message="the model to be asked")
+        await wait_until(
+            lambda: len(fake_model.requests) > asked, timeout=30, message="the model to be asked"
+        )
         child.sendintr()
         child.expect("interrupted")
         child.expect("› ")
