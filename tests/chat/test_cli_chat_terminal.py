@@ -153,6 +153,21 @@ async def test_the_chat_list_says_when_in_words(
     assert child.exitstatus == 0
 
 
+async def test_the_chat_list_offers_the_twenty_most_recent_and_says_how_to_open_older_ones(
+    admin_api: Api, start_agent: Callable[..., RunningAgent], terminal: Callable[..., pexpect.spawn]
+) -> None:
+    agent = start_agent({})
+    for index in range(21):
+        await new_chat(admin_api, agent.url, title=f"chat number {index:02d}")
+
+    child = terminal()
+    child.expect("chat number, or Enter for a new chat: ")
+    listing = " ".join(seen(child).split())  # the caption wraps under the table
+    assert "the 20 most recently used; open an older one with --chat ID" in listing
+    assert "chat number 20" in listing and "chat number 01" in listing
+    assert "chat number 00" not in listing  # the oldest is left for --chat
+
+
 async def test_a_call_to_approve_is_asked_at_the_prompt(
     admin_api: Api,
     fake_model: FakeOpenAI,
