@@ -59,6 +59,8 @@ def test_garbage_on_stdout_is_skipped(start_agent) -> None:
     for i in range(3):
         assert text_of(agent.call("chatty__echo", {"text": f"hi {i}"})) == f"hi {i}"
     assert "not JSON-RPC" in agent.log()
+    # An answer with a byte that is not UTF-8 is read with it replaced, as the SDK's session does.
+    assert text_of(agent.call("chatty__echo", {"text": "a NOT-UTF8 byte"})) == "a \ufffd byte"
 
 
 def test_a_stderr_flood_never_blocks_and_the_last_50_lines_are_kept(start_agent) -> None:
