@@ -8,7 +8,9 @@
    ``POST /api/v0/mcp/call-tool`` by one httpx2 load generator with keep-alive (the client the
    chat server uses). Each side: 200 warm-up calls, 1,000 sequential calls (p50, p99), then
    ``--calls`` calls with 16 in flight (calls/s); the agent's CPU per call is its process CPU
-   time (user + system, from /proc) over the measured calls, children excluded.
+   time (user + system, from /proc) over the measured calls, children excluded. The same client
+   then drives a null server (``bench/servers/null_http.py``) that answers at once with the
+   agent's own bytes: the load generator's ceiling in this run, which no proxy can pass.
 2. `GET /api/v0/mcp/tools` with 500 tools, and its 304.
 3. 20 stdio servers: time until all are ready, against the slowest alone.
 4. The agent's own memory with 20 servers connected (children excluded).
@@ -45,6 +47,7 @@ from workdock.mcp.hub import Hub
 ROOT = Path(__file__).resolve().parent.parent
 EVERYTHING = ROOT / "tests" / "node_modules" / ".bin" / "mcp-server-everything"
 RAW_SERVER = ROOT / "bench" / "servers" / "raw_server.py"
+NULL_SERVER = ROOT / "bench" / "servers" / "null_http.py"
 TOKEN = "bench-token"
 
 
@@ -185,11 +188,40 @@ def process_cpu(pid: int) -> float:
     return times.user + times.system
 
 
-async def agent_figures(agent: Agent, calls: int) -> dict[str, float]:
+class NullServer:
+    """``bench/servers/null_http.py`` answering every call with what the agent answered to one:
+    what the load generator reaches against a server that costs nothing (its own ceiling)."""
+
+    def __init__(self, answer: httpx2.Response, workdir: Path) -> None:
+        recorded = workdir / "null-answer.json"
+        recorded.write_text(json.dumps({"headers": list(answer.headers.multi_items()), "body": answer.text}))
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, str(NULL_SERVER), str(self.port), str(recorded)], start_new_session=True
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise SystemExit("the null server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+async def call_tool_figures(port: int, pid: int, calls: int) -> tuple[dict[str, float], httpx2.Response]:
+    """call-tool of ev__echo on 127.0.0.1:``port`` (the agent, or the null server answering as it):
+    the figures, and one answer (what the null server replays)."""
     body = {"tool_name": "ev__echo", "arguments": ECHO}
     limits = httpx2.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     async with httpx2.AsyncClient(
-        base_url=f"http://127.0.0.1:{agent.port}",
+        base_url=f"http://127.0.0.1:{port}",
         headers={"Authorization": f"Bearer {TOKEN}"},
         limits=limits,
         trust_env=False,
@@ -201,16 +233,26 @@ async def agent_figures(agent: Agent, calls: int) -> dict[str, float]:
             assert response.json()["content"][0]["text"] == "Echo: hello"
 
         await timed(WARMUP, call)
-        cpu_before = process_cpu(agent.process.pid)
+        cpu_before = process_cpu(pid)
         latencies = await timed(SEQUENTIAL, call)
         calls_per_s = await throughput(IN_FLIGHT, calls, lambda _i: call)
-        cpu = process_cpu(agent.process.pid) - cpu_before
-    return {
+        cpu = process_cpu(pid) - cpu_before
+        answer = await http.post("/api/v0/mcp/call-tool", json=body)
+    figures = {
         "p50": statistics.median(latencies),
         "p99": percentile(latencies, 0.99),
         "tp": calls_per_s,
         "cpu_per_call": cpu / (SEQUENTIAL + calls),
     }
+    return figures, answer
+
+
+def ceiling_figures(answer: httpx2.Response, workdir: Path, calls: int) -> dict[str, float]:
+    null = NullServer(answer, workdir)
+    try:
+        return asyncio.run(call_tool_figures(null.port, null.process.pid, calls))[0]
+    finally:
+        null.stop()
 
 
 async def tool_list_figures(agent: Agent, n: int) -> dict[str, float]:
@@ -327,9 +369,10 @@ def main() -> None:
         )
         try:
             agent.wait_ready(2)
-            through = asyncio.run(agent_figures(agent, calls))
+            through, answer = asyncio.run(call_tool_figures(agent.port, agent.process.pid, calls))
+            ceiling = ceiling_figures(answer, workdir, calls)
             if args.calls_only:
-                print_calls(direct, through, calls)
+                print_calls(direct, through, ceiling, calls)
                 return
             # 500 tools: the raw server's alone (server-everything's 13 would make 513).
             (workdir / "main" / ".mcp.json").write_text(
@@ -353,13 +396,14 @@ def main() -> None:
         ready_fig = asyncio.run(readiness_figures(delay=1.0))
         idle_mb, twenty_mb = memory_figure(workdir)
 
-    print_calls(direct, through, calls)
+    print_calls(direct, through, ceiling, calls)
     print_rest(list_fig, ready_fig, idle_mb, twenty_mb)
 
 
-def print_calls(d: dict[str, float], a: dict[str, float], calls: int) -> None:
-    p50_ratio = a["p50"] / d["p50"]
-    tp_ratio = a["tp"] / d["tp"]
+def print_calls(d: dict[str, float], a: dict[str, float], c: dict[str, float], calls: int) -> None:
+    """Direct, the agent, and the ceiling ``c`` (the same client against a server that costs nothing)."""
+    p50_ratio, ceiling_p50_ratio = a["p50"] / d["p50"], c["p50"] / d["p50"]
+    tp_ratio, ceiling_tp_ratio = a["tp"] / d["tp"], c["tp"] / d["tp"]
     cpu_ms = a["cpu_per_call"] * 1000
     print(f"\nworkdock agent benchmark ({os.cpu_count()} cores)\n")
     print(
@@ -374,9 +418,24 @@ def print_calls(d: dict[str, float], a: dict[str, float], calls: int) -> None:
         f"  through the agent   p50 {ms(a['p50'])}   p99 {ms(a['p99'])}   {a['tp']:.0f} calls/s"
         f"   agent CPU {cpu_ms:.3f} ms per call"
     )
-    print(f"  p50 ratio {p50_ratio:.2f}x (target <= 2.5x: {verdict(p50_ratio <= 2.5)})")
-    print(f"  throughput {tp_ratio:.0%} of direct (target >= 40%: {verdict(tp_ratio >= 0.4)})")
+    print(
+        f"  null server         p50 {ms(c['p50'])}   p99 {ms(c['p99'])}   {c['tp']:.0f} calls/s"
+        "   (answers at once with the agent's bytes: the load generator's own ceiling)"
+    )
+    print(
+        f"  p50 ratio {p50_ratio:.2f}x (target <= 2.5x: {verdict(p50_ratio <= 2.5)}); "
+        f"the ceiling is {ceiling_p50_ratio:.2f}x, the agent adds {ms(a['p50'] - c['p50'])}"
+    )
+    print(
+        f"  throughput {tp_ratio:.0%} of direct (target >= 40%: {verdict(tp_ratio >= 0.4)}); "
+        f"the ceiling is {ceiling_tp_ratio:.0%}, the agent reaches {a['tp'] / c['tp']:.0%} of it"
+    )
     print(f"  agent CPU per call {cpu_ms:.3f} ms (target <= 0.3 ms: {verdict(cpu_ms <= 0.3)})")
+    if ceiling_p50_ratio > 2.5 or ceiling_tp_ratio < 0.4:
+        print(
+            "  (with this client on this machine no HTTP server can meet the p50 or throughput "
+            "target: the client alone costs more)"
+        )
 
 
 def print_rest(lst: dict[str, float], r: dict[str, float], idle_mb: float, twenty_mb: float) -> None:

@@ -18,7 +18,9 @@ streamable HTTP: ``initialize`` and ``notifications/initialized`` once, then ``t
 on that session (answers as JSON or SSE). Each target: 200 warm-up calls, 1,000 sequential calls
 (p50, p99), then ``--calls`` calls with 16 in flight (calls/s); each proxy's CPU per call is its
 process's CPU time (user + system, children excluded) over the measured calls. Targets: workdock's p50 ≤ 2.5×
-direct's, its calls/s ≥ 2× mcp-proxy's. Only ratios within one run mean anything.
+direct's, its calls/s ≥ 2× mcp-proxy's. The same client then drives a null server
+(``bench/servers/null_http.py``, answering at once as the agent did): the load generator's own
+ceiling in this run. Only ratios within one run mean anything.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from agent_bench import (
     TOKEN,
     WARMUP,
     Agent,
+    NullServer,
     direct_figures,
     direct_worker,
     free_port,
@@ -86,6 +89,7 @@ class Session:
         self.http, self.url, self.tool = http, url, tool
         self.headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
         self.next_id = 0
+        self.last: httpx2.Response | None = None  # one answer, for the null server to replay
 
     async def open(self) -> None:
         params = {
@@ -116,7 +120,7 @@ class Session:
             "method": "tools/call",
             "params": {"name": self.tool, "arguments": ECHO},
         }
-        response = await self.http.post(self.url, json=body, headers=self.headers)
+        response = self.last = await self.http.post(self.url, json=body, headers=self.headers)
         result = _answer(response, request_id)["result"]
         assert not result.get("isError") and result["content"][0]["text"] == "Echo: hello", result
 
@@ -135,7 +139,8 @@ def _answer(response: httpx2.Response, request_id: int) -> dict[str, Any]:
 
 async def proxy_figures(
     url: str, tool: str, calls: int, headers: dict[str, str], pid: int
-) -> dict[str, float]:
+) -> tuple[dict[str, float], httpx2.Response]:
+    """The figures, and one tools/call answer (what the null server replays)."""
     limits = httpx2.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     async with httpx2.AsyncClient(headers=headers, limits=limits, trust_env=False, timeout=60) as http:
         session = Session(http, url, tool)
@@ -155,15 +160,19 @@ async def proxy_figures(
         latencies = await timed(SEQUENTIAL, session.call)
         calls_per_s = await throughput(IN_FLIGHT, calls, lambda _i: session.call)
         cpu = process_cpu(pid) - cpu_before
-    return {
+    figures = {
         "p50": statistics.median(latencies),
         "p99": percentile(latencies, 0.99),
         "tp": calls_per_s,
         "cpu_per_call": cpu / (SEQUENTIAL + calls),
     }
+    assert session.last is not None
+    return figures, session.last
 
 
-async def workdock_figures(calls: int) -> dict[str, float]:
+async def workdock_figures(calls: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The agent's figures, then the ceiling's: the same client against the null server
+    answering as the agent did."""
     # The bench's own temporary config: its server starts without the trust gate's approval.
     os.environ["WORKDOCK_TRUST"] = "1"
     with tempfile.TemporaryDirectory(prefix="workdock-mcp-bench-") as work:
@@ -172,9 +181,16 @@ async def workdock_figures(calls: int) -> dict[str, float]:
             agent.wait_ready(1)
             url = f"http://127.0.0.1:{agent.port}/mcp"
             auth = {"Authorization": f"Bearer {TOKEN}"}
-            return await proxy_figures(url, "ev__echo", calls, auth, agent.process.pid)
+            ours, answer = await proxy_figures(url, "ev__echo", calls, auth, agent.process.pid)
         finally:
             agent.stop()
+        null = NullServer(answer, Path(work))
+        try:
+            url = f"http://127.0.0.1:{null.port}/mcp"
+            ceiling, _ = await proxy_figures(url, "ev__echo", calls, {}, null.process.pid)
+        finally:
+            null.stop()
+    return ours, ceiling
 
 
 async def mcp_proxy_figures(calls: int) -> dict[str, float]:
@@ -186,7 +202,7 @@ async def mcp_proxy_figures(calls: int) -> dict[str, float]:
         start_new_session=True,
     )
     try:
-        return await proxy_figures(f"http://127.0.0.1:{port}/mcp", "echo", calls, {}, process.pid)
+        return (await proxy_figures(f"http://127.0.0.1:{port}/mcp", "echo", calls, {}, process.pid))[0]
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -212,12 +228,10 @@ def main() -> None:
         return
     if not EVERYTHING.exists():
         raise SystemExit(f"{EVERYTHING} is missing: run `npm ci` in tests/ (scripts/test does)")
-    figures = {
-        "direct": direct_figures(calls),
-        "workdock /mcp": asyncio.run(workdock_figures(calls)),
-        "mcp-proxy 0.13.0": asyncio.run(mcp_proxy_figures(calls)),
-    }
-    direct, ours, theirs = figures["direct"], figures["workdock /mcp"], figures["mcp-proxy 0.13.0"]
+    direct = direct_figures(calls)
+    ours, ceiling = asyncio.run(workdock_figures(calls))
+    theirs = asyncio.run(mcp_proxy_figures(calls))
+    figures = {"direct": direct, "workdock /mcp": ours, "mcp-proxy 0.13.0": theirs, "null server": ceiling}
     print(f"tools/call, server-everything echo; {SEQUENTIAL} sequential, {calls} with {IN_FLIGHT} in flight")
     print(f"{'target':<18} {'p50':>12} {'p99':>12} {'calls/s':>10}  p50 vs direct  proxy CPU/call")
     for name, f in figures.items():
@@ -236,6 +250,16 @@ def main() -> None:
     )
     # The proxy process's own CPU (children excluded): what moves least with the machine's load.
     print(f"workdock CPU per call / mcp-proxy's: {ours['cpu_per_call'] / theirs['cpu_per_call']:.2f}×")
+    # What the load generator reaches against a server that answers at once (its own ceiling).
+    print(
+        f"null server (answers at once, the client's ceiling): p50 {ceiling['p50'] / direct['p50']:.2f}× "
+        f"direct, calls/s {ceiling['tp'] / theirs['tp']:.2f}× mcp-proxy's; workdock adds "
+        f"{ms(ours['p50'] - ceiling['p50'])} to its p50 and reaches {ours['tp'] / ceiling['tp']:.0%} of its calls/s"
+    )
+    if ceiling["p50"] / direct["p50"] > 2.5 or ceiling["tp"] / theirs["tp"] < 2:
+        print(
+            "(with this client on this machine no HTTP server meets that target: the client alone costs more)"
+        )
 
 
 if __name__ == "__main__":

@@ -148,6 +148,9 @@ async def test_two_users_sign_in_as_two_accounts_and_each_chat_uses_its_owners_t
     query = await sign_in(admin_api, server_id, seen)
     assert query["redirect_uri"] == chat_server.url + CALLBACK
     assert query["code_challenge_method"] == "S256" and query["resource"] == oauth.url
+    # The log says how a chat user signs in (the agent's `workdock auth` does not apply here).
+    assert "acct: needs sign-in (Sign in on its row in the tools panel, or /signin acct" in caplog.text
+    assert "workdock auth" not in caplog.text
     await wait_until(
         lambda: offered(admin_api, alice_chat, "acct__whoami"), timeout=30, message="alice's tools"
     )

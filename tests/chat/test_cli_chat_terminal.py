@@ -97,7 +97,9 @@ async def test_resume_render_interrupt_and_quit(
         child.sendline("take your time")
         # Interrupt only once the model holds the request: a turn stopped before it asks would
         # leave this reply for the next turn.
-        await wait_until(lambda: len(fake_model.requests) > asked, timeout=30, message="the model to be asked")
+        await wait_until(
+            lambda: len(fake_model.requests) > asked, timeout=30, message="the model to be asked"
+        )
         child.sendintr()
         child.expect("interrupted")
         child.expect("› ")
@@ -149,6 +151,21 @@ async def test_the_chat_list_says_when_in_words(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+async def test_the_chat_list_offers_the_twenty_most_recent_and_says_how_to_open_older_ones(
+    admin_api: Api, start_agent: Callable[..., RunningAgent], terminal: Callable[..., pexpect.spawn]
+) -> None:
+    agent = start_agent({})
+    for index in range(21):
+        await new_chat(admin_api, agent.url, title=f"chat number {index:02d}")
+
+    child = terminal()
+    child.expect("chat number, or Enter for a new chat: ")
+    listing = " ".join(seen(child).split())  # the caption wraps under the table
+    assert "the 20 most recently used; open an older one with --chat ID" in listing
+    assert "chat number 20" in listing and "chat number 01" in listing
+    assert "chat number 00" not in listing  # the oldest is left for --chat
 
 
 async def test_a_call_to_approve_is_asked_at_the_prompt(

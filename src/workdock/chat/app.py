@@ -51,7 +51,7 @@ from workdock.chat.store.leases import Leases
 from workdock.chat.store.repo import Store
 from workdock.chat.tasks import spawn
 from workdock.chat.tools.admin import AdminServers
-from workdock.chat.tools.user_servers import UserServers
+from workdock.chat.tools.user_servers import USER_SIGN_IN_HINT, UserServers
 from workdock.chat.tools.workspace import AgentPool
 from workdock.chat.toolset import ToolGatherer
 from workdock.chat.turn import TurnRunner
@@ -177,7 +177,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             users = await stack.enter_async_context(
                 UserServers(
                     store,
-                    lambda vault: admin_hub(vault=vault, revoke_removed=False),
+                    lambda vault: admin_hub(
+                        vault=vault, revoke_removed=False, sign_in_hint=USER_SIGN_IN_HINT
+                    ),
                     callback_url_of(config.public_url),
                 )
             )

@@ -86,6 +86,10 @@ _CALL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = Ty
 )
 
 
+# Where the agent runs a server that wants OAuth: its row in the web UI, or the terminal.
+AGENT_SIGN_IN_HINT = "Sign in on its row in the web UI, or run workdock auth {name}"
+
+
 class HubError(Exception):
     """A call could not be answered by the server; ``status`` is the agent API's HTTP status."""
 
@@ -160,8 +164,10 @@ class Connection:
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         vault: Vault | None = None,
         on_notice: Callable[[str, Notice], None] | None = None,
+        sign_in_hint: str = AGENT_SIGN_IN_HINT,
     ) -> None:
         self.entry = entry
+        self.sign_in_hint = sign_in_hint  # how a person signs in to server {name}, where this runs
         # The server's log messages and resource updates, for whoever relays them (the gateway).
         self._on_notice = on_notice
         self.vault = vault  # where sign-ins are kept; without one a server that wants OAuth fails
@@ -324,13 +330,11 @@ class Connection:
             if self.state != "needs_auth":
                 self._state_before_auth = self.state
             self.state = "needs_auth"
-            self.error = (
-                "sign in to use this server: Sign in on its row in the web UI, "
-                f"or run workdock auth {self.name}"
-            )
+            how = self.sign_in_hint.format(name=self.name)
+            self.error = f"sign in to use this server: {how}"
             if self._budget is not None:
                 self._budget.deadline = math.inf  # a person may take a while; nothing retries meanwhile
-            logger.warning("server %s: needs sign-in (workdock auth %s)", self.name, self.name)
+            logger.warning("server %s: needs sign-in (%s)", self.name, how)
         else:
             self.state = "ready" if self._state_before_auth == "ready" else "connecting"
             self.error = None

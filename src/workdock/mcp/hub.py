@@ -21,6 +21,7 @@ from workdock.agentapi import ServerStatus
 from workdock.mcp import naming
 from workdock.mcp.config import Entry
 from workdock.mcp.connection import (
+    AGENT_SIGN_IN_HINT,
     CallTimeout,
     ChildEnv,
     Connection,
@@ -124,10 +125,13 @@ class Hub:
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         vault: Vault | None = None,
         revoke_removed: bool = True,
+        sign_in_hint: str = AGENT_SIGN_IN_HINT,
     ) -> None:
         """``child_env`` makes a stdio server's environment; ``max_result_bytes`` caps each message;
         ``vault`` keeps OAuth sign-ins (without one, a server that wants sign-in fails), revoked
-        when their server is removed unless ``revoke_removed`` is false (their owner decides)."""
+        when their server is removed unless ``revoke_removed`` is false (their owner decides);
+        ``sign_in_hint`` tells a person how to sign in to server ``{name}`` (status and log)."""
+        self.sign_in_hint = sign_in_hint
         self.vault = vault
         self.revoke_removed = revoke_removed
         self.workspace = (workspace or Path.cwd()).resolve()
@@ -193,6 +197,7 @@ class Hub:
                 max_result_bytes=self.max_result_bytes,
                 vault=self.vault,
                 on_notice=self._notice,
+                sign_in_hint=self.sign_in_hint,
             )
             running = _Running(connection)
             self._running[name] = running

@@ -53,6 +53,10 @@ def oauth_settings(row: McpServer, callback_url: str) -> OAuthSettings:
     )
 
 
+# How a user signs in to their own connection to server {name} (its status and the log).
+USER_SIGN_IN_HINT = "Sign in on its row in the tools panel, or /signin {name} in workdock chat"
+
+
 def sign_in_reason(row: McpServer) -> str:
     return (
         f"needs_auth: sign in to {row.slug} with your own account (Sign in in the tools panel, "
