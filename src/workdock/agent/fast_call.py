@@ -117,6 +117,7 @@ class FastCallProtocol(HttpToolsProtocol):
             # Bad JSON or fields: the route answers it (the same 400, from the same parser).
             self._replay(fast)
             return
+        fast.before = None
         self._calling = fast
         fast.task = task = self.loop.create_task(self._serve(fast, *call))
         # uvicorn's graceful shutdown waits for these tasks, then cancels them.
@@ -148,7 +149,7 @@ class FastCallProtocol(HttpToolsProtocol):
         length: int | None = None
         for name, value in self.headers:
             if name == b"content-length":
-                if length is not None or not value.isdigit():
+                if length is not None or not value.isdigit() or len(value) > 18:
                     return False
                 length = int(value)
             elif name == b"transfer-encoding":
