@@ -20,6 +20,7 @@ export class ComposerMenus {
     this.attached = []; // {uri, server, source, label}
     this.mode = null; // "resource" | "prompt" | null
     this.items = [];
+    this.query = ""; // what follows the @ or / now (a list that loads late is filtered by it)
     this.active = 0;
     this.cache = { resources: null, prompts: null };
     this.chips = h("div", { class: "attachment-chips", hidden: true });
@@ -70,11 +71,14 @@ export class ComposerMenus {
   async open(kind, query) {
     const fresh = this.mode !== kind;
     this.mode = kind;
+    this.query = query;
     // Listed afresh each time a menu opens (servers come and go), then filtered as one types.
     const all = fresh || !this.cache[kind === "resource" ? "resources" : "prompts"]
       ? await this.load(kind) : this.cache[kind === "resource" ? "resources" : "prompts"];
     if (this.mode !== kind) return; // closed while loading
-    const q = query.toLowerCase();
+    // What is typed by now: keys pressed while the list loaded have filtered it already, and this
+    // late answer must not show the list as it was when the menu opened.
+    const q = this.query.toLowerCase();
     const text = (item) => kind === "resource"
       ? `${item.uri} ${item.name || ""} ${item.title || ""} ${item.server_name}`.toLowerCase()
       : `${item.name} ${item.title || ""} ${item.description || ""}`.toLowerCase();
