@@ -5,24 +5,30 @@ from __future__ import annotations
 
 import httpx2
 
-from tests.support.agent import TOKEN
+from tests.support.agent import TOKEN, fixture_server
 
 
 def test_token_guessing_is_answered_429_after_ten_failures(start_agent) -> None:
-    agent = start_agent({})
+    agent = start_agent({"slow": fixture_server("slow_tool.py")})
+    agent.wait_state("slow", "ready")
+    call = {"tool_name": "slow__echo", "arguments": {"text": "hi"}}
     with httpx2.Client(base_url=agent.url) as http:
-        # A forwarded address does not help a guesser: no proxy is believed by the agent.
-        codes = [
-            http.get(
-                "/api/v0/mcp/tools",
-                headers={"Authorization": f"Bearer guess-{n}", "X-Forwarded-For": f"203.0.113.{n}"},
-            ).status_code
-            for n in range(11)
-        ]
+
+        def guess(n: int, token: str) -> httpx2.Response:
+            # A forwarded address does not help a guesser: no proxy is believed by the agent.
+            headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": f"203.0.113.{n}"}
+            if n % 2:  # the plain call-tool (answered by the agent's HTTP protocol when admitted)
+                return http.post("/api/v0/mcp/call-tool", json=call, headers=headers)
+            return http.get("/api/v0/mcp/tools", headers=headers)
+
+        assert guess(1, TOKEN).status_code == guess(2, TOKEN).status_code == 200
+        codes = [guess(n, f"guess-{n}").status_code for n in range(11)]
         assert codes == [401] * 10 + [429]
-        blocked = http.get("/api/v0/mcp/tools", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
-        assert set(blocked.json()) == {"message", "detail"}
+        # The right token does not lift the block early, on either path.
+        for n in (0, 1):
+            blocked = guess(n, TOKEN)
+            assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0, n
+            assert set(blocked.json()) == {"message", "detail"}
         assert http.get("/healthz").status_code == 200  # the probe stays open
 
 

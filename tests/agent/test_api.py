@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx2
 
+from tests.support import raw_http
 from tests.support.agent import TOKEN, fixture_server
 
 
@@ -102,3 +105,87 @@ def test_healthz_needs_no_token_and_token_comparison_rejects_prefixes(start_agen
     prefix = httpx2.Client(base_url=agent.url, headers={"Authorization": f"Bearer {TOKEN[:-1]}"})
     assert prefix.get("/api/v0/mcp/tools").status_code == 401
     assert httpx2.get(f"{agent.url}/healthz").status_code == 200
+
+
+# The plain call-tool's happy path is answered by the agent's HTTP protocol itself
+# (agent/fast_call.py); a query string sends the same request through the ASGI route instead.
+VIA_ASGI = "/api/v0/mcp/call-tool?via=asgi"
+
+
+def test_a_plain_call_is_answered_alike_by_the_protocol_and_the_asgi_route(start_agent) -> None:
+    agent = start_agent(
+        {"slow": fixture_server("slow_tool.py")}, env={"WORKDOCK_AGENT_MAX_REQUEST_BYTES": "4096"}
+    )
+    agent.wait_state("slow", "ready")
+    echo = json.dumps({"tool_name": "slow__echo", "arguments": {"text": "héllo"}}).encode()
+    timed_out = json.dumps({"tool_name": "slow__sleep", "arguments": {"seconds": 5}, "timeout_ms": 100})
+    cases = {
+        "ok": (echo, {}, 200),
+        "no arguments": (b'{"tool_name": "slow__echo"}', {}, 200),
+        "unknown tool": (b'{"tool_name": "nope__nothing"}', {}, 404),
+        "bad JSON": (b"{not json", {}, 400),
+        "bad field": (b'{"tool_name": "slow__echo", "timeout_ms": 0}', {}, 400),
+        "timed out upstream": (timed_out.encode(), {}, 504),
+        "too large": (b'{"tool_name": "slow__echo", "arguments": {"text": "' + b"x" * 5000 + b'"}}', {}, 413),
+        "no token": (echo, {"token": None}, 401),
+    }
+    for name, (body, options, status) in cases.items():
+        answers = []
+        for target in ("/api/v0/mcp/call-tool", VIA_ASGI):
+            with raw_http.Connection(agent.port) as conn:
+                conn.send(raw_http.request("POST", target, body, **options))
+                answers.append(conn.read())
+        fast, asgi = answers
+        assert fast.status == asgi.status == status, (name, fast, asgi)
+        assert fast.body == asgi.body, name
+        # The same headers in the same order (uvicorn's date and server included), but the date.
+        assert [h for h in fast.headers if h[0] != "date"] == [h for h in asgi.headers if h[0] != "date"], (
+            name
+        )
+        assert fast.header("date") and fast.header("server") == "uvicorn"
+        assert set(fast.json()) == (
+            {"content", "is_error", "structured_content"} if status == 200 else {"message", "detail"}
+        )
+    assert agent.call("slow__echo", {"text": "héllo"}).json()["content"][0]["text"] == "héllo"
+
+
+def test_keep_alive_pipelining_connection_close_and_http_1_0(start_agent) -> None:
+    agent = start_agent({"slow": fixture_server("slow_tool.py")})
+    agent.wait_state("slow", "ready")
+
+    def text(answer: raw_http.Answer) -> str:
+        assert answer.status == 200, answer
+        return answer.json()["content"][0]["text"]
+
+    # Keep-alive: one call after another on one connection, which stays open.
+    with raw_http.Connection(agent.port) as conn:
+        for n in range(4):
+            conn.send(raw_http.call("slow__echo", {"text": f"call {n}"}))
+            answer = conn.read()
+            assert text(answer) == f"call {n}" and answer.header("connection") is None
+
+    # Pipelined: requests written at once are answered in order, a slow first one included,
+    # and whichever path each takes (a catalog read and a bad body among them).
+    with raw_http.Connection(agent.port) as conn:
+        conn.send(
+            raw_http.call("slow__sleep", {"seconds": 0.5})
+            + raw_http.call("slow__echo", {"text": "second"})
+            + raw_http.request("GET", "/api/v0/mcp/tools")
+            + raw_http.request("POST", "/api/v0/mcp/call-tool", b"[]")
+            + raw_http.call("slow__echo", {"text": "fifth"})
+        )
+        first, second, tools, bad, fifth = conn.read_many(5)
+        assert text(first) == "slept 0.5 seconds" and text(second) == "second"
+        assert tools.status == 200 and "slow__echo" in [t["name"] for t in tools.json()["tools"]]
+        assert bad.status == 400 and "JSON object" in bad.json()["message"]
+        assert text(fifth) == "fifth"
+        conn.send(raw_http.call("slow__echo", {"text": "later"}))
+        assert text(conn.read()) == "later"
+
+    # Connection: close, and HTTP/1.0 (no keep-alive): answered, then the agent closes.
+    for options in ({"headers": {"Connection": "close"}}, {"version": "1.0"}):
+        with raw_http.Connection(agent.port) as conn:
+            conn.send(raw_http.call("slow__echo", {"text": "bye"}, **options))
+            answer = conn.read()
+            assert text(answer) == "bye" and answer.header("connection") == "close", options
+            assert conn.at_eof(), options

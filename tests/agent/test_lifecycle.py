@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.support.agent import fixture_server
 
@@ -211,6 +212,38 @@ def test_shutdown_ends_every_process_group_even_with_a_hung_server(start_agent, 
     assert not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.parametrize("target", ["/api/v0/mcp/call-tool", "/api/v0/mcp/call-tool?via=asgi"])
+def test_shutdown_lets_calls_in_flight_finish_for_a_grace_then_ends_the_rest(
+    start_agent, tmp_path: Path, target: str
+) -> None:
+    """SIGTERM: a call that ends within the grace is answered (and its connection closed); one that
+    outlasts it gets uvicorn's 500, on the protocol's fast path as on the ASGI route."""
+    from tests.support import raw_http
+
+    call_log = tmp_path / "calls.jsonl"
+    agent = start_agent({"slow": fixture_server("slow_tool.py", CALL_LOG=str(call_log))})
+    agent.wait_state("slow", "ready")
+    with raw_http.Connection(agent.port) as quick, raw_http.Connection(agent.port) as stuck:
+        quick.send(raw_http.call("slow__sleep", {"seconds": 0.5}, target=target))
+        stuck.send(raw_http.call("slow__sleep", {"seconds": 60}, target=target))
+        agent.wait_for(
+            lambda: call_log.exists() and len(call_log.read_text().splitlines()) == 2,
+            10,
+            "both calls to start",
+        )
+        assert agent.stop() < 10
+        answered = quick.read()
+        assert answered.status == 200 and answered.header("connection") == "close"
+        assert answered.json()["content"][0]["text"] == "slept 0.5 seconds"
+        ended = stuck.read()
+        assert (ended.status, ended.body, ended.header("connection")) == (
+            500,
+            b"Internal Server Error",
+            "close",
+        )
+        assert quick.at_eof() and stuck.at_eof()
+
+
 def test_an_http_server_that_dies_gives_502_and_is_reconnected(
     start_agent, spawn, everything_bin, tmp_path: Path
 ) -> None:
@@ -302,7 +335,9 @@ def test_a_server_that_exits_at_start_says_why(start_agent) -> None:
     assert any("Traceback" in line for line in failed["stderr_tail"])
 
 
-def test_a_caller_that_hangs_up_cancels_the_call_upstream(start_agent, tmp_path: Path) -> None:
+# The plain call is answered by the agent's HTTP protocol; with a query string, by the ASGI route.
+@pytest.mark.parametrize("target", ["/api/v0/mcp/call-tool", "/api/v0/mcp/call-tool?via=asgi"])
+def test_a_caller_that_hangs_up_cancels_the_call_upstream(start_agent, tmp_path: Path, target: str) -> None:
     """An interrupted chat turn drops its HTTP request; the server must hear the call is cancelled."""
     import httpx2
 
@@ -314,7 +349,7 @@ def test_a_caller_that_hangs_up_cancels_the_call_upstream(start_agent, tmp_path:
     with httpx2.Client(base_url=agent.url, headers={"Authorization": f"Bearer {TOKEN}"}) as impatient:
         try:
             impatient.post(
-                "/api/v0/mcp/call-tool",
+                target,
                 json={"tool_name": "slow__sleep", "arguments": {"seconds": 60}},
                 timeout=1.0,
             )

@@ -17,6 +17,7 @@ from workdock.agent.auth import BearerAuth
 from workdock.agent.call_route import CallToolEndpoint, HotPathApp, call_body, parse_call_request
 from workdock.agent.catalog_routes import catalog_router
 from workdock.agent.etag import REFRESH_PARAMETER, etag_matches, wants_refresh
+from workdock.agent.fast_call import FastCallRoute
 from workdock.agent.mcp_route import McpEndpoint
 from workdock.agent.runtime import AgentRuntime, AgentSettings, new_hub
 from workdock.agent.streaming import Emit, event_stream, sse_openapi, wants_events
@@ -283,11 +284,14 @@ def create_app(settings: AgentSettings) -> FastAPI:
     # Any MCP client: the catalog as one streamable-HTTP server, the same token; the SDK's
     # transport limits its bodies to the same size.
     app.mcp_path = BearerAuth(mcp_endpoint, token=settings.token, attempts=attempts)
-    app.hot_path = BearerAuth(
+    call_auth = BearerAuth(
         BodyLimit(CallToolEndpoint(hub), max_bytes=settings.max_request_bytes),
         token=settings.token,
         attempts=attempts,
     )
+    app.hot_path = call_auth
+    # Its happy path once more, answered by the HTTP protocol itself (agent/fast_call.py).
+    app.fast_call = FastCallRoute(hub, call_auth, settings.max_request_bytes)
 
     @app.get("/healthz", tags=["health"], response_model=agentapi.Health)
     async def healthz() -> dict[str, str]:

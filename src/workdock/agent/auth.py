@@ -52,7 +52,7 @@ class BearerAuth:
             body = orjson.dumps({"message": message, "detail": detail})
             await _answer(send, 429, body, [(b"retry-after", str(wait).encode())])
             return
-        verdict = self._verdict(scope)
+        verdict = self._verdict(scope["headers"])
         if verdict:
             await self.app(scope, receive, send)
             return
@@ -60,9 +60,15 @@ class BearerAuth:
             self._attempts.record_failure(address)
         await _answer(send, 401, _UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
 
-    def _verdict(self, scope: Scope) -> bool | None:
+    def admits(self, headers: list[tuple[bytes, bytes]], address: str) -> bool:
+        """Whether a request with ``headers`` from ``address`` passes this check untouched: the
+        right token, from an address that is not blocked (a request that would be answered
+        401 or 429, or counted as a failure, is not admitted: this changes no count)."""
+        return self._attempts.retry_after(address) is None and self._verdict(headers) is True
+
+    def _verdict(self, headers: list[tuple[bytes, bytes]]) -> bool | None:
         """True for the right token, False for a wrong one, None when none was sent."""
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"authorization":
                 credentials = bearer_credentials(value)
                 # Constant time; a wrong scheme is compared too, so its answer takes as long.

@@ -13,7 +13,7 @@ caller that hangs up cancels the call upstream (499).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI
@@ -25,6 +25,9 @@ from workdock.agent.streaming import EVENT_STREAM
 from workdock.http_errors import ApiError, HTTPApiError
 from workdock.mcp.hub import Hub, HubError
 from workdock.memory import give_back
+
+if TYPE_CHECKING:
+    from workdock.agent.fast_call import FastCallRoute
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +64,38 @@ def parse_call_request(raw: bytes) -> tuple[str, dict[str, Any], int | None]:
     return tool_name, arguments, timeout_ms
 
 
-async def call_body(hub: Hub, raw: bytes, receive: Receive) -> bytes:
-    """The 200 body for a plain call-tool request body ``raw``, or the ApiError to answer."""
-    tool_name, arguments, timeout_ms = parse_call_request(raw)
+async def call_result(hub: Hub, tool_name: str, arguments: dict[str, Any], timeout_ms: int | None) -> bytes:
+    """The 200 body of a parsed call-tool request, or the ApiError to answer."""
     timeout = timeout_ms / 1000 if timeout_ms is not None else None
     try:
-        # If the caller hangs up (a chat turn interrupted), the call is cancelled upstream too.
-        result = await until_disconnect(receive, hub.call_wire(tool_name, arguments, timeout))
+        result = await hub.call_wire(tool_name, arguments, timeout)
     except HubError as exc:
         raise ApiError(exc.status, exc.message) from None
     return orjson.dumps(result)
+
+
+async def call_body(hub: Hub, raw: bytes, receive: Receive) -> bytes:
+    """The 200 body for a plain call-tool request body ``raw``, or the ApiError to answer."""
+    tool_name, arguments, timeout_ms = parse_call_request(raw)
+    # If the caller hangs up (a chat turn interrupted), the call is cancelled upstream too.
+    return await until_disconnect(receive, call_result(hub, tool_name, arguments, timeout_ms))
+
+
+def failed_call(exc: Exception) -> tuple[int, bytes, dict[str, str] | None]:
+    """The answer (status, body, extra headers) to a call-tool request that raised ``exc``."""
+    if isinstance(exc, ApiError):
+        return exc.status, error_body(exc.message, exc.detail), exc.headers
+    if isinstance(exc, HTTPApiError):  # the body limit, raised while the body is read
+        return exc.status_code, error_body(str(exc.detail), exc.explanation), None
+    # A bug, logged as one; the caller still gets the one error shape (as from FastAPI).
+    logger.error("call-tool failed", exc_info=exc)
+    return 500, error_body("internal error", "the server failed to answer; see its log"), None
+
+
+def json_headers(body: bytes, extra: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """The headers of a call-tool answer ``body`` (uvicorn adds ``date`` and ``server``)."""
+    headers = [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    return [*_JSON_HEADERS, *headers, (b"content-length", str(len(body)).encode())]
 
 
 def is_plain_call(scope: Scope) -> bool:
@@ -79,7 +104,7 @@ def is_plain_call(scope: Scope) -> bool:
         scope["type"] == "http"
         and scope["path"] == CALL_TOOL_PATH
         and scope["method"] == "POST"
-        and not _wants_events(scope)
+        and not asks_for_events(scope["headers"])
     )
 
 
@@ -92,17 +117,8 @@ class CallToolEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await call_body(self.hub, await _read_body(receive), receive)
-        except ApiError as exc:
-            await _answer(send, exc.status, _error(exc.message, exc.detail), exc.headers)
-            return
-        except HTTPApiError as exc:  # the body limit, raised while the body is read
-            await _answer(send, exc.status_code, _error(str(exc.detail), exc.explanation), None)
-            return
-        except Exception:
-            # A bug, logged as one; the caller still gets the one error shape (as from FastAPI).
-            logger.exception("call-tool failed")
-            body = _error("internal error", "the server failed to answer; see its log")
-            await _answer(send, 500, body, None)
+        except Exception as exc:
+            await _answer(send, *failed_call(exc))
             return
         await _answer(send, 200, body, None)
         give_back(len(body))
@@ -119,6 +135,8 @@ class HotPathApp(FastAPI):
     hot_path: ASGIApp | None = None
     # /mcp and /mcp/SERVER: the MCP endpoint's own chain (token check, endpoint), likewise.
     mcp_path: ASGIApp | None = None
+    # What the agent's HTTP protocol needs to answer ``hot_path``'s happy path before ASGI.
+    fast_call: FastCallRoute | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.hot_path is not None and is_plain_call(scope):
@@ -130,8 +148,9 @@ class HotPathApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def _wants_events(scope: Scope) -> bool:
-    return any(name == b"accept" and _EVENT_STREAM in value for name, value in scope["headers"])
+def asks_for_events(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the request asks for the streamed answer (``Accept: text/event-stream``)."""
+    return any(name == b"accept" and _EVENT_STREAM in value for name, value in headers)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -145,17 +164,10 @@ async def _read_body(receive: Receive) -> bytes:
             return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _error(message: str, detail: str | None) -> bytes:
+def error_body(message: str, detail: str | None) -> bytes:
     return orjson.dumps({"message": message, "detail": detail})
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: dict[str, str] | None) -> None:
-    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON_HEADERS, *extra, (b"content-length", str(len(body)).encode())],
-        }
-    )
+    await send({"type": "http.response.start", "status": status, "headers": json_headers(body, headers)})
     await send({"type": "http.response.body", "body": body})

@@ -18,6 +18,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from workdock.agent.app import create_app
+from workdock.agent.call_route import HotPathApp
+from workdock.agent.fast_call import fast_call_protocol
 from workdock.agent.runtime import AgentSettings
 from workdock.link.dialer import LinkSettings, run_link
 
@@ -32,8 +34,12 @@ def uvicorn_server(
     app: FastAPI | None = None,
     lifespan: Literal["on", "off"] = "on",
 ) -> uvicorn.Server:
+    app = app or create_app(settings)
+    # The plain call-tool's happy path is answered by the HTTP protocol itself (agent/fast_call.py).
+    fast = app.fast_call if isinstance(app, HotPathApp) else None
     config = uvicorn.Config(
-        app or create_app(settings),
+        app,
+        http=fast_call_protocol(fast) if fast is not None else "auto",
         host=settings.host,
         port=settings.port,
         log_level=log_level,

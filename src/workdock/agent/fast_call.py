@@ -1,0 +1,215 @@
+"""The plain call-tool answered by the agent's HTTP protocol, before uvicorn builds an ASGI request.
+
+A chat turn's tool calls are the agent's hot request, and even with FastAPI skipped
+(``call_route.HotPathApp``) most of the CPU it costs is uvicorn's ASGI request cycle: the scope,
+the cycle object, its messages and awaits. This subclass of uvicorn's httptools protocol answers
+the one request that matters on its happy path itself: a ``POST /api/v0/mcp/call-tool`` with
+nothing unusual about it, the right token and a body ``parse_call_request`` takes. It runs the
+same hub call as the ASGI route (``call_result``) in one task and writes the answer, with
+uvicorn's default headers (``date``, ``server``), straight to the transport.
+
+Everything else is uvicorn's own path, unchanged: a request that is not a candidate never leaves
+it, and a candidate that fails a check once its body is in (a body that does not parse) is
+replayed into it, so its answer is the ASGI route's. When in doubt, it falls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from workdock.agent.auth import BearerAuth
+from workdock.agent.call_route import (
+    CALL_TOOL_PATH,
+    asks_for_events,
+    call_result,
+    failed_call,
+    json_headers,
+    parse_call_request,
+)
+from workdock.http_errors import ApiError
+from workdock.mcp.hub import Hub
+from workdock.memory import give_back
+from workdock.ratelimit import client_address
+
+# The exact request target: a query string, %-escapes or an absolute URI are uvicorn's to parse.
+_TARGET = CALL_TOOL_PATH.encode()
+# uvicorn's answer for a request whose app it had to cancel (RequestResponseCycle.send_500_response).
+_CANCELLED_BODY = b"Internal Server Error"
+_CANCELLED_HEADERS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", str(len(_CANCELLED_BODY)).encode()),
+]
+
+
+@dataclass(frozen=True)
+class FastCallRoute:
+    """What the protocol shares with the app: its hub, the call-tool chain's own token check
+    (the same token and failed-attempt counter) and the body limit."""
+
+    hub: Hub
+    auth: BearerAuth
+    max_bytes: int
+
+
+class _NoEvent:
+    """uvicorn's connection_lost sets its cycle's event; nothing waits on a fast call's."""
+
+    def set(self) -> None:
+        pass
+
+
+class _FastCall:
+    """One fast request, from its headers to its answer.
+
+    It sits in uvicorn's ``cycle`` slot with the fields uvicorn reads there, so uvicorn's own
+    bookkeeping applies to it: a request pipelined behind it is queued (and started when this one
+    calls ``on_response_complete``), ``shutdown()`` lets it finish and then close
+    (``keep_alive``), ``connection_lost`` marks it ``disconnected``.
+    """
+
+    message_event = _NoEvent()
+
+    def __init__(self, before: Any, keep_alive: bool) -> None:
+        self.before = before  # what the cycle slot held (a finished cycle or None), for a replay
+        self.keep_alive = keep_alive
+        self.response_complete = False
+        self.disconnected = False
+        self.parts: list[bytes] = []
+        self.task: asyncio.Task[None] | None = None
+
+
+class FastCallProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with the plain call-tool answered on its happy path."""
+
+    route: ClassVar[FastCallRoute]
+    _reading: _FastCall | None = None  # a candidate whose body is arriving
+    _calling: _FastCall | None = None  # a call in flight
+
+    def on_headers_complete(self) -> None:
+        if self._is_candidate():
+            keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+            fast = _FastCall(self.cycle, keep_alive)
+            self._reading = fast
+            self.cycle = fast  # type: ignore[assignment]  # duck-typed: see _FastCall
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._reading is not None:
+            self._reading.parts.append(body)  # bounded: Content-Length was checked
+            return
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        fast = self._reading
+        if fast is None:
+            super().on_message_complete()
+            return
+        self._reading = None
+        raw = fast.parts[0] if len(fast.parts) == 1 else b"".join(fast.parts)
+        try:
+            call = parse_call_request(raw)
+        except ApiError:
+            # Bad JSON or fields: the route answers it (the same 400, from the same parser).
+            self._replay(fast)
+            return
+        fast.before = None
+        self._calling = fast
+        fast.task = task = self.loop.create_task(self._serve(fast, *call))
+        # uvicorn's graceful shutdown waits for these tasks, then cancels them.
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        fast = self._calling
+        if fast is not None and fast.task is not None:
+            # The caller hung up (an interrupted chat turn): the hub tells the server it is cancelled.
+            fast.disconnected = True
+            fast.task.cancel()
+
+    def _is_candidate(self) -> bool:
+        """A request this protocol may answer itself; anything unusual is left to uvicorn."""
+        if (
+            self.url != _TARGET
+            or self.parser.get_method() != b"POST"
+            or self.parser.should_upgrade()
+            or self.expect_100_continue  # uvicorn writes the 100 when the app reads
+            or (self.cycle is not None and not self.cycle.response_complete)  # pipelined: queued in order
+            or self.root_path
+            or self.limit_concurrency is not None  # its 503 is uvicorn's
+            or self.access_log  # its lines are uvicorn's
+            or self.config.reset_contextvars
+        ):
+            return False
+        length: int | None = None
+        for name, value in self.headers:
+            if name == b"content-length":
+                if length is not None or not value.isdigit() or len(value) > 18:
+                    return False
+                length = int(value)
+            elif name == b"transfer-encoding":
+                return False
+        if length is None or length > self.route.max_bytes or asks_for_events(self.headers):
+            return False
+        # The right token from an address that is not blocked; any other case is the ASGI
+        # chain's, which answers 401 or 429 and counts the failure.
+        return self.route.auth.admits(self.headers, client_address(self.scope))
+
+    def _replay(self, fast: _FastCall) -> None:
+        """Hand the request held back to uvicorn's own cycle, as if it had never been looked at."""
+        self.cycle = fast.before
+        super().on_headers_complete()
+        for part in fast.parts:
+            super().on_body(part)
+        super().on_message_complete()
+        if not fast.keep_alive:  # shutdown() asked while the body arrived
+            self.cycle.keep_alive = False
+
+    async def _serve(
+        self, fast: _FastCall, tool_name: str, arguments: dict[str, Any], timeout_ms: int | None
+    ) -> None:
+        try:
+            try:
+                body = await call_result(self.route.hub, tool_name, arguments, timeout_ms)
+                status, extra = 200, None
+            except asyncio.CancelledError:
+                if not fast.disconnected:
+                    # Shutdown gave up on the call: what uvicorn answers for an app it cancelled.
+                    fast.keep_alive = False
+                    self._send(fast, 500, _CANCELLED_HEADERS, _CANCELLED_BODY)
+                raise  # (after a hang-up there is nobody to answer)
+            except Exception as exc:  # HubError statuses, or a bug: the route's answer to it
+                status, body, extra = failed_call(exc)
+            if self.flow.write_paused and not fast.disconnected:
+                await self.flow.drain()  # the transport's buffer is full: wait, as uvicorn does
+            self._send(fast, status, json_headers(body, extra), body)
+        finally:
+            self._calling = None
+        if status == 200:
+            give_back(len(body))
+
+    def _send(self, fast: _FastCall, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """The answer as uvicorn's cycle writes it: status line, its default headers, ours."""
+        if fast.disconnected or self.transport.is_closing():
+            return
+        out = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            out += (name, b": ", value, b"\r\n")
+        if not fast.keep_alive:
+            out.append(b"connection: close\r\n")
+        out += (b"\r\n", body)
+        self.transport.write(b"".join(out))
+        fast.response_complete = True
+        if not fast.keep_alive:
+            self.transport.close()
+        self.on_response_complete()  # the next pipelined request, or the keep-alive timer
+
+
+def fast_call_protocol(route: FastCallRoute) -> type[FastCallProtocol]:
+    """The protocol class for uvicorn's ``Config(http=...)``, bound to one app's ``route``."""
+    return type("AgentHttpProtocol", (FastCallProtocol,), {"route": route})
