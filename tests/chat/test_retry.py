@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.chat.conftest import Api, ChatServer
@@ -175,3 +176,42 @@ async def test_retry_after_an_interrupt_and_bad_requests(
         ("assistant", False),
     ]
     assert after[-1]["parts"][0]["text"] == "finished this time"
+
+
+async def test_a_chat_read_while_its_queue_runs_is_never_idle_with_a_message_unanswered(
+    admin_api: Api, fake_model: FakeOpenAI, agent: RunningAgent
+) -> None:
+    """GET /chats/{id} reads the queue and the chat's status: a turn starting between the two
+    reads must not show the chat idle with nothing queued while its message is unanswered (what
+    clients wait for before reading the history)."""
+    chat_id = await new_chat(admin_api, agent.url)
+    queued = 40
+    hold = threading.Event()
+    fake_model.add(
+        Reply(text="answer 0", hold=hold), *[Reply(text=f"answer {i}") for i in range(1, queued + 1)]
+    )
+    try:
+        await admin_api.post(f"/chats/{chat_id}/messages", {"content": "message 0"}, expect=202)
+        await wait_until(lambda: len(fake_model.requests) == 1, timeout=30, message="the first turn to start")
+        for i in range(1, queued + 1):
+            await admin_api.post(f"/chats/{chat_id}/messages", {"content": f"message {i}"}, expect=202)
+    finally:
+        hold.set()
+    # Several readers as fast as they can while the queue runs turn after turn: whenever one is
+    # told it is over, it must be.
+    wrong: list[int] = []
+
+    async def read_until_over() -> None:
+        while True:
+            chat = await admin_api.get(f"/chats/{chat_id}")
+            if chat["status"] == "idle" and not chat["running"] and not chat["queued"]:
+                answered = await admin_api.messages(chat_id)
+                if len(answered) != 2 * (queued + 1):
+                    wrong.append(len(answered))
+                return
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as readers:
+            for _ in range(4):
+                readers.start_soon(read_until_over)
+    assert wrong == [], f"told the chat was idle with {wrong} of {2 * (queued + 1)} messages stored"

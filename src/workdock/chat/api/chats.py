@@ -3,7 +3,7 @@ interrupt, the next turn's tool set, and the SSE stream."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -20,7 +20,7 @@ from workdock.chat.auth import current_user, services
 from workdock.chat.catalog import ChatOffer, recent_tools
 from workdock.chat.models import ModelError
 from workdock.chat.services import Services
-from workdock.chat.store.models import Chat, User
+from workdock.chat.store.models import Chat, QueuedMessage, User
 from workdock.chat.store.repo import RerunRefused
 from workdock.http_errors import ApiError
 from workdock.http_json import api_router
@@ -81,6 +81,13 @@ async def owned_chat(svc: Services, chat_id: str, user: User) -> Chat:
 
 
 async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[str, Any]:
+    queued: Sequence[QueuedMessage] = ()
+    if detail:
+        # The queue first, then the chat's row again: a message taken from the queue since is
+        # then seen running (its turn starts in the same transaction). Read the other way round,
+        # a turn starting between the two reads showed the chat idle with nothing queued.
+        queued = await svc.store.list_queued(chat.id)
+        chat = await svc.store.get_chat(chat.id) or chat
     body: dict[str, Any] = {
         "id": chat.id,
         "workspace_id": chat.workspace_id,
@@ -104,7 +111,7 @@ async def chat_json(svc: Services, chat: Chat, *, detail: bool = False) -> dict[
                 "created_at": q.created_at.isoformat(),
                 "rerun_of": q.rerun_of,
             }
-            for q in await svc.store.list_queued(chat.id)
+            for q in queued
         ]
         body["pending_approvals"] = [
             {"tool_call_id": c.tool_call_id, "tool_name": c.tool_name}
