@@ -20,8 +20,6 @@ from workdock.agent.token import TOKEN_ENV, agent_token, default_token_file, rea
 from workdock.listen import ListenError, bind, url_host
 from workdock.listen import parse_listen as listen_address
 from workdock.logs import setup_logging
-from workdock.mcp.config import kept_note
-from workdock.mcp.content import structured_to_send
 from workdock.mcp.limits import DEFAULT_MAX_RESULT_BYTES, MAX_RESULT_ENV, MIN_RESULT_BYTES
 from workdock.tables import prompts_table, resources_table, servers_table, tools_table
 
@@ -403,6 +401,9 @@ def _decoded_size(data: str) -> int:
 
 
 def _print_result(result: agentapi.CallToolResult) -> None:
+    # Imported here, as each command's own modules are: the MCP models cost a second at start.
+    from workdock.mcp.content import structured_to_send
+
     for block in result.content:
         if block.type == "text":
             out.print(block.text, markup=False, highlight=False)
@@ -600,6 +601,8 @@ def status(
     for file in listing.config_files:
         note = f": {file.error}" if file.error else ""
         if file.state == "invalid":
+            from workdock.mcp.config import kept_note
+
             note += f"; {kept_note(file.kept_servers)}"
         style = {"loaded": "green", "missing": "dim", "invalid": "red"}[file.state]
         out.print(f"config [{style}]{file.state}[/] {escape(file.path + note)}", highlight=False)

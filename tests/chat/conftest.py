@@ -24,8 +24,9 @@ from tests.conftest import NODE_BIN, free_port, require, wait_until_sync
 from tests.support.agent import RunningAgent, write_config
 from tests.support.postgres import PostgresServer, require_postgres, start_postgres
 from tests.support.processes import stop_group
-from workdock.chat.app import ADMIN_TOKEN_FILE, create_app
+from workdock.chat.app import create_app
 from workdock.chat.cli_server import uvicorn_config
+from workdock.chat.datadir import ADMIN_TOKEN_FILE
 from workdock.chat.history_cache import max_chats_from_env
 from workdock.chat.models import ModelCatalog
 from workdock.chat.services import (

@@ -34,6 +34,7 @@ from workdock.chat.api import (
 from workdock.chat.api.schemas import Health
 from workdock.chat.api.workspace_signin import callback_url_of
 from workdock.chat.auth import login_url
+from workdock.chat.datadir import ADMIN_TOKEN_FILE
 from workdock.chat.elicitations import ANSWER_PATH, ElicitationAnswers, answer_forwarded
 from workdock.chat.eventlog import EventLog
 from workdock.chat.history_cache import HistoryCache
@@ -70,8 +71,6 @@ from workdock.web import mount
 logger = logging.getLogger(__name__)
 
 CHAT_QUESTIONS = 1024  # requests for input waiting at once in all running turns
-
-ADMIN_TOKEN_FILE = "admin.token"
 
 
 def _spawned(work: Coroutine[Any, Any, None]) -> None:

@@ -24,11 +24,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from workdock.chat.app import ADMIN_TOKEN_FILE
 from workdock.chat.cli_ask import ask_at_prompt
 from workdock.chat.cli_compose import ComposeError, compose
 from workdock.chat.cli_render import ChatView, ago
-from workdock.chat.services import default_data_dir
+from workdock.chat.datadir import ADMIN_TOKEN_FILE, default_data_dir
 
 DEFAULT_SERVER = "http://127.0.0.1:3000"
 TERMINAL = ("idle", "error", "interrupted")

@@ -8,9 +8,8 @@ import os
 from pathlib import Path
 
 from workdock.agent.discovery import running_up
-from workdock.chat.app import ADMIN_TOKEN_FILE
 from workdock.chat.auth import new_login_url
-from workdock.chat.services import default_data_dir
+from workdock.chat.datadir import ADMIN_TOKEN_FILE, default_data_dir
 from workdock.chat.store.db import create_engine, migrate, sqlite_url
 from workdock.chat.store.models import User
 from workdock.chat.store.repo import Store

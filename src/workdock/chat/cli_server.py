@@ -26,13 +26,13 @@ from workdock.agent.trust_prompt import ask_for_approval
 from workdock.chat.app import create_app, database_url_of, sqlite_lock_for
 from workdock.chat.auth import login_url
 from workdock.chat.catalog import Budget
+from workdock.chat.datadir import default_data_dir
 from workdock.chat.models import server_only_env
 from workdock.chat.services import (
     PUBLIC_URL_ENV,
     TRUSTED_PROXIES_ENV,
     ServerConfig,
     Services,
-    default_data_dir,
 )
 from workdock.chat.sqlite_lock import DatabaseInUse
 from workdock.listen import ListenError, bind, parse_listen, url_host

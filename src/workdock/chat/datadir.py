@@ -14,6 +14,12 @@ logger = logging.getLogger(__name__)
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+ADMIN_TOKEN_FILE = "admin.token"  # the first admin's API token, read by the terminal client
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "workdock"
 
 
 def _tighten(path: Path, mode: int) -> None:

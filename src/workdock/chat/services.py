@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workdock.chat.catalog import Budget
+from workdock.chat.datadir import default_data_dir
 from workdock.chat.elicitations import ElicitationAnswers
 from workdock.chat.eventlog import EventLog
 from workdock.chat.history_cache import max_chats_from_env
@@ -52,11 +53,6 @@ def scheduler_settings_from_env(environ: Mapping[str, str] | None = None) -> Sch
     if lease < 3 or sweep <= 0 or turns < 0:
         raise ValueError(f"{LEASE_ENV} must be at least 3, {SWEEP_ENV} above 0, {MAX_TURNS_ENV} 0 or more")
     return SchedulerSettings(lease_s=lease, renew_s=min(lease / 6, 10.0), sweep_s=sweep, max_turns=turns)
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "workdock"
 
 
 @dataclass

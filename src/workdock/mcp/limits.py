@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import mcp_types as types
+if TYPE_CHECKING:  # imported where used: the CLI reads the constants and should start fast
+    import mcp_types as types
 
 DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024
 MAX_RESULT_ENV = "WORKDOCK_MAX_RESULT_BYTES"
@@ -63,6 +64,8 @@ def describe_oversize(size: int | None, limit: int) -> str:
 
 def oversize_error(size: int | None, limit: int) -> types.ErrorData:
     """The error a call gets in place of a result over the limit."""
+    import mcp_types as types
+
     return types.ErrorData(
         code=types.INTERNAL_ERROR,
         message=describe_oversize(size, limit),
@@ -76,6 +79,8 @@ def is_oversize(error: types.ErrorData) -> bool:
 
 def error_line(request_id: types.RequestId | None, error: types.ErrorData) -> bytes:
     """One JSON-RPC error message, serialised as a line of the wire."""
+    import mcp_types as types
+
     message = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
     return message.model_dump_json(by_alias=True, exclude_unset=True).encode()
 
