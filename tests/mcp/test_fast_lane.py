@@ -133,3 +133,22 @@ async def test_lane_and_session_calls_in_flight_together_each_get_their_own_answ
                 tg.start_soon(with_progress, i)
     assert len(answers) == 90
     assert all(key == text for key, text in answers.items())
+
+
+async def test_lane_calls_to_a_server_that_stops_reading_wait_for_it_and_are_all_answered(hub: Hub) -> None:
+    # While the server is blocked its stdin pipe fills: the calls behind it wait for the server to
+    # read again, then each is answered, none lost or mixed up.
+    text = "x" * 50_000
+    answers: dict[int, str] = {}
+
+    async def echo(i: int) -> None:
+        wire = await hub.call_wire("slow__echo", {"text": f"{i} {text}"}, timeout=60)
+        answers[i] = wire["content"][0]["text"]
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hub.call_wire, "slow__sleep", {"seconds": 2, "block": True})
+            await wait_until(lambda: started(hub, "2"), 30, message="the server to block")
+            for i in range(40):  # 2 MB: far more than a pipe and the lane's buffer hold
+                tg.start_soon(echo, i)
+    assert answers == {i: f"{i} {text}" for i in range(40)}

@@ -4,7 +4,8 @@ Through ``ClientSession`` every call builds a pydantic request model and seriali
 two memory streams and the dispatcher's read loop, opens a memory stream of its own for its
 answer, and every answer is validated as a ``JSONRPCMessage``: together most of the agent's CPU
 per call (py-spy under the call-tool benchmark). On the lane the request line is written by
-orjson into the transport's stdin pump (batched with the session's own messages), and the
+orjson straight to the server's stdin (the lines of one turn of the event loop in one write, no
+task in between; through the transport's stdin pump where the pipe is not asyncio's), and the
 transport's reader, which parses each stdout line once, hands an answer whose id is a lane id
 straight to its waiting call as the raw dict. Everything else the server sends (its requests,
 notifications, answers to the session) goes to the session as before.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import count
 from typing import Any, TypeGuard
 
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 ID_PREFIX = "workdock-lane-"
 # How long the courtesy cancel may take to write (the dispatcher's bound too).
 CANCEL_WRITE_TIMEOUT = 5.0
+# Bytes waiting in the stdin pipe's buffer past which a call waits for the server to read them.
+HIGH_WATER = 256 * 1024
+_WRITE_FAILED = (RuntimeError, ConnectionResetError, BrokenPipeError)  # uvloop's, and asyncio's
 
 _CLOSED = types.ErrorData(code=types.CONNECTION_CLOSED, message="Connection closed")
 _TIMED_OUT = types.ErrorData(code=types.REQUEST_TIMEOUT, message="timed out")  # only ever seen here
@@ -57,13 +61,26 @@ class FastLane:
         self._ids = count(1)
         self._pending: dict[str, _Waiter] = {}
         self._stream: MemoryObjectSendStream[bytes] | None = None
+        self._stdin: asyncio.StreamWriter | None = None
+        self._on_broken: Callable[[], None] = self.close
+        self._out: list[bytes] = []  # lines for the next write
         self._closed = False
 
     # ---- the transport's side -------------------------------------------------------------------
 
-    def attach(self, stream: MemoryObjectSendStream[bytes]) -> None:
-        """``stream`` is the server's stdin pump: each item is one line, with its newline."""
+    def attach(
+        self,
+        stream: MemoryObjectSendStream[bytes],
+        stdin: asyncio.StreamWriter | None = None,
+        on_broken: Callable[[], None] | None = None,
+    ) -> None:
+        """``stream`` is the server's stdin pump: each item is one line, with its newline.
+        ``stdin``, when given, is the pipe itself, written directly; ``on_broken`` is called when a
+        write to it fails (the server is gone)."""
         self._stream = stream
+        self._stdin = stdin
+        if on_broken is not None:
+            self._on_broken = on_broken
 
     @staticmethod
     def owns(request_id: object) -> TypeGuard[str]:
@@ -116,14 +133,14 @@ class FastLane:
         self._pending[request_id] = waiter
         timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
         try:
-            await _put(stream, orjson.dumps(message) + b"\n")
+            await self._send(stream, orjson.dumps(message) + b"\n")
             outcome = await waiter
         except asyncio.CancelledError:
             # The caller gave up (a hang-up, a cancelled turn); a put cut short may have gone out.
             with anyio.move_on_after(CANCEL_WRITE_TIMEOUT, shield=True):
-                await _cancel(stream, request_id, "caller cancelled")
+                await self._cancel(stream, request_id, "caller cancelled")
             raise
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, *_WRITE_FAILED):
             raise MCPError(code=types.CONNECTION_CLOSED, message="Connection closed") from None
         finally:
             if timer is not None:
@@ -131,11 +148,41 @@ class FastLane:
             self._pending.pop(request_id, None)  # a late answer is dropped, not kept
         if outcome is _TIMED_OUT:
             with anyio.move_on_after(CANCEL_WRITE_TIMEOUT):
-                await _cancel(stream, request_id, f"timed out after {timeout}s")
+                await self._cancel(stream, request_id, f"timed out after {timeout}s")
             raise MCPError(code=types.REQUEST_TIMEOUT, message=f"Request {method!r} timed out")
         if isinstance(outcome, types.ErrorData):
             raise MCPError(code=outcome.code, message=outcome.message, data=outcome.data)
         return outcome
+
+    async def _send(self, stream: MemoryObjectSendStream[bytes], line: bytes) -> None:
+        stdin = self._stdin
+        if stdin is None:
+            await _put(stream, line)
+            return
+        # The server is not reading (its buffer is full): wait for it, as the pump's write would.
+        if stdin.transport.get_write_buffer_size() > HIGH_WATER:
+            await stdin.drain()
+        self._out.append(line)
+        if len(self._out) == 1:  # the first line of this turn of the loop: one write for them all
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        lines, self._out = self._out, []
+        if self._closed or self._stdin is None or not lines:
+            return
+        try:
+            self._stdin.write(b"".join(lines))
+        except _WRITE_FAILED as exc:  # the server closed its stdin, or is gone
+            logger.debug("could not write %d line(s) to the server: %r", len(lines), exc)
+            self._on_broken()
+
+    async def _cancel(self, stream: MemoryObjectSendStream[bytes], request_id: str, reason: str) -> None:
+        params = {"requestId": request_id, "reason": reason}
+        line = orjson.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})
+        try:
+            await self._send(stream, line + b"\n")
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, *_WRITE_FAILED):
+            logger.debug("dropped notifications/cancelled for %r: the server is gone", request_id)
 
 
 def _expire(waiter: _Waiter) -> None:
@@ -148,15 +195,6 @@ async def _put(stream: MemoryObjectSendStream[bytes], line: bytes) -> None:
         stream.send_nowait(line)  # the pump's buffer has room: no task switch
     except anyio.WouldBlock:
         await stream.send(line)
-
-
-async def _cancel(stream: MemoryObjectSendStream[bytes], request_id: str, reason: str) -> None:
-    params = {"requestId": request_id, "reason": reason}
-    line = orjson.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})
-    try:
-        await _put(stream, line + b"\n")
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-        logger.debug("dropped notifications/cancelled for %r: the server is gone", request_id)
 
 
 def _error_of(raw: object) -> types.ErrorData:

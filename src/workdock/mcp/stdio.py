@@ -12,6 +12,7 @@ die too, even when the wrapper itself exited cleanly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -22,7 +23,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import orjson
-from anyio.abc import ByteReceiveStream, Process
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
@@ -95,13 +96,14 @@ async def stdio_transport(
     # The session's messages and the lane's ready-made lines share one pump (and its batching).
     # Buffered, so that a lane call's line is put in without a task switch while the pump writes.
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage | bytes](MAX_BATCH)
-    if lane is not None:
-        lane.attach(write_stream)
 
     def closed() -> None:
         on_closed()  # the owner hears of it first, then the calls
         if lane is not None:
             lane.close()  # its calls fail now, as the session's do when its stream ends
+
+    if lane is not None:
+        lane.attach(write_stream, _asyncio_writer(process.stdin), closed)
 
     stdout_done = anyio.Event()
 
@@ -204,6 +206,13 @@ async def stdio_transport(
                 for stream in (read_stream, write_stream, read_writer, write_reader):
                     await stream.aclose()
             tg.cancel_scope.cancel()
+
+
+def _asyncio_writer(stdin: ByteSendStream | None) -> asyncio.StreamWriter | None:
+    """The asyncio pipe under anyio's stdin stream, for the lane to write to without a task
+    (anyio keeps it as ``_stream``); None on anything else: the lane then goes through the pump."""
+    writer = getattr(stdin, "_stream", None)
+    return writer if isinstance(writer, asyncio.StreamWriter) else None
 
 
 def _line(message: SessionMessage | bytes) -> bytes:
