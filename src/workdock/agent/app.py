@@ -291,7 +291,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
     )
     app.hot_path = call_auth
     # Its happy path once more, answered by the HTTP protocol itself (agent/fast_call.py).
-    app.fast_call = FastCallRoute(hub, call_auth, settings.max_request_bytes)
+    app.fast_call = FastCallRoute(hub, call_auth, settings.max_request_bytes, mcp_endpoint)
 
     @app.get("/healthz", tags=["health"], response_model=agentapi.Health)
     async def healthz() -> dict[str, str]:

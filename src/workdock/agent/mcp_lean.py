@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -75,6 +76,16 @@ async def _no_model(params: types.CreateMessageRequestParams) -> types.ErrorData
 # The lean path serves only clients that declared neither elicitation nor sampling: asked as the
 # gateway asks them, they are refused with the same reasons.
 _HOOKS = CallHooks(ask=_decline, sample=_no_model)
+
+# What stops the call when its client hangs up: ``until_disconnect`` on the request's ASGI channel,
+# or nothing where the HTTP protocol cancels the task itself.
+Guard = Callable[[Awaitable[Any]], Awaitable[Any]]
+# A request the lean path answers: run with where the answer goes and the guard.
+Lean = Callable[[Send, Guard], Awaitable[None]]
+
+
+def unguarded(work: Awaitable[Any]) -> Awaitable[Any]:
+    return work
 
 
 @dataclass(frozen=True)
@@ -160,33 +171,42 @@ class LeanCalls:
 
     async def answer(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
         """Answer the request if it is the lean path's (True); False leaves it to the SDK."""
-        if scope["method"] != "POST":
+        lean = self.plan(scope, body)
+        if lean is None:
             return False
+        with suppress(ApiError):  # the client hung up: the call was cancelled, nobody to answer
+            await lean(send, partial(until_disconnect, receive))
+        return True
+
+    def plan(self, scope: Scope, body: bytes) -> Lean | None:
+        """How the lean path answers this request (None: it is the SDK's), decided at once, with
+        no await: the agent's HTTP protocol asks before it lets uvicorn have the request."""
+        if scope["method"] != "POST":
+            return None
         headers = _Headers.of(scope)
         if headers.session_id is None and headers.version in MODERN_PROTOCOL_VERSIONS:
-            return await self._modern(headers, body, scope, receive, send)
-        session_id = self._session_of(scope, headers)
-        if session_id is None:
-            return False
+            return self._plan_modern(headers, body)
+        session = self._session_of(scope, headers)
+        if session is None:
+            return None
+        session_id, transport = session
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return False
+            return None
         call = parse_call(message)
         if call is not None:
-            return await self._call(session_id, call, scope, receive, send)
+            return partial(self._call, session_id, transport, call)
         cancelled = parse_cancel(message)
         if cancelled is not None:
             entry = self._in_flight.get((session_id, orjson.dumps(cancelled)))
             if entry is not None:
-                task, by_client = entry
-                by_client[0] = True
-                task.cancel()
-                await _send(send, 202, b"", session_id)
-                return True
-        return False
+                return partial(self._cancel, session_id, entry)
+        return None
 
-    def _session_of(self, scope: Scope, headers: _Headers) -> str | None:
+    def _session_of(
+        self, scope: Scope, headers: _Headers
+    ) -> tuple[str, StreamableHTTPServerTransport] | None:
         """The established session a request may be answered on here, as the SDK would check it."""
         session_id = headers.session_id
         if session_id is None or not headers.acceptable():
@@ -202,49 +222,55 @@ class LeanCalls:
         capabilities = connection.client_capabilities
         if capabilities is not None and (capabilities.elicitation or capabilities.sampling) is not None:
             return None  # a client that can be asked or offers a model: the gateway relays to it
-        return session_id
+        return session_id, transport
 
-    async def _modern(
-        self, headers: _Headers, body: bytes, scope: Scope, receive: Receive, send: Send
-    ) -> bool:
+    def _plan_modern(self, headers: _Headers, body: bytes) -> Lean | None:
         """A 2026-07-28 ``tools/call``: each POST stands alone. Checked as the SDK's entry checks
         it (the envelope, its headers, Mcp-Param headers); anything it would refuse, it does."""
         if not headers.acceptable():
-            return False
+            return None
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return False
+            return None
         call = parse_call(message)
         if call is None or not call.first_round:
-            return False  # a retry with answers goes to the gateway's relay
+            return None  # a retry with answers goes to the gateway's relay
         if find_duplicated_routing_header(headers.pairs) is not None:
-            return False
+            return None
         verdict = classify_inbound_request(message, headers=headers.folded)
         if not isinstance(verdict, InboundModernRoute):
-            return False
+            return None
         capabilities = verdict.client_capabilities
         if not isinstance(capabilities, dict) or capabilities.get("elicitation") is not None:
-            return False  # one that can be asked is relayed; a malformed one is the SDK's to judge
+            return None  # one that can be asked is relayed; a malformed one is the SDK's to judge
         if capabilities.get("sampling") is not None:
-            return False  # the gateway says why it cannot pass a sampling request on in this era
+            return None  # the gateway says why it cannot pass a sampling request on in this era
         if call.arguments or any(name.startswith(_MCP_PARAM) for name in headers.folded):
             schema = self.gateway.input_schema(call.name)
             if schema is not None and validate_mcp_param_headers(schema, call.arguments, headers.folded):
-                return False
+                return None
+        return partial(self._modern, call)
+
+    async def _modern(self, call: _Call, send: Send, guard: Guard) -> None:
         try:
-            result = await until_disconnect(receive, self._result(call))
+            result = await guard(self._result(call))
         except MCPError as exc:
             code = exc.error.code
             body_out = orjson.dumps(_error(call.request_id, code, exc.error.message))
             await _send(send, ERROR_CODE_HTTP_STATUS.get(code, 200), body_out, None)
-            return True
-        except ApiError:  # the client hung up: the call was cancelled, nobody to answer
-            return True
+            return
         result["resultType"] = "complete"  # the era's tag of a final result (as the SDK sends it)
         answer = {"jsonrpc": "2.0", "id": call.request_id, "result": result}
         await _send(send, 200, orjson.dumps(answer), None)
-        return True
+
+    async def _cancel(
+        self, session_id: str, entry: tuple[asyncio.Task[Any], list[bool]], send: Send, guard: Guard
+    ) -> None:
+        task, by_client = entry
+        by_client[0] = True
+        task.cancel()
+        await _send(send, 202, b"", session_id)
 
     def _transport(self, session_id: str, scope: Scope) -> StreamableHTTPServerTransport | None:
         # The manager's own tables (no public lookup): a live session, asked for with the
@@ -260,9 +286,14 @@ class LeanCalls:
             return None
         return transport
 
-    async def _call(self, session_id: str, call: _Call, scope: Scope, receive: Receive, send: Send) -> bool:
-        transport = self._transport(session_id, scope)
-        assert transport is not None  # checked just before, with no await in between
+    async def _call(
+        self,
+        session_id: str,
+        transport: StreamableHTTPServerTransport,
+        call: _Call,
+        send: Send,
+        guard: Guard,
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         key = (session_id, orjson.dumps(call.request_id))
@@ -271,7 +302,7 @@ class LeanCalls:
         try:
             with _held(transport):
                 try:
-                    result = await until_disconnect(receive, self._result(call))
+                    result = await guard(self._result(call))
                     body = {"jsonrpc": "2.0", "id": call.request_id, "result": result}
                 except MCPError as exc:
                     body = _error(call.request_id, exc.error.code, exc.error.message)
@@ -280,12 +311,9 @@ class LeanCalls:
                         raise
                     # The client said it no longer wants the answer: it ignores this one.
                     body = _error(call.request_id, _CANCELLED, "the client cancelled the request")
-        except ApiError:  # the client hung up: the call was cancelled, nobody to answer
-            return True
         finally:
             self._in_flight.pop(key, None)
         await _send(send, 200, orjson.dumps(body), session_id)
-        return True
 
     async def _result(self, call: _Call) -> dict[str, Any]:
         name = self.gateway.tool_name(call.name)

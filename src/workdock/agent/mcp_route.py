@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import Message, Receive, Scope, Send
 
-from workdock.agent.mcp_lean import LeanCalls
+from workdock.agent.mcp_lean import Lean, LeanCalls
 from workdock.http_errors import HTTPApiError
 from workdock.http_limits import too_large
 from workdock.mcp.gateway import Gateway
@@ -119,6 +119,19 @@ class McpEndpoint:
             task_status.started()
             await anyio.sleep_forever()
 
+    def plan(self, scope: Scope, body: bytes) -> Lean | None:
+        """How the lean path answers this POST (its body read), or None where it is this app's to
+        answer (a refused origin, an unknown server, anything but a plain call): the agent's HTTP
+        protocol asks, and gives the request to uvicorn when the answer is None."""
+        origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
+        only = _only(scope["path"])
+        served = self._served.get(only)
+        if served is None or not origin_allowed(origin, self.listen_host):
+            return None
+        if only is not None and only not in self.hub.server_names:
+            return None  # gone from the configuration since: the 404 is __call__'s
+        return served.lean.plan(scope, body)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
         if not origin_allowed(origin, self.listen_host):
@@ -129,7 +142,7 @@ class McpEndpoint:
             await _answer(send, 403, "origin not allowed", detail)
             return
         # /mcp or /mcp/SERVER (answered before FastAPI's routing: see HotPathApp)
-        only = scope["path"].removeprefix(MCP_PATH).removeprefix("/") or None
+        only = _only(scope["path"])
         if only is not None and only not in self.hub.server_names:
             await _answer(send, 404, f"no server named {only!r}", "see GET /api/v0/mcp/servers")
             return
@@ -146,6 +159,11 @@ class McpEndpoint:
                 return
             receive = _replayed(body, receive)
         await served.manager.handle_request(scope, receive, send)
+
+
+def _only(path: str) -> str | None:
+    """The server a path of the endpoint fronts alone (``/mcp/SERVER``); None for ``/mcp``."""
+    return path.removeprefix(MCP_PATH).removeprefix("/") or None
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
