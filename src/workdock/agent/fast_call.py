@@ -46,9 +46,9 @@ from workdock.ratelimit import client_address
 _TARGET = CALL_TOOL_PATH.encode()
 _MCP = b"/mcp"
 _MCP_SERVER = b"/mcp/"
-# uvicorn's answer for a request whose app it had to cancel (RequestResponseCycle.send_500_response).
 logger = logging.getLogger(__name__)
 
+# uvicorn's answer for a request whose app it had to cancel (RequestResponseCycle.send_500_response).
 _CANCELLED_BODY = b"Internal Server Error"
 _CANCELLED_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),

@@ -93,8 +93,9 @@ async def stdio_transport(
     except OSError as exc:
         raise StartError(_start_failure(command, cwd, env, exc)) from exc
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    # The session's messages and the lane's ready-made lines share one pump (and its batching).
-    # Buffered, so that a lane call's line is put in without a task switch while the pump writes.
+    # The session's messages go out through one pump (and its batching); the lane writes its
+    # lines to the pipe itself, and through the pump only where the pipe is not asyncio's.
+    # Buffered, so that a line is put in without a task switch while the pump writes.
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage | bytes](MAX_BATCH)
 
     def closed() -> None:
