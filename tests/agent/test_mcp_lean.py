@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,25 @@ class Session:
         self.headers["MCP-Protocol-Version"] = "2025-06-18"
         done = await self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
         assert done.status_code == 202, done.text
+        if not capabilities:
+            await self._until_lean()
+
+    async def _until_lean(self) -> None:
+        """Wait until the lean path takes this session's calls. The 202 to ``initialized`` comes
+        before the SDK has handled it, and until it has, a call goes the SDK's way (answered, as
+        SSE; a hang-up there does not cancel it upstream). A call of no tool shows which way."""
+        deadline = anyio.current_time() + 30
+        for probe in count():
+            message = {
+                "jsonrpc": "2.0",
+                "id": f"probe-{probe}",
+                "method": "tools/call",
+                "params": {"name": "-"},
+            }
+            if _kind(await self.post(message)) == "application/json":
+                return
+            assert anyio.current_time() < deadline, "the session never reached the lean path"
+            await anyio.sleep(0.02)
 
     async def post(self, message: dict[str, Any]) -> httpx2.Response:
         return await self.http.post(self.path, content=json.dumps(message), headers=self.headers)
