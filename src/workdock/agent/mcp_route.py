@@ -123,7 +123,7 @@ class McpEndpoint:
         """How the lean path answers this POST (its body read), or None where it is this app's to
         answer (a refused origin, an unknown server, anything but a plain call): the agent's HTTP
         protocol asks, and gives the request to uvicorn when the answer is None."""
-        origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
+        origin = _origin(scope)
         only = _only(scope["path"])
         served = self._served.get(only)
         if served is None or not origin_allowed(origin, self.listen_host):
@@ -133,7 +133,7 @@ class McpEndpoint:
         return served.lean.plan(scope, body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
+        origin = _origin(scope)
         if not origin_allowed(origin, self.listen_host):
             detail = (
                 f"requests from {origin} are refused: only the agent's own address and loopback may "
@@ -159,6 +159,10 @@ class McpEndpoint:
                 return
             receive = _replayed(body, receive)
         await served.manager.handle_request(scope, receive, send)
+
+
+def _origin(scope: Scope) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
 
 
 def _only(path: str) -> str | None:
