@@ -218,7 +218,7 @@ class LeanCalls:
             return None
         connection = self.gateway.session(session_id)
         if connection is None:
-            return None  # not initialized yet: the SDK says so
+            return None  # no initialize accepted yet: the SDK says so
         capabilities = connection.client_capabilities
         if capabilities is not None and (capabilities.elicitation or capabilities.sampling) is not None:
             return None  # a client that can be asked or offers a model: the gateway relays to it

@@ -109,8 +109,9 @@ class Gateway:
         # Handshake-era connections, told of changes on their standalone stream; each is
         # forgotten when it closes (its exit stack).
         self._connections: set[Any] = set()
-        # The same connections by the session id the HTTP transport gave them (the MCP endpoint's
-        # lean path reads an established session's client capabilities here).
+        # Handshake-era connections by the session id the HTTP transport gave them, from their
+        # ``initialize`` on (the MCP endpoint's lean path reads a session's client capabilities
+        # here; the SDK takes a session's requests from then too, before ``initialized``).
         self._sessions: dict[str, Any] = {}
         self._relay = InputRelay()
         self._schemas: tuple[int, dict[str, Any]] = (-1, {})
@@ -307,20 +308,26 @@ class Gateway:
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         result = await call_next(ctx)
-        if ctx.method == "notifications/initialized":
+        if ctx.method == "initialize" and (connection := _connection_of(ctx)) is not None:
+            # Known by its session id from here, not from ``initialized``: the 202 to that
+            # notification reaches the client before the SDK has handled it, and a call sent at
+            # once must find the session (the SDK itself takes it; see ``session``).
+            if (session_id := connection.session_id) is not None and session_id not in self._sessions:
+                self._sessions[session_id] = connection
+                connection.exit_stack.callback(self._sessions.pop, session_id, None)
+        elif ctx.method == "notifications/initialized":
             # The SDK's context has no public handle on the connection; its standalone
             # channel is where a handshake-era client hears of changes.
             connection = ctx.session._connection
             self._connections.add(connection)
             connection.exit_stack.callback(self._forget, connection)
-            if (session_id := connection.session_id) is not None:
-                self._sessions[session_id] = connection
-                connection.exit_stack.callback(self._sessions.pop, session_id, None)
         return result
 
     def session(self, session_id: str) -> Any | None:
-        """The initialized handshake-era connection of HTTP session ``session_id``, if any."""
-        return self._sessions.get(session_id)
+        """The handshake-era connection of HTTP session ``session_id`` once the SDK takes its
+        requests (its ``initialize`` was accepted: ``initialized`` need not have come yet)."""
+        connection = self._sessions.get(session_id)
+        return connection if connection is not None and connection.initialize_accepted else None
 
     def _forget(self, connection: Any) -> None:
         self._connections.discard(connection)
