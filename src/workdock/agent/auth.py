@@ -60,20 +60,26 @@ class BearerAuth:
             self._attempts.record_failure(address)
         await _answer(send, 401, _UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
 
-    def admits(self, headers: list[tuple[bytes, bytes]], address: str) -> bool:
-        """Whether a request with ``headers`` from ``address`` passes this check untouched: the
-        right token, from an address that is not blocked (a request that would be answered
-        401 or 429, or counted as a failure, is not admitted: this changes no count)."""
-        return self._attempts.retry_after(address) is None and self._verdict(headers) is True
+    def admits(self, authorization: bytes | None, address: str) -> bool:
+        """Whether a request with this ``Authorization`` value (its first) from ``address`` passes
+        this check untouched: the right token, from an address that is not blocked (a request
+        that would be answered 401 or 429, or counted as a failure, is not admitted: this
+        changes no count)."""
+        return self._attempts.retry_after(address) is None and self._matches(authorization) is True
 
     def _verdict(self, headers: list[tuple[bytes, bytes]]) -> bool | None:
         """True for the right token, False for a wrong one, None when none was sent."""
         for name, value in headers:
             if name == b"authorization":
-                credentials = bearer_credentials(value)
-                # Constant time; a wrong scheme is compared too, so its answer takes as long.
-                return hmac.compare_digest(credentials or b"", self._token) and credentials is not None
+                return self._matches(value)
         return None
+
+    def _matches(self, authorization: bytes | None) -> bool | None:
+        if authorization is None:
+            return None
+        credentials = bearer_credentials(authorization)
+        # Constant time; a wrong scheme is compared too, so its answer takes as long.
+        return hmac.compare_digest(credentials or b"", self._token) and credentials is not None
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CALL_TOOL_PATH = "/api/v0/mcp/call-tool"
-_EVENT_STREAM = EVENT_STREAM.encode()
+EVENT_STREAM_BYTES = EVENT_STREAM.encode()
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 MAX_TIMEOUT_MS = 600_000
@@ -150,7 +150,7 @@ class HotPathApp(FastAPI):
 
 def asks_for_events(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether the request asks for the streamed answer (``Accept: text/event-stream``)."""
-    return any(name == b"accept" and _EVENT_STREAM in value for name, value in headers)
+    return any(name == b"accept" and EVENT_STREAM_BYTES in value for name, value in headers)
 
 
 async def _read_body(receive: Receive) -> bytes:

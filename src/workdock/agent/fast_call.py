@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from workdock.agent.auth import BearerAuth
 from workdock.agent.call_route import (
     CALL_TOOL_PATH,
-    asks_for_events,
+    EVENT_STREAM_BYTES,
     call_result,
     failed_call,
     json_headers,
@@ -171,28 +171,33 @@ class FastCallProtocol(HttpToolsProtocol):
             or self.config.reset_contextvars
         ):
             return False
+        # One pass over the headers for all that is checked in them.
         length: int | None = None
+        authorization: bytes | None = None
         for name, value in self.headers:
             if name == b"content-length":
                 if length is not None or not value.isdigit() or len(value) > 18:
                     return False
                 length = int(value)
+            elif name == b"authorization":
+                if authorization is None:  # (the first one counts, as for the ASGI chain)
+                    authorization = value
             elif name == b"transfer-encoding":
                 return False
+            elif name == b"accept" and not mcp and EVENT_STREAM_BYTES in value:
+                return False  # call-tool's streamed answer (an MCP client accepts both, always)
         if length is None or length > self.route.max_bytes:
-            return False
-        if not mcp and asks_for_events(self.headers):  # (an MCP client accepts both, always)
             return False
         # The right token from an address that is not blocked; any other case is the ASGI
         # chain's, which answers 401 or 429 and counts the failure.
-        return self.route.auth.admits(self.headers, client_address(self.scope))
+        return self.route.auth.admits(authorization, client_address(self.scope))
 
     def _mcp_plan(self, raw: bytes) -> Lean | None:
         """The MCP endpoint's lean answer to this request, if it has one (see McpEndpoint.plan)."""
         assert self.route.mcp is not None  # (a candidate only with an endpoint)
         path = self.url.decode("ascii")
         # The scope the endpoint reads, as uvicorn's on_headers_complete would finish it.
-        scope = cast(Scope, self.scope)
+        scope: Scope = self.scope  # type: ignore[assignment]  # (uvicorn's HTTPScope: a dict)
         scope["method"], scope["path"], scope["raw_path"], scope["query_string"] = "POST", path, self.url, b""
         return self.route.mcp.plan(scope, raw)
 
