@@ -20,13 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, lru_cache, partial
 from typing import Any
 
-import anyio
 import mcp_types as types
 import orjson
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
@@ -61,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 _SESSION_HEADER_NAME = MCP_SESSION_ID_HEADER.lower()
 _SESSION_HEADER = _SESSION_HEADER_NAME.encode()
+_VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.lower().encode()
 _MCP_PARAM = MCP_PARAM_HEADER_PREFIX.lower()
 _CANCELLED = -32800  # JSON-RPC's "request cancelled", answered to a call its client cancelled
 
@@ -88,33 +88,48 @@ def unguarded(work: Awaitable[Any]) -> Awaitable[Any]:
     return work
 
 
-@dataclass(frozen=True)
 class _Headers:
-    """What the lean path reads of a request's headers."""
+    """What the lean path reads of a request's headers: the few a session's call needs read
+    from the raw headers at once, all of them decoded only for a 2026-07-28 request."""
 
-    pairs: list[tuple[str, str]]
-    folded: dict[str, str]
-    scope: Scope
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self._raw: dict[bytes, bytes] = dict(scope["headers"])  # (the last of a name, as ``folded``)
 
-    @classmethod
-    def of(cls, scope: Scope) -> _Headers:
-        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
-        return cls(pairs, dict(pairs), scope)
+    def _get(self, name: bytes) -> str | None:
+        value = self._raw.get(name)
+        return None if value is None else value.decode("latin-1")
+
+    @cached_property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.scope["headers"]]
+
+    @cached_property
+    def folded(self) -> dict[str, str]:
+        return dict(self.pairs)
 
     @property
     def session_id(self) -> str | None:
-        return self.folded.get(_SESSION_HEADER_NAME)
+        return self._get(_SESSION_HEADER)
 
     @property
     def version(self) -> str | None:
-        return self.folded.get(MCP_PROTOCOL_VERSION_HEADER)
+        return self._get(_VERSION_HEADER)
 
     def acceptable(self) -> bool:
         """A JSON body from a client that accepts JSON and SSE (else the SDK answers 406 or 415)."""
-        if "application/json" not in self.folded.get("content-type", ""):
+        if b"application/json" not in self._raw.get(b"content-type", b""):
             return False
-        has_json, has_sse = check_accept_headers(Request(self.scope))
-        return has_json and has_sse
+        # The first Accept, as the SDK's check reads it (through starlette's headers).
+        accept = next((value for name, value in self.scope["headers"] if name == b"accept"), b"")
+        return _accepts_json_and_sse(accept)
+
+
+@lru_cache(maxsize=64)
+def _accepts_json_and_sse(accept: bytes) -> bool:
+    """The SDK's own check of an ``Accept`` value (a client sends the same one every time)."""
+    has_json, has_sse = check_accept_headers(Request({"type": "http", "headers": [(b"accept", accept)]}))
+    return has_json and has_sse
 
 
 @dataclass(frozen=True)
@@ -183,7 +198,7 @@ class LeanCalls:
         no await: the agent's HTTP protocol asks before it lets uvicorn have the request."""
         if scope["method"] != "POST":
             return None
-        headers = _Headers.of(scope)
+        headers = _Headers(scope)
         if headers.session_id is None and headers.version in MODERN_PROTOCOL_VERSIONS:
             return self._plan_modern(headers, body)
         session = self._session_of(scope, headers)
@@ -299,19 +314,20 @@ class LeanCalls:
         key = (session_id, orjson.dumps(call.request_id))
         by_client = [False]
         self._in_flight[key] = (task, by_client)
+        held = _hold(transport)
         try:
-            with _held(transport):
-                try:
-                    result = await guard(self._result(call))
-                    body = {"jsonrpc": "2.0", "id": call.request_id, "result": result}
-                except MCPError as exc:
-                    body = _error(call.request_id, exc.error.code, exc.error.message)
-                except asyncio.CancelledError:
-                    if not by_client[0] or task.uncancel() > 0:
-                        raise
-                    # The client said it no longer wants the answer: it ignores this one.
-                    body = _error(call.request_id, _CANCELLED, "the client cancelled the request")
+            result = await guard(self._result(call))
+            body = {"jsonrpc": "2.0", "id": call.request_id, "result": result}
+        except MCPError as exc:
+            body = _error(call.request_id, exc.error.code, exc.error.message)
+        except asyncio.CancelledError:
+            if not by_client[0] or task.uncancel() > 0:
+                raise
+            # The client said it no longer wants the answer: it ignores this one.
+            body = _error(call.request_id, _CANCELLED, "the client cancelled the request")
         finally:
+            if held:
+                _release(transport)
             self._in_flight.pop(key, None)
         await _send(send, 200, orjson.dumps(body), session_id)
 
@@ -328,22 +344,24 @@ class LeanCalls:
         return wire_to_raw_result(wire)
 
 
-@contextmanager
-def _held(transport: StreamableHTTPServerTransport) -> Iterator[None]:
-    """Count the call as a request in flight on its session, as the transport's own
-    ``handle_request`` does, so the idle timeout never ends a session while it is served."""
-    scope, idle = transport.idle_scope, transport._idle_timeout
-    if scope is None or idle is None:
-        yield
-        return
+def _hold(transport: StreamableHTTPServerTransport) -> bool:
+    """Count a call as a request in flight on its session, as the transport's own
+    ``handle_request`` does, so the idle timeout never ends a session while it is served; True
+    when counted (then :func:`_release` it). A plain pair, not a context manager: per call."""
+    scope = transport.idle_scope
+    if scope is None or transport._idle_timeout is None:
+        return False
     transport._requests_in_flight += 1
-    scope.deadline = math.inf
-    try:
-        yield
-    finally:
-        transport._requests_in_flight -= 1
-        if not transport._requests_in_flight:
-            scope.deadline = anyio.current_time() + idle
+    if scope.deadline != math.inf:
+        scope.deadline = math.inf
+    return True
+
+
+def _release(transport: StreamableHTTPServerTransport) -> None:
+    transport._requests_in_flight -= 1
+    scope, idle = transport.idle_scope, transport._idle_timeout
+    if not transport._requests_in_flight and scope is not None and idle is not None:
+        scope.deadline = asyncio.get_running_loop().time() + idle  # (anyio's clock on asyncio)
 
 
 def _error(request_id: str | int, code: int, message: str) -> dict[str, Any]:
