@@ -17,8 +17,8 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,6 +80,8 @@ _CLIENT_INFO = types.Implementation(name="workdock", version=__version__)
 RESOURCE_NOT_FOUND = -32002  # the MCP specification's code for an unknown resource URI
 _Result = TypeVar("_Result", bound=types.Result)
 _LOST_ERRORS = (httpx2.TransportError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+# What one request may fail with, mapped to a HubError (``Connection._failure``).
+_MAPPED_ERRORS = (MCPError, InputRequiredRoundsExceededError, ValidationError, *_LOST_ERRORS)
 # A 2026-07-28 server may answer a call with input_required instead of its result.
 _CALL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = TypeAdapter(
     types.CallToolResult | types.InputRequiredResult
@@ -637,10 +639,12 @@ class Connection:
         """One request other than a tool call, its failures mapped to :class:`HubError` (``what``
         names it)."""
         client = self._ready_client()
-        with self._errors_mapped(what, timeout, f"a result for {what} that is not valid"):
+        try:
             return await client.session.send_request(
                 request, result_type, request_read_timeout_seconds=timeout
             )
+        except _MAPPED_ERRORS as exc:
+            raise self._failure(exc, what, timeout, f"a result for {what} that is not valid") from exc
 
     def _lose(self) -> None:
         """A call found the server gone: said at once, before the call is answered (a caller that
@@ -657,38 +661,34 @@ class Connection:
             raise ServerUnavailable(f"server {self.name!r} is {self.state}{reason}")
         return client
 
-    @contextmanager
-    def _errors_mapped(self, what: str, timeout: float, invalid: str) -> Iterator[None]:
-        """The SDK's and the transport's failures of one request, as :class:`HubError`s."""
-        try:
-            yield
-        except MCPError as exc:
+    def _failure(self, exc: BaseException, what: str, timeout: float, invalid: str) -> HubError:
+        """One request's failure (one of ``_MAPPED_ERRORS``, from the SDK or the transport) as a
+        :class:`HubError`; a server found gone is marked lost on the way (``_lose``). A plain
+        function rather than a context manager: it costs nothing on a call that succeeds."""
+        if isinstance(exc, MCPError):
             if is_oversize(exc.error):
-                raise ResultTooLarge(f"{what} on server {self.name!r}: {exc.error.message}") from exc
+                return ResultTooLarge(f"{what} on server {self.name!r}: {exc.error.message}")
             if exc.error.code == RESOURCE_NOT_FOUND:
-                raise NotFound(f"{what} on server {self.name!r}: {exc.error.message}") from exc
+                return NotFound(f"{what} on server {self.name!r}: {exc.error.message}")
             if exc.error.code == types.REQUEST_TIMEOUT:
-                raise CallTimeout(
+                return CallTimeout(
                     f"{what} on server {self.name!r} did not answer within {timeout:g} s"
                     " (the server was sent notifications/cancelled)"
-                ) from exc
+                )
             if exc.error.code == types.CONNECTION_CLOSED:
                 self._lose()
-                raise ServerUnavailable(
-                    f"server {self.name!r} closed the connection during the call"
-                ) from exc
-            raise UpstreamError(
+                return ServerUnavailable(f"server {self.name!r} closed the connection during the call")
+            return UpstreamError(
                 f"server {self.name!r} answered with an error: {exc.error.message} (code {exc.error.code})"
-            ) from exc
-        except InputRequiredRoundsExceededError as exc:
-            raise UpstreamError(
+            )
+        if isinstance(exc, InputRequiredRoundsExceededError):
+            return UpstreamError(
                 f"server {self.name!r} asked for input more than {exc.max_rounds} times in one call"
-            ) from exc
-        except ValidationError as exc:
-            raise UpstreamError(f"server {self.name!r} sent {invalid}: {exc.error_count()} problems") from exc
-        except _LOST_ERRORS as exc:
-            self._lose()
-            raise ServerUnavailable(f"server {self.name!r} is unreachable: {_describe(exc)}") from exc
+            )
+        if isinstance(exc, ValidationError):
+            return UpstreamError(f"server {self.name!r} sent {invalid}: {exc.error_count()} problems")
+        self._lose()
+        return ServerUnavailable(f"server {self.name!r} is unreachable: {_describe(exc)}")
 
     async def _call(
         self, tool: str, arguments: dict[str, Any], timeout: float, hooks: CallHooks, *, raw: bool
@@ -697,32 +697,35 @@ class Connection:
         call = _Call(self.name, tool, hooks)
         self._calls.append(call)
         try:
-            with self._errors_mapped(f"tool {tool!r}", timeout, "a result that is not a valid tool result"):
-                first: types.CallToolResult | types.InputRequiredResult | dict[str, Any]
-                if raw:
-                    first = await self._send_passed_through(client, call, arguments, timeout)
-                else:
-                    first = await self._send_call(client, call, arguments, timeout)
-                if isinstance(first, types.CallToolResult | dict):
-                    return first
+            first: types.CallToolResult | types.InputRequiredResult | dict[str, Any]
+            if raw:
+                first = await self._send_passed_through(client, call, arguments, timeout)
+            else:
+                first = await self._send_call(client, call, arguments, timeout)
+            if isinstance(first, types.CallToolResult | dict):
+                return first
 
-                async def dispatch(
-                    key: str, request: types.InputRequest
-                ) -> types.InputResponse | types.ErrorData:
-                    if isinstance(request, types.ElicitRequest):
-                        return await call.ask(request.params)
-                    if isinstance(request, types.CreateMessageRequest):
-                        return await call.sample(request.params)
-                    # Roots are not offered: the SDK's callback refuses them.
-                    context = ClientRequestContext(session=client.session, request_id=key)
-                    return await client.session.dispatch_input_request(context, request)
+            async def dispatch(
+                key: str, request: types.InputRequest
+            ) -> types.InputResponse | types.ErrorData:
+                if isinstance(request, types.ElicitRequest):
+                    return await call.ask(request.params)
+                if isinstance(request, types.CreateMessageRequest):
+                    return await call.sample(request.params)
+                # Roots are not offered: the SDK's callback refuses them.
+                context = ClientRequestContext(session=client.session, request_id=key)
+                return await client.session.dispatch_input_request(context, request)
 
-                async def retry(
-                    responses: types.InputResponses | None, state: str | None
-                ) -> types.CallToolResult | types.InputRequiredResult:
-                    return await self._send_call(client, call, arguments, timeout, responses, state)
+            async def retry(
+                responses: types.InputResponses | None, state: str | None
+            ) -> types.CallToolResult | types.InputRequiredResult:
+                return await self._send_call(client, call, arguments, timeout, responses, state)
 
-                return await run_input_required_driver(first, dispatch=dispatch, retry=retry)
+            return await run_input_required_driver(first, dispatch=dispatch, retry=retry)
+        except _MAPPED_ERRORS as exc:
+            raise self._failure(
+                exc, f"tool {tool!r}", timeout, "a result that is not a valid tool result"
+            ) from exc
         finally:
             self._calls.remove(call)
 
