@@ -110,33 +110,33 @@ async def stdio_transport(
 
     async def pump_stdout() -> None:
         assert process.stdout is not None
-        splitter = LineSplitter(max_line_bytes)
         try:
             async with read_writer:
-                async for chunk in _chunks(process.stdout):
-                    for line in splitter.feed(chunk):
-                        if not await deliver(line):
-                            return
-                for line in splitter.end():
-                    await deliver(line)
+                async for lines in _lines(process.stdout, LineSplitter(max_line_bytes)):
+                    for line in lines:
+                        if isinstance(line, Oversize):
+                            if not await dropped(line):
+                                return
+                            continue
+                        data = _loads(line)  # each line is parsed once
+                        if lane is None or not lane.answer(data):  # (a lane answer: no await)
+                            await deliver(line, data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the session is gone; nothing left to deliver to
         finally:
             stdout_done.set()
             closed()
 
-    async def deliver(line: bytes | Oversize) -> bool:
-        """Pass one stdout line on; False when the session must end."""
-        if isinstance(line, bytes):
-            data = _loads(line)  # each line is parsed once
-            if lane is not None and lane.answer(data):
-                return True
-            message = _parse(line, data)
-            if message is None:
-                logger.info("%s: skipped a stdout line that is not JSON-RPC: %.200r", who, line)
-            else:
-                await read_writer.send(message)
-            return True
+    async def deliver(line: bytes, data: Any) -> None:
+        """Pass one stdout line (``data``: what :func:`_loads` read of it) on to the session."""
+        message = _parse(line, data)
+        if message is None:
+            logger.info("%s: skipped a stdout line that is not JSON-RPC: %.200r", who, line)
+        else:
+            await read_writer.send(message)
+
+    async def dropped(line: Oversize) -> bool:
+        """Tell whoever waits for a line that was too long; False when the session must end."""
         what = describe_oversize(line.size, max_line_bytes)
         if line.kind == "method":
             logger.warning("%s: a request or notification was dropped: %s", who, what)
@@ -184,13 +184,10 @@ async def stdio_transport(
 
     async def pump_stderr() -> None:
         assert process.stderr is not None
-        splitter = LineSplitter(STDERR_LINE_LIMIT)
         with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            async for chunk in _chunks(process.stderr):
-                for line in splitter.feed(chunk):
+            async for lines in _lines(process.stderr, LineSplitter(STDERR_LINE_LIMIT)):
+                for line in lines:
                     on_stderr(_stderr_text(line))
-            for line in splitter.end():
-                on_stderr(_stderr_text(line))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump_stdout)
@@ -222,12 +219,16 @@ def _line(message: SessionMessage | bytes) -> bytes:
     return message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
 
 
-async def _chunks(stream: ByteReceiveStream) -> AsyncIterator[bytes]:
+async def _lines(stream: ByteReceiveStream, splitter: LineSplitter) -> AsyncIterator[list[bytes | Oversize]]:
+    """The lines of each chunk read from ``stream`` (split by ``splitter``), and at its end what
+    was left."""
     while True:
         try:
-            yield await stream.receive()
+            chunk = await stream.receive()
         except anyio.EndOfStream:
-            return
+            break
+        yield splitter.feed(chunk)
+    yield splitter.end()
 
 
 def _stderr_text(line: bytes | Oversize) -> str:
