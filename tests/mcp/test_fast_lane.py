@@ -18,6 +18,7 @@ import pytest
 
 from support.helpers import FIXTURES, wait_until
 from workdock.agent.child_env import workspace_env
+from workdock.mcp import stdio
 from workdock.mcp.config import parse_entry
 from workdock.mcp.connection import CallTimeout, ServerUnavailable
 from workdock.mcp.fast_lane import ID_PREFIX
@@ -29,11 +30,20 @@ pytestmark = pytest.mark.anyio
 _STARTED = re.compile(r"sleep (\S+) started \(request (\S+)\)")
 
 
-@pytest.fixture(params=["modern", "legacy"])
-async def hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Hub]:
+@pytest.fixture(params=["modern", "legacy", "legacy, through the pump"])
+async def hub(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Hub]:
     env = {"CANCEL_LOG": str(tmp_path / "cancelled.jsonl")}
-    if request.param == "legacy":
+    if request.param != "modern":
         env["FIXTURE_ERA"] = "legacy"
+    pumped: list[object] = []
+    if request.param.endswith("pump"):
+        # Where the stdin pipe is not asyncio's, the lane writes its lines through the pump.
+        def no_asyncio_pipe(stdin: object) -> None:
+            pumped.append(stdin)
+
+        monkeypatch.setattr(stdio, "_asyncio_writer", no_asyncio_pipe)
     servers = {
         "slow": {"command": sys.executable, "args": [str(FIXTURES / "slow_tool.py")], "env": env},
         "crash": {"command": sys.executable, "args": [str(FIXTURES / "crash_during_call.py")]},
@@ -45,6 +55,7 @@ async def hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[H
                 await hub.wait_for_change()
         era = {s.name: s.protocol_version for s in hub.statuses()}["slow"]
         assert (era == "2026-07-28") == (request.param == "modern")
+        assert len(pumped) == (2 if request.param.endswith("pump") else 0)  # (both servers)
         yield hub
 
 
