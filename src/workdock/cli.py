@@ -167,7 +167,7 @@ def agent(
     chat server instead and needs the workspace's token (from its connect command); a token the
     server refuses ends the agent with exit status 2.
     """
-    from workdock.agent.runtime import AgentSettings, max_request_bytes_from_env
+    from workdock.agent.runtime import AgentSettings, max_mcp_sessions_from_env, max_request_bytes_from_env
     from workdock.agent.serve import serve_agent, serve_linked_agent
     from workdock.link.dialer import EXIT_REFUSED, LinkSettings, link_url
     from workdock.link.session import timings_from_env
@@ -199,6 +199,7 @@ def agent(
             fail(f"token file {token_file} does not exist")
     try:
         auth_failures, max_request_bytes = RateLimitSettings.from_env(), max_request_bytes_from_env()
+        max_mcp_sessions = max_mcp_sessions_from_env()
     except ValueError as exc:
         fail(str(exc))
     sock = None
@@ -211,6 +212,7 @@ def agent(
     settings = AgentSettings(
         auth_failures=auth_failures,
         max_request_bytes=max_request_bytes,
+        max_mcp_sessions=max_mcp_sessions,
         workspace=dir,
         token=token,
         host=host,

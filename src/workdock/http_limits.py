@@ -67,11 +67,14 @@ async def _refuse(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def size_from_env(name: str, default: int, environ: Mapping[str, str] | None = None) -> int:
-    """A byte count from the environment variable ``name`` (``default`` when unset)."""
+def size_from_env(
+    name: str, default: int, environ: Mapping[str, str] | None = None, *, unit: str = "bytes"
+) -> int:
+    """A positive count of ``unit`` (bytes by default) from the environment variable ``name``
+    (``default`` when unset)."""
     value = (os.environ if environ is None else environ).get(name, "").strip()
     if not value:
         return default
     if not value.isdigit() or int(value) <= 0:
-        raise ValueError(f"{name} must be a positive number of bytes, got {value!r}")
+        raise ValueError(f"{name} must be a positive number of {unit}, got {value!r}")
     return int(value)

@@ -5,7 +5,10 @@ sends) against real fixture servers, and compare it with what the SDK's path ans
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +22,7 @@ import pytest
 from tests.agent.test_mcp_endpoint import INITIALIZE
 from tests.support.agent import TOKEN, RunningAgent, fixture_server
 from tests.support.helpers import wait_until
-from workdock.agent.runtime import MAX_REQUEST_BYTES_ENV
+from workdock.agent.runtime import MAX_MCP_SESSIONS_ENV, MAX_REQUEST_BYTES_ENV
 
 pytestmark = pytest.mark.anyio
 
@@ -355,3 +358,41 @@ def test_an_over_limit_body_gets_the_one_error_shape_with_or_without_a_length(st
         # a body within the limit is served
         initialize = INITIALIZE
         assert http.post("/mcp", json=initialize).status_code == 200
+
+
+async def test_sessions_past_the_limit_are_refused_until_one_ends(start_agent) -> None:
+    agent = start_agent({"slow": fixture_server("slow_tool.py")}, env={MAX_MCP_SESSIONS_ENV: "2"})
+    agent.wait_state("slow", "ready")
+    async with httpx2.AsyncClient(
+        base_url=agent.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+    ) as http:
+        first, second, third = Session(http), Session(http), Session(http)
+        await first.open()
+        await second.open()
+        refused = await third.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}})
+        assert refused.status_code == 503, refused.text
+        assert "Too many open sessions" in refused.json()["error"]["message"]
+        # The open sessions go on working, the lean way.
+        result = {"content": [{"type": "text", "text": "open"}], "isError": False}
+        assert await second.call("slow__echo", {"text": "open"}) == (
+            "application/json",
+            {"jsonrpc": "2.0", "id": 1, "result": result},
+        )
+        ended = await http.delete("/mcp", headers=first.headers)
+        assert ended.status_code in (200, 204), ended.text
+        await third.open()  # room again
+        kind, answer = await third.call("slow__echo", {"text": "third"})
+        assert kind == "application/json" and answer["result"]["content"][0]["text"] == "third"
+
+
+def test_a_session_limit_that_is_not_a_positive_number_stops_the_agent_at_start(workspace_dir: Path) -> None:
+    command = ["agent", "--dir", str(workspace_dir), "--listen", "127.0.0.1:0"]
+    started = subprocess.run(
+        [sys.executable, "-m", "workdock.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "WORKDOCK_AGENT_TOKEN": TOKEN, MAX_MCP_SESSIONS_ENV: "0"},
+    )
+    assert started.returncode != 0
+    assert f"{MAX_MCP_SESSIONS_ENV} must be a positive number of sessions, got '0'" in started.stderr

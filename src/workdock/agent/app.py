@@ -244,7 +244,12 @@ def create_app(settings: AgentSettings) -> FastAPI:
     hub = new_hub(settings)
     runtime = AgentRuntime(settings=settings, hub=hub)
     processes = ProcessTable(environment=settings.child_env) if settings.workspace_ops else None
-    mcp_endpoint = McpEndpoint(hub, listen_host=settings.host, max_request_bytes=settings.max_request_bytes)
+    mcp_endpoint = McpEndpoint(
+        hub,
+        listen_host=settings.host,
+        max_request_bytes=settings.max_request_bytes,
+        max_sessions=settings.max_mcp_sessions,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -76,10 +76,11 @@ class McpEndpoint:
     """The ASGI app behind ``/mcp`` (the catalog) and ``/mcp/{server}`` (one server, as it names
     things); :meth:`running` is entered by the agent's lifespan."""
 
-    def __init__(self, hub: Hub, *, listen_host: str, max_request_bytes: int) -> None:
+    def __init__(self, hub: Hub, *, listen_host: str, max_request_bytes: int, max_sessions: int) -> None:
         self.hub = hub
         self.listen_host = listen_host
         self.max_request_bytes = max_request_bytes
+        self.max_sessions = max_sessions  # on each path (each has its own session manager)
         # One per configured server ever asked for, made on first use: bounded by the config.
         self._served: dict[str | None, _Served] = {}
         self._task_group: TaskGroup | None = None
@@ -105,7 +106,9 @@ class McpEndpoint:
             assert self._task_group is not None, "the endpoint is not running"
             gateway = Gateway(self.hub, only)
             manager = StreamableHTTPSessionManager(
-                app=gateway.server, max_request_body_size=self.max_request_bytes
+                app=gateway.server,
+                max_request_body_size=self.max_request_bytes,
+                max_sessions=self.max_sessions,
             )
             served = _Served(gateway, manager, LeanCalls(gateway, manager))
             await self._task_group.start(self._run, served)

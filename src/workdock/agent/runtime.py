@@ -31,8 +31,19 @@ MAX_REQUEST_BYTES_ENV = "WORKDOCK_AGENT_MAX_REQUEST_BYTES"
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
+MAX_MCP_SESSIONS_ENV = "WORKDOCK_AGENT_MAX_MCP_SESSIONS"
+# Sessions open at once on each MCP endpoint path (/mcp, /mcp/SERVER); about 40 KiB each. A
+# session unused for 30 minutes ends (the SDK's idle timeout), so this bounds what clients that
+# never close theirs can hold; past it a new session is refused with 503 until one ends.
+DEFAULT_MAX_MCP_SESSIONS = 1000
+
+
 def max_request_bytes_from_env() -> int:
     return size_from_env(MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES)
+
+
+def max_mcp_sessions_from_env() -> int:
+    return size_from_env(MAX_MCP_SESSIONS_ENV, DEFAULT_MAX_MCP_SESSIONS, unit="sessions")
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class AgentSettings:
     watch: bool = True
     auth_failures: RateLimitSettings = field(default_factory=RateLimitSettings.from_env)
     max_request_bytes: int = field(default_factory=max_request_bytes_from_env)
+    max_mcp_sessions: int = field(default_factory=max_mcp_sessions_from_env)
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     # What the workspace's children must not see besides the agent token (`workdock up`: the chat
     # server's own settings and secrets).
