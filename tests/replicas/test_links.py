@@ -57,11 +57,15 @@ async def test_a_turn_run_by_another_replica_reaches_the_agent_through_the_one_h
         Reply(text="never asked"),
     )
     await b.post(f"/chats/{chat['id']}/messages", {"content": "go"}, expect=202)
-    await wait_until(
-        lambda: any("sleep" in line for line in logged(tmp_path / "calls.jsonl")),
-        timeout=60,
-        message="the long call to reach the agent",
-    )
+    try:
+        await wait_until(
+            lambda: any("sleep" in line for line in logged(tmp_path / "calls.jsonl")),
+            timeout=60,
+            message="the long call to reach the agent",
+        )
+    except AssertionError as exc:  # (seen once under a full suite's load: say where the turn was)
+        seen = await c.get(f"/chats/{chat['id']}"), await c.messages(chat["id"])
+        raise AssertionError(f"{exc}; the chat and its messages: {seen}") from None
     holder = await service.wait_holder(chat["id"])
     assert holder != service.replicas[0].url.removeprefix("http://")  # A runs no turns
     assert (workspace_dir / "relayed.txt").read_text() == "through A\n"
